@@ -1,0 +1,22 @@
+"""Imports of optional dependencies, each failing with the extra to install."""
+
+from __future__ import annotations
+
+import importlib
+from importlib.util import find_spec
+from types import ModuleType
+
+_EXTRA = {"tensorboard": "tensorboard", "pylibjpeg": "dicom"}
+
+
+def has(module: str) -> bool:
+    """True when ``module`` can be imported (without importing it)."""
+    return find_spec(module) is not None
+
+
+def require(module: str) -> ModuleType:
+    """Import ``module`` or raise an ImportError naming the extra that provides it."""
+    if not has(module):
+        extra = _EXTRA.get(module.split(".")[0], "dev")
+        raise ImportError(f"{module} is needed for this feature: pip install 'scintix[{extra}]'")
+    return importlib.import_module(module)

@@ -1,0 +1,215 @@
+"""``scintix``: one command, thin subcommands over public functions.
+
+    scintix run [--recipe NAME|FILE] [--data PATH] [--out DIR] [-o section.field=value ...] [--resume]
+    scintix evaluate RUN
+    scintix predict RUN INPUT [--out FILE.csv|.json]
+    scintix split DATA [--out split.csv] [--folds K]
+    scintix augment DATA --split split.csv --out DIR [--copies N]
+    scintix synthetic OUT_DIR [--patients N]
+    scintix recipes
+
+Errors in the user's input (a bad manifest, an unreadable file, an unknown
+config key) print one line naming the file and the problem, exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Sequence
+
+log = logging.getLogger("scintix")
+
+
+def _common_run_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--recipe", default="quickstart", help="recipe name (see `scintix recipes`) or YAML file [quickstart]")
+    p.add_argument("--data", help="manifest CSV, MedMNIST .npz, or a folder holding one; omitted = built-in synthetic data")
+    p.add_argument("--out", help="run folder [runs/<recipe>-<time>]")
+    p.add_argument("--epochs", type=int, help="shortcut for -o train.epochs=N")
+    p.add_argument("--seed", type=int, help="shortcut for -o train.seed=N (and the split seed)")
+    p.add_argument("--device", help="auto | cpu | cuda (shortcut for -o train.device=...)")
+    p.add_argument("-o", "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="config override, e.g. -o data.image_size=[64,32]")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+
+
+def _parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="scintix", description="Deep-learning diagnosis of nuclear-medicine and medical images.")
+    ap.add_argument("-v", "--verbose", action="store_true")
+    sub = ap.add_subparsers(dest="command", required=True)
+    _common_run_args(sub.add_parser("run", help="train + evaluate a recipe and print the metrics table"))
+    _common_run_args(sub.add_parser("train", help="same as run"))
+    p = sub.add_parser("evaluate", help="(re-)evaluate a run: threshold on val, metrics with CIs")
+    p.add_argument("run_dir")
+    p = sub.add_parser("predict", help="predict a file, folder or manifest with a saved run")
+    p.add_argument("run_dir")
+    p.add_argument("input")
+    p.add_argument("--out", default="predictions.csv", help="CSV or JSON (by suffix) [predictions.csv]")
+    p = sub.add_parser("split", help="make a patient-grouped split and report duplicates / leakage")
+    p.add_argument("data")
+    p.add_argument("--out", default="split.csv")
+    p.add_argument("--ratios", type=float, nargs=3, default=(0.7, 0.2, 0.1), metavar=("TRAIN", "VAL", "TEST"))
+    p.add_argument("--folds", type=int, default=0, help="k >= 2: k-fold assignment (test held out first)")
+    p.add_argument("--task", default="binary")
+    p.add_argument("--seed", type=int, default=0)
+    p = sub.add_parser("augment", help="P1's offline augmented dataset from the training split")
+    p.add_argument("data")
+    p.add_argument("--split", required=True, help="split CSV (from `scintix split` or a run folder)")
+    p.add_argument("--out", required=True)
+    p.add_argument("--copies", type=int, default=4)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--rotate-deg", type=float, default=10.0)
+    p.add_argument("--translate", type=float, default=0.05)
+    p.add_argument("--scale", type=float, default=0.1)
+    p.add_argument("--flip-prob", type=float, default=0.5)
+    p = sub.add_parser("synthetic", help="write the built-in synthetic bone-scan-like dataset")
+    p.add_argument("out_dir")
+    p.add_argument("--patients", type=int, default=240)
+    p.add_argument("--seed", type=int, default=0)
+    sub.add_parser("recipes", help="list the built-in recipes")
+    return ap
+
+
+def cmd_run(a: argparse.Namespace) -> int:
+    from ..config import load_config
+    from ..evaluation.report import format_table
+    from ..training.run import evaluate_run, train_run
+
+    overrides = list(a.overrides)
+    if a.data:
+        overrides.append(f"data.source={json.dumps(str(Path(a.data).resolve()))}")
+    if a.epochs is not None:
+        overrides.append(f"train.epochs={a.epochs}")
+    if a.seed is not None:
+        overrides += [f"train.seed={a.seed}", f"data.split.seed={a.seed}"]
+    if a.device:
+        overrides.append(f"train.device={a.device}")
+    if a.resume:
+        if not a.out:
+            raise ValueError("--resume needs --out RUN_DIR")
+        run_dir = train_run(None, a.out, resume=True)  # type: ignore[arg-type]
+    else:
+        cfg = load_config(a.recipe, overrides)
+        out = a.out or f"runs/{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+        run_dir = train_run(cfg, out)
+    results_path = Path(run_dir) / "eval" / "metrics_table.txt"
+    if not results_path.exists():
+        evaluate_run(run_dir)
+    print(results_path.read_text(), end="")
+    print(f"run folder: {run_dir}")
+    return 0
+
+
+def cmd_evaluate(a: argparse.Namespace) -> int:
+    from ..training.run import evaluate_run
+
+    evaluate_run(a.run_dir)
+    print((Path(a.run_dir) / "eval" / "metrics_table.txt").read_text(), end="")
+    return 0
+
+
+def cmd_predict(a: argparse.Namespace) -> int:
+    from ..inference.predict import predict_paths, write_prediction_rows
+
+    rows = predict_paths(a.run_dir, a.input)
+    out = write_prediction_rows(rows, a.out)
+    bad = [r for r in rows if r.get("error")]
+    for r in bad:
+        print(f"skipped: {r['error']}", file=sys.stderr)
+    print(f"{len(rows) - len(bad)} predicted, {len(bad)} skipped -> {out}")
+    return 0
+
+
+def cmd_split(a: argparse.Namespace) -> int:
+    from ..data.manifest import encode_labels, load_data
+    from ..data.splits import find_duplicates, hash_images, leakage_report, make_folds, make_split, save_split
+
+    records = load_data(a.data)
+    y, _ = encode_labels(records, None, a.task)
+    hashes, errors = hash_images(records)
+    for e in errors:
+        print(f"unreadable, left out: {e}", file=sys.stderr)
+    keep = [i for i, r in enumerate(records) if r.path in hashes]
+    recs, yy = [records[i] for i in keep], y[keep]
+    dups = find_duplicates(recs, hashes)
+    if a.folds >= 2:
+        assignment = make_folds(recs, yy, a.folds, a.task, a.ratios[2], a.seed, dups)
+    else:
+        assignment = make_split(recs, yy, a.task, tuple(a.ratios), a.seed, dups)
+    save_split(a.out, recs, assignment, hashes)
+    print(f"{len(recs)} images of {len({r.patient_id for r in recs})} patients -> {a.out}")
+    print(f"exact-duplicate groups: {len(dups)} ({sum(g.conflicting for g in dups)} with conflicting labels)")
+    for g in dups:
+        print(f"  patients {', '.join(sorted(set(g.patient_ids)))}: labels {', '.join(g.labels)}{'  CONFLICT' if g.conflicting else ''}")
+    print("leakage check:", json.dumps(leakage_report(recs, assignment, hashes)))
+    return 0
+
+
+def cmd_augment(a: argparse.Namespace) -> int:
+    from ..data.manifest import load_data
+    from ..data.splits import load_split
+    from ..transforms.augment import AugmentConfig
+    from ..transforms.offline import expand_dataset
+
+    records = load_data(a.data)
+    splits, _ = load_split(a.split)
+    cfg = AugmentConfig(rotate_deg=a.rotate_deg, translate=a.translate, scale=a.scale, flip_prob=a.flip_prob)
+    manifest, errors = expand_dataset(records, splits, a.out, a.copies, cfg, a.seed)
+    for e in errors:
+        print(f"unreadable, skipped: {e}", file=sys.stderr)
+    print(f"augmented dataset -> {manifest}")
+    return 0
+
+
+def cmd_synthetic(a: argparse.Namespace) -> int:
+    from ..data.synthetic import make_synthetic_dataset
+
+    print(f"SYNTHETIC dataset -> {make_synthetic_dataset(a.out_dir, n_patients=a.patients, seed=a.seed)}")
+    return 0
+
+
+def cmd_recipes(a: argparse.Namespace) -> int:
+    from ..config import list_recipes
+
+    print("\n".join(list_recipes()))
+    return 0
+
+
+COMMANDS = {"run": cmd_run, "train": cmd_run, "evaluate": cmd_evaluate, "predict": cmd_predict, "split": cmd_split, "augment": cmd_augment, "synthetic": cmd_synthetic, "recipes": cmd_recipes}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI in this process (tests call this); returns the exit code."""
+    a = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if a.verbose else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    from ..data.io import ImageReadError
+    from ..data.manifest import ManifestError
+
+    try:
+        return COMMANDS[a.command](a)
+    except (ManifestError, ImageReadError, FileNotFoundError, FileExistsError, ValueError, KeyError, FloatingPointError) as exc:
+        if a.verbose:
+            raise
+        msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"scintix: error: {msg}", file=sys.stderr)
+        return 2
+
+
+def entry() -> None:
+    """Console-script entry: re-executes once with glibc allocator tuning, then runs :func:`main`."""
+    if os.environ.get("SCINTIX_NO_REEXEC") != "1":
+        from ..training.perf import allocator_env
+
+        extra = allocator_env()
+        if extra:
+            env = {**os.environ, **extra, "SCINTIX_NO_REEXEC": "1"}
+            os.execve(sys.executable, [sys.executable, "-m", "scintix.cli", *sys.argv[1:]], env)
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry()

@@ -1,0 +1,1 @@
+"""Reading images, manifests, splits and datasets."""

@@ -1,0 +1,150 @@
+"""Samples and the cached training dataset.
+
+A *sample* is what the model sees once: one image, or (with ``views``) one
+patient whose views are stacked as channels (ANT+POST -> 2 channels, label =
+abnormal in any view). Deterministic preprocessing (read, normalise, resize,
+pad) runs once and is cached in memory; random augmentation runs per access,
+on the training set only, seeded by (run seed, epoch, index).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from ..transforms.functional import normalize_intensity, resize_pad
+from .io import ImageReadError, read_image
+from .manifest import Record
+
+__all__ = ["Sample", "build_samples", "preprocess", "CachedDataset"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One model input: its image path(s), target, patient and split."""
+
+    paths: tuple[str, ...]
+    target: np.ndarray  # () int class, or (K,) 0/1 for multi-label
+    patient_id: str
+    split: str | None = None
+
+    @property
+    def key(self) -> str:
+        return "|".join(self.paths)
+
+
+def build_samples(
+    records: Sequence[Record],
+    y: np.ndarray,
+    splits: dict[str, str] | None = None,
+    views: Sequence[str] | None = None,
+    view_filter: str | None = None,
+) -> list[Sample]:
+    """Samples from records: one per image, or one per patient with ``views`` as channels.
+
+    With ``views`` a patient missing one of them is left out with a warning; the
+    target is the element-wise maximum over views (abnormal in any view).
+    """
+    splits = splits or {}
+    rows = [(r, t) for r, t in zip(records, y) if view_filter is None or r.view == view_filter]
+    if view_filter is not None and not rows:
+        raise ValueError(f"no record has view {view_filter!r}")
+    if not views:
+        return [Sample((r.path,), np.asarray(t), r.patient_id, splits.get(r.path, r.split)) for r, t in rows]
+    by_patient: dict[str, dict[str, tuple[Record, np.ndarray]]] = defaultdict(dict)
+    for r, t in rows:
+        by_patient[r.patient_id][r.view or ""] = (r, t)
+    samples, incomplete = [], []
+    for pid, per_view in by_patient.items():
+        if not all(v in per_view for v in views):
+            incomplete.append(pid)
+            continue
+        recs = [per_view[v][0] for v in views]
+        target = np.max(np.stack([per_view[v][1] for v in views]), axis=0)
+        samples.append(Sample(tuple(r.path for r in recs), target, pid, splits.get(recs[0].path, recs[0].split)))
+    if incomplete:
+        log.warning("%d patient(s) lack one of the views %s and are left out, e.g. %s", len(incomplete), list(views), incomplete[:3])
+    return samples
+
+
+def preprocess(
+    paths: Sequence[str],
+    size: tuple[int, int],
+    normalize: str = "none",
+    percentiles: tuple[float, float] = (0.5, 99.5),
+    reader: Callable = read_image,
+) -> np.ndarray:
+    """Read, normalise and resize/pad each path, stacking them as channels: ``(C, H, W)``.
+
+    Raises:
+        ImageReadError: from the reader, naming the file.
+    """
+    parts = []
+    for p in paths:
+        arr, _ = reader(p, channels=1)
+        arr = normalize_intensity(arr, normalize, percentiles)  # type: ignore[arg-type]
+        parts.append(resize_pad(arr, size))
+    return np.concatenate(parts, axis=0)
+
+
+class CachedDataset(Dataset):
+    """Preprocessed samples held in memory; unreadable ones are dropped and listed in ``errors``.
+
+    Items are ``(image (C,H,W) float32 tensor, target tensor, index)``.
+    """
+
+    def __init__(
+        self,
+        samples: Sequence[Sample],
+        size: tuple[int, int],
+        normalize: str = "none",
+        percentiles: tuple[float, float] = (0.5, 99.5),
+        augment: Callable[[np.ndarray, int], np.ndarray] | None = None,
+        seed: int = 0,
+        progress: bool = False,
+    ) -> None:
+        self.augment = augment
+        self.seed = seed
+        self.epoch = 0
+        self.errors: list[str] = []
+        kept, arrays = [], []
+        it = samples
+        if progress:
+            from tqdm.auto import tqdm
+
+            it = tqdm(samples, desc="preprocess", leave=False, disable=None)
+        for s in it:
+            try:
+                arrays.append(preprocess(s.paths, size, normalize, percentiles))
+                kept.append(s)
+            except ImageReadError as exc:
+                self.errors.append(str(exc))
+        for e in self.errors:
+            log.error("skipped: %s", e)
+        self.samples = kept
+        self.images = np.stack(arrays) if arrays else np.zeros((0, 1, *size), np.float32)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Augmentation seeds depend on the epoch, so each epoch differs but replays exactly."""
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+        x = self.images[i]
+        if self.augment is not None:
+            x = self.augment(x, (self.seed * 1_000_003 + self.epoch * 100_003 + i) % (2**63))
+        return torch.from_numpy(np.ascontiguousarray(x)), torch.as_tensor(self.samples[i].target), i
+
+    @property
+    def targets(self) -> np.ndarray:
+        return np.stack([s.target for s in self.samples]) if self.samples else np.zeros((0,), np.int64)

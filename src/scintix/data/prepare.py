@@ -1,0 +1,111 @@
+"""From a config to samples per split: records, labels, duplicates, the split, and a summary."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .datasets import Sample, build_samples
+from .manifest import Record, encode_labels, load_data
+from .splits import find_duplicates, fold_to_split, hash_images, leakage_report, load_split, make_folds, make_split, save_split
+from .synthetic import make_synthetic_dataset
+
+__all__ = ["PreparedData", "prepare_data"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PreparedData:
+    records: list[Record]
+    classes: list[str]
+    samples: dict[str, list[Sample]]
+    summary: dict = field(default_factory=dict)
+    synthetic: bool = False
+
+
+def prepare_data(cfg, run_dir: str | Path) -> PreparedData:
+    """Load records, encode labels, find duplicates, make or reuse the split, build samples.
+
+    Writes ``split.csv`` and ``data_summary.json`` into ``run_dir``. A split
+    already in ``run_dir`` (resume, evaluate) or named by ``cfg.data.split.file``
+    is reused as is. Unreadable images are listed in the summary and left out.
+    """
+    run_dir = Path(run_dir)
+    d = cfg.data
+    synthetic = d.source is None
+    source = d.source
+    if synthetic:
+        data_dir = run_dir / "synthetic_data"
+        source = data_dir / "manifest.csv"
+        if not source.is_file():
+            opts = dict(cfg.synthetic)
+            opts.setdefault("seed", d.split.seed)
+            source = make_synthetic_dataset(data_dir, **opts)
+    records = load_data(source)
+    y, classes = encode_labels(records, d.classes, d.task)
+    split_file = run_dir / "split.csv"
+    if split_file.is_file() or d.split.file:
+        assignment, hashes = load_split(split_file if split_file.is_file() else d.split.file)
+        errors: list[str] = []
+        known = {r.path for r in records}
+        if not set(assignment) <= known:
+            extra = sorted(set(assignment) - known)
+            raise ValueError(f"split file lists {len(extra)} image(s) absent from the data, e.g. {extra[:2]}; it belongs to other data")
+        duplicates = find_duplicates(records, hashes)
+        how = f"reused {split_file if split_file.is_file() else d.split.file}"
+    else:
+        hashes, errors = hash_images(records)
+        duplicates = find_duplicates(records, hashes)
+        readable = [i for i, r in enumerate(records) if r.path in hashes]
+        recs, yy = [records[i] for i in readable], y[readable]
+        predefined = d.split.use_predefined and any(r.split for r in recs)
+        if predefined:
+            assignment = {r.path: r.split for r in recs if r.split}
+            how = "predefined split column of the manifest"
+        elif d.split.folds >= 2:
+            folds = make_folds(recs, yy, d.split.folds, d.task, test_ratio=d.split.ratios[2], seed=d.split.seed, duplicates=duplicates)
+            save_split(run_dir / "folds.csv", recs, folds, hashes)
+            assignment = fold_to_split(folds, d.split.fold)
+            how = f"{d.split.folds}-fold by patient (fold {d.split.fold} is val), test held out {d.split.ratios[2]}, seed {d.split.seed}"
+        else:
+            assignment = make_split(recs, yy, d.task, tuple(d.split.ratios), d.split.seed, duplicates)
+            how = f"patient-grouped, label-stratified {tuple(d.split.ratios)}, seed {d.split.seed}"
+        save_split(split_file, recs, assignment, hashes)
+    for e in errors:
+        log.error("unreadable, left out: %s", e)
+    samples = build_samples(records, y, assignment, d.views, d.view_filter)
+    by_split: dict[str, list[Sample]] = {s: [x for x in samples if x.split == s] for s in ("train", "val", "test")}
+    summary = _summary(records, classes, by_split, duplicates, leakage_report(records, assignment, hashes), errors, how, d.task)
+    summary["synthetic"] = synthetic
+    summary["source"] = str(source)
+    (run_dir / "data_summary.json").write_text(json.dumps(summary, indent=2))
+    return PreparedData(records, classes, by_split, summary, synthetic)
+
+
+def _summary(records, classes, by_split, duplicates, leakage, errors, how, task) -> dict:
+    per_split = {}
+    for name, samples in by_split.items():
+        t = np.stack([s.target for s in samples]) if samples else np.zeros((0,))
+        if task == "multilabel":
+            counts = {c: int(t[:, i].sum()) if len(t) else 0 for i, c in enumerate(classes)}
+        else:
+            counter = Counter(int(v) for v in t.ravel())
+            counts = {c: counter.get(i, 0) for i, c in enumerate(classes)}
+        per_split[name] = {"samples": len(samples), "patients": len({s.patient_id for s in samples}), "class_counts": counts}
+    return {
+        "images": len(records),
+        "patients": len({r.patient_id for r in records}),
+        "classes": classes,
+        "split_method": how,
+        "splits": per_split,
+        "duplicate_groups": [g.as_dict() for g in duplicates],
+        "duplicate_conflicting_labels": sum(g.conflicting for g in duplicates),
+        "leakage": leakage,
+        "unreadable": errors,
+    }

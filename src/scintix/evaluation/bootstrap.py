@@ -1,0 +1,62 @@
+"""Bootstrap confidence intervals resampled by patient (the unit of independence).
+
+Images of one patient are correlated (two views, repeated scans), so resampling
+images would understate the uncertainty. Each replicate draws patients with
+replacement; an image's weight is how often its patient was drawn. Count
+metrics use the weighted confusion counts (vectorised over replicates), the
+AUCs use sklearn with ``sample_weight``. Replicates where a metric is undefined
+(e.g. no positive patient drawn) are left out of that metric's interval.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from .metrics import COUNT_METRICS, binary_metrics, metrics_from_counts, pr_auc, roc_auc
+
+__all__ = ["bootstrap_ci"]
+
+
+def bootstrap_ci(
+    y: np.ndarray,
+    score: np.ndarray,
+    patient_ids: Sequence[str],
+    threshold: float,
+    n_boot: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> dict[str, dict[str, float]]:
+    """Point estimate and percentile CI of every binary metric.
+
+    Returns:
+        ``{metric: {"value", "ci_low", "ci_high"}}``; the CI is NaN when fewer
+        than half of the replicates define the metric.
+    """
+    y = np.asarray(y).astype(int)
+    score = np.asarray(score, dtype=float)
+    point = binary_metrics(y, score, threshold)
+    _, pid_index = np.unique(np.asarray(patient_ids, dtype=str), return_inverse=True)
+    n_pat = int(pid_index.max()) + 1 if len(pid_index) else 0
+    pred = score >= threshold
+    # Per-patient confusion counts, so a replicate's counts are one matrix product.
+    per_patient = np.zeros((n_pat, 4))
+    cells = np.stack([y & pred, (1 - y) & pred, y & ~pred, (1 - y) & ~pred], axis=1).astype(float)
+    np.add.at(per_patient, pid_index, cells)
+    rng = np.random.default_rng(seed)
+    weights = rng.multinomial(n_pat, np.full(n_pat, 1.0 / n_pat), size=n_boot).astype(float) if n_pat else np.zeros((n_boot, 0))
+    boot = metrics_from_counts(weights @ per_patient)
+    img_w = weights[:, pid_index]
+    boot["roc_auc"] = np.array([roc_auc(y, score, w) for w in img_w])
+    boot["pr_auc"] = np.array([pr_auc(y, score, w) for w in img_w])
+    alpha = (1 - level) / 2
+    out = {}
+    for name in (*COUNT_METRICS, "roc_auc", "pr_auc"):
+        vals = boot[name][np.isfinite(boot[name])]
+        if len(vals) >= n_boot / 2:
+            lo, hi = np.quantile(vals, [alpha, 1 - alpha])
+        else:
+            lo = hi = float("nan")
+        out[name] = {"value": point[name], "ci_low": float(lo), "ci_high": float(hi)}
+    return out

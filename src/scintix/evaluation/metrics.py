@@ -1,0 +1,92 @@
+"""Binary classification metrics as pure functions of numpy arrays.
+
+Conventions: ``y`` holds 0/1 targets, ``score`` a probability (or any score
+where higher means positive), ``pred`` 0/1 decisions. A metric whose
+denominator is zero is NaN (undefined), never 0 or 1: e.g. precision when
+nothing is predicted positive, AUC when only one class is present.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = [
+    "confusion_counts",
+    "metrics_from_counts",
+    "roc_auc",
+    "pr_auc",
+    "binary_metrics",
+    "COUNT_METRICS",
+    "RANK_METRICS",
+]
+
+COUNT_METRICS = ("accuracy", "precision", "recall", "specificity", "f1", "balanced_accuracy")
+RANK_METRICS = ("roc_auc", "pr_auc")
+
+
+def confusion_counts(y: np.ndarray, pred: np.ndarray) -> np.ndarray:
+    """``[tp, fp, fn, tn]`` as floats (floats so weighted/bootstrapped counts fit too)."""
+    y = np.asarray(y).astype(bool)
+    pred = np.asarray(pred).astype(bool)
+    return np.array([np.sum(y & pred), np.sum(~y & pred), np.sum(y & ~pred), np.sum(~y & ~pred)], dtype=np.float64)
+
+
+def _div(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(den > 0, num / np.where(den > 0, den, 1), np.nan)
+
+
+def metrics_from_counts(counts: np.ndarray) -> dict[str, np.ndarray]:
+    """Count-based metrics from ``[..., 4]`` counts (tp, fp, fn, tn); vectorised over leading dims."""
+    c = np.asarray(counts, dtype=np.float64)
+    tp, fp, fn, tn = c[..., 0], c[..., 1], c[..., 2], c[..., 3]
+    precision = _div(tp, tp + fp)
+    recall = _div(tp, tp + fn)
+    specificity = _div(tn, tn + fp)
+    return {
+        "accuracy": _div(tp + tn, tp + fp + fn + tn),
+        "precision": precision,
+        "recall": recall,
+        "specificity": specificity,
+        "f1": _div(2 * tp, 2 * tp + fp + fn),
+        # nanmean would hide an undefined half; balanced accuracy needs both classes.
+        "balanced_accuracy": (recall + specificity) / 2,
+    }
+
+
+def roc_auc(y: np.ndarray, score: np.ndarray, sample_weight: np.ndarray | None = None) -> float:
+    """Area under the ROC curve; NaN when only one class is present."""
+    from sklearn.metrics import roc_auc_score
+
+    y = np.asarray(y).astype(int)
+    w = None if sample_weight is None else np.asarray(sample_weight, dtype=float)
+    present = y if w is None else y[w > 0]
+    if len(np.unique(present)) < 2:
+        return float("nan")
+    return float(roc_auc_score(y, score, sample_weight=w))
+
+
+def pr_auc(y: np.ndarray, score: np.ndarray, sample_weight: np.ndarray | None = None) -> float:
+    """Average precision (area under the precision-recall curve); NaN without positives."""
+    from sklearn.metrics import average_precision_score
+
+    y = np.asarray(y).astype(int)
+    w = None if sample_weight is None else np.asarray(sample_weight, dtype=float)
+    pos = (y == 1) if w is None else ((y == 1) & (w > 0))
+    if not pos.any():
+        return float("nan")
+    return float(average_precision_score(y, score, sample_weight=w))
+
+
+def binary_metrics(y: np.ndarray, score: np.ndarray, threshold: float = 0.5) -> dict[str, float]:
+    """All point metrics at ``threshold`` (``score >= threshold`` is positive) plus AUCs.
+
+    >>> binary_metrics(np.array([0, 0, 1, 1]), np.array([0.1, 0.6, 0.4, 0.9]))["accuracy"]
+    0.5
+    """
+    y = np.asarray(y)
+    score = np.asarray(score, dtype=float)
+    out = {k: float(v) for k, v in metrics_from_counts(confusion_counts(y, score >= threshold)).items()}
+    out["roc_auc"] = roc_auc(y, score)
+    out["pr_auc"] = pr_auc(y, score)
+    return out

@@ -1,0 +1,171 @@
+"""Evaluation outputs of a run: metrics with CIs, thresholds, plots, per-image predictions.
+
+Binary tasks evaluate the positive class (index 1). Multi-class and multi-label
+tasks evaluate every class one-vs-rest with the same functions, plus macro means.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .bootstrap import bootstrap_ci
+from .threshold import choose_threshold
+
+__all__ = ["class_columns", "choose_thresholds", "evaluate_predictions", "write_predictions", "plot_roc", "plot_confusion", "format_table"]
+
+TABLE_METRICS = ("roc_auc", "pr_auc", "accuracy", "balanced_accuracy", "recall", "specificity", "precision", "f1")
+
+
+def class_columns(task: str, classes: Sequence[str]) -> list[int]:
+    """Which probability columns are evaluated: the positive class for binary, all otherwise."""
+    return [1] if task == "binary" else list(range(len(classes)))
+
+
+def one_vs_rest(targets: np.ndarray, task: str, k: int) -> np.ndarray:
+    """Targets as a 0/1 matrix ``(N, K)``."""
+    if task == "multilabel":
+        return np.asarray(targets).astype(int)
+    t = np.asarray(targets).astype(int).ravel()
+    out = np.zeros((len(t), k), int)
+    out[np.arange(len(t)), t] = 1
+    return out
+
+
+def choose_thresholds(probs: np.ndarray, targets: np.ndarray, task: str, classes: Sequence[str], cfg) -> dict[str, float]:
+    """Per evaluated class, the threshold chosen on these (validation) predictions."""
+    y = one_vs_rest(targets, task, probs.shape[1])
+    return {
+        classes[c]: choose_threshold(y[:, c], probs[:, c], cfg.threshold, cfg.target_specificity, cfg.fixed_threshold)
+        for c in class_columns(task, classes)
+    }
+
+
+def evaluate_predictions(probs, targets, patient_ids, thresholds: dict[str, float], task: str, classes: Sequence[str], cfg, seed: int = 0) -> dict:
+    """Metrics with patient-level bootstrap CIs, per evaluated class (+ macro means when several)."""
+    y = one_vs_rest(targets, task, probs.shape[1])
+    per_class = {}
+    for c in class_columns(task, classes):
+        name = classes[c]
+        per_class[name] = bootstrap_ci(y[:, c], probs[:, c], patient_ids, thresholds[name], cfg.n_bootstrap, cfg.ci_level, seed)
+    out: dict = {"n": int(len(probs)), "patients": int(len(set(patient_ids))), "positives": {classes[c]: int(y[:, c].sum()) for c in class_columns(task, classes)}}
+    out["thresholds"] = thresholds
+    out["per_class"] = per_class
+    if len(per_class) > 1:
+        out["macro"] = {m: float(np.nanmean([v[m]["value"] for v in per_class.values()])) for m in TABLE_METRICS}
+    if task != "multilabel" and len(probs):
+        out["argmax_accuracy"] = float(np.mean(np.argmax(probs, 1) == np.asarray(targets).ravel()))
+    return out
+
+
+def write_predictions(path: str | Path, samples, probs: np.ndarray, thresholds: dict[str, float], task: str, classes: Sequence[str]) -> Path:
+    """One row per sample: paths, patient, target, probability per class, decision."""
+    path = Path(path)
+    cols = class_columns(task, classes)
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["path", "patient_id", "target"] + [f"prob_{c}" for c in classes] + ["predicted"])
+        for s, p in zip(samples, probs):
+            target = ";".join(classes[i] for i in np.flatnonzero(s.target)) if task == "multilabel" else classes[int(s.target)]
+            w.writerow([s.key, s.patient_id, target] + [f"{v:.6f}" for v in p] + [decide(p, thresholds, task, classes, cols)])
+    return path
+
+
+def decide(p: np.ndarray, thresholds: dict[str, float], task: str, classes: Sequence[str], cols: Sequence[int]) -> str:
+    """The predicted label text for one probability vector."""
+    if task == "binary":
+        return classes[1] if p[1] >= thresholds[classes[1]] else classes[0]
+    if task == "multilabel":
+        return ";".join(classes[c] for c in cols if p[c] >= thresholds[classes[c]])
+    return classes[int(np.argmax(p))]
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_roc(path: str | Path, probs: np.ndarray, targets: np.ndarray, task: str, classes: Sequence[str], title: str) -> None:
+    from sklearn.metrics import roc_curve
+
+    plt = _plt()
+    y = one_vs_rest(targets, task, probs.shape[1])
+    fig, ax = plt.subplots(figsize=(4.5, 4.5), dpi=100)
+    for c in class_columns(task, classes):
+        if len(np.unique(y[:, c])) == 2:
+            fpr, tpr, _ = roc_curve(y[:, c], probs[:, c])
+            ax.plot(fpr, tpr, label=str(classes[c]))
+    ax.plot([0, 1], [0, 1], "k:", lw=0.8)
+    ax.set(xlabel="1 - specificity", ylabel="sensitivity", title=title, xlim=(0, 1), ylim=(0, 1.01))
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def plot_confusion(path: str | Path, probs: np.ndarray, targets: np.ndarray, thresholds: dict[str, float], task: str, classes: Sequence[str], title: str) -> None:
+    plt = _plt()
+    cols = class_columns(task, classes)
+    if task == "multilabel":
+        return  # one 2x2 matrix per label lives in metrics.json; a single matrix does not exist
+    pred = np.array([classes.index(decide(p, thresholds, task, classes, cols)) for p in probs], int)
+    t = np.asarray(targets).astype(int).ravel()
+    k = len(classes)
+    m = np.zeros((k, k), int)
+    np.add.at(m, (t, pred), 1)
+    fig, ax = plt.subplots(figsize=(3.8, 3.4), dpi=100)
+    ax.imshow(m, cmap="Blues")
+    for i in range(k):
+        for j in range(k):
+            ax.text(j, i, str(m[i, j]), ha="center", va="center", color="white" if m[i, j] > m.max() / 2 else "black")
+    ax.set(xticks=range(k), yticks=range(k), xticklabels=classes, yticklabels=classes, xlabel="predicted", ylabel="true", title=title)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def _fmt(v: dict) -> str:
+    if not math.isfinite(v["value"]):
+        return "n/a"
+    ci = "" if not math.isfinite(v["ci_low"]) else f" [{v['ci_low']:.3f}, {v['ci_high']:.3f}]"
+    return f"{v['value']:.3f}{ci}"
+
+
+def format_table(results: dict[str, dict], synthetic: bool = False) -> str:
+    """A plain-text table: one row per metric, one column per split (value [95% CI])."""
+    lines = []
+    if synthetic:
+        lines.append("*** SYNTHETIC DATA: these numbers say nothing about real scans ***")
+    for cls in next(iter(results.values()))["per_class"]:
+        header = f"{'class ' + cls:<20}" + "".join(f"{s:<28}" for s in results)
+        lines.append(header)
+        lines.append("-" * len(header))
+        for m in TABLE_METRICS:
+            lines.append(f"{m:<20}" + "".join(f"{_fmt(r['per_class'][cls][m]):<28}" for r in results.values()))
+        lines.append(f"{'threshold':<20}" + "".join(f"{r['thresholds'][cls]:<28.4f}" for r in results.values()))
+        lines.append(f"{'n (patients)':<20}" + "".join(f"{str(r['n']) + ' (' + str(r['patients']) + ')':<28}" for r in results.values()))
+    return "\n".join(lines)
+
+
+def save_json(path: str | Path, obj) -> None:
+    def clean(v):
+        if isinstance(v, float) and not math.isfinite(v):
+            return None  # JSON has no NaN; null means undefined
+        if isinstance(v, dict):
+            return {k: clean(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [clean(x) for x in v]
+        if isinstance(v, np.generic):
+            return clean(v.item())
+        return v
+
+    Path(path).write_text(json.dumps(clean(obj), indent=2))

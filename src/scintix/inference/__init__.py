@@ -1,0 +1,1 @@
+"""Inference with a saved run on new images."""

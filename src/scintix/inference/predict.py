@@ -1,0 +1,105 @@
+"""``predict``: a saved run applied to a file, a folder or a manifest.
+
+Uses the run's best checkpoint, its preprocessing, and the thresholds chosen
+on its validation split. A file that cannot be read gets a row with its error
+and the others are still predicted.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections import defaultdict
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from ..data.datasets import preprocess
+from ..data.io import ImageReadError
+from ..data.manifest import Record, load_data
+from ..evaluation.report import class_columns, decide
+from ..training.checkpoint import load_checkpoint
+from ..training.loop import probabilities
+from ..training.perf import autocast, resolve_device, resolve_precision
+from ..training.run import build_model_for_run, load_run_config
+
+__all__ = ["predict_paths", "write_prediction_rows"]
+
+
+def _inputs(source: str | Path) -> list[Record]:
+    src = Path(source)
+    if src.is_dir() or src.suffix.lower() in (".csv", ".npz"):
+        return load_data(src, require_label=False)
+    return [Record(path=str(src), patient_id=str(src))]
+
+
+def predict_paths(run_dir: str | Path, source: str | Path, batch_size: int = 32) -> list[dict]:
+    """Predict every image in ``source``; one dict per image (or per patient with views).
+
+    Rows hold ``path``, ``prob_<class>`` per class, ``predicted`` and ``error``
+    (empty when it worked). Probabilities are the model's; ``predicted`` uses
+    the run's validation-chosen thresholds.
+    """
+    run_dir = Path(run_dir)
+    cfg = load_run_config(run_dir)
+    ck = load_checkpoint(run_dir / "checkpoints" / "best.pt")
+    classes = list(ck["classes"])
+    thresholds = json.loads((run_dir / "eval" / "thresholds.json").read_text())["thresholds"]
+    model = build_model_for_run(cfg, len(classes))
+    model.load_state_dict(ck["model"])
+    device = resolve_device(cfg.train.device)
+    amp = resolve_precision(cfg.train.precision, device)
+    model.to(device).eval()
+    d, task = cfg.data, cfg.data.task
+    records = _inputs(source)
+    units: list[tuple[str, tuple[str, ...]]] = []
+    rows: list[dict] = []
+    if d.views:
+        by_pid: dict[str, dict[str, str]] = defaultdict(dict)
+        for r in records:
+            by_pid[r.patient_id][r.view or ""] = r.path
+        for pid, views in by_pid.items():
+            if all(v in views for v in d.views):
+                units.append((pid, tuple(views[v] for v in d.views)))
+            else:
+                rows.append({"path": pid, "error": f"needs views {list(d.views)} (a manifest with patient_id and view columns), has {sorted(views)}"})
+    else:
+        units = [(r.path, (r.path,)) for r in records if d.view_filter is None or r.view in (None, d.view_filter)]
+    arrays, keys = [], []
+    for key, paths in units:
+        try:
+            arrays.append(preprocess(paths, tuple(d.image_size), d.normalize, tuple(d.percentiles)))
+            keys.append(key)
+        except ImageReadError as exc:
+            rows.append({"path": key, "error": str(exc)})
+    cols = class_columns(task, classes)
+    for start in range(0, len(arrays), batch_size):
+        x = torch.from_numpy(np.stack(arrays[start : start + batch_size])).to(device)
+        with torch.no_grad(), autocast(device, amp):
+            p = probabilities(model(x).float(), task).cpu().numpy()
+        for key, pi in zip(keys[start : start + batch_size], p):
+            row = {"path": key, **{f"prob_{c}": float(v) for c, v in zip(classes, pi)}, "predicted": decide(pi, thresholds, task, classes, cols), "error": ""}
+            rows.append(row)
+    order = {k: i for i, (k, _) in enumerate(units)}
+    rows.sort(key=lambda r: order.get(r["path"], -1))
+    return rows
+
+
+def write_prediction_rows(rows: Sequence[dict], out: str | Path) -> Path:
+    """CSV or JSON by the suffix of ``out``."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix.lower() == ".json":
+        out.write_text(json.dumps(list(rows), indent=2))
+        return out
+    fields = list(dict.fromkeys(k for r in rows for k in r))
+    fields = ["path"] + [f for f in fields if f not in ("path", "error")] + ["error"]
+    with open(out, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=fields)
+        w.writeheader()
+        for r in rows:
+            w.writerow(r)
+    return out
+

@@ -1,0 +1,1 @@
+"""Training: seeding, device/precision fast paths, checkpoints, the loop, and run orchestration."""

@@ -1,0 +1,105 @@
+"""Device, precision and memory-layout choices: the fast paths, decided by measurement.
+
+Measured on the 2-core reference CPU (AMD EPYC, AVX2, no AVX512-BF16/AMX):
+bf16 autocast made ResNet-18 training 10-20x *slower*, so ``precision=auto``
+uses bf16 on CPU only when the CPU reports native bf16 (AVX512-BF16 or AMX).
+Channels-last helped some shapes and hurt others, so ``channels_last=auto``
+times both layouts for a few steps on the real model and batch and keeps the
+faster. glibc allocator thresholds must be set before Python starts; the CLI
+re-executes itself once with them (see :func:`allocator_env`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import logging
+import os
+import time
+from typing import Callable
+
+import torch
+from torch import nn
+
+__all__ = ["resolve_device", "resolve_precision", "autocast", "choose_channels_last", "allocator_env", "ALLOCATOR_ENV"]
+
+log = logging.getLogger(__name__)
+
+ALLOCATOR_ENV = {"MALLOC_MMAP_THRESHOLD_": "4294967296", "MALLOC_TRIM_THRESHOLD_": "4294967296"}
+
+
+def allocator_env() -> dict[str, str] | None:
+    """Variables to add before re-executing, or None when set already or not on glibc Linux."""
+    import platform
+
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return None
+    missing = {k: v for k, v in ALLOCATOR_ENV.items() if k not in os.environ}
+    return missing or None
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"device {name!r} asked for, but CUDA is not available here")
+    return dev
+
+
+def cpu_has_native_bf16() -> bool:
+    cpu = getattr(torch, "cpu", None)
+    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(bool(getattr(cpu, p, lambda: False)()) for p in probes)
+
+
+def resolve_precision(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype, or None for plain fp32."""
+    if precision == "fp32":
+        return None
+    if precision == "bf16":
+        return torch.bfloat16
+    if precision == "fp16":
+        if device.type != "cuda":
+            raise ValueError("fp16 autocast is only offered on CUDA; use bf16 or fp32 on CPU")
+        return torch.float16
+    if precision == "auto":
+        if device.type == "cuda":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.bfloat16 if cpu_has_native_bf16() else None
+    raise ValueError(f"unknown precision {precision!r}; choose from auto, fp32, bf16, fp16")
+
+
+def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def _time_steps(model: nn.Module, step: Callable[[nn.Module, torch.Tensor], None], x: torch.Tensor, steps: int) -> float:
+    step(model, x)  # warm-up: first call pays for allocation and kernel choice
+    start = time.perf_counter()
+    for _ in range(steps):
+        step(model, x)
+    return (time.perf_counter() - start) / steps
+
+
+def choose_channels_last(setting: str | bool, model: nn.Module, x: torch.Tensor, step: Callable[[nn.Module, torch.Tensor], None], steps: int = 2) -> bool:
+    """Resolve ``channels_last``: ``auto`` times ``step`` on copies of the model in both layouts."""
+    if isinstance(setting, bool):
+        return setting
+    if str(setting).lower() in ("true", "false"):
+        return str(setting).lower() == "true"
+    if setting != "auto":
+        raise ValueError(f"channels_last must be auto, true or false, got {setting!r}")
+    times = {}
+    for cl in (False, True):
+        m = copy.deepcopy(model)
+        xx = x
+        if cl:
+            m = m.to(memory_format=torch.channels_last)
+            xx = x.contiguous(memory_format=torch.channels_last)
+        times[cl] = _time_steps(m, step, xx, steps)
+    choice = times[True] < 0.95 * times[False]  # keep the default layout unless clearly faster
+    log.info("channels_last auto: %.3fs/step NCHW vs %.3fs/step NHWC -> %s", times[False], times[True], "NHWC" if choice else "NCHW")
+    return choice

@@ -1,0 +1,294 @@
+"""A training run end to end: data -> split -> train (resumable) -> evaluate.
+
+Run folder layout::
+
+    config.yaml  meta.json  split.csv  data_summary.json  history.csv  tb/
+    checkpoints/best.pt  checkpoints/last.pt
+    eval/thresholds.json  eval/<split>/{metrics.json, predictions.csv, roc.png, confusion.png}
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import platform
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+from torch.utils.data import DataLoader, WeightedRandomSampler
+
+from .. import __version__
+from ..config import RunConfig, _build, config_to_dict
+from ..data.datasets import CachedDataset
+from ..data.prepare import PreparedData, prepare_data
+from ..evaluation import report
+from ..models import create_model
+from ..transforms.augment import Augmenter
+from .checkpoint import load_checkpoint, save_checkpoint
+from .loop import make_criterion, predict, train_one_epoch
+from .perf import autocast, choose_channels_last, resolve_device, resolve_precision
+
+__all__ = ["train_run", "evaluate_run", "load_run_config", "build_model_for_run"]
+
+log = logging.getLogger(__name__)
+
+
+def load_run_config(run_dir: str | Path) -> RunConfig:
+    return _build(RunConfig, yaml.safe_load((Path(run_dir) / "config.yaml").read_text()), "")
+
+
+def _datasets(cfg: RunConfig, data: PreparedData) -> dict[str, CachedDataset]:
+    d = cfg.data
+    aug = Augmenter(cfg.augment) if cfg.augment.enabled else None
+    out = {}
+    for split, samples in data.samples.items():
+        # A random transform never touches validation or test images.
+        out[split] = CachedDataset(samples, tuple(d.image_size), d.normalize, tuple(d.percentiles), aug if split == "train" else None, cfg.train.seed, progress=cfg.train.progress)
+    return out
+
+
+def build_model_for_run(cfg: RunConfig, n_classes: int) -> torch.nn.Module:
+    in_ch = len(cfg.data.views) if cfg.data.views else 1
+    return create_model(cfg.model.name, in_channels=in_ch, num_classes=n_classes, weights=cfg.model.weights, dropout=cfg.model.dropout, small_input=cfg.model.small_input or None)
+
+
+def _class_weights(targets: np.ndarray, task: str, k: int) -> torch.Tensor:
+    if task == "multilabel":
+        pos = targets.sum(0)
+        return torch.tensor((len(targets) - pos) / np.maximum(pos, 1), dtype=torch.float32)
+    counts = np.bincount(targets.astype(int).ravel(), minlength=k).astype(float)
+    w = len(targets) / (k * np.maximum(counts, 1))
+    return torch.tensor(w, dtype=torch.float32)
+
+
+def _loader(ds: CachedDataset, cfg: RunConfig, train: bool, epoch: int) -> DataLoader:
+    t = cfg.train
+    g = torch.Generator().manual_seed(t.seed * 7919 + epoch)
+    if train and t.class_balance == "sampler":
+        targets = ds.targets
+        key = targets.astype(int) if targets.ndim == 1 else targets.argmax(1)
+        freq = np.bincount(key)
+        weights = 1.0 / freq[key]
+        sampler = WeightedRandomSampler(torch.as_tensor(weights, dtype=torch.double), len(ds), replacement=True, generator=g)
+        return DataLoader(ds, batch_size=t.batch_size, sampler=sampler, num_workers=t.num_workers, drop_last=len(ds) > t.batch_size)
+    return DataLoader(ds, batch_size=t.batch_size, shuffle=train, generator=g if train else None, num_workers=t.num_workers, drop_last=train and len(ds) > t.batch_size)
+
+
+def _schedule(cfg: RunConfig, optimizer) -> torch.optim.lr_scheduler.LRScheduler:
+    t = cfg.train
+    warm = max(0, min(t.warmup_epochs, t.epochs - 1))
+
+    def factor(epoch: int) -> float:
+        if epoch < warm:
+            return (epoch + 1) / (warm + 1)
+        if t.scheduler == "cosine":
+            span = max(1, t.epochs - warm)
+            return float(0.5 * (1 + np.cos(np.pi * (epoch - warm) / span)))
+        if t.scheduler == "step":
+            return float(0.1 ** sum(epoch >= m * t.epochs for m in t.step_milestones))
+        return 1.0
+
+    if t.scheduler not in ("cosine", "step", "none"):
+        raise ValueError(f"unknown scheduler {t.scheduler!r}; choose from cosine, step, none")
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def _optimizer(cfg: RunConfig, params):
+    t = cfg.train
+    if t.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=t.lr, weight_decay=t.weight_decay)
+    if t.optimizer == "adam":
+        return torch.optim.Adam(params, lr=t.lr, weight_decay=t.weight_decay)
+    if t.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=t.lr, momentum=0.9, weight_decay=t.weight_decay, nesterov=True)
+    raise ValueError(f"unknown optimizer {t.optimizer!r}; choose from adamw, adam, sgd")
+
+
+def _score(probs: np.ndarray, targets: np.ndarray, task: str, metric: str) -> float:
+    from ..evaluation.metrics import binary_metrics
+
+    y = report.one_vs_rest(targets, task, probs.shape[1])
+    cols = [1] if task == "binary" else list(range(probs.shape[1]))
+    vals = [binary_metrics(y[:, c], probs[:, c], 0.5)[metric] for c in cols]
+    vals = [v for v in vals if np.isfinite(v)]
+    return float(np.mean(vals)) if vals else float("nan")
+
+
+def train_run(cfg: RunConfig, run_dir: str | Path, resume: bool = False, max_epochs: int | None = None) -> Path:
+    """Train (or resume) a run in ``run_dir``, then evaluate it; returns ``run_dir``.
+
+    Args:
+        cfg: the resolved config (ignored on resume: the saved one is used).
+        run_dir: the run folder; must not hold a run unless ``resume``.
+        resume: continue from ``checkpoints/last.pt``.
+        max_epochs: stop after this many epochs in total (used to simulate an interruption).
+    """
+    run_dir = Path(run_dir)
+    last_path = run_dir / "checkpoints" / "last.pt"
+    if resume:
+        if not last_path.is_file():
+            raise FileNotFoundError(f"{run_dir}: nothing to resume (no checkpoints/last.pt)")
+        cfg = load_run_config(run_dir)
+    elif (run_dir / "config.yaml").exists():
+        raise FileExistsError(f"{run_dir} already holds a run; use --resume to continue it or pick another --out")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    t = cfg.train
+    from .seed import seed_everything
+
+    seed_everything(t.seed, t.deterministic)
+    if not resume:
+        (run_dir / "config.yaml").write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
+    data = prepare_data(cfg, run_dir)
+    if not data.samples["train"] or not data.samples["val"]:
+        raise ValueError(f"empty train or val split ({ {k: len(v) for k, v in data.samples.items()} }); need more patients")
+    device = resolve_device(t.device)
+    amp = resolve_precision(t.precision, device)
+    meta = {
+        "scintix_version": __version__, "torch_version": torch.__version__, "python": platform.python_version(), "host": platform.node(),
+        "device": str(device), "autocast_dtype": str(amp) if amp else "fp32", "seed": t.seed, "synthetic": data.synthetic,
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "classes": data.classes,
+    }
+    ds = _datasets(cfg, data)
+    model = build_model_for_run(cfg, len(data.classes)).to(device)
+    weights = _class_weights(ds["train"].targets, cfg.data.task, len(data.classes)).to(device) if t.class_balance == "loss" else None
+    criterion = make_criterion(cfg.data.task, weights, t.label_smoothing)
+    eval_criterion = make_criterion(cfg.data.task, None)
+    optimizer = _optimizer(cfg, model.parameters())
+    scheduler = _schedule(cfg, optimizer)
+    scaler = torch.amp.GradScaler("cuda") if amp == torch.float16 else None
+    state = {"epoch": 0, "best_score": -np.inf, "best_epoch": -1, "bad_epochs": 0, "history": [], "channels_last": None}
+    if resume:
+        ck = load_checkpoint(last_path)
+        model.load_state_dict(ck["model"])
+        optimizer.load_state_dict(ck["optimizer"])
+        scheduler.load_state_dict(ck["lr_scheduler"])
+        state = ck["state"]
+        log.info("resuming %s at epoch %d", run_dir, state["epoch"])
+    if state["channels_last"] is None:
+        x0, y0, _ = next(iter(_loader(ds["train"], cfg, True, 0)))
+
+        def step(m, x):
+            with autocast(device, amp):
+                criterion(m(x.to(device)).float(), (y0.float() if cfg.data.task == "multilabel" else y0.long()).to(device)).backward()
+
+        state["channels_last"] = choose_channels_last(t.channels_last, model, x0, step)
+    cl = state["channels_last"]
+    if cl:
+        model = model.to(memory_format=torch.channels_last)
+    meta["channels_last"] = cl
+    (run_dir / "meta.json").write_text(json.dumps(meta, indent=2))
+    writer = _tensorboard(run_dir / "tb") if t.tensorboard else None
+    stop_at = min(t.epochs, max_epochs or t.epochs)
+    for epoch in range(state["epoch"], stop_at):
+        # Everything random in an epoch derives from (seed, epoch): a resumed run replays it exactly.
+        torch.manual_seed(t.seed * 1_000_003 + epoch)
+        ds["train"].set_epoch(epoch)
+        lr = optimizer.param_groups[0]["lr"]
+        tr = train_one_epoch(model, criterion, optimizer, _loader(ds["train"], cfg, True, epoch), device, cfg.data.task, amp, scaler, cl, t.progress, f"epoch {epoch + 1}/{t.epochs}")
+        scheduler.step()
+        pv = predict(model, _loader(ds["val"], cfg, False, epoch), device, cfg.data.task, amp, cl, eval_criterion)
+        score = _score(pv["probs"], ds["val"].targets[pv["index"]], cfg.data.task, t.select_metric)
+        row = {"epoch": epoch + 1, "lr": float(lr), "train_loss": float(tr["loss"]), "val_loss": float(pv["loss"]), f"val_{t.select_metric}": float(score), "train_images_per_s": float(tr["images_per_s"])}
+        state["history"].append(row)
+        improved = (np.isfinite(score) and score > state["best_score"]) or state["best_epoch"] < 0
+        if improved:
+            state.update(best_score=float(score) if np.isfinite(score) else -np.inf, best_epoch=epoch + 1, bad_epochs=0)
+            save_checkpoint({"model": _plain_state(model), "epoch": epoch + 1, "score": score, "classes": data.classes}, run_dir / "checkpoints" / "best.pt")
+        else:
+            state["bad_epochs"] += 1
+        state["epoch"] = epoch + 1
+        save_checkpoint({"model": _plain_state(model), "optimizer": optimizer.state_dict(), "lr_scheduler": scheduler.state_dict(), "state": state, "classes": data.classes}, last_path)
+        _log_epoch(run_dir, row, writer)
+        log.info("epoch %d: train loss %.4f, val loss %.4f, val %s %.4f%s", epoch + 1, tr["loss"], pv["loss"], t.select_metric, score, " *" if improved else "")
+        if t.early_stop_patience and state["bad_epochs"] >= t.early_stop_patience:
+            log.info("early stop: no better val %s for %d epochs", t.select_metric, t.early_stop_patience)
+            break
+    if writer is not None:
+        writer.close()
+    finished = state["epoch"] >= t.epochs or bool(t.early_stop_patience and state["bad_epochs"] >= t.early_stop_patience)
+    if finished:
+        evaluate_run(run_dir, data=data, datasets=ds)
+    return run_dir
+
+
+def _plain_state(model: torch.nn.Module) -> dict:
+    # Contiguous copies: a channels-last model's checkpoint loads into either layout.
+    return {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+
+
+def _tensorboard(path: Path):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        log.warning("tensorboard is not installed; TensorBoard logs are skipped (pip install 'scintix[tensorboard]')")
+        return None
+    return SummaryWriter(str(path))
+
+
+def _log_epoch(run_dir: Path, row: dict, writer) -> None:
+    path = run_dir / "history.csv"
+    new = not path.exists()
+    with open(path, "a", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(row))
+        if new:
+            w.writeheader()
+        w.writerow(row)
+    if writer is not None:
+        for k, v in row.items():
+            if k != "epoch":
+                writer.add_scalar(k, v, row["epoch"])
+        writer.flush()
+
+
+def evaluate_run(run_dir: str | Path, data: PreparedData | None = None, datasets: dict | None = None, checkpoint: str = "best") -> dict:
+    """Evaluate a run's best checkpoint: threshold on val, metrics + CIs on each eval split.
+
+    Writes ``eval/`` (see module docstring) and returns ``{split: metrics}``.
+    """
+    run_dir = Path(run_dir)
+    cfg = load_run_config(run_dir)
+    if data is None:
+        data = prepare_data(cfg, run_dir)
+    if datasets is None:
+        datasets = _datasets(replace(cfg, augment=replace(cfg.augment, enabled=False)), data)
+    device = resolve_device(cfg.train.device)
+    amp = resolve_precision(cfg.train.precision, device)
+    model = build_model_for_run(cfg, len(data.classes))
+    model.load_state_dict(load_checkpoint(run_dir / "checkpoints" / f"{checkpoint}.pt")["model"])
+    model.to(device)
+    task, classes, ecfg = cfg.data.task, data.classes, cfg.eval
+    preds = {}
+    for split in dict.fromkeys(("val", *ecfg.splits)):
+        ds = datasets.get(split)
+        if ds is None or len(ds) == 0:
+            continue
+        out = predict(model, DataLoader(ds, batch_size=cfg.train.batch_size), device, task, amp)
+        preds[split] = (out["probs"], ds.targets[out["index"]], [ds.samples[i] for i in out["index"]])
+    if "val" not in preds:
+        raise ValueError(f"{run_dir}: no validation predictions; the threshold must come from validation data")
+    thresholds = report.choose_thresholds(preds["val"][0], preds["val"][1], task, classes, ecfg)
+    eval_dir = run_dir / "eval"
+    eval_dir.mkdir(exist_ok=True)
+    report.save_json(eval_dir / "thresholds.json", {"thresholds": thresholds, "method": ecfg.threshold, "target_specificity": ecfg.target_specificity, "chosen_on": "val"})
+    results = {}
+    for split, (probs, targets, samples) in preds.items():
+        if split not in ecfg.splits:
+            continue
+        res = report.evaluate_predictions(probs, targets, [s.patient_id for s in samples], thresholds, task, classes, ecfg, seed=cfg.train.seed)
+        res.update(split=split, synthetic=data.synthetic, threshold_method=f"{ecfg.threshold} on val", ci=f"{ecfg.ci_level:.0%} patient-level bootstrap, {ecfg.n_bootstrap} replicates")
+        d = eval_dir / split
+        d.mkdir(exist_ok=True)
+        report.save_json(d / "metrics.json", res)
+        report.write_predictions(d / "predictions.csv", samples, probs, thresholds, task, classes)
+        tag = " (SYNTHETIC)" if data.synthetic else ""
+        report.plot_roc(d / "roc.png", probs, targets, task, classes, f"ROC, {split}{tag}")
+        report.plot_confusion(d / "confusion.png", probs, targets, thresholds, task, classes, f"{split}{tag}")
+        results[split] = res
+    table = report.format_table(results, data.synthetic)
+    (eval_dir / "metrics_table.txt").write_text(table + "\n")
+    return results

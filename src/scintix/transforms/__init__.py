@@ -1,0 +1,1 @@
+"""Deterministic preprocessing (pure functions) and seeded random augmentation."""

@@ -1,0 +1,64 @@
+"""Pure preprocessing functions on ``(C, H, W)`` arrays; no state, no randomness."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+__all__ = ["normalize_intensity", "resize_pad", "Normalization"]
+
+Normalization = Literal["none", "minmax", "zscore", "percentile"]
+
+
+def normalize_intensity(
+    arr: np.ndarray, method: Normalization = "none", percentiles: tuple[float, float] = (1.0, 99.0), eps: float = 1e-6
+) -> np.ndarray:
+    """Per-image, per-channel intensity normalisation.
+
+    ``none`` keeps raw values (P1's "no normalisation" arm); ``minmax`` maps to
+    [0, 1]; ``zscore`` to zero mean and unit variance; ``percentile`` clips to the
+    given percentiles and maps that range to [0, 1] (robust to a hot bladder or
+    injection site, which would otherwise squash the skeleton in ``minmax``).
+    A constant channel maps to 0 rather than NaN.
+    """
+    arr = np.asarray(arr, dtype=np.float32)
+    if method == "none":
+        return arr
+    axes = (1, 2)
+    if method == "minmax":
+        lo, hi = arr.min(axis=axes, keepdims=True), arr.max(axis=axes, keepdims=True)
+        return ((arr - lo) / np.maximum(hi - lo, eps)).astype(np.float32)
+    if method == "zscore":
+        mean, std = arr.mean(axis=axes, keepdims=True), arr.std(axis=axes, keepdims=True)
+        return ((arr - mean) / np.maximum(std, eps)).astype(np.float32)
+    if method == "percentile":
+        lo = np.percentile(arr, percentiles[0], axis=axes, keepdims=True)
+        hi = np.percentile(arr, percentiles[1], axis=axes, keepdims=True)
+        return ((np.clip(arr, lo, hi) - lo) / np.maximum(hi - lo, eps)).astype(np.float32)
+    raise ValueError(f"unknown normalisation {method!r}; choose from none, minmax, zscore, percentile")
+
+
+def resize_pad(arr: np.ndarray, size: tuple[int, int], pad_value: float | None = None) -> np.ndarray:
+    """Resize keeping the aspect ratio so the image fits ``size`` (H, W), then centre-pad.
+
+    Downsizing uses antialiased bilinear interpolation (area-like, keeps small hot
+    spots visible); padding uses ``pad_value`` or the image minimum (the
+    background of a scintigram). An image already of ``size`` is returned unchanged.
+    """
+    arr = np.asarray(arr, dtype=np.float32)
+    h, w = arr.shape[-2:]
+    th, tw = size
+    if (h, w) == (th, tw):
+        return arr
+    scale = min(th / h, tw / w)
+    nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
+    t = torch.from_numpy(np.ascontiguousarray(arr))[None]
+    if (nh, nw) != (h, w):
+        t = F.interpolate(t, size=(nh, nw), mode="bilinear", align_corners=False, antialias=nh < h or nw < w)
+    fill = float(arr.min()) if pad_value is None else float(pad_value)
+    top, left = (th - nh) // 2, (tw - nw) // 2
+    t = F.pad(t, (left, tw - nw - left, top, th - nh - top), value=fill)
+    return t[0].numpy()

@@ -1,0 +1,62 @@
+import csv
+import json
+
+from scintix.cli.__main__ import main
+
+FAST = ["-o", "model.name=small_cnn", "-o", "data.image_size=[24,16]", "-o", "train.batch_size=8", "-o", "train.channels_last=false",
+        "-o", "train.tensorboard=false", "-o", "eval.n_bootstrap=50", "-o", "data.view_filter=null", "-o", "data.split.ratios=[0.5,0.3,0.2]"]
+
+
+def test_train_evaluate_predict(tiny_manifest, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["run", "--data", str(tiny_manifest), "--out", str(run), "--epochs", "1", *FAST]) == 0
+    out = capsys.readouterr().out
+    assert "roc_auc" in out and "[" in out  # metrics with CIs printed
+    assert main(["evaluate", str(run)]) == 0
+    m = json.loads((run / "eval" / "test" / "metrics.json").read_text())
+    assert set(m["per_class"]["abnormal"]) >= {"roc_auc", "pr_auc", "accuracy", "precision", "recall", "specificity", "f1", "balanced_accuracy"}
+    # predict a folder that also holds a corrupt file: it is reported, the rest are predicted
+    folder = tmp_path / "new"
+    folder.mkdir()
+    for p in list(tiny_manifest.parent.glob("p1_*.png")) + list(tiny_manifest.parent.glob("p3_*.png")):
+        (folder / p.name).write_bytes(p.read_bytes())
+    (folder / "broken.png").write_bytes(b"garbage")
+    assert main(["predict", str(run), str(folder), "--out", str(tmp_path / "pred.csv")]) == 0
+    rows = list(csv.DictReader(open(tmp_path / "pred.csv")))
+    assert len(rows) == 5
+    bad = [r for r in rows if r["error"]]
+    assert len(bad) == 1 and "broken.png" in bad[0]["error"]
+    good = [r for r in rows if not r["error"]]
+    assert all(0 <= float(r["prob_abnormal"]) <= 1 and r["predicted"] in ("normal", "abnormal") for r in good)
+    assert main(["predict", str(run), str(folder / "p1_ant.png"), "--out", str(tmp_path / "one.json")]) == 0
+    assert json.loads((tmp_path / "one.json").read_text())[0]["path"].endswith("p1_ant.png")
+
+
+def test_bad_manifest_is_one_line_error(tmp_path, capsys):
+    m = tmp_path / "m.csv"
+    m.write_text("path,label\nmissing.png,1\n")
+    assert main(["run", "--data", str(m), "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("scintix: error:") and "m.csv" in err[0] and "not found" in err[0]
+
+
+def test_unknown_override_is_one_line_error(capsys):
+    assert main(["run", "-o", "train.epoch=2"]) == 2
+    assert "valid in train" in capsys.readouterr().err
+
+
+def test_split_command_reports_duplicates(tiny_manifest, tmp_path, capsys):
+    assert main(["split", str(tiny_manifest), "--out", str(tmp_path / "s.csv")]) == 0
+    out = capsys.readouterr().out
+    assert "exact-duplicate groups: 2" in out and "P0, P11" in out
+    assert '"patients_in_several_splits": []' in out
+
+
+def test_synthetic_dataset_is_marked(tmp_path):
+    from PIL import Image
+
+    assert main(["synthetic", str(tmp_path / "s"), "--patients", "6"]) == 0
+    assert "SYNTHETIC" in (tmp_path / "s" / "README.md").read_text()
+    rows = list(csv.DictReader(open(tmp_path / "s" / "manifest.csv")))
+    assert len(rows) == 14 and all(r["synthetic"] == "1" for r in rows)  # 6 patients + 1 duplicate, 2 views
+    assert "SYNTHETIC" in Image.open(tmp_path / "s" / rows[0]["path"]).text["Comment"]

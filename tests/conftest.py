@@ -1,0 +1,52 @@
+"""Seeded tiny fixtures: a handful of small images, a manifest, real-data paths."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+SHARED = Path(os.environ.get("SCINTIX_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+
+
+def pytest_configure(config):
+    os.environ.setdefault("SCINTIX_NO_REEXEC", "1")
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(1234)
+
+
+@pytest.fixture
+def tiny_manifest(tmp_path: Path, rng: np.random.Generator) -> Path:
+    """12 patients x 2 views of 24x16 PNGs; label = bright blob present; patient 11 duplicates patient 0."""
+    rows = ["path,label,patient_id,view"]
+    for p in range(12):
+        label = p % 3 == 0
+        for view in ("ant", "post"):
+            if p == 11:
+                src = tmp_path / f"p0_{view}.png"
+                dst = tmp_path / f"p11_{view}.png"
+                dst.write_bytes(src.read_bytes())
+                rows.append(f"{dst.name},1,P11,{view}")
+                continue
+            img = rng.integers(0, 40, size=(24, 16)).astype(np.uint8)
+            if label:
+                img[8:12, 6:10] = 250
+            Image.fromarray(img).save(tmp_path / f"p{p}_{view}.png")
+            rows.append(f"p{p}_{view}.png,{int(label)},P{p},{view}")
+    path = tmp_path / "manifest.csv"
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def shared(name: str) -> Path:
+    """A folder of ../shared/data, or skip the test cleanly when it is absent."""
+    path = SHARED / name
+    if not path.is_dir():
+        pytest.skip(f"real data {path} not present")
+    return path

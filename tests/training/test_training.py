@@ -1,0 +1,82 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from scintix.config import load_config
+from scintix.training.checkpoint import load_checkpoint, save_checkpoint
+from scintix.training.perf import choose_channels_last, resolve_precision
+from scintix.training.run import train_run
+
+FAST = [
+    "model.name=small_cnn", "data.image_size=[24,16]", "train.batch_size=8", "train.channels_last=false",
+    "train.precision=fp32", "train.tensorboard=false", "train.progress=false", "eval.n_bootstrap=50",
+    "data.classes=null", "data.view_filter=null", "train.early_stop_patience=0", "data.split.ratios=[0.5,0.3,0.2]",
+]
+
+
+def _cfg(manifest, *extra):
+    return load_config("quickstart", [f"data.source={manifest}", *FAST, *extra])
+
+
+def test_resume_after_interruption_gives_the_same_weights(tiny_manifest, tmp_path):
+    cfg = _cfg(tiny_manifest, "train.epochs=3")
+    train_run(cfg, tmp_path / "straight")
+    train_run(cfg, tmp_path / "cut", max_epochs=1)  # "killed" after epoch 1
+    assert not (tmp_path / "cut" / "eval").exists()
+    train_run(None, tmp_path / "cut", resume=True)
+    a = load_checkpoint(tmp_path / "straight" / "checkpoints" / "last.pt")
+    b = load_checkpoint(tmp_path / "cut" / "checkpoints" / "last.pt")
+    assert a["state"]["epoch"] == b["state"]["epoch"] == 3
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k
+    assert (tmp_path / "cut" / "eval" / "test" / "metrics.json").exists()
+
+
+def test_run_folder_contents(tiny_manifest, tmp_path):
+    run = train_run(_cfg(tiny_manifest, "train.epochs=1"), tmp_path / "r")
+    for f in ("config.yaml", "meta.json", "split.csv", "data_summary.json", "history.csv", "checkpoints/best.pt", "checkpoints/last.pt",
+              "eval/thresholds.json", "eval/val/metrics.json", "eval/test/roc.png", "eval/test/confusion.png", "eval/test/predictions.csv"):
+        assert (run / f).exists(), f
+    summary = json.loads((run / "data_summary.json").read_text())
+    assert len(summary["duplicate_groups"]) == 2  # patient 11 is a copy of patient 0, both views
+    assert summary["leakage"] == {"patients_in_several_splits": [], "duplicate_images_across_splits": 0}
+    meta = json.loads((run / "meta.json").read_text())
+    assert meta["seed"] == 0 and meta["scintix_version"]
+    thr = json.loads((run / "eval" / "thresholds.json").read_text())
+    assert thr["chosen_on"] == "val"
+    with pytest.raises(FileExistsError):
+        train_run(_cfg(tiny_manifest, "train.epochs=1"), run)
+
+
+def test_two_view_patient_model(tiny_manifest, tmp_path):
+    run = train_run(_cfg(tiny_manifest, "train.epochs=1", "data.views=[ant,post]"), tmp_path / "r")
+    m = json.loads((run / "eval" / "test" / "metrics.json").read_text())
+    summary = json.loads((run / "data_summary.json").read_text())
+    assert sum(s["samples"] for s in summary["splits"].values()) == 12  # one sample per patient
+    assert m["n"] == m["patients"]
+
+
+def test_atomic_checkpoint(tmp_path):
+    save_checkpoint({"x": torch.ones(2)}, tmp_path / "c.pt")
+    assert torch.equal(load_checkpoint(tmp_path / "c.pt")["x"], torch.ones(2))
+    assert [p.name for p in tmp_path.iterdir()] == ["c.pt"]
+
+
+def test_precision_auto_never_picks_slow_cpu_bf16(monkeypatch):
+    import scintix.training.perf as perf
+
+    monkeypatch.setattr(perf, "cpu_has_native_bf16", lambda: False)
+    assert resolve_precision("auto", torch.device("cpu")) is None
+    monkeypatch.setattr(perf, "cpu_has_native_bf16", lambda: True)
+    assert resolve_precision("auto", torch.device("cpu")) is torch.bfloat16
+    with pytest.raises(ValueError):
+        resolve_precision("fp16", torch.device("cpu"))
+
+
+def test_channels_last_setting():
+    m = torch.nn.Conv2d(1, 2, 3)
+    assert choose_channels_last("false", m, torch.zeros(1, 1, 8, 8), lambda m, x: None) is False
+    assert choose_channels_last(True, m, torch.zeros(1, 1, 8, 8), lambda m, x: None) is True
+    assert choose_channels_last("auto", m, torch.zeros(1, 1, 8, 8), lambda m, x: m(x).sum().backward()) in (True, False)
