@@ -80,3 +80,22 @@ def test_channels_last_setting():
     assert choose_channels_last("false", m, torch.zeros(1, 1, 8, 8), lambda m, x: None) is False
     assert choose_channels_last(True, m, torch.zeros(1, 1, 8, 8), lambda m, x: None) is True
     assert choose_channels_last("auto", m, torch.zeros(1, 1, 8, 8), lambda m, x: m(x).sum().backward()) in (True, False)
+
+
+def test_random_augmentation_only_on_train(tiny_manifest, tmp_path):
+    from scintix.data.prepare import prepare_data
+    from scintix.training.run import _datasets
+
+    cfg = _cfg(tiny_manifest, "augment.prob=1.0")
+    data = prepare_data(cfg, tmp_path)
+    ds = _datasets(cfg, data)
+    assert ds["train"].augment is not None and ds["val"].augment is None and ds["test"].augment is None
+    x1 = ds["val"][0][0]
+    ds["val"].set_epoch(5)
+    assert torch.equal(x1, ds["val"][0][0])
+    ds["train"].set_epoch(0)
+    a = ds["train"][0][0]
+    ds["train"].set_epoch(1)
+    assert not torch.equal(a, ds["train"][0][0])  # a new epoch, a new augmentation
+    ds["train"].set_epoch(0)
+    assert torch.equal(a, ds["train"][0][0])  # ... and the same one replayed
