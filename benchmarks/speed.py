@@ -105,8 +105,36 @@ def arm(mode: str, model_name: str, steps: int, size: tuple[int, int], batch: in
     return {"mode": mode, "images_per_s": steps * batch / seconds, "channels_last": cl, "autocast": str(amp), "allocator_env": bool(os.environ.get("MALLOC_MMAP_THRESHOLD_"))}
 
 
+def accuracy_check(epochs: int, with_bf16: bool) -> dict:
+    """Same seeded run with each numeric path; the fast path must not change the result."""
+    import shutil
+
+    from scintix.config import load_config
+    from scintix.training.run import train_run
+
+    arms = {"fp32_nchw": ["train.precision=fp32", "train.channels_last=false"], "fp32_nhwc": ["train.precision=fp32", "train.channels_last=true"]}
+    if with_bf16:
+        arms["bf16_nhwc"] = ["train.precision=bf16", "train.channels_last=true"]
+    out = {}
+    for name, extra in arms.items():
+        run_dir = WORK / f"speed-acc-{name}"
+        shutil.rmtree(run_dir, ignore_errors=True)
+        cfg = load_config("quickstart", [f"train.epochs={epochs}", "train.progress=false", "train.tensorboard=false", "model.name=small_cnn",
+                                         "data.image_size=[96,48]", "synthetic.n_patients=240", "eval.n_bootstrap=200", *extra])
+        start = time.perf_counter()
+        train_run(cfg, run_dir)
+        m = json.loads((run_dir / "eval" / "test" / "metrics.json").read_text())["per_class"]["abnormal"]
+        v = json.loads((run_dir / "eval" / "val" / "metrics.json").read_text())["per_class"]["abnormal"]
+        out[name] = {"val_auc": v["roc_auc"]["value"], "test_auc": m["roc_auc"]["value"], "test_auc_ci": [m["roc_auc"]["ci_low"], m["roc_auc"]["ci_high"]], "seconds": time.perf_counter() - start}
+        print(name, out[name], flush=True)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
+    ap.add_argument("--accuracy-epochs", type=int, default=8)
+    ap.add_argument("--bf16-check", action="store_true", help="also train with CPU bf16 autocast (slow without native bf16)")
+    ap.add_argument("--skip-accuracy", action="store_true")
     ap.add_argument("--model", default="resnet18")
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--batch", type=int, default=32)
@@ -141,6 +169,8 @@ def main() -> None:
         "ratio_compute_only": results["ours"]["images_per_s"] / results["plain_compute_only"]["images_per_s"],
         "target": ">= 2x end to end",
     }
+    if not a.skip_accuracy:
+        payload["accuracy_check_synthetic"] = accuracy_check(a.accuracy_epochs, a.bf16_check)
     path = write_result("speed", payload)
     print(f"end-to-end {payload['ratio_end_to_end']:.2f}x, compute-only {payload['ratio_compute_only']:.2f}x -> {path}")
 

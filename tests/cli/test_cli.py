@@ -60,3 +60,21 @@ def test_synthetic_dataset_is_marked(tmp_path):
     rows = list(csv.DictReader(open(tmp_path / "s" / "manifest.csv")))
     assert len(rows) == 14 and all(r["synthetic"] == "1" for r in rows)  # 6 patients + 1 duplicate, 2 views
     assert "SYNTHETIC" in Image.open(tmp_path / "s" / rows[0]["path"]).text["Comment"]
+
+
+def test_offline_augmented_dataset_trains(tiny_manifest, tmp_path):
+    assert main(["split", str(tiny_manifest), "--out", str(tmp_path / "s.csv"), "--ratios", "0.5", "0.3", "0.2"]) == 0
+    assert main(["augment", str(tiny_manifest), "--split", str(tmp_path / "s.csv"), "--out", str(tmp_path / "aug"), "--copies", "2"]) == 0
+    rows = list(csv.DictReader(open(tmp_path / "aug" / "manifest.csv")))
+    n_train = sum(r["split"] == "train" and not r["source_path"] for r in rows)
+    assert sum(bool(r["source_path"]) for r in rows) == 2 * n_train
+    run = tmp_path / "run"
+    assert main(["run", "--data", str(tmp_path / "aug" / "manifest.csv"), "--out", str(run), "--epochs", "1", *FAST]) == 0
+    summary = json.loads((run / "data_summary.json").read_text())
+    assert summary["split_method"] == "predefined split column of the manifest"
+    assert summary["splits"]["train"]["samples"] == 3 * n_train
+
+
+def test_resume_via_cli_needs_out(capsys):
+    assert main(["run", "--resume"]) == 2
+    assert "--resume needs --out" in capsys.readouterr().err

@@ -106,7 +106,10 @@ def plot_roc(path: str | Path, probs: np.ndarray, targets: np.ndarray, task: str
             ax.plot(fpr, tpr, label=str(classes[c]))
     ax.plot([0, 1], [0, 1], "k:", lw=0.8)
     ax.set(xlabel="1 - specificity", ylabel="sensitivity", title=title, xlim=(0, 1), ylim=(0, 1.01))
-    ax.legend(loc="lower right", fontsize=8)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="lower right", fontsize=8)
+    else:
+        ax.text(0.5, 0.5, "one class only:\nROC undefined", ha="center", va="center")
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
