@@ -63,9 +63,12 @@ class DataConfig:
 @dataclass(frozen=True)
 class ModelConfig:
     name: str = "resnet18"
-    weights: str | None = None  # local state-dict file to start from; nothing is ever downloaded
+    weights: str | None = None  # local state-dict file (torchvision/timm or scintix layout); nothing is ever downloaded
+    weights_reduce: str = "sum"  # how a 3-channel pretrained first conv becomes 1-2 channels: sum | mean
+    freeze_backbone: bool = False  # train only the classifier ...
+    unfreeze_epoch: int | None = None  # ... until this epoch (0-based), then everything
     dropout: float | None = None  # None keeps the model's default
-    small_input: bool = False  # 3x3 stride-1 stem, no max-pool (28 px MedMNIST-style inputs)
+    small_input: bool = False  # stride-1 stem without early pooling (28 px MedMNIST-style inputs)
 
 
 @dataclass(frozen=True)

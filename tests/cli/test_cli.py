@@ -78,3 +78,14 @@ def test_offline_augmented_dataset_trains(tiny_manifest, tmp_path):
 def test_resume_via_cli_needs_out(capsys):
     assert main(["run", "--resume"]) == 2
     assert "--resume needs --out" in capsys.readouterr().err
+
+
+def test_models_lists_every_model_with_params_and_flops(capsys):
+    from scintix.models import list_models
+
+    assert main(["models", "--size", "1024", "256"]) == 0
+    out = capsys.readouterr().out
+    assert "1024x256" in out
+    lines = {ln.split()[0]: ln.split() for ln in out.splitlines()[1:]}
+    assert set(lines) == set(list_models())
+    assert float(lines["vgg16"][2]) > float(lines["resnet18"][2]) > 0

@@ -1,24 +1,52 @@
+import re
+
 import pytest
 import torch
 
-from scintix.models import MODELS, create_model
+from scintix.models import MODELS, create_model, list_models, model_info
+from scintix.models.resnet import CrossFeatureBlock
+from scintix.models.weights import adapt_first_conv, freeze_backbone, load_pretrained
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
-@pytest.mark.parametrize("in_channels,num_classes,size", [(1, 2, (48, 32)), (2, 3, (40, 40))])
-def test_contract_forward_backward(name, in_channels, num_classes, size):
+def test_contract_forward_backward(name):
     torch.manual_seed(0)
-    m = create_model(name, in_channels=in_channels, num_classes=num_classes)
-    x = torch.randn(2, in_channels, *size)
-    out = m(x)
-    assert out.shape == (2, num_classes) and torch.isfinite(out).all()
-    out.sum().backward()
-    assert all(p.grad is not None for p in m.parameters() if p.requires_grad)
+    for in_channels, num_classes, multilabel in ((1, 2, False), (2, 3, True)):
+        m = create_model(name, in_channels=in_channels, num_classes=num_classes)
+        x = torch.randn(2, in_channels, *((72, 64) if name == "alexnet" else (48, 40)))  # non-square; AlexNet needs >= 63 px
+        out = m(x)
+        assert out.shape == (2, num_classes) and torch.isfinite(out).all()
+        target = torch.randint(0, 2, (2, num_classes)).float() if multilabel else torch.randint(0, num_classes, (2,))
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(out, target) if multilabel else torch.nn.functional.cross_entropy(out, target)
+        loss.backward()
+        no_grad = [n for n, p in m.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()]
+        assert not no_grad, no_grad[:3]
+    m.eval()
     f = m.forward_features(x)
     assert f.ndim == 4 and f.shape[1] == m.num_features
-    assert isinstance(dict(m.named_modules())[m.cam_layer], torch.nn.Module)
+    assert torch.allclose(m.forward_head(f), m(x), atol=1e-5)
+    cam = dict(m.named_modules())[m.cam_layer]
+    grabbed = []
+    h = cam.register_forward_hook(lambda mod, i, o: grabbed.append(o))
+    m.eval()(x)
+    h.remove()
+    assert grabbed[0].ndim == 4 and grabbed[0].shape[-1] > 0
     m.reset_classifier(5)
     assert m(x).shape == (2, 5)
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_small_input_28px(name):
+    with torch.device("meta"):  # shapes only: no memory, no initialisation cost
+        m = create_model(name, small_input=True).eval()
+        assert m(torch.zeros(2, 1, 28, 28)).shape == (2, 2)
+
+
+def test_whole_body_size():
+    for name in ("dspic", "resnet18"):
+        m = create_model(name, in_channels=2, num_classes=3).eval()
+        with torch.no_grad():
+            assert m(torch.zeros(1, 2, 1024, 256)).shape == (1, 3)
 
 
 def test_small_input_stem_keeps_resolution_for_28px():
@@ -27,19 +55,114 @@ def test_small_input_stem_keeps_resolution_for_28px():
     assert create_model("resnet18").eval().forward_features(torch.zeros(1, 1, 28, 28)).shape[-1] == 1
 
 
-def test_resnet18_parameter_count_matches_published():
-    # torchvision/He et al. ResNet-18 with 3 input channels and 1000 classes: 11,689,512 parameters.
-    assert sum(p.numel() for p in create_model("resnet18", in_channels=3, num_classes=1000).parameters()) == 11_689_512
+@pytest.mark.parametrize(
+    "name,count",
+    [("resnet18", 11_689_512), ("resnet50", 25_557_032), ("resnet101", 44_549_160), ("vgg16", 138_357_544), ("vgg16_bn", 138_365_992),
+     ("vgg19", 143_667_240), ("alexnet", 61_100_840), ("densenet121", 7_978_856), ("densenet169", 14_149_480)],
+)
+def test_parameter_counts_match_published(name, count):
+    # torchvision's counts for 3 input channels and 1000 classes.
+    with torch.device("meta"):
+        assert sum(p.numel() for p in create_model(name, in_channels=3, num_classes=1000).parameters()) == count
+
+
+def test_model_info_flops():
+    info = model_info("resnet18", (224, 224), in_channels=3, num_classes=1000)
+    assert info["params"] == 11_689_512
+    assert 3.5 < info["gflops"] < 3.8  # 1.82 GMAC, the published ResNet-18 figure
 
 
 def test_unknown_name_lists_valid_ones():
-    with pytest.raises(KeyError, match="resnet18"):
+    with pytest.raises(KeyError, match="resnet18") as err:
         create_model("resnet-18")
+    assert all(n in str(err.value) for n in list_models())
 
 
-def test_local_weights_load_and_skip_new_head(tmp_path):
+def _to_torchvision(name: str, key: str) -> str:
+    """The inverse key mapping, written independently: how torchvision names each tensor."""
+    if name.startswith("resnet"):
+        return key if key.startswith("fc.") else key.removeprefix("features.")
+    if name.startswith("densenet"):
+        if key.startswith("fc."):
+            return "classifier." + key[3:]
+        return key.replace("features.0.", "features.", 1).replace(".layers.", ".")
+    head = {"vgg": {"pre_logits.2": "classifier.0", "pre_logits.5": "classifier.3", "fc": "classifier.6"},
+            "alexnet": {"pre_logits.3": "classifier.1", "pre_logits.6": "classifier.4", "fc": "classifier.6"}}["alexnet" if name == "alexnet" else "vgg"]
+    for ours, theirs in head.items():
+        if key.startswith(ours + "."):
+            return theirs + key[len(ours):]
+    return key
+
+
+@pytest.mark.parametrize("name", ["resnet18", "resnet50", "densenet121", "vgg11_bn", "alexnet", "resnet_crossfeature"])
+def test_torchvision_layout_round_trip(name, tmp_path):
+    torch.manual_seed(0)
+    src = create_model(name, in_channels=3, num_classes=1000)
+    tv = {_to_torchvision(name, k): v for k, v in src.state_dict().items() if ".cross." not in k}
+    assert not any(k.startswith("features.0.") for k in tv) or not name.startswith("densenet")
+    torch.save(tv, tmp_path / "tv.pth")
+    dst = create_model(name, in_channels=1, num_classes=2)
+    report = load_pretrained(dst, name, tmp_path / "tv.pth")
+    assert any(k.startswith("fc.") for k in report["skipped"])  # 1000-class head replaced
+    first = {"resnet": "features.conv1.weight", "densenet": "features.0.conv0.weight"}.get(re.sub(r"\d.*|_.*", "", name), "features.0.weight")
+    for k, v in dst.state_dict().items():
+        if k.startswith("fc.") or ".cross." in k:
+            continue
+        expected = src.state_dict()[k]
+        if k == first:
+            expected = expected.sum(1, keepdim=True)
+        assert torch.equal(v, expected), k
+
+
+def test_first_conv_adaptation_keeps_grey_response():
+    torch.manual_seed(0)
+    w = torch.randn(8, 3, 3, 3)
+    grey = torch.rand(1, 1, 10, 10)
+    rgb = torch.nn.functional.conv2d(grey.repeat(1, 3, 1, 1), w)
+    assert torch.allclose(torch.nn.functional.conv2d(grey, adapt_first_conv(w, 1)), rgb, atol=1e-5)
+    assert torch.allclose(torch.nn.functional.conv2d(grey.repeat(1, 2, 1, 1), adapt_first_conv(w, 2)), rgb, atol=1e-5)
+    assert torch.allclose(adapt_first_conv(w, 2, "mean")[:, 0], w.mean(1))
+
+
+def test_wrong_architecture_file_is_refused(tmp_path):
+    torch.save(create_model("vgg11").state_dict(), tmp_path / "w.pt")
+    with pytest.raises(ValueError, match="backbone tensors"):
+        create_model("resnet18", weights=tmp_path / "w.pt")
+
+
+def test_local_scintix_weights_and_freezing(tmp_path):
     a = create_model("small_cnn", num_classes=2)
-    torch.save(a.state_dict(), tmp_path / "w.pt")
-    b = create_model("small_cnn", num_classes=4, weights=tmp_path / "w.pt")
-    assert torch.equal(a.features[0][0].weight, b.features[0][0].weight)
-    assert b.fc.out_features == 4
+    torch.save({"model": a.state_dict()}, tmp_path / "w.pt")
+    b = create_model("small_cnn", num_classes=4, weights=tmp_path / "w.pt", freeze=True)
+    assert torch.equal(a.features[0][0].weight, b.features[0][0].weight) and b.fc.out_features == 4
+    assert [n for n, p in b.named_parameters() if p.requires_grad] == ["fc.weight", "fc.bias"]
+    freeze_backbone(b, False)
+    assert all(p.requires_grad for p in b.parameters())
+
+
+def test_crossfeature_block_with_zero_cross_is_a_plain_block():
+    from monai.networks.nets.resnet import ResNetBlock
+
+    torch.manual_seed(0)
+    cross_block = CrossFeatureBlock(32, 64, 2, cross_channels=1).eval()
+    torch.nn.init.normal_(cross_block.cross.weight)  # non-zero P: the reduction must come from x_i = 0
+    plain = ResNetBlock(32, 64, spatial_dims=2, stride=2, downsample=cross_block.downsample).eval()
+    plain.load_state_dict({k: v for k, v in cross_block.state_dict().items() if not k.startswith("cross.")}, strict=False)
+    x = torch.randn(2, 32, 16, 12)
+    assert torch.allclose(cross_block(x, torch.zeros(2, 1, 64, 48)), plain(x), atol=1e-6)
+    assert not torch.allclose(cross_block(x, torch.rand(2, 1, 64, 48)), plain(x))
+
+
+def test_crossfeature_model_zero_cross_equals_plain_path():
+    torch.manual_seed(0)
+    m = create_model("resnet_crossfeature").eval()
+    for mod in m.modules():
+        if isinstance(mod, CrossFeatureBlock):
+            torch.nn.init.normal_(mod.cross.weight)
+    x = torch.randn(2, 1, 64, 48)
+    plain = m.forward_head(m.features(x, torch.zeros_like(x)))
+    # Zeroing every P gives the same network as feeding x_i = 0.
+    for mod in m.modules():
+        if isinstance(mod, CrossFeatureBlock):
+            torch.nn.init.zeros_(mod.cross.weight)
+    assert torch.allclose(m(x), plain, atol=1e-5)

@@ -7,6 +7,7 @@
     scintix augment DATA --split split.csv --out DIR [--copies N]
     scintix synthetic OUT_DIR [--patients N]
     scintix recipes
+    scintix models [--size H W]
 
 Errors in the user's input (a bad manifest, an unreadable file, an unknown
 config key) print one line naming the file and the problem, exit code 2.
@@ -71,6 +72,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--patients", type=int, default=240)
     p.add_argument("--seed", type=int, default=0)
     sub.add_parser("recipes", help="list the built-in recipes")
+    p = sub.add_parser("models", help="list every model with parameters and FLOPs at a given input size")
+    p.add_argument("--size", type=int, nargs=2, default=(256, 256), metavar=("H", "W"))
+    p.add_argument("--in-channels", type=int, default=1)
+    p.add_argument("--num-classes", type=int, default=2)
+    p.add_argument("--small-input", action="store_true", help="the 28-px stems")
     return ap
 
 
@@ -179,7 +185,17 @@ def cmd_recipes(a: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "train": cmd_run, "evaluate": cmd_evaluate, "predict": cmd_predict, "split": cmd_split, "augment": cmd_augment, "synthetic": cmd_synthetic, "recipes": cmd_recipes}
+def cmd_models(a: argparse.Namespace) -> int:
+    from ..models import list_models, model_info
+
+    print(f"{'model':<22}{'parameters':>14}{'GFLOPs':>10}   at {a.size[0]}x{a.size[1]}, {a.in_channels} channel(s), {a.num_classes} classes")
+    for name in list_models():
+        info = model_info(name, tuple(a.size), a.in_channels, a.num_classes, a.small_input)
+        print(f"{name:<22}{info['params']:>14,}{info['gflops']:>10.2f}")
+    return 0
+
+
+COMMANDS = {"run": cmd_run, "train": cmd_run, "evaluate": cmd_evaluate, "predict": cmd_predict, "split": cmd_split, "augment": cmd_augment, "synthetic": cmd_synthetic, "recipes": cmd_recipes, "models": cmd_models}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

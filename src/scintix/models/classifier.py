@@ -2,7 +2,8 @@
 
 ``forward_features(x) -> (B, F, h, w)`` feature map, ``forward_head(f) -> (B, K)``
 logits, ``reset_classifier(K)``, and ``cam_layer``: the name of the module a
-CAM method should hook (the last spatial feature block).
+CAM method should hook (the last spatial feature block). Logits are raw: the
+task decides softmax (binary, multi-class) or sigmoid (multi-label).
 """
 
 from __future__ import annotations
@@ -14,34 +15,52 @@ __all__ = ["ImageClassifier"]
 
 
 class ImageClassifier(nn.Module):
-    """Feature extractor + global average pool + dropout + linear head.
+    """Feature extractor + pooling (+ optional MLP) + dropout + linear classifier ``fc``.
 
     Args:
         features: module mapping ``(B, C, H, W)`` to ``(B, num_features, h, w)``.
         num_features: channels of the feature map.
-        num_classes: logits out; 2 for binary (softmax), K for multi-class or multi-label (sigmoid).
-        dropout: dropout before the head.
+        num_classes: logits out.
+        dropout: dropout before ``fc``.
         cam_layer: dotted name of the module CAMs hook, relative to this model.
+        pre_logits: replaces global average pooling when given (VGG/AlexNet's
+            pooled MLP); must map the feature map to ``(B, head_features)``.
+        head_features: width of ``pre_logits``' output (``num_features`` by default).
     """
 
-    def __init__(self, features: nn.Module, num_features: int, num_classes: int, dropout: float = 0.0, cam_layer: str = "features") -> None:
+    def __init__(
+        self,
+        features: nn.Module,
+        num_features: int,
+        num_classes: int,
+        dropout: float = 0.0,
+        cam_layer: str = "features",
+        pre_logits: nn.Module | None = None,
+        head_features: int | None = None,
+    ) -> None:
         super().__init__()
         self.features = features
         self.num_features = num_features
         self.num_classes = num_classes
         self.cam_layer = cam_layer
+        self.pre_logits = pre_logits if pre_logits is not None else nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(1))
+        self.head_features = head_features or num_features
         self.drop = nn.Dropout(dropout)
-        self.fc = nn.Linear(num_features, num_classes)
+        self.fc = nn.Linear(self.head_features, num_classes)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(x)
 
     def forward_head(self, f: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.drop(torch.flatten(nn.functional.adaptive_avg_pool2d(f, 1), 1)))
+        return self.fc(self.drop(self.pre_logits(f)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
 
     def reset_classifier(self, num_classes: int) -> None:
         self.num_classes = num_classes
-        self.fc = nn.Linear(self.num_features, num_classes)
+        self.fc = nn.Linear(self.head_features, num_classes)
+
+    def backbone_parameters(self):
+        """Everything but the final classifier (what ``freeze_backbone`` freezes)."""
+        return (p for n, p in self.named_parameters() if not n.startswith("fc."))

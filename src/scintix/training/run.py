@@ -28,6 +28,7 @@ from ..data.datasets import CachedDataset
 from ..data.prepare import PreparedData, prepare_data
 from ..evaluation import report
 from ..models import create_model
+from ..models.weights import freeze_backbone
 from ..transforms.augment import Augmenter
 from .checkpoint import load_checkpoint, save_checkpoint
 from .loop import make_criterion, predict, train_one_epoch
@@ -54,7 +55,9 @@ def _datasets(cfg: RunConfig, data: PreparedData) -> dict[str, CachedDataset]:
 
 def build_model_for_run(cfg: RunConfig, n_classes: int) -> torch.nn.Module:
     in_ch = len(cfg.data.views) if cfg.data.views else 1
-    return create_model(cfg.model.name, in_channels=in_ch, num_classes=n_classes, weights=cfg.model.weights, dropout=cfg.model.dropout, small_input=cfg.model.small_input or None)
+    m = cfg.model
+    return create_model(m.name, in_channels=in_ch, num_classes=n_classes, weights=m.weights, weights_reduce=m.weights_reduce, freeze=m.freeze_backbone,
+                        dropout=m.dropout, small_input=m.small_input or None)
 
 
 def _class_weights(targets: np.ndarray, task: str, k: int) -> torch.Tensor:
@@ -187,6 +190,8 @@ def train_run(cfg: RunConfig, run_dir: str | Path, resume: bool = False, max_epo
     for epoch in range(state["epoch"], stop_at):
         # Everything random in an epoch derives from (seed, epoch): a resumed run replays it exactly.
         torch.manual_seed(t.seed * 1_000_003 + epoch)
+        if cfg.model.freeze_backbone and cfg.model.unfreeze_epoch is not None:
+            freeze_backbone(model, epoch < cfg.model.unfreeze_epoch)
         ds["train"].set_epoch(epoch)
         lr = optimizer.param_groups[0]["lr"]
         tr = train_one_epoch(model, criterion, optimizer, _loader(ds["train"], cfg, True, epoch), device, cfg.data.task, amp, scaler, cl, t.progress, f"epoch {epoch + 1}/{t.epochs}")
