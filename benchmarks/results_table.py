@@ -1,0 +1,107 @@
+"""Render the README's results tables from benchmarks/results/*.json (numbers are never typed by hand).
+
+    python benchmarks/results_table.py            # print markdown
+    python benchmarks/results_table.py --readme   # replace the block between the RESULTS markers in README.md
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RES = ROOT / "benchmarks" / "results"
+
+
+def ci(m: dict) -> str:
+    if m.get("value") is None:
+        return "n/a"
+    lo, hi = m.get("ci_low"), m.get("ci_high")
+    return f"{m['value']:.3f} [{lo:.3f}, {hi:.3f}]" if lo is not None else f"{m['value']:.3f}"
+
+
+def p1() -> list[str]:
+    path = RES / "p1_thoracic.json"
+    if not path.exists():
+        return []
+    d = json.loads(path.read_text())
+    out = ["### P1 on BS-80K right-chest crops (real data, `benchmarks/p1_thoracic.py`)", "",
+           "ResNet-18 (MONAI, stride-2 stem), 160x64, percentile normalisation, balanced sampler, patient-grouped 70/20/10 split (seed 0), "
+           "threshold by Youden on val. 95% CIs: patient-level bootstrap, 1000 replicates. A quarter of BS-80K patients is held out elsewhere: not the final word.", "",
+           "| model | split | n (pos) | ROC-AUC | PR-AUC | sensitivity | specificity | F1 | bal. acc. | epochs | train time |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    eps = {o.split("=")[1] for r in d["runs"].values() for o in r["overrides"] if o.startswith("train.epochs=")}
+    if eps:
+        out[2] += f" Trained with `--epochs {', '.join(sorted(eps))}` (the recipe's default is 24) to fit the session's CPU time."
+    names = {"ant": "anterior view", "post": "posterior view", "both": "two-view (ANT+POST channels, per patient)"}
+    for key, r in d["runs"].items():
+        for split in ("val", "test"):
+            m = r[split]["per_class"]["abnormal"]
+            pos = r[split]["positives"]["abnormal"]
+            out.append(f"| {names.get(key, key)} | {split} | {r[split]['n']} ({pos}) | {ci(m['roc_auc'])} | {ci(m['pr_auc'])} | {ci(m['recall'])} | {ci(m['specificity'])} | "
+                       f"{ci(m['f1'])} | {ci(m['balanced_accuracy'])} | {len(r['history'])} | {r['wall_seconds'] / 60:.0f} min |")
+    return out + [""]
+
+
+def medmnist() -> list[str]:
+    path = RES / "medmnist_pneumonia.json"
+    if not path.exists():
+        return []
+    d = json.loads(path.read_text())
+    out = ["### PneumoniaMNIST, official test split (`benchmarks/medmnist_pneumonia.py`)", "",
+           "| method | test AUC | test ACC (0.5) | test ACC (val threshold) | training |", "|---|---|---|---|---|"]
+    for name, (auc, acc) in d["published_test_auc_acc"].items():
+        out.append(f"| {name} (published) | {auc:.3f} | {acc:.3f} | | |")
+    for key, label in (("protocol_resnet18_28", "scintix, MedMNIST protocol ResNet-18 (28)"), ("best_recipe", "scintix best CPU recipe (`medmnist-pneumonia`)")):
+        if key in d:
+            r = d[key]
+            note = f" ({r['note']})" if r.get("note") else ""
+            out.append(f"| {label}{note} | {ci(r['test_auc'])} | {r['test_acc_at_0.5']:.3f} | {ci(r['test_acc_at_val_threshold'])} | "
+                       f"{r['epochs_run']} epochs, {r['wall_seconds_total'] / 60:.1f} min total |")
+    return out + [""]
+
+
+def speed() -> list[str]:
+    out = []
+    path = RES / "speed.json"
+    if path.exists():
+        d = json.loads(path.read_text())
+        a = d["arms"]
+        out += ["### Training loop speed (`benchmarks/speed.py`)", "",
+                f"{d['model']} at {d['size'][0]}x{d['size'][1]}, batch {d['batch']}, {d['data']}, same MONAI augmentation in both loops, one run:", "",
+                "| loop | images/s | ratio |", "|---|---|---|",
+                f"| plain fp32 eager (decode + resize every epoch, NCHW) | {a['plain']['images_per_s']:.1f} | 1.00 |",
+                f"| plain fp32 eager on cached tensors | {a['plain_compute_only']['images_per_s']:.1f} | {a['plain_compute_only']['images_per_s'] / a['plain']['images_per_s']:.2f} |",
+                f"| scintix (cache, channels_last={a['ours']['channels_last']}, autocast={a['ours']['autocast']}, allocator tuning) | {a['ours']['images_per_s']:.1f} | {d['ratio_end_to_end']:.2f} |", ""]
+        if "accuracy_check_synthetic" in d:
+            out += ["Accuracy check of the numeric paths (same seeded run on synthetic crops):", "", "| path | val AUC | test AUC | seconds |", "|---|---|---|---|"]
+            for k, v in d["accuracy_check_synthetic"].items():
+                out.append(f"| {k} | {v['val_auc']:.4f} | {v['test_auc']:.4f} | {v['seconds']:.0f} |")
+            out.append("")
+    path = RES / "model_speed.json"
+    if path.exists():
+        d = json.loads(path.read_text())
+        out += ["### Every model, train images/s (`benchmarks/model_speed.py`)", "", f"batch {d['batch']}, fast path autocast: {d['autocast']}", "",
+                "| model | size | plain fp32 NCHW | fast NCHW | fast NHWC | best | train ratio | inference ratio |", "|---|---|---|---|---|---|---|---|"]
+        for r in d["rows"]:
+            out.append(f"| {r['model']} | {r['size']} | {r['plain_train_img_s']:.2f} | {r['fast_nchw_train_img_s']:.2f} | {r['fast_nhwc_train_img_s']:.2f} | "
+                       f"{r['best_layout_train']} | {r['train_ratio']:.2f} | {r['infer_ratio']:.2f} |")
+        out.append("")
+    return out
+
+
+def main() -> None:
+    text = "\n".join(p1() + medmnist() + speed())
+    if "--readme" in sys.argv:
+        readme = ROOT / "README.md"
+        s = readme.read_text()
+        start, end = "<!-- RESULTS START -->", "<!-- RESULTS END -->"
+        head, _, rest = s.partition(start)
+        _, _, tail = rest.partition(end)
+        readme.write_text(f"{head}{start}\n{text}\n{end}{tail}")
+    else:
+        print(text)
+
+
+if __name__ == "__main__":
+    main()
