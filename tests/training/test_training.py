@@ -135,3 +135,18 @@ def test_multilabel_run(tmp_path, rng):
 
     row = next(csv.DictReader(open(run / "eval" / "test" / "predictions.csv")))
     assert {"prob_metastasis", "prob_arthritis", "prob_normal"} <= set(row)
+
+
+def test_frozen_backbone_stays_fixed_then_unfreezes(tiny_manifest, tmp_path):
+    from scintix.models import create_model
+
+    torch.manual_seed(0)
+    init = create_model("small_cnn").state_dict()
+    run = train_run(_cfg(tiny_manifest, "train.epochs=1", "model.freeze_backbone=true"), tmp_path / "frozen")
+    trained = load_checkpoint(run / "checkpoints" / "last.pt")["model"]
+    params = [k for k in init if k.endswith("weight") or k.endswith("bias")]
+    assert all(torch.equal(init[k], trained[k]) for k in params if not k.startswith("fc."))
+    assert not torch.equal(init["fc.weight"], trained["fc.weight"])
+    run = train_run(_cfg(tiny_manifest, "train.epochs=2", "model.freeze_backbone=true", "model.unfreeze_epoch=1"), tmp_path / "unfrozen")
+    trained = load_checkpoint(run / "checkpoints" / "last.pt")["model"]
+    assert not torch.equal(init["features.0.0.weight"], trained["features.0.0.weight"])
