@@ -13,7 +13,7 @@ from __future__ import annotations
 import csv
 import logging
 from collections import Counter
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -30,7 +30,6 @@ __all__ = [
     "manifest_from_folder",
     "load_data",
     "encode_labels",
-    "with_split",
 ]
 
 log = logging.getLogger(__name__)
@@ -240,8 +239,3 @@ def _rel_npz(path: str, base: Path) -> str:
 def _header(csv_path: Path) -> list[str]:
     with open(csv_path, newline="", encoding="utf-8-sig") as fh:
         return next(csv.reader(fh), [])
-
-
-def with_split(records: Sequence[Record], splits: dict[str, str]) -> list[Record]:
-    """Copies of ``records`` with ``split`` set from a path -> split mapping."""
-    return [replace(r, split=splits.get(r.path, r.split)) for r in records]

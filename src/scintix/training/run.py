@@ -227,11 +227,13 @@ def _plain_state(model: torch.nn.Module) -> dict:
 
 
 def _tensorboard(path: Path):
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:
+    from .._optional import has
+
+    if not has("tensorboard"):
         log.warning("tensorboard is not installed; TensorBoard logs are skipped (pip install 'scintix[tensorboard]')")
         return None
+    from torch.utils.tensorboard import SummaryWriter
+
     return SummaryWriter(str(path))
 
 
