@@ -1,35 +1,69 @@
-"""DICOM reading through pydicom: stored values rescaled to real values (counts, HU)."""
+"""DICOM through pydicom: real values (counts, HU), NM views, CT windows, folders.
+
+* :func:`read_dicom` -- any image as ``(frames, H, W)`` real values (modality LUT applied).
+* :func:`read_nm` -- a planar NM file (single- or multi-frame) as *named views*
+  (``ant``, ``post``), each frame's view found from the header.
+* :func:`apply_window` / :func:`window_stack` -- CT windows (brain, subdural, bone)
+  as [0, 1] channels; :func:`read_ct_series` stacks a series folder as slices.
+* :func:`scan_dicom_folder` / :func:`manifest_from_dicom` -- a folder of files as
+  studies and series, and as manifest rows (NM: one row per view,
+  ``file.dcm#ant``; CT: one row per slice).
+"""
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
 from .io import ImageReadError
 
-__all__ = ["read_dicom"]
+__all__ = [
+    "read_dicom",
+    "read_nm",
+    "NMScan",
+    "identify_views",
+    "WINDOWS",
+    "apply_window",
+    "window_stack",
+    "read_ct_series",
+    "DicomFile",
+    "scan_dicom_folder",
+    "manifest_from_dicom",
+    "read_view",
+    "write_nm",
+]
+
+# (centre, width) in HU. Brain/subdural/bone are the usual head-CT reading windows
+# (e.g. the RSNA intracranial-haemorrhage challenge's three-window input).
+WINDOWS: dict[str, tuple[float, float]] = {
+    "brain": (40.0, 80.0),
+    "subdural": (80.0, 200.0),
+    "stroke": (40.0, 40.0),
+    "bone": (600.0, 2800.0),
+    "soft_tissue": (50.0, 400.0),
+    "lung": (-600.0, 1500.0),
+}
 
 
-def read_dicom(file: str | Path) -> tuple[np.ndarray, dict[str, Any]]:
-    """Read a DICOM image as ``(frames, H, W)`` real values plus metadata.
-
-    Modality LUT (RescaleSlope/Intercept) is applied, so CT comes out in HU and
-    NM in counts. Compressed transfer syntaxes need the ``dicom`` extra
-    (pylibjpeg); a missing decoder is reported as such.
-
-    Raises:
-        ImageReadError: not DICOM, no pixel data, or pixel data that cannot be decoded.
-    """
+def _dcmread(file: str | Path, stop_before_pixels: bool = False):
     import pydicom
     from pydicom.errors import InvalidDicomError
-    from pydicom.pixels import apply_modality_lut
 
     try:
-        ds = pydicom.dcmread(str(file))
+        return pydicom.dcmread(str(file), stop_before_pixels=stop_before_pixels)
     except InvalidDicomError:
         raise ImageReadError(file, "not a DICOM file") from None
+    except (OSError, EOFError, ValueError, KeyError) as exc:
+        raise ImageReadError(file, f"unreadable DICOM header ({type(exc).__name__})") from None
+
+
+def _pixels(ds, file: str | Path) -> np.ndarray:
+    from pydicom.pixels import apply_modality_lut
+
     if "PixelData" not in ds:
         raise ImageReadError(file, "DICOM file has no pixel data")
     try:
@@ -40,18 +74,386 @@ def read_dicom(file: str | Path) -> tuple[np.ndarray, dict[str, Any]]:
         first = str(exc).strip().splitlines()
         detail = (first[-1] if first else type(exc).__name__)[:200]
         raise ImageReadError(file, f"cannot decode pixel data ({name}): {detail}") from None
-    if int(ds.get("SamplesPerPixel", 1)) == 1:
-        arr = apply_modality_lut(raw, ds).astype(np.float32)
-    else:
-        arr = raw.astype(np.float32)  # colour: no modality LUT; channels-last handled by the caller
+    if int(ds.get("SamplesPerPixel", 1)) != 1:
+        return raw.astype(np.float32)  # colour: no modality LUT; channels-last handled by the caller
+    arr = apply_modality_lut(raw, ds).astype(np.float32)
+    if str(ds.get("PhotometricInterpretation", "")) == "MONOCHROME1":
+        arr = arr.max() + arr.min() - arr  # MONOCHROME1 stores "white = low"; make high = more signal
+    frames = int(ds.get("NumberOfFrames", 1) or 1)
+    return arr.reshape(frames, *arr.shape[-2:]) if arr.ndim >= 2 else arr
+
+
+def _meta(ds) -> dict[str, Any]:
     spacing = ds.get("PixelSpacing") or ds.get("ImagerPixelSpacing") or (1.0, 1.0)
-    meta: dict[str, Any] = {
+    return {
         "format": "dicom",
         "spacing": (float(spacing[0]), float(spacing[1])),
         "modality": str(ds.get("Modality", "")),
         "frames": int(ds.get("NumberOfFrames", 1) or 1),
         "patient_id": str(ds.get("PatientID", "")),
         "study_uid": str(ds.get("StudyInstanceUID", "")),
-        "transfer_syntax": str(getattr(ds.file_meta, "TransferSyntaxUID", "")),
+        "series_uid": str(ds.get("SeriesInstanceUID", "")),
+        "transfer_syntax": str(getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "")),
     }
-    return arr, meta
+
+
+def read_dicom(file: str | Path) -> tuple[np.ndarray, dict[str, Any]]:
+    """Read a DICOM image as ``(frames, H, W)`` real values plus metadata.
+
+    Modality LUT (RescaleSlope/Intercept) is applied, so CT comes out in HU and
+    NM in counts. Compressed transfer syntaxes need the ``dicom`` extra
+    (pylibjpeg + openjpeg); a missing or failing decoder is reported as such.
+
+    Raises:
+        ImageReadError: not DICOM, no pixel data, or pixel data that cannot be decoded.
+    """
+    ds = _dcmread(file)
+    return _pixels(ds, file), _meta(ds)
+
+
+# --------------------------------------------------------------------------- NM views
+
+_ANT = re.compile(r"(?<![A-Z])(ANT|ANTERIOR|ANTERIOR PROJECTION|AP)(?![A-Z])|前位")
+_POST = re.compile(r"(?<![A-Z])(POST|POSTERIOR|POSTERIOR PROJECTION|PA)(?![A-Z])|后位")
+
+
+def _view_from_text(text: str) -> str | None:
+    text = text.upper().replace("_", " ")
+    ant, post = bool(_ANT.search(text)), bool(_POST.search(text))
+    if ant != post:
+        return "ant" if ant else "post"
+    return None
+
+
+def _as_list(value) -> list:
+    # pydicom gives a multi-valued element as a MultiValue and a single value as a scalar
+    if value is None or value == "":
+        return []
+    return list(value) if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue" else [value]
+
+
+def _code_meanings(seq) -> str:
+    return " ".join(str(item.get("CodeMeaning", "")) for item in (seq or []))
+
+
+def identify_views(ds) -> list[tuple[str, str]]:
+    """``(view, how)`` for every frame of an NM dataset, from the header only.
+
+    Evidence, strongest first: the view code of the frame's detector
+    (DetectorInformationSequence / ViewCodeSequence + DetectorVector), the
+    frame's label (FrameLabelVector), the image's own descriptions when they
+    name one view (SeriesDescription, ImageID, ImageComments, ...), and last
+    the detector number by the dual-head whole-body convention (detector 1
+    anterior, 2 posterior). Frames with no evidence are named ``frame<i>``.
+    Repeated names (several energy windows) get a suffix: ``ant``, ``ant_2``.
+    """
+    n = int(ds.get("NumberOfFrames", 1) or 1)
+    det_vec = _as_list(ds.get("DetectorVector"))
+    det_vec = det_vec if len(det_vec) == n else ([det_vec[0]] * n if len(det_vec) == 1 else [None] * n)
+    det_info = list(ds.get("DetectorInformationSequence") or [])
+    labels = _as_list(ds.get("FrameLabelVector"))
+    labels = labels if len(labels) == n else [None] * n
+    whole = " ".join(str(ds.get(k, "")) for k in ("SeriesDescription", "ImageID", "ImageComments", "ProtocolName", "DerivationDescription"))
+    whole_view = _view_from_text(whole) if n == 1 else None
+    top_code = _view_from_text(_code_meanings(ds.get("ViewCodeSequence")))
+    out: list[tuple[str, str]] = []
+    for i in range(n):
+        det = det_vec[i]
+        view, how = None, ""
+        if det is not None and 1 <= int(det) <= len(det_info):
+            view = _view_from_text(_code_meanings(det_info[int(det) - 1].get("ViewCodeSequence")))
+            how = f"view code of detector {int(det)}"
+        if view is None and top_code and n == 1:
+            view, how = top_code, "ViewCodeSequence"
+        if view is None and labels[i] is not None:
+            view, how = _view_from_text(str(labels[i])), f"frame label {labels[i]!r}"
+        if view is None and whole_view:
+            view, how = whole_view, "image description"
+        if view is None and det is not None and int(det) in (1, 2):
+            view = "ant" if int(det) == 1 else "post"
+            how = f"detector {int(det)} (convention: detector 1 anterior, 2 posterior)"
+        if view is None:
+            view, how = f"frame{i}", "no view information in the header"
+        out.append((view, how))
+    seen: dict[str, int] = {}
+    named = []
+    for view, how in out:
+        seen[view] = seen.get(view, 0) + 1
+        named.append((view if seen[view] == 1 else f"{view}_{seen[view]}", how))
+    return named
+
+
+@dataclass
+class NMScan:
+    """A planar NM image: named views of real counts, each ``(H, W)`` float32."""
+
+    path: str
+    views: dict[str, np.ndarray]
+    how: dict[str, str]  # how each view was identified
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+def read_nm(file: str | Path, mirror_posterior: bool = False) -> NMScan:
+    """Read a planar NM file (whole-body bone scan, thyroid) as named views.
+
+    Args:
+        mirror_posterior: flip posterior views left-right so the patient's
+            right is on the same side as in the anterior view (as some
+            readers prefer for side-by-side comparison). Off by default: the
+            pixels stay as acquired.
+
+    Raises:
+        ImageReadError: not DICOM, not NM, or undecodable pixel data.
+    """
+    ds = _dcmread(file)
+    modality = str(ds.get("Modality", ""))
+    if modality not in ("NM", "PT", ""):
+        raise ImageReadError(file, f"expected an NM image, the file's modality is {modality}")
+    frames = _pixels(ds, file)
+    views, how = {}, {}
+    for (name, why), frame in zip(identify_views(ds), frames):
+        if mirror_posterior and name.startswith("post"):
+            frame = frame[:, ::-1].copy()
+        views[name], how[name] = frame, why
+    meta = _meta(ds)
+    meta.update(
+        patient_position=str(ds.get("PatientPosition", "")),
+        counts_accumulated=float(ds.get("CountsAccumulated", 0) or 0),
+        radionuclide=_radionuclide(ds),
+        mirrored_posterior=mirror_posterior,
+    )
+    return NMScan(str(file), views, how, meta)
+
+
+def _radionuclide(ds) -> str:
+    info = ds.get("RadiopharmaceuticalInformationSequence")
+    if info:
+        return _code_meanings(info[0].get("RadionuclideCodeSequence")) or str(info[0].get("Radiopharmaceutical", ""))
+    return ""
+
+
+def read_view(file: str | Path, view: str) -> tuple[np.ndarray, dict[str, Any]]:
+    """One named view of an NM file as ``(1, H, W)``: what ``file.dcm#ant`` means in a manifest."""
+    scan = read_nm(file)
+    if view not in scan.views:
+        raise ImageReadError(f"{file}#{view}", f"no view {view!r} in this file (has {sorted(scan.views)})")
+    meta = dict(scan.meta, view=view, view_how=scan.how[view])
+    return scan.views[view][None], meta
+
+
+# --------------------------------------------------------------------------- CT
+
+
+def apply_window(hu: np.ndarray, window: str | tuple[float, float]) -> np.ndarray:
+    """Map HU to [0, 1] through a window given by name or as ``(centre, width)``.
+
+    Linear between centre - width/2 (-> 0) and centre + width/2 (-> 1), clipped.
+    """
+    if isinstance(window, str):
+        if window not in WINDOWS:
+            raise ValueError(f"unknown window {window!r}; known: {sorted(WINDOWS)}")
+        window = WINDOWS[window]
+    centre, width = float(window[0]), float(window[1])
+    if width <= 0:
+        raise ValueError(f"window width must be positive, got {width}")
+    low = centre - width / 2.0
+    return np.clip((np.asarray(hu, dtype=np.float32) - low) / width, 0.0, 1.0)
+
+
+def window_stack(hu: np.ndarray, windows: Sequence[str | tuple[float, float]]) -> np.ndarray:
+    """Stack several windows of one ``(H, W)`` slice as channels: ``(len(windows), H, W)``."""
+    hu = np.asarray(hu)
+    if hu.ndim == 3 and hu.shape[0] == 1:
+        hu = hu[0]
+    if hu.ndim != 2:
+        raise ValueError(f"window_stack needs one 2-D slice, got shape {hu.shape}")
+    return np.stack([apply_window(hu, w) for w in windows]).astype(np.float32)
+
+
+# --------------------------------------------------------------------------- folders
+
+
+@dataclass(frozen=True)
+class DicomFile:
+    """Header facts of one DICOM file, enough to group and order it."""
+
+    path: str
+    modality: str
+    patient_id: str
+    study_uid: str
+    series_uid: str
+    instance: int
+    z: float | None  # ImagePositionPatient[2] (CT slice position)
+    frames: int
+    description: str
+
+
+def scan_dicom_folder(folder: str | Path) -> tuple[list[DicomFile], list[str]]:
+    """Every DICOM file under ``folder`` (recursive), headers only, plus errors.
+
+    Files that are not DICOM are ignored unless named ``.dcm``/``.dicom`` (then
+    they are reported); unreadable DICOM files are reported as one-line errors
+    and the scan goes on.
+    """
+    from .io import _looks_like_dicom
+
+    files, errors = [], []
+    for path in sorted(p for p in Path(folder).rglob("*") if p.is_file()):
+        named = path.suffix.lower() in (".dcm", ".dicom")
+        try:
+            if not named and not _looks_like_dicom(path):
+                continue
+            ds = _dcmread(path, stop_before_pixels=True)
+        except ImageReadError as exc:
+            if named:
+                errors.append(str(exc))
+            continue
+        except OSError as exc:
+            errors.append(f"{path}: {exc.strerror or exc}")
+            continue
+        files.append(_file_info(path, ds))
+    return files, errors
+
+
+def read_ct_series(source: str | Path | Sequence[str | Path]) -> tuple[np.ndarray, dict[str, Any]]:
+    """A CT series (folder or file list) as ``(slices, H, W)`` HU, ordered along z.
+
+    Slices are sorted by ImagePositionPatient z when every slice has it, else
+    by InstanceNumber. A folder holding more than one series is an error
+    that lists them.
+    """
+    if isinstance(source, (str, Path)) and Path(source).is_dir():
+        files, errors = scan_dicom_folder(source)
+        if errors:
+            raise ImageReadError(source, f"{len(errors)} unreadable file(s), e.g. {errors[0]}")
+    else:
+        files = [_file_info(p, _dcmread(p, stop_before_pixels=True)) for p in source]  # type: ignore[union-attr]
+    files = [f for f in files if f.modality == "CT"]
+    if not files:
+        raise ImageReadError(str(source), "no CT slices found")
+    series = sorted({f.series_uid for f in files})
+    if len(series) > 1:
+        raise ImageReadError(str(source), f"{len(series)} CT series in one folder ({series[:3]}); give one series")
+    if all(f.z is not None for f in files):
+        files.sort(key=lambda f: f.z)  # type: ignore[arg-type,return-value]
+    else:
+        files.sort(key=lambda f: f.instance)
+    slices, meta = [], {}
+    for f in files:
+        arr, meta = read_dicom(f.path)
+        slices.append(arr[0])
+    shapes = {s.shape for s in slices}
+    if len(shapes) > 1:
+        raise ImageReadError(str(source), f"slices of different sizes {sorted(shapes)}")
+    meta = dict(meta, slices=len(slices), files=[f.path for f in files])
+    return np.stack(slices), meta
+
+
+def _file_info(path: str | Path, ds) -> DicomFile:
+    pos = ds.get("ImagePositionPatient")
+    return DicomFile(
+        path=str(Path(path).resolve()),
+        modality=str(ds.get("Modality", "")),
+        patient_id=str(ds.get("PatientID", "")),
+        study_uid=str(ds.get("StudyInstanceUID", "")),
+        series_uid=str(ds.get("SeriesInstanceUID", "")),
+        instance=int(ds.get("InstanceNumber", 0) or 0),
+        z=float(pos[2]) if pos is not None and len(pos) == 3 else None,
+        frames=int(ds.get("NumberOfFrames", 1) or 1),
+        description=str(ds.get("SeriesDescription", "")),
+    )
+
+
+def manifest_from_dicom(folder: str | Path) -> tuple[list, list[str]]:
+    """Unlabelled manifest records for a DICOM folder, plus one-line errors.
+
+    NM files give one record per view (``path = file.dcm#ant``, ``view = ant``),
+    so a two-view whole-body scan feeds ``data.views=[ant, post]`` directly;
+    other modalities give one record per file. ``patient_id`` comes from the
+    header (PatientID, else the study UID).
+    """
+    from .manifest import Record
+
+    files, errors = scan_dicom_folder(folder)
+    records = []
+    for f in files:
+        pid = f.patient_id or f.study_uid or f.path
+        extra = {"modality": f.modality, "study_uid": f.study_uid, "series_uid": f.series_uid}
+        if f.modality == "NM":
+            try:
+                ds = _dcmread(f.path, stop_before_pixels=True)
+                views = [v for v, _ in identify_views(ds)]
+            except ImageReadError as exc:
+                errors.append(str(exc))
+                continue
+            records += [Record(path=f"{f.path}#{v}", patient_id=pid, view=v, extra=extra) for v in views]
+        else:
+            records.append(Record(path=f.path, patient_id=pid, extra=extra))
+    return records, errors
+
+
+# --------------------------------------------------------------------------- writing
+
+NM_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.20"
+
+
+def write_nm(
+    file: str | Path,
+    views: dict[str, np.ndarray],
+    spacing: tuple[float, float] = (2.26, 2.26),
+    patient_id: str = "ANON",
+    description: str = "Whole Body Bone",
+    comments: str = "",
+) -> Path:
+    """Write named planar views as one multi-frame NM DICOM file (uint16 counts).
+
+    Each view becomes a frame with its own detector whose ViewCodeSequence
+    names the view (``ant`` -> "anterior", ``post`` -> "posterior"), so
+    :func:`read_nm` gets the names back from the header. Counts must fit in
+    uint16; larger values are an error rather than silently clipped.
+    """
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.sequence import Sequence as Seq
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    names = list(views)
+    frames = np.stack([np.asarray(views[v]) for v in names])
+    if frames.min() < 0 or frames.max() > 65535:
+        raise ValueError(f"{file}: counts must lie in 0..65535 to be stored as uint16 (got {frames.min()}..{frames.max()})")
+    frames = np.rint(frames).astype(np.uint16)
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = NM_IMAGE_STORAGE
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID, ds.SOPInstanceUID = NM_IMAGE_STORAGE, meta.MediaStorageSOPInstanceUID
+    ds.Modality = "NM"
+    ds.PatientID, ds.PatientName = patient_id, patient_id
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
+    ds.SeriesDescription = description
+    ds.ImageComments = comments
+    ds.ImageType = ["ORIGINAL", "PRIMARY", "WHOLE BODY", "EMISSION"]
+    ds.PatientPosition = "HFS"
+    ds.NumberOfFrames = len(names)
+    ds.FrameIncrementPointer = [0x00540020]  # frames indexed by DetectorVector
+    ds.DetectorVector = list(range(1, len(names) + 1))
+    ds.NumberOfDetectors = len(names)
+    items = []
+    for v in names:
+        code = Dataset()
+        code.CodeValue, code.CodingSchemeDesignator = v.upper()[:16], "99SCINTIX"
+        code.CodeMeaning = {"ant": "anterior", "post": "posterior"}.get(v.split("_")[0], v)
+        item = Dataset()
+        item.ViewCodeSequence = Seq([code])
+        items.append(item)
+    ds.DetectorInformationSequence = Seq(items)
+    ds.Rows, ds.Columns = int(frames.shape[1]), int(frames.shape[2])
+    ds.PixelSpacing = [f"{spacing[0]:.4f}", f"{spacing[1]:.4f}"]
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
+    ds.PixelData = frames.tobytes()
+    file = Path(file)
+    file.parent.mkdir(parents=True, exist_ok=True)
+    ds.save_as(str(file), enforce_file_format=True)
+    return file

@@ -33,11 +33,20 @@ class ImageReadError(Exception):
 
 
 def split_npz_path(path: str | Path) -> tuple[Path, str | None, int | None]:
-    """Split ``file.npz#split/index`` into (file, split, index); plain paths give Nones."""
+    """Split a path with a fragment into (file, fragment, index).
+
+    ``file.npz#split/17`` gives ``(file.npz, "split", 17)``; any other file's
+    fragment names a view of a DICOM NM file, ``scan.dcm#ant`` gives
+    ``(scan.dcm, "ant", None)``; plain paths give ``(path, None, None)``.
+    """
     text = str(path)
     if "#" not in text:
         return Path(text), None, None
     file, frag = text.rsplit("#", 1)
+    if not file.lower().endswith(".npz"):
+        if not frag:
+            raise ImageReadError(path, "empty view name after '#'")
+        return Path(file), frag, None
     split, _, index = frag.partition("/")
     if not split or not index.isdigit():
         raise ImageReadError(path, "an npz reference must look like 'file.npz#<split>/<index>'")
@@ -49,7 +58,8 @@ def read_image(path: str | Path, channels: int | None = 1) -> tuple[np.ndarray, 
 
     Args:
         path: PNG/JPEG/TIFF/BMP, ``.npy``, ``.npz#split/index`` (MedMNIST layout)
-            or DICOM (``.dcm``, or any file with the DICM preamble).
+            or DICOM (``.dcm``, or any file with the DICM preamble); ``scan.dcm#post``
+            is one named view of a planar NM file (see :func:`~scintix.data.dicom.read_nm`).
         channels: 1 converts colour to grey (luminance), ``None`` keeps what the
             file has. Multi-frame DICOM keeps its frames as channels.
 
@@ -69,8 +79,12 @@ def read_image(path: str | Path, channels: int | None = 1) -> tuple[np.ndarray, 
         raise ImageReadError(path, "file not found")
     suffix = file.suffix.lower()
     try:
-        if split is not None or suffix == ".npz":
+        if suffix == ".npz":
             arr, meta = _read_npz(file, split, index)
+        elif split is not None:  # scan.dcm#ant: one named view of an NM file
+            from .dicom import read_view
+
+            arr, meta = read_view(file, split)
         elif suffix == ".npy":
             arr, meta = np.load(file, allow_pickle=False), {"format": "npy"}
         elif suffix in (".dcm", ".dicom") or _looks_like_dicom(file):

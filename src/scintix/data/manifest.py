@@ -228,7 +228,9 @@ def _resolve(root: Path, path: str) -> str:
     file, split, idx = split_npz_path(path) if "#" in path else (Path(path), None, None)
     full = file if file.is_absolute() else (root / file)
     full = full.resolve()
-    return f"{full}#{split}/{idx}" if split is not None else str(full)
+    if split is None:
+        return str(full)
+    return f"{full}#{split}/{idx}" if idx is not None else f"{full}#{split}"
 
 
 def _rel_npz(path: str, base: Path) -> str:
