@@ -128,13 +128,8 @@ def write_manifest(records: Iterable[Record], csv_path: str | Path, relative_to:
         writer = csv.writer(fh)
         writer.writerow(list(KNOWN_COLUMNS) + extra_cols)
         for r in records:
-            path = r.path
-            if base is not None:
-                try:
-                    path = str(Path(path).resolve().relative_to(base)) if "#" not in path else _rel_npz(path, base)
-                except ValueError:
-                    pass
-            writer.writerow([path, r.label or "", r.patient_id, r.view or "", r.report or "", r.mask or "", r.split or ""] + [r.extra.get(k, "") for k in extra_cols])
+            path, mask = _relative(r.path, base), _relative(r.mask, base) if r.mask else ""
+            writer.writerow([path, r.label or "", r.patient_id, r.view or "", r.report or "", mask, r.split or ""] + [r.extra.get(k, "") for k in extra_cols])
     return csv_path
 
 
@@ -231,6 +226,15 @@ def _resolve(root: Path, path: str) -> str:
     if split is None:
         return str(full)
     return f"{full}#{split}/{idx}" if idx is not None else f"{full}#{split}"
+
+
+def _relative(path: str, base: Path | None) -> str:
+    if base is None:
+        return path
+    try:
+        return str(Path(path).resolve().relative_to(base)) if "#" not in path else _rel_npz(path, base)
+    except ValueError:  # outside the manifest's folder: keep it absolute
+        return path
 
 
 def _rel_npz(path: str, base: Path) -> str:
