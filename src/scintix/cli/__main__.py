@@ -6,6 +6,9 @@
     scintix split DATA [--out split.csv] [--folds K]
     scintix augment DATA --split split.csv --out DIR [--copies N]
     scintix synthetic OUT_DIR [--patients N]
+    scintix simulate OUT_DIR [--mode bone|thyroid] [--n N] [--seed S] [--counts C] [--format png|dicom|npy] [--prevalence label=p ...]
+    scintix crop INPUT --out DIR [--margin 0.05] [--side both|image_left|image_right]
+    scintix manifest DICOM_FOLDER --out manifest.csv
     scintix recipes
     scintix models [--size H W]
 
@@ -71,6 +74,23 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("out_dir")
     p.add_argument("--patients", type=int, default=240)
     p.add_argument("--seed", type=int, default=0)
+    p = sub.add_parser("simulate", help="simulate SYNTHETIC whole-body bone scans or thyroid scans with masks, boxes and reports")
+    p.add_argument("out_dir")
+    p.add_argument("--mode", choices=("bone", "thyroid"), default="bone")
+    p.add_argument("--n", type=int, default=100, help="number of cases (patients)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--counts", type=float, default=None, help="total counts per view (default 1.5e6 bone, 2e5 thyroid)")
+    p.add_argument("--format", choices=("png", "dicom", "npy"), default="png")
+    p.add_argument("--prevalence", nargs="*", default=[], metavar="LABEL=P", help="e.g. metastasis=0.4 arthritis=0.2")
+    p.add_argument("--max-cross", type=float, default=None, help="thyroid: keep this fraction of the multi-feature cases")
+    p = sub.add_parser("crop", help="find body regions on whole-body scans and write thoracic crops + a manifest")
+    p.add_argument("input", help="image file, folder, or manifest CSV of whole-body views")
+    p.add_argument("--out", required=True)
+    p.add_argument("--margin", type=float, default=0.05, help="fraction of the thorax box added on every side")
+    p.add_argument("--side", choices=("both", "image_left", "image_right"), default="both", help="whole thorax or one half (BS-80K crops are one side)")
+    p = sub.add_parser("manifest", help="a manifest CSV for a folder of DICOM files (NM: one row per view)")
+    p.add_argument("folder")
+    p.add_argument("--out", required=True)
     sub.add_parser("recipes", help="list the built-in recipes")
     p = sub.add_parser("models", help="list every model with parameters and FLOPs at a given input size")
     p.add_argument("--size", type=int, nargs=2, default=(256, 256), metavar=("H", "W"))
@@ -178,6 +198,57 @@ def cmd_synthetic(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_simulate(a: argparse.Namespace) -> int:
+    from ..simulate import SimulateConfig, simulate_dataset
+
+    prevalence = {}
+    for item in a.prevalence:
+        label, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"--prevalence wants LABEL=P, got {item!r}")
+        prevalence[label] = float(value)
+    cfg = SimulateConfig(mode=a.mode, n=a.n, seed=a.seed, counts=a.counts, prevalence=prevalence, format=a.format, max_cross=a.max_cross)
+    t = time.time()
+    manifest = simulate_dataset(a.out_dir, cfg, progress=True)
+    print(f"SYNTHETIC {a.mode} scans: {a.n} cases in {time.time() - t:.1f} s -> {manifest}")
+    return 0
+
+
+def _records_for(source: str):
+    from ..data.io import IMAGE_SUFFIXES
+    from ..data.manifest import Record, load_data
+
+    path = Path(source)
+    if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES - {".npz"}:
+        return [Record(path=str(path.resolve()), patient_id=str(path.resolve()))]
+    return load_data(source, require_label=False)
+
+
+def cmd_crop(a: argparse.Namespace) -> int:
+    from ..data.crop import crop_records
+
+    records = _records_for(a.input)
+    manifest, errors = crop_records(records, a.out, a.margin, a.side)
+    for e in errors:
+        print(f"not cropped: {e}", file=sys.stderr)
+    print(f"{len(records) - len(errors)} of {len(records)} images cropped -> {manifest}")
+    return 0 if len(errors) < len(records) else 2
+
+
+def cmd_manifest(a: argparse.Namespace) -> int:
+    from ..data.dicom import manifest_from_dicom
+    from ..data.manifest import write_manifest
+
+    records, errors = manifest_from_dicom(a.folder)
+    for e in errors:
+        print(f"unreadable, left out: {e}", file=sys.stderr)
+    if not records:
+        raise ValueError(f"{a.folder}: no readable DICOM images")
+    out = write_manifest(records, a.out, relative_to=Path(a.out).parent)
+    print(f"{len(records)} rows ({len({r.patient_id for r in records})} patients) -> {out}; add a 'label' column to train on it")
+    return 0
+
+
 def cmd_recipes(a: argparse.Namespace) -> int:
     from ..config import list_recipes
 
@@ -195,7 +266,7 @@ def cmd_models(a: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "train": cmd_run, "evaluate": cmd_evaluate, "predict": cmd_predict, "split": cmd_split, "augment": cmd_augment, "synthetic": cmd_synthetic, "recipes": cmd_recipes, "models": cmd_models}
+COMMANDS = {"run": cmd_run, "train": cmd_run, "evaluate": cmd_evaluate, "predict": cmd_predict, "split": cmd_split, "augment": cmd_augment, "synthetic": cmd_synthetic, "simulate": cmd_simulate, "crop": cmd_crop, "manifest": cmd_manifest, "recipes": cmd_recipes, "models": cmd_models}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

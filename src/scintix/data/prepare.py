@@ -48,6 +48,9 @@ def prepare_data(cfg, run_dir: str | Path) -> PreparedData:
             opts.setdefault("seed", d.split.seed)
             source = make_synthetic_dataset(data_dir, **opts)
     records = load_data(source)
+    if d.label_column:
+        records = _relabel(records, d.label_column, source)
+    synthetic = synthetic or any(r.extra.get("synthetic") == "1" for r in records)
     y, classes = encode_labels(records, d.classes, d.task)
     split_file = run_dir / "split.csv"
     if split_file.is_file() or d.split.file:
@@ -86,6 +89,15 @@ def prepare_data(cfg, run_dir: str | Path) -> PreparedData:
     summary["source"] = str(source)
     (run_dir / "data_summary.json").write_text(json.dumps(summary, indent=2))
     return PreparedData(records, classes, by_split, summary, synthetic)
+
+
+def _relabel(records: list[Record], column: str, source) -> list[Record]:
+    import dataclasses
+
+    missing = [r.path for r in records if not (r.extra.get(column) or "").strip()]
+    if missing:
+        raise ValueError(f"{source}: data.label_column={column!r} is empty or absent for {len(missing)} row(s), e.g. {missing[:2]}")
+    return [dataclasses.replace(r, label=r.extra[column].strip()) for r in records]
 
 
 def _summary(records, classes, by_split, duplicates, leakage, errors, how, task) -> dict:

@@ -84,7 +84,7 @@ def make_phantom(rng: np.random.Generator) -> Phantom:
     bone = lambda *a: P.bones.append(Primitive(*a))  # noqa: E731
 
     # --- vertebral column: C1..C7, T1..T12, L1..L5, sacrum (levels as fractions of stature)
-    y_c1, y_t1, y_l1, y_s1, y_s_end = (0.118 + j(0.005)) * H, (0.185 + j(0.006)) * H, (0.352 + j(0.008)) * H, (0.462 + j(0.008)) * H, (0.525 + j(0.008)) * H
+    y_c1, y_t1, y_l1, y_s1, y_s_end = (0.118 + j(0.005)) * H, (0.185 + j(0.006)) * H, (0.345 + j(0.008)) * H, (0.44 + j(0.008)) * H, (0.50 + j(0.008)) * H
     levels = [("C", 7, y_c1, y_t1), ("T", 12, y_t1, y_l1), ("L", 5, y_l1, y_s1)]
     vert_y = {}
     for letter, n, top, bottom in levels:
@@ -135,7 +135,7 @@ def make_phantom(rng: np.random.Generator) -> Phantom:
                 bone("capsule", a, b, 4.6, 0.75, 0.8, T_trunk)
             if k <= 10:  # ribs 1-7 reach the sternum, 8-10 the costal margin; 11-12 float
                 end_x = 20 * wf if k <= 7 else lateral * (0.45 + 0.04 * (k - 8))
-                end_y = yv + drop + (0.02 + 0.004 * k) * H
+                end_y = yv + drop + (0.012 + 0.002 * k) * H  # bony rib only: costal cartilage takes up no tracer
                 mid = (s * (lateral * 0.92), yv + drop + (end_y - yv - drop) * 0.45)
                 for a, b in ((pts_post[-1], mid), (mid, (s * end_x, end_y))):
                     bone("capsule", a, b, 4.2, 0.6, 0.25, T_trunk)
@@ -145,9 +145,9 @@ def make_phantom(rng: np.random.Generator) -> Phantom:
 
     # --- pelvis: iliac wings, ischium/pubis, femoral heads
     half_pelvis = (0.098 + j(0.004)) * H * wf
-    y_crest = y_s1 - 0.006 * H
-    y_hip = (0.522 + j(0.006)) * H
-    y_pubis = y_hip + 0.03 * H
+    y_crest = y_s1 - 0.02 * H  # iliac crest at L4
+    y_hip = (0.478 + j(0.006)) * H
+    y_pubis = y_hip + 0.022 * H
     for s in (-1.0, 1.0):
         side, side_zh = _side(s)
         il = (s * half_pelvis * 0.62, y_crest + 0.04 * H)
