@@ -89,3 +89,37 @@ def test_models_lists_every_model_with_params_and_flops(capsys):
     lines = {ln.split()[0]: ln.split() for ln in out.splitlines()[1:]}
     assert set(lines) == set(list_models())
     assert float(lines["vgg16"][2]) > float(lines["resnet18"][2]) > 0
+
+
+def test_simulate_crop_train_evaluate_without_glue(tmp_path, capsys):
+    sim, crops, run = tmp_path / "sim", tmp_path / "crops", tmp_path / "run"
+    assert main(["simulate", str(sim), "--n", "12", "--seed", "1", "--prevalence", "metastasis=0.5", "arthritis=0.3"]) == 0
+    (sim / "broken.png").write_bytes(b"not a png")
+    with open(sim / "manifest.csv", "a") as fh:
+        fh.write("broken.png,normal,BROKEN,ant,,,,0,,0,0,,1\n")
+    assert main(["crop", str(sim), "--out", str(crops)]) == 0
+    err = capsys.readouterr().err
+    assert "broken.png" in err and "Traceback" not in err  # reported, and the good files still cropped
+    rows = list(csv.DictReader(open(crops / "manifest.csv")))
+    assert len(rows) == 24 and all(r["crop_box"] and r["synthetic"] == "1" for r in rows)
+    code = main(["run", "--recipe", "p1-wholebody", "--data", str(crops), "--out", str(run), "-o", "train.epochs=1", "-o", "data.image_size=[48,40]", "-o", "eval.n_bootstrap=20"])
+    assert code == 0
+    assert json.loads((run / "meta.json").read_text())["synthetic"] is True
+    assert (run / "eval" / "metrics_table.txt").read_text().startswith("*** SYNTHETIC")
+    # the whole-body multi-label recipe reads the simulator's manifest directly
+    run2 = tmp_path / "run2"
+    assert main(["run", "--recipe", "p2-wholebody", "--data", str(sim), "--out", str(run2), "-o", "train.epochs=1", "-o", "data.image_size=[64,16]", "-o", "eval.n_bootstrap=20"]) == 0
+    summary = json.loads((run2 / "data_summary.json").read_text())
+    assert summary["classes"] == ["normal", "metastasis", "arthritis"]
+
+
+def test_dicom_manifest_command(tmp_path, capsys):
+    import numpy as np
+
+    from scintix.data.dicom import write_nm
+
+    write_nm(tmp_path / "dcm" / "a.dcm", {"ant": np.ones((8, 4)), "post": np.ones((8, 4))}, patient_id="PA")
+    assert main(["manifest", str(tmp_path / "dcm"), "--out", str(tmp_path / "m.csv")]) == 0
+    rows = list(csv.DictReader(open(tmp_path / "m.csv")))
+    assert [(r["path"], r["view"], r["patient_id"]) for r in rows] == [("dcm/a.dcm#ant", "ant", "PA"), ("dcm/a.dcm#post", "post", "PA")]
+    assert main(["manifest", str(tmp_path / "empty"), "--out", str(tmp_path / "n.csv")]) == 2

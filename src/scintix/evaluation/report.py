@@ -57,7 +57,7 @@ def evaluate_predictions(probs, targets, patient_ids, thresholds: dict[str, floa
     out["thresholds"] = thresholds
     out["per_class"] = per_class
     if len(per_class) > 1:
-        out["macro"] = {m: float(np.nanmean([v[m]["value"] for v in per_class.values()])) for m in TABLE_METRICS}
+        out["macro"] = {m: _nanmean([v[m]["value"] for v in per_class.values()]) for m in TABLE_METRICS}
     if task != "multilabel" and len(probs):
         out["argmax_accuracy"] = float(np.mean(np.argmax(probs, 1) == np.asarray(targets).ravel()))
     return out
@@ -172,3 +172,10 @@ def save_json(path: str | Path, obj) -> None:
         return v
 
     Path(path).write_text(json.dumps(clean(obj), indent=2))
+
+
+def _nanmean(values) -> float:
+    """Mean of the defined values; NaN (no warning) when none is defined, e.g. a class absent from a tiny split."""
+    arr = np.asarray(values, dtype=float)
+    arr = arr[np.isfinite(arr)]
+    return float(arr.mean()) if arr.size else float("nan")

@@ -78,6 +78,8 @@ def _otsu(values: np.ndarray, bins: int = 256) -> float:
 
 def _outline(image: np.ndarray, smooth: float) -> np.ndarray:
     s = ndimage.gaussian_filter(image.astype(np.float32), smooth)
+    if not np.ptp(s) > 0:
+        raise RegionError("no body outline found (empty or uniform image)")
     logs = np.log1p(np.clip(s, 0, np.percentile(s, 97)))
     body = logs > _otsu(logs.ravel())
     lab, n = ndimage.label(body)
