@@ -104,6 +104,7 @@ class EvalConfig:
     n_bootstrap: int = 1000
     ci_level: float = 0.95
     splits: tuple[str, ...] = ("val", "test")
+    calibrate: bool = True  # temperature scaling fitted on val; calibrated probabilities everywhere after
 
 
 @dataclass(frozen=True)

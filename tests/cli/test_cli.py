@@ -30,6 +30,13 @@ def test_train_evaluate_predict(tiny_manifest, tmp_path, capsys):
     assert all(0 <= float(r["prob_abnormal"]) <= 1 and r["predicted"] in ("normal", "abnormal") for r in good)
     assert main(["predict", str(run), str(folder / "p1_ant.png"), "--out", str(tmp_path / "one.json")]) == 0
     assert json.loads((tmp_path / "one.json").read_text())[0]["path"].endswith("p1_ant.png")
+    # predict applies the run's temperature: its probabilities equal the evaluation's calibrated ones
+    calib = json.loads((run / "eval" / "calibration.json").read_text())
+    assert calib["temperature"] > 0 and calib["fitted_on"] == "val" and "test" in calib["ece"]
+    evaluated = {r["path"]: float(r["prob_abnormal"]) for split in ("val", "test") for r in csv.DictReader(open(run / "eval" / split / "predictions.csv"))}
+    src = next(p for p in evaluated if p.endswith(".png"))
+    assert main(["predict", str(run), src, "--out", str(tmp_path / "same.json")]) == 0
+    assert abs(json.loads((tmp_path / "same.json").read_text())[0]["prob_abnormal"] - evaluated[src]) < 1e-4
 
 
 def test_bad_manifest_is_one_line_error(tmp_path, capsys):

@@ -17,7 +17,7 @@ import numpy as np
 from .bootstrap import bootstrap_ci
 from .threshold import choose_threshold
 
-__all__ = ["class_columns", "choose_thresholds", "evaluate_predictions", "write_predictions", "plot_roc", "plot_confusion", "format_table"]
+__all__ = ["class_columns", "choose_thresholds", "evaluate_predictions", "write_predictions", "plot_roc", "plot_pr", "plot_confusion", "format_table"]
 
 TABLE_METRICS = ("roc_auc", "pr_auc", "accuracy", "balanced_accuracy", "recall", "specificity", "precision", "f1")
 
@@ -95,21 +95,39 @@ def _plt():
 
 
 def plot_roc(path: str | Path, probs: np.ndarray, targets: np.ndarray, task: str, classes: Sequence[str], title: str) -> None:
-    from sklearn.metrics import roc_curve
+    """ROC curve per class (one-vs-rest), the chance diagonal dotted."""
+    _plot_curves(path, probs, targets, task, classes, title, "roc")
+
+
+def plot_pr(path: str | Path, probs: np.ndarray, targets: np.ndarray, task: str, classes: Sequence[str], title: str) -> None:
+    """Precision-recall curve per class (one-vs-rest), each class's prevalence dotted."""
+    _plot_curves(path, probs, targets, task, classes, title, "pr")
+
+
+def _plot_curves(path, probs, targets, task, classes, title, kind: str) -> None:
+    from sklearn.metrics import precision_recall_curve, roc_curve
 
     plt = _plt()
     y = one_vs_rest(targets, task, probs.shape[1])
     fig, ax = plt.subplots(figsize=(4.5, 4.5), dpi=100)
     for c in class_columns(task, classes):
         if len(np.unique(y[:, c])) == 2:
-            fpr, tpr, _ = roc_curve(y[:, c], probs[:, c])
-            ax.plot(fpr, tpr, label=str(classes[c]))
-    ax.plot([0, 1], [0, 1], "k:", lw=0.8)
-    ax.set(xlabel="1 - specificity", ylabel="sensitivity", title=title, xlim=(0, 1), ylim=(0, 1.01))
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(loc="lower right", fontsize=8)
+            if kind == "roc":
+                fpr, tpr, _ = roc_curve(y[:, c], probs[:, c])
+                ax.plot(fpr, tpr, label=str(classes[c]))
+            else:
+                prec, rec, _ = precision_recall_curve(y[:, c], probs[:, c])
+                line = ax.plot(rec, prec, label=str(classes[c]))[0]
+                ax.axhline(y[:, c].mean(), ls=":", lw=0.8, c=line.get_color())
+    if kind == "roc":
+        ax.plot([0, 1], [0, 1], "k:", lw=0.8)
+        ax.set(xlabel="1 - specificity", ylabel="sensitivity", title=title, xlim=(0, 1), ylim=(0, 1.01))
     else:
-        ax.text(0.5, 0.5, "one class only:\nROC undefined", ha="center", va="center")
+        ax.set(xlabel="recall (sensitivity)", ylabel="precision", title=title, xlim=(0, 1), ylim=(0, 1.01))
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="lower right" if kind == "roc" else "lower left", fontsize=8)
+    else:
+        ax.text(0.5, 0.5, f"one class only:\n{kind.upper()} undefined", ha="center", va="center")
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

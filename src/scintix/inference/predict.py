@@ -39,14 +39,17 @@ def predict_paths(run_dir: str | Path, source: str | Path, batch_size: int = 32)
     """Predict every image in ``source``; one dict per image (or per patient with views).
 
     Rows hold ``path``, ``prob_<class>`` per class, ``predicted`` and ``error``
-    (empty when it worked). Probabilities are the model's; ``predicted`` uses
-    the run's validation-chosen thresholds.
+    (empty when it worked). Probabilities are calibrated with the run's
+    temperature (``eval/calibration.json``, fitted on validation); ``predicted``
+    uses the thresholds chosen on the same calibrated validation probabilities.
     """
     run_dir = Path(run_dir)
     cfg = load_run_config(run_dir)
     ck = load_checkpoint(run_dir / "checkpoints" / "best.pt")
     classes = list(ck["classes"])
     thresholds = json.loads((run_dir / "eval" / "thresholds.json").read_text())["thresholds"]
+    calib = run_dir / "eval" / "calibration.json"
+    temperature = float(json.loads(calib.read_text())["temperature"]) if calib.is_file() else 1.0
     model = build_model_for_run(cfg, len(classes))
     model.load_state_dict(ck["model"])
     device = resolve_device(cfg.train.device)
@@ -78,7 +81,7 @@ def predict_paths(run_dir: str | Path, source: str | Path, batch_size: int = 32)
     for start in range(0, len(arrays), batch_size):
         x = torch.from_numpy(np.stack(arrays[start : start + batch_size])).to(device)
         with torch.no_grad(), autocast(device, amp):
-            p = probabilities(model(x).float(), task).cpu().numpy()
+            p = probabilities(model(x).float() / temperature, task).cpu().numpy()
         for key, pi in zip(keys[start : start + batch_size], p):
             row = {"path": key, **{f"prob_{c}": float(v) for c, v in zip(classes, pi)}, "predicted": decide(pi, thresholds, task, classes, cols), "error": ""}
             rows.append(row)

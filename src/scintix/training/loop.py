@@ -91,9 +91,9 @@ def predict(
     criterion: nn.Module | None = None,
     temperature: float = 1.0,
 ) -> dict[str, np.ndarray | float]:
-    """Probabilities ``(N, K)`` in loader order, dataset indices, and the mean loss when a criterion is given."""
+    """Probabilities and raw logits ``(N, K)`` in loader order, dataset indices, and the mean loss when a criterion is given."""
     model.eval()
-    probs, idx, total, n = [], [], 0.0, 0
+    probs, logit_list, idx, total, n = [], [], [], 0.0, 0
     for x, y, i in loader:
         x, y = _prepare(x, y, device, channels_last, task)
         with autocast(device, amp_dtype):
@@ -102,10 +102,12 @@ def predict(
             total += criterion(logits, y).item() * len(x)
         n += len(x)
         probs.append(probabilities(logits / temperature, task).cpu().numpy())
+        logit_list.append(logits.cpu().numpy())
         idx.append(np.asarray(i))
     k = getattr(model, "num_classes", 2)
     return {
         "probs": np.concatenate(probs) if probs else np.zeros((0, k)),
+        "logits": np.concatenate(logit_list) if logit_list else np.zeros((0, k)),
         "index": np.concatenate(idx) if idx else np.zeros((0,), int),
         "loss": total / n if (criterion is not None and n) else float("nan"),
     }

@@ -26,7 +26,7 @@ from .. import __version__
 from ..config import RunConfig, _build, config_to_dict
 from ..data.datasets import CachedDataset
 from ..data.prepare import PreparedData, prepare_data
-from ..evaluation import report
+from ..evaluation import calibration, report
 from ..models import create_model
 from ..models.weights import freeze_backbone
 from ..transforms.augment import Augmenter
@@ -275,12 +275,21 @@ def evaluate_run(run_dir: str | Path, data: PreparedData | None = None, datasets
         if ds is None or len(ds) == 0:
             continue
         out = predict(model, DataLoader(ds, batch_size=cfg.train.batch_size), device, task, amp)
-        preds[split] = (out["probs"], ds.targets[out["index"]], [ds.samples[i] for i in out["index"]])
+        preds[split] = (out["logits"], ds.targets[out["index"]], [ds.samples[i] for i in out["index"]])
     if "val" not in preds:
         raise ValueError(f"{run_dir}: no validation predictions; the threshold must come from validation data")
-    thresholds = report.choose_thresholds(preds["val"][0], preds["val"][1], task, classes, ecfg)
     eval_dir = run_dir / "eval"
     eval_dir.mkdir(exist_ok=True)
+    temperature = calibration.fit_temperature(preds["val"][0], preds["val"][1], task) if ecfg.calibrate else 1.0
+    calib = {"temperature": temperature, "fitted_on": "val", "method": "temperature scaling (NLL)" if ecfg.calibrate else "none", "ece": {}}
+    raw = {}
+    for split, (logits, targets, samples) in list(preds.items()):
+        raw[split] = calibration.apply_temperature(logits, 1.0, task)
+        calibrated = calibration.apply_temperature(logits, temperature, task)
+        calib["ece"][split] = {"raw": calibration.expected_calibration_error(raw[split], targets, task), "calibrated": calibration.expected_calibration_error(calibrated, targets, task)}
+        preds[split] = (calibrated, targets, samples)
+    report.save_json(eval_dir / "calibration.json", calib)
+    thresholds = report.choose_thresholds(preds["val"][0], preds["val"][1], task, classes, ecfg)
     report.save_json(eval_dir / "thresholds.json", {"thresholds": thresholds, "method": ecfg.threshold, "target_specificity": ecfg.target_specificity, "chosen_on": "val"})
     results = {}
     for split, (probs, targets, samples) in preds.items():
@@ -295,6 +304,10 @@ def evaluate_run(run_dir: str | Path, data: PreparedData | None = None, datasets
         tag = " (SYNTHETIC)" if data.synthetic else ""
         report.plot_roc(d / "roc.png", probs, targets, task, classes, f"ROC, {split}{tag}")
         report.plot_confusion(d / "confusion.png", probs, targets, thresholds, task, classes, f"{split}{tag}")
+        report.plot_pr(d / "pr.png", probs, targets, task, classes, f"precision-recall, {split}{tag}")
+        calibration.plot_reliability(d / "reliability.png", raw[split], probs, targets, task, f"calibration, {split}{tag} (T = {temperature:.2f}, fitted on val)")
+        res["calibration"] = {"temperature": temperature, **calib["ece"][split]}
+        report.save_json(d / "metrics.json", res)
         results[split] = res
     table = report.format_table(results, data.synthetic)
     (eval_dir / "metrics_table.txt").write_text(table + "\n")
