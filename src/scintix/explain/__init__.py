@@ -1,0 +1,1 @@
+"""Explanations: class activation maps, their faithfulness, and overlays."""

@@ -1,0 +1,213 @@
+"""Class activation maps for every model in the zoo, as small subclasses of one base.
+
+Each method returns, for a batch ``(B, C, H, W)``, maps ``(B, H, W)`` at the
+input's size, non-negative and min-max normalised per image to [0, 1]. The
+target layer comes from the model interface (``model.cam_layer``) unless
+given. Everything is computed per sample (no batch statistics: the model runs
+in eval mode), so a batch gives exactly the per-image maps -- unlike MONAI's
+Grad-CAM++, which mixes samples for batch > 1.
+
+What is explained, per task (``score``):
+
+* binary -- the log-odds ``z1 - z0`` of the positive class (target 1) or its
+  negative (target 0);
+* multi-class -- the target class's logit (default: the predicted class);
+* multi-label -- the target label's logit, i.e. its log-odds (default: the most
+  probable label).
+
+Methods: :class:`GradCAM` (Selvaraju et al. 2017), :class:`GradCAMPlusPlus`
+(Chattopadhay et al. 2018), and two gradient-free ones, :class:`ScoreCAM`
+(Wang et al. 2020; the ``max_channels`` most active channels, to stay
+affordable on a CPU) and :class:`OcclusionCAM` (Zeiler & Fergus 2014: the
+score drop when a patch is blanked).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+__all__ = ["BaseCAM", "GradCAM", "GradCAMPlusPlus", "ScoreCAM", "OcclusionCAM", "CAM_METHODS", "target_score", "default_targets", "normalize_maps"]
+
+
+def target_score(logits: torch.Tensor, targets: torch.Tensor, task: str) -> torch.Tensor:
+    """The scalar per sample that a CAM explains (see module doc): ``(B,)``."""
+    if task == "binary" and logits.shape[1] == 2:
+        odds = logits[:, 1] - logits[:, 0]
+        return torch.where(targets == 1, odds, -odds)
+    return logits.gather(1, targets.view(-1, 1)).squeeze(1)
+
+
+def target_probability(logits: torch.Tensor, targets: torch.Tensor, task: str) -> torch.Tensor:
+    """The target's probability (softmax, or sigmoid for multi-label): ``(B,)``."""
+    p = torch.sigmoid(logits) if task == "multilabel" else torch.softmax(logits, dim=1)
+    return p.gather(1, targets.view(-1, 1)).squeeze(1)
+
+
+def default_targets(logits: torch.Tensor, task: str) -> torch.Tensor:
+    """Binary: the positive class; otherwise the top class (multi-label: the most probable label)."""
+    if task == "binary":
+        return torch.ones(len(logits), dtype=torch.long, device=logits.device)
+    return logits.argmax(dim=1)
+
+
+def normalize_maps(cam: torch.Tensor) -> torch.Tensor:
+    """Min-max normalise each map of ``(B, H, W)`` to [0, 1]; a flat map becomes all zeros."""
+    flat = cam.flatten(1)
+    lo, hi = flat.min(1, keepdim=True).values, flat.max(1, keepdim=True).values
+    out = (flat - lo) / (hi - lo).clamp_min(1e-12)
+    out = torch.where((hi - lo) > 1e-12, out, torch.zeros_like(out))
+    return out.view_as(cam)
+
+
+class BaseCAM:
+    """Hooks ``target_layer`` (default: ``model.cam_layer``) and turns its activations into maps.
+
+    Subclasses implement :meth:`maps_from`, returning raw ``(B, h, w)`` maps
+    at the layer's resolution (or at input size); the base upsamples, clips
+    at zero and normalises.
+    """
+
+    needs_gradients = True
+
+    def __init__(self, model: nn.Module, target_layer: str | nn.Module | None = None, task: str = "binary") -> None:
+        self.model = model
+        self.task = task
+        name = target_layer if target_layer is not None else getattr(model, "cam_layer", None)
+        if name is None:
+            raise ValueError("no target layer given and the model has no cam_layer")
+        self.layer = model.get_submodule(name) if isinstance(name, str) else name
+
+    def _forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        store: dict[str, torch.Tensor] = {}
+
+        def hook(_m, _i, out):
+            store["a"] = out
+
+        handle = self.layer.register_forward_hook(hook)
+        try:
+            logits = self.model(x)
+        finally:
+            handle.remove()
+        return logits, store["a"]
+
+    def __call__(self, x: torch.Tensor, targets: int | Sequence[int] | torch.Tensor | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Maps ``(B, H, W)`` in [0, 1] and the targets used ``(B,)``."""
+        self.model.eval()
+        x = x.float()
+        with torch.set_grad_enabled(self.needs_gradients):
+            logits, acts = self._forward(x)
+            if targets is None:
+                t = default_targets(logits.detach(), self.task)
+            else:
+                t = torch.as_tensor(targets, dtype=torch.long, device=x.device).view(-1).expand(len(x)).clone()
+            raw = self.maps_from(x, logits, acts, t)
+        raw = raw.detach()
+        if raw.shape[-2:] != x.shape[-2:]:
+            raw = F.interpolate(raw.unsqueeze(1), size=x.shape[-2:], mode="bilinear", align_corners=False).squeeze(1)
+        return normalize_maps(raw.clamp_min(0)).cpu().numpy(), t.cpu().numpy()
+
+    def maps_from(self, x: torch.Tensor, logits: torch.Tensor, acts: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class GradCAM(BaseCAM):
+    """Channel weights = spatial mean of the score's gradient."""
+
+    def maps_from(self, x, logits, acts, targets):
+        grads = torch.autograd.grad(target_score(logits, targets, self.task).sum(), acts)[0]
+        weights = grads.mean(dim=(2, 3), keepdim=True)
+        return (weights * acts).sum(1)
+
+
+class GradCAMPlusPlus(BaseCAM):
+    """Channel weights = positive gradients weighted by the Grad-CAM++ alphas (per sample)."""
+
+    def maps_from(self, x, logits, acts, targets):
+        grads = torch.autograd.grad(target_score(logits, targets, self.task).sum(), acts)[0]
+        g2, g3 = grads.pow(2), grads.pow(3)
+        sum_a = acts.sum(dim=(2, 3), keepdim=True)  # per sample and channel: no mixing across the batch
+        alpha = g2 / (2 * g2 + sum_a * g3).where((2 * g2 + sum_a * g3) != 0, torch.ones_like(g2))
+        alpha = torch.where(grads != 0, alpha, torch.zeros_like(alpha))
+        weights = (alpha * F.relu(grads)).sum(dim=(2, 3), keepdim=True)
+        return (weights * acts).sum(1)
+
+
+class ScoreCAM(BaseCAM):
+    """Gradient-free: each channel's upsampled map masks the input; its weight is the target probability then.
+
+    Only the ``max_channels`` channels with the largest mean activation are
+    used (all of ResNet-50's 2048 would take 2048 forward passes per image).
+    """
+
+    needs_gradients = False
+
+    def __init__(self, model, target_layer=None, task="binary", max_channels: int = 32, batch_size: int = 32) -> None:
+        super().__init__(model, target_layer, task)
+        self.max_channels, self.batch_size = max_channels, batch_size
+
+    @torch.no_grad()
+    def maps_from(self, x, logits, acts, targets):
+        b, k = acts.shape[:2]
+        top = acts.mean(dim=(2, 3)).topk(min(self.max_channels, k), dim=1).indices  # (B, K')
+        out = []
+        for i in range(b):
+            a = acts[i, top[i]]  # (K', h, w)
+            up = F.interpolate(a.unsqueeze(1), size=x.shape[-2:], mode="bilinear", align_corners=False).squeeze(1)
+            up = normalize_maps(up)
+            scores = []
+            for s in range(0, len(up), self.batch_size):
+                masked = x[i : i + 1] * up[s : s + self.batch_size].unsqueeze(1)
+                lg = self.model(masked)
+                scores.append(target_probability(lg, targets[i].expand(len(masked)), self.task))
+            w = torch.softmax(torch.cat(scores), dim=0)
+            out.append((w.view(-1, 1, 1) * up).sum(0))
+        return torch.stack(out)
+
+
+class OcclusionCAM(BaseCAM):
+    """Gradient-free: the drop of the target probability when a patch is set to the image mean.
+
+    ``patch`` is a fraction of the image side (a ``grid x grid`` layout with
+    half-patch strides); the map is the mean drop over the patches covering
+    each pixel.
+    """
+
+    needs_gradients = False
+
+    def __init__(self, model, target_layer=None, task="binary", grid: int = 8, batch_size: int = 64) -> None:
+        super().__init__(model, target_layer if target_layer is not None else "", task)
+        self.grid, self.batch_size = grid, batch_size
+
+    def _forward(self, x):
+        return self.model(x), x  # no layer needed
+
+    @torch.no_grad()
+    def maps_from(self, x, logits, acts, targets):
+        b, c, h, w = x.shape
+        ph, pw = max(1, int(np.ceil(h / self.grid))), max(1, int(np.ceil(w / self.grid)))
+        sy, sx = max(1, ph // 2), max(1, pw // 2)
+        base = target_probability(logits, targets, self.task)
+        fill = x.mean(dim=(2, 3), keepdim=True)
+        boxes = [(y0, x0) for y0 in range(0, max(h - ph, 0) + 1, sy) for x0 in range(0, max(w - pw, 0) + 1, sx)]
+        out = torch.zeros(b, h, w, device=x.device)
+        cover = torch.zeros(h, w, device=x.device)
+        for y0, x0 in boxes:
+            cover[y0 : y0 + ph, x0 : x0 + pw] += 1
+        for i in range(b):
+            for s in range(0, len(boxes), self.batch_size):
+                chunk = boxes[s : s + self.batch_size]
+                xs = x[i : i + 1].repeat(len(chunk), 1, 1, 1)
+                for j, (y0, x0) in enumerate(chunk):
+                    xs[j, :, y0 : y0 + ph, x0 : x0 + pw] = fill[i]
+                drop = base[i] - target_probability(self.model(xs), targets[i].expand(len(chunk)), self.task)
+                for j, (y0, x0) in enumerate(chunk):
+                    out[i, y0 : y0 + ph, x0 : x0 + pw] += drop[j]
+        return out / cover.clamp_min(1)
+
+
+CAM_METHODS: dict[str, type[BaseCAM]] = {"gradcam": GradCAM, "gradcam++": GradCAMPlusPlus, "scorecam": ScoreCAM, "occlusion": OcclusionCAM}
