@@ -24,6 +24,16 @@ def rng() -> np.random.Generator:
 @pytest.fixture
 def tiny_manifest(tmp_path: Path, rng: np.random.Generator) -> Path:
     """12 patients x 2 views of 24x16 PNGs; label = bright blob present; patient 11 duplicates patient 0."""
+    return _tiny_manifest(tmp_path, rng)
+
+
+@pytest.fixture(scope="module")
+def tiny_manifest_module(tmp_path_factory) -> Path:
+    """The same data, made once per test module (for tests that share one trained run)."""
+    return _tiny_manifest(tmp_path_factory.mktemp("tiny"), np.random.default_rng(0))
+
+
+def _tiny_manifest(tmp_path: Path, rng: np.random.Generator) -> Path:
     rows = ["path,label,patient_id,view"]
     for p in range(12):
         label = p % 3 == 0

@@ -57,6 +57,7 @@ class DataConfig:
     percentiles: tuple[float, float] = (0.5, 99.5)
     views: tuple[str, ...] | None = None  # e.g. [ant, post]: one sample per patient, views as channels
     view_filter: str | None = None  # keep only rows of this view (e.g. ant)
+    windows: tuple[str, ...] | None = None  # CT: named HU windows stacked as channels, e.g. [brain, subdural, bone] (P5)
     label_column: str | None = None  # take labels from this manifest column instead of 'label' (e.g. metastasis)
     split: SplitConfig = field(default_factory=SplitConfig)
 

@@ -9,6 +9,8 @@
     scintix simulate OUT_DIR [--mode bone|thyroid] [--n N] [--seed S] [--counts C] [--format png|dicom|npy] [--prevalence label=p ...]
     scintix crop INPUT --out DIR [--margin 0.05] [--side both|image_left|image_right]
     scintix manifest DICOM_FOLDER --out manifest.csv
+    scintix explain RUN INPUT --out DIR [--method gradcam gradcam++ scorecam occlusion] [--target CLASS]
+    scintix report RUN
     scintix recipes
     scintix models [--size H W]
 
@@ -91,6 +93,16 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("manifest", help="a manifest CSV for a folder of DICOM files (NM: one row per view)")
     p.add_argument("folder")
     p.add_argument("--out", required=True)
+    p = sub.add_parser("explain", help="heat-map overlays (Grad-CAM, Grad-CAM++, Score-CAM, occlusion) for images, a folder or a manifest")
+    p.add_argument("run")
+    p.add_argument("input")
+    p.add_argument("--out", required=True)
+    p.add_argument("--method", nargs="+", default=["gradcam"], help="gradcam gradcam++ scorecam occlusion")
+    p.add_argument("--target", default=None, help="class to explain (default: positive class / predicted class)")
+    p = sub.add_parser("report", help="one self-contained HTML report (and model card) for an evaluated run")
+    p.add_argument("run")
+    p.add_argument("--gallery", type=int, default=4, help="correct and wrong test cases shown with heat maps, each")
+    p.add_argument("--faithfulness-n", type=int, default=16, help="test images used for the deletion/insertion scores")
     sub.add_parser("recipes", help="list the built-in recipes")
     p = sub.add_parser("models", help="list every model with parameters and FLOPs at a given input size")
     p.add_argument("--size", type=int, nargs=2, default=(256, 256), metavar=("H", "W"))
@@ -249,6 +261,26 @@ def cmd_manifest(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_explain(a: argparse.Namespace) -> int:
+    from ..explain.run import explain_paths
+
+    rows = explain_paths(a.run, a.input, a.out, a.method, a.target)
+    errors = [r for r in rows if r["error"]]
+    for r in errors:
+        print(f"not explained: {r['error']}", file=sys.stderr)
+    done = [r for r in rows if not r["error"]]
+    print(f"{len(done)} overlay(s) -> {a.out}")
+    return 0 if done or not rows else 2
+
+
+def cmd_report(a: argparse.Namespace) -> int:
+    from ..evaluation.html import write_report
+
+    path = write_report(a.run, gallery=a.gallery, faithfulness_n=a.faithfulness_n)
+    print(f"report -> {path}")
+    return 0
+
+
 def cmd_recipes(a: argparse.Namespace) -> int:
     from ..config import list_recipes
 
@@ -266,7 +298,7 @@ def cmd_models(a: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "train": cmd_run, "evaluate": cmd_evaluate, "predict": cmd_predict, "split": cmd_split, "augment": cmd_augment, "synthetic": cmd_synthetic, "simulate": cmd_simulate, "crop": cmd_crop, "manifest": cmd_manifest, "recipes": cmd_recipes, "models": cmd_models}
+COMMANDS = {"run": cmd_run, "train": cmd_run, "evaluate": cmd_evaluate, "predict": cmd_predict, "split": cmd_split, "augment": cmd_augment, "synthetic": cmd_synthetic, "simulate": cmd_simulate, "crop": cmd_crop, "manifest": cmd_manifest, "explain": cmd_explain, "report": cmd_report, "recipes": cmd_recipes, "models": cmd_models}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

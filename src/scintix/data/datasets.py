@@ -81,18 +81,38 @@ def preprocess(
     normalize: str = "none",
     percentiles: tuple[float, float] = (0.5, 99.5),
     reader: Callable = read_image,
+    windows: Sequence[str] | None = None,
 ) -> np.ndarray:
     """Read, normalise and resize/pad each path, stacking them as channels: ``(C, H, W)``.
+
+    With ``windows`` (CT), a DICOM CT slice in HU becomes one [0, 1] channel
+    per named window instead of being normalised; an image that is not in HU
+    (a PNG export, already windowed) is normalised and repeated once per window
+    so the model still gets ``len(windows)`` channels.
 
     Raises:
         ImageReadError: from the reader, naming the file.
     """
     parts = []
     for p in paths:
-        arr, _ = reader(p, channels=1)
-        arr = normalize_intensity(arr, normalize, percentiles)  # type: ignore[arg-type]
+        arr, meta = reader(p, channels=1)
+        if windows:
+            if meta.get("modality") == "CT":
+                from .dicom import window_stack
+
+                arr = window_stack(arr[0], windows)
+            else:
+                if not _warned_windows:
+                    log.warning("%s is not a CT DICOM in HU: windows %s cannot apply; its normalised image is repeated per window", p, list(windows))
+                    _warned_windows.append(True)
+                arr = np.repeat(normalize_intensity(arr, normalize, percentiles), len(windows), axis=0)  # type: ignore[arg-type]
+        else:
+            arr = normalize_intensity(arr, normalize, percentiles)  # type: ignore[arg-type]
         parts.append(resize_pad(arr, size))
     return np.concatenate(parts, axis=0)
+
+
+_warned_windows: list[bool] = []
 
 
 class CachedDataset(Dataset):
@@ -110,6 +130,7 @@ class CachedDataset(Dataset):
         augment: Callable[[np.ndarray, int], np.ndarray] | None = None,
         seed: int = 0,
         progress: bool = False,
+        windows: Sequence[str] | None = None,
     ) -> None:
         self.augment = augment
         self.seed = seed
@@ -123,7 +144,7 @@ class CachedDataset(Dataset):
             it = tqdm(samples, desc="preprocess", leave=False, disable=None)
         for s in it:
             try:
-                arrays.append(preprocess(s.paths, size, normalize, percentiles))
+                arrays.append(preprocess(s.paths, size, normalize, percentiles, windows=windows))
                 kept.append(s)
             except ImageReadError as exc:
                 self.errors.append(str(exc))

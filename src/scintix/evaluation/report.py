@@ -58,6 +58,11 @@ def evaluate_predictions(probs, targets, patient_ids, thresholds: dict[str, floa
     out["per_class"] = per_class
     if len(per_class) > 1:
         out["macro"] = {m: _nanmean([v[m]["value"] for v in per_class.values()]) for m in TABLE_METRICS}
+    if task == "binary" and len(probs):
+        # The negative class seen as a class of its own (its precision is the NPV, its recall the
+        # specificity), as P5 reports "no finding" beside "finding"; same predictions, same CIs method.
+        name = classes[1]
+        out["negative_class"] = {classes[0]: bootstrap_ci(1 - y[:, 1], 1 - probs[:, 1], patient_ids, 1 - thresholds[name], cfg.n_bootstrap, cfg.ci_level, seed)}
     if task != "multilabel" and len(probs):
         out["argmax_accuracy"] = float(np.mean(np.argmax(probs, 1) == np.asarray(targets).ravel()))
     return out

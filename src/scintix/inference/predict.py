@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import json
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -25,7 +26,7 @@ from ..training.loop import probabilities
 from ..training.perf import autocast, resolve_device, resolve_precision
 from ..training.run import build_model_for_run, load_run_config
 
-__all__ = ["predict_paths", "write_prediction_rows"]
+__all__ = ["predict_paths", "write_prediction_rows", "load_run", "prepare_units", "LoadedRun"]
 
 
 def _inputs(source: str | Path) -> list[Record]:
@@ -33,6 +34,70 @@ def _inputs(source: str | Path) -> list[Record]:
     if src.is_dir() or src.suffix.lower() in (".csv", ".npz"):
         return load_data(src, require_label=False)
     return [Record(path=str(src), patient_id=str(src))]
+
+
+@dataclass
+class LoadedRun:
+    """A trained run ready to apply: config, model (eval mode, on its device), classes, thresholds, temperature."""
+
+    run_dir: Path
+    cfg: object
+    model: torch.nn.Module
+    classes: list[str]
+    thresholds: dict[str, float]
+    temperature: float
+    device: torch.device
+    amp: object
+
+
+def load_run(run_dir: str | Path) -> LoadedRun:
+    run_dir = Path(run_dir)
+    cfg = load_run_config(run_dir)
+    ck = load_checkpoint(run_dir / "checkpoints" / "best.pt")
+    classes = list(ck["classes"])
+    thr_file = run_dir / "eval" / "thresholds.json"
+    if not thr_file.is_file():
+        raise FileNotFoundError(f"{run_dir}: no eval/thresholds.json; run `scintix evaluate {run_dir}` first")
+    thresholds = json.loads(thr_file.read_text())["thresholds"]
+    calib = run_dir / "eval" / "calibration.json"
+    temperature = float(json.loads(calib.read_text())["temperature"]) if calib.is_file() else 1.0
+    model = build_model_for_run(cfg, len(classes))
+    model.load_state_dict(ck["model"])
+    device = resolve_device(cfg.train.device)
+    amp = resolve_precision(cfg.train.precision, device)
+    model.to(device).eval()
+    return LoadedRun(run_dir, cfg, model, classes, thresholds, temperature, device, amp)
+
+
+def prepare_units(cfg, source: str | Path | Sequence[Record]) -> tuple[list[str], list[np.ndarray], list[dict]]:
+    """Model inputs for ``source`` with the run's preprocessing: (keys, arrays, error rows).
+
+    One unit per image, or per patient when the run stacks views; a unit that
+    cannot be read becomes an error row naming the file.
+    """
+    d = cfg.data
+    records = list(source) if isinstance(source, (list, tuple)) else _inputs(source)
+    units: list[tuple[str, tuple[str, ...]]] = []
+    errors: list[dict] = []
+    if d.views:
+        by_pid: dict[str, dict[str, str]] = defaultdict(dict)
+        for r in records:
+            by_pid[r.patient_id][r.view or ""] = r.path
+        for pid, views in by_pid.items():
+            if all(v in views for v in d.views):
+                units.append((pid, tuple(views[v] for v in d.views)))
+            else:
+                errors.append({"path": pid, "error": f"needs views {list(d.views)} (a manifest with patient_id and view columns), has {sorted(views)}"})
+    else:
+        units = [(r.path, (r.path,)) for r in records if d.view_filter is None or r.view in (None, d.view_filter)]
+    arrays, keys = [], []
+    for key, paths in units:
+        try:
+            arrays.append(preprocess(paths, tuple(d.image_size), d.normalize, tuple(d.percentiles), windows=d.windows))
+            keys.append(key)
+        except ImageReadError as exc:
+            errors.append({"path": key, "error": str(exc)})
+    return keys, arrays, errors
 
 
 def predict_paths(run_dir: str | Path, source: str | Path, batch_size: int = 32) -> list[dict]:
@@ -43,49 +108,17 @@ def predict_paths(run_dir: str | Path, source: str | Path, batch_size: int = 32)
     temperature (``eval/calibration.json``, fitted on validation); ``predicted``
     uses the thresholds chosen on the same calibrated validation probabilities.
     """
-    run_dir = Path(run_dir)
-    cfg = load_run_config(run_dir)
-    ck = load_checkpoint(run_dir / "checkpoints" / "best.pt")
-    classes = list(ck["classes"])
-    thresholds = json.loads((run_dir / "eval" / "thresholds.json").read_text())["thresholds"]
-    calib = run_dir / "eval" / "calibration.json"
-    temperature = float(json.loads(calib.read_text())["temperature"]) if calib.is_file() else 1.0
-    model = build_model_for_run(cfg, len(classes))
-    model.load_state_dict(ck["model"])
-    device = resolve_device(cfg.train.device)
-    amp = resolve_precision(cfg.train.precision, device)
-    model.to(device).eval()
-    d, task = cfg.data, cfg.data.task
-    records = _inputs(source)
-    units: list[tuple[str, tuple[str, ...]]] = []
-    rows: list[dict] = []
-    if d.views:
-        by_pid: dict[str, dict[str, str]] = defaultdict(dict)
-        for r in records:
-            by_pid[r.patient_id][r.view or ""] = r.path
-        for pid, views in by_pid.items():
-            if all(v in views for v in d.views):
-                units.append((pid, tuple(views[v] for v in d.views)))
-            else:
-                rows.append({"path": pid, "error": f"needs views {list(d.views)} (a manifest with patient_id and view columns), has {sorted(views)}"})
-    else:
-        units = [(r.path, (r.path,)) for r in records if d.view_filter is None or r.view in (None, d.view_filter)]
-    arrays, keys = [], []
-    for key, paths in units:
-        try:
-            arrays.append(preprocess(paths, tuple(d.image_size), d.normalize, tuple(d.percentiles)))
-            keys.append(key)
-        except ImageReadError as exc:
-            rows.append({"path": key, "error": str(exc)})
+    run = load_run(run_dir)
+    task, classes = run.cfg.data.task, run.classes
+    keys, arrays, rows = prepare_units(run.cfg, source)
     cols = class_columns(task, classes)
     for start in range(0, len(arrays), batch_size):
-        x = torch.from_numpy(np.stack(arrays[start : start + batch_size])).to(device)
-        with torch.no_grad(), autocast(device, amp):
-            p = probabilities(model(x).float() / temperature, task).cpu().numpy()
+        x = torch.from_numpy(np.stack(arrays[start : start + batch_size])).to(run.device)
+        with torch.no_grad(), autocast(run.device, run.amp):
+            p = probabilities(run.model(x).float() / run.temperature, task).cpu().numpy()
         for key, pi in zip(keys[start : start + batch_size], p):
-            row = {"path": key, **{f"prob_{c}": float(v) for c, v in zip(classes, pi)}, "predicted": decide(pi, thresholds, task, classes, cols), "error": ""}
-            rows.append(row)
-    order = {k: i for i, (k, _) in enumerate(units)}
+            rows.append({"path": key, **{f"prob_{c}": float(v) for c, v in zip(classes, pi)}, "predicted": decide(pi, run.thresholds, task, classes, cols), "error": ""})
+    order = {k: i for i, k in enumerate(keys)}
     rows.sort(key=lambda r: order.get(r["path"], -1))
     return rows
 

@@ -27,6 +27,7 @@ from ..config import RunConfig, _build, config_to_dict
 from ..data.datasets import CachedDataset
 from ..data.prepare import PreparedData, prepare_data
 from ..evaluation import calibration, report
+from ..evaluation.card import write_model_card
 from ..models import create_model
 from ..models.weights import freeze_backbone
 from ..transforms.augment import Augmenter
@@ -49,12 +50,12 @@ def _datasets(cfg: RunConfig, data: PreparedData) -> dict[str, CachedDataset]:
     out = {}
     for split, samples in data.samples.items():
         # A random transform never touches validation or test images.
-        out[split] = CachedDataset(samples, tuple(d.image_size), d.normalize, tuple(d.percentiles), aug if split == "train" else None, cfg.train.seed, progress=cfg.train.progress)
+        out[split] = CachedDataset(samples, tuple(d.image_size), d.normalize, tuple(d.percentiles), aug if split == "train" else None, cfg.train.seed, progress=cfg.train.progress, windows=d.windows)
     return out
 
 
 def build_model_for_run(cfg: RunConfig, n_classes: int) -> torch.nn.Module:
-    in_ch = len(cfg.data.views) if cfg.data.views else 1
+    in_ch = (len(cfg.data.views) if cfg.data.views else 1) * (len(cfg.data.windows) if cfg.data.windows else 1)
     m = cfg.model
     return create_model(m.name, in_channels=in_ch, num_classes=n_classes, weights=m.weights, weights_reduce=m.weights_reduce, freeze=m.freeze_backbone,
                         dropout=m.dropout, small_input=m.small_input or None)
@@ -311,4 +312,5 @@ def evaluate_run(run_dir: str | Path, data: PreparedData | None = None, datasets
         results[split] = res
     table = report.format_table(results, data.synthetic)
     (eval_dir / "metrics_table.txt").write_text(table + "\n")
+    write_model_card(run_dir)
     return results

@@ -1,0 +1,92 @@
+"""A short model card per run (``RUN/model_card.md``), generated from what the run saved."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import yaml
+
+__all__ = ["write_model_card"]
+
+KEY_METRICS = ("roc_auc", "accuracy", "recall", "specificity", "precision", "f1")
+
+
+def _ci(m: dict | None) -> str:
+    if not m or m.get("value") is None:
+        return "n/a"
+    if m.get("ci_low") is None:
+        return f"{m['value']:.3f}"
+    return f"{m['value']:.3f} [{m['ci_low']:.3f}, {m['ci_high']:.3f}]"
+
+
+def _epochs(run_dir: Path) -> int:
+    hist = run_dir / "history.csv"
+    return max(0, len(hist.read_text().strip().splitlines()) - 1) if hist.is_file() else 0
+
+
+def write_model_card(run_dir: str | Path) -> Path:
+    """Write and return ``model_card.md``: intended use, data, metrics with CIs, limitations."""
+    run_dir = Path(run_dir)
+    cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
+    summary = json.loads((run_dir / "data_summary.json").read_text())
+    meta = json.loads((run_dir / "meta.json").read_text()) if (run_dir / "meta.json").is_file() else {}
+    eval_dir = run_dir / "eval"
+    synthetic = bool(summary.get("synthetic"))
+    d, m = cfg["data"], cfg["model"]
+    lines = [f"# Model card: {cfg.get('name', run_dir.name)}", ""]
+    if synthetic:
+        lines += ["**SYNTHETIC: trained and tested on simulated data. Not for use on patients; its numbers say nothing about real scans.**", ""]
+    lines += [
+        "## Intended use",
+        f"{(cfg.get('description') or 'Image classification').rstrip('.')}. Task: {d['task']} over classes {', '.join(summary.get('classes', []))}.",
+        "A research tool to support, not replace, a physician reading the scan. Not a medical device; not validated for clinical use.",
+        "",
+        "## Model",
+        f"{m['name']}" + (f", initialised from {m['weights']}" if m.get("weights") else ", trained from scratch") + f"; input {d['image_size'][0]}x{d['image_size'][1]}"
+        + (f", views {d['views']} as channels" if d.get("views") else "") + (f", CT windows {d['windows']}" if d.get("windows") else "") + f", intensity normalisation {d['normalize']}.",
+        f"Trained {_epochs(run_dir)} epoch(s) on {meta.get('device', '?')}; best checkpoint by validation {cfg['train'].get('select_metric', 'ROC AUC')}; seed {cfg['train']['seed']}.",
+        "",
+        "## Data",
+        f"{summary.get('images')} images of {summary.get('patients')} patients from `{summary.get('source')}`; split {summary.get('split_method')}.",
+    ]
+    for s, v in summary.get("splits", {}).items():
+        lines.append(f"- {s}: {v.get('samples')} samples, {v.get('patients')} patients, classes {v.get('class_counts')}")
+    leak = summary.get("leakage", {})
+    lines += [f"- duplicates: {len(summary.get('duplicate_groups', []))} exact-duplicate group(s); patients in several splits: {len(leak.get('patients_in_several_splits', []))}", ""]
+    lines += ["## Performance (95% CI, patient-level bootstrap)"]
+    thr = json.loads((eval_dir / "thresholds.json").read_text()) if (eval_dir / "thresholds.json").is_file() else {}
+    if thr:
+        lines.append(f"Thresholds chosen on validation ({thr.get('method')}): {', '.join(f'{k} {v:.3f}' for k, v in thr['thresholds'].items())}.")
+    for s in ("val", "test"):
+        f = eval_dir / s / "metrics.json"
+        if not f.is_file():
+            continue
+        res = json.loads(f.read_text())
+        lines.append(f"- **{s}** ({res.get('n')} samples):")
+        for cls, met in res.get("per_class", {}).items():
+            lines.append(f"  - {cls}: " + "; ".join(f"{k} {_ci(met.get(k))}" for k in KEY_METRICS))
+    calib = eval_dir / "calibration.json"
+    if calib.is_file():
+        c = json.loads(calib.read_text())
+        ece = c["ece"].get("test") or c["ece"].get("val") or {}
+        lines.append(f"- calibration: temperature {c['temperature']:.3f} (fitted on val); test ECE {ece.get('raw', float('nan')):.3f} raw -> {ece.get('calibrated', float('nan')):.3f} calibrated")
+    faith = eval_dir / "faithfulness.json"
+    if faith.is_file():
+        fj = json.loads(faith.read_text())
+        lines.append(f"- explanations: most faithful CAM on {fj['images']} {fj['split']} images: {fj['most_faithful']} (deletion/insertion, see report.html)")
+    small = [s for s, v in summary.get("splits", {}).items() if s in ("val", "test") and (v.get("patients") or 0) < 100]
+    lines += [
+        "",
+        "## Limitations",
+        "- Evaluated on data from the same source as the training data; performance on other scanners, protocols, sites or populations is unknown.",
+    ]
+    if small:
+        lines.append(f"- Small evaluation split(s) ({', '.join(small)}: < 100 patients): wide confidence intervals; treat point estimates with caution.")
+    if synthetic:
+        lines.append("- Synthetic data: simulated anatomy and lesions are simplifications of real scans.")
+    lines.append("- Heat maps show where the model looked, not why; check their faithfulness scores before reading them clinically.")
+    lines.append("")
+    path = run_dir / "model_card.md"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path

@@ -1,0 +1,245 @@
+"""``scintix report RUN``: one self-contained HTML file per evaluated run, and its model card.
+
+Everything is embedded (figures as base64 PNG), so the file can be mailed or
+archived alone. Sections: data and split, metrics with CIs, threshold,
+ROC/PR/confusion, calibration, explanation faithfulness, a gallery of correct
+and wrong test cases with Grad-CAM, training curves, the resolved config and
+the model card. Computing the gallery and the faithfulness scores needs the
+model; they are written to ``eval/faithfulness.json`` too.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+
+from .card import write_model_card
+
+__all__ = ["write_report"]
+
+CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px auto;max-width:1100px;color:#1d2330;line-height:1.4}
+h1{font-size:22px;margin-bottom:2px} h2{font-size:17px;border-bottom:1px solid #d6dae3;padding-bottom:3px;margin-top:28px}
+table{border-collapse:collapse;font-size:13px;margin:8px 0} td,th{border:1px solid #d6dae3;padding:3px 8px;text-align:right}
+th{background:#f2f4f8} td:first-child,th:first-child{text-align:left}
+.banner{background:#fff3cd;border:1px solid #e0b84c;padding:8px 12px;font-weight:600;margin:10px 0}
+.figs{display:flex;flex-wrap:wrap;gap:12px} .figs figure{margin:0} figcaption{font-size:12px;color:#5a6272}
+.gallery{display:grid;grid-template-columns:repeat(auto-fill,minmax(250px,1fr));gap:10px} .gallery img{width:100%}
+.ok{color:#17703a} .bad{color:#b3261e} pre{background:#f6f8fa;padding:10px;font-size:12px;overflow:auto}
+.muted{color:#5a6272;font-size:13px}
+"""
+
+METRIC_ROWS = ("roc_auc", "pr_auc", "accuracy", "balanced_accuracy", "recall", "specificity", "precision", "f1")
+
+
+def _img(png: Path | bytes, alt: str, width: int | None = None) -> str:
+    data = png if isinstance(png, bytes) else png.read_bytes()
+    w = f' width="{width}"' if width else ""
+    return f'<img alt="{html.escape(alt)}"{w} src="data:image/png;base64,{base64.b64encode(data).decode()}">'
+
+
+def _fig_bytes(fig) -> bytes:
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def _fmt(m: dict | None) -> str:
+    if not m or m.get("value") is None or (isinstance(m.get("value"), float) and np.isnan(m["value"])):
+        return "n/a"
+    lo, hi = m.get("ci_low"), m.get("ci_high")
+    ci = f" [{lo:.3f}, {hi:.3f}]" if lo is not None and hi is not None else ""
+    return f"{m['value']:.3f}{ci}"
+
+
+def _metrics_table(res: dict) -> str:
+    per = dict(res.get("per_class", {}))
+    per.update(res.get("negative_class", {}))
+    if not per:
+        return "<p>no metrics</p>"
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in per)
+    macro = res.get("macro")
+    head += "<th>macro mean</th>" if macro else ""
+    rows = []
+    for m in METRIC_ROWS:
+        cells = "".join(f"<td>{_fmt(per[c].get(m))}</td>" for c in per)
+        if macro:
+            v = macro.get(m)
+            cells += f"<td>{'n/a' if v is None or (isinstance(v, float) and np.isnan(v)) else f'{v:.3f}'}</td>"
+        rows.append(f"<tr><td>{m}</td>{cells}</tr>")
+    return f"<table><tr><th>metric</th>{head}</tr>{''.join(rows)}</table>"
+
+
+def _history_figure(run_dir: Path) -> bytes | None:
+    path = run_dir / "history.csv"
+    if not path.is_file():
+        return None
+    rows = list(csv.DictReader(open(path)))
+    if not rows:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ep = [int(r["epoch"]) for r in rows]
+    fig, ax = plt.subplots(1, 2, figsize=(8.5, 3.2), dpi=100)
+    for key in ("train_loss", "val_loss"):
+        if key in rows[0]:
+            ax[0].plot(ep, [float(r[key]) for r in rows], marker=".", label=key)
+    ax[0].set(xlabel="epoch", ylabel="loss")
+    ax[0].legend(fontsize=8)
+    if "val_roc_auc" in rows[0]:
+        ax[1].plot(ep, [float(r["val_roc_auc"]) for r in rows], marker=".", c="tab:green")
+        ax[1].set(xlabel="epoch", ylabel="validation ROC AUC", ylim=(0, 1.01))
+    fig.tight_layout()
+    return _fig_bytes(fig)
+
+
+def _explain_section(run_dir: Path, gallery: int, faithfulness_n: int) -> tuple[str, dict]:
+    """Gallery of correct/wrong test cases with Grad-CAM and the faithfulness table."""
+    from ..data.datasets import preprocess
+    from ..data.io import ImageReadError
+    from ..explain.faithfulness import deletion_insertion, random_maps
+    from ..explain.overlay import overlay_figure
+    from ..explain.run import channel_names, explain_arrays
+    from ..inference.predict import load_run
+
+    split = "test" if (run_dir / "eval" / "test" / "predictions.csv").is_file() else "val"
+    pred_file = run_dir / "eval" / split / "predictions.csv"
+    if not pred_file.is_file():
+        return "<p>no predictions to explain</p>", {}
+    run = load_run(run_dir)
+    d = run.cfg.data
+    rows = list(csv.DictReader(open(pred_file)))
+    arrays, kept = [], []
+    for r in rows:
+        try:
+            arrays.append(preprocess(tuple(r["path"].split("|")), tuple(d.image_size), d.normalize, tuple(d.percentiles), windows=d.windows))
+            kept.append(r)
+        except ImageReadError:
+            continue
+    if not kept:
+        return "<p>the test images could not be read again</p>", {}
+    # gallery: correct and wrong cases, most confident first
+    correct = [i for i, r in enumerate(kept) if r["predicted"] == r["target"]]
+    wrong = [i for i, r in enumerate(kept) if r["predicted"] != r["target"]]
+    chosen = correct[:gallery] + wrong[:gallery]
+    parts = []
+    names = channel_names(run.cfg)
+    cmap = "gray" if d.windows else "gray_r"
+    if chosen:
+        maps, targets, probs = explain_arrays(run, [arrays[i] for i in chosen], "gradcam")
+        for k, i in enumerate(chosen):
+            r = kept[i]
+            ok = i in correct
+            fig = overlay_figure(arrays[i], maps[k], f"true {r['target']} / predicted {r['predicted']}", names, cmap)
+            cap = f"<span class='{'ok' if ok else 'bad'}'>{'correct' if ok else 'WRONG'}</span> · p[{run.classes[targets[k]]}] = {probs[k][targets[k]]:.2f} · {html.escape(Path(r['path'].split('|')[0]).name)}"
+            parts.append(f"<figure>{_img(_fig_bytes(fig), 'Grad-CAM')}<figcaption>{cap}</figcaption></figure>")
+    gallery_html = f"<p class='muted'>{split} cases, Grad-CAM of the class shown; {len(correct)} correct and {len(wrong)} wrong in all.</p><div class='gallery'>{''.join(parts)}</div>"
+    # faithfulness on the first N images, every method + random
+    idx = list(range(min(faithfulness_n, len(kept))))
+    x = __import__("torch").from_numpy(np.stack([arrays[i] for i in idx])).to(run.device)
+    faith: dict = {"split": split, "images": len(idx), "steps": 10, "metric": "AUC of the target probability (calibrated) vs fraction of pixels deleted / inserted (blurred baseline)"}
+    methods = {}
+    for method in ("gradcam", "gradcam++", "scorecam", "occlusion", "random"):
+        if method == "random":
+            maps = random_maps((len(idx), *x.shape[-2:]))
+            _, targets, _ = explain_arrays(run, [arrays[i] for i in idx], "gradcam")
+        else:
+            maps, targets, _ = explain_arrays(run, [arrays[i] for i in idx], method)
+        scores = deletion_insertion(run.model, x, maps, targets, d.task)
+        methods[method] = {"deletion": float(scores["deletion"].mean()), "insertion": float(scores["insertion"].mean()), "insertion_minus_deletion": float((scores["insertion"] - scores["deletion"]).mean())}
+    faith["methods"] = methods
+    best = max((m for m in methods if m != "random"), key=lambda m: methods[m]["insertion_minus_deletion"])
+    if methods[best]["insertion_minus_deletion"] <= methods["random"]["insertion_minus_deletion"] + 1e-6:
+        best = "none (no method beats a random ranking)"
+    faith["most_faithful"] = best
+    table = "".join(
+        f"<tr><td>{m}{' (best)' if m == best else ''}</td><td>{v['deletion']:.3f}</td><td>{v['insertion']:.3f}</td><td>{v['insertion_minus_deletion'] + 0.0:+.3f}</td></tr>" for m, v in methods.items()
+    )
+    faith_html = (
+        f"<p class='muted'>Deletion: the target probability as the most relevant pixels are blurred away (lower = more faithful). "
+        f"Insertion: as they are restored (higher = more faithful). {len(idx)} {split} images, 10 steps. A method that does not beat "
+        f"<i>random</i> does not explain this model.</p><table><tr><th>method</th><th>deletion AUC</th><th>insertion AUC</th><th>insertion - deletion</th></tr>{table}</table>"
+    )
+    return gallery_html + "<h2>Explanation faithfulness</h2>" + faith_html, faith
+
+
+def write_report(run_dir: str | Path, gallery: int = 4, faithfulness_n: int = 16, explain: bool = True) -> Path:
+    """Write ``RUN/report.html`` (and ``RUN/model_card.md``); returns the HTML path."""
+    import yaml
+
+    run_dir = Path(run_dir)
+    eval_dir = run_dir / "eval"
+    if not (eval_dir / "thresholds.json").is_file():
+        raise FileNotFoundError(f"{run_dir}: not evaluated yet (no eval/thresholds.json); run `scintix evaluate {run_dir}`")
+    meta = json.loads((run_dir / "meta.json").read_text()) if (run_dir / "meta.json").is_file() else {}
+    summary = json.loads((run_dir / "data_summary.json").read_text())
+    cfg_text = (run_dir / "config.yaml").read_text()
+    cfg = yaml.safe_load(cfg_text)
+    thresholds = json.loads((eval_dir / "thresholds.json").read_text())
+    calib = json.loads((eval_dir / "calibration.json").read_text()) if (eval_dir / "calibration.json").is_file() else None
+    synthetic = bool(summary.get("synthetic"))
+    splits = [s for s in ("val", "test") if (eval_dir / s / "metrics.json").is_file()]
+    results = {s: json.loads((eval_dir / s / "metrics.json").read_text()) for s in splits}
+
+    out = [f"<!doctype html><html><head><meta charset='utf-8'><title>scintix report: {html.escape(run_dir.name)}</title><style>{CSS}</style></head><body>"]
+    out.append(f"<h1>scintix report: {html.escape(str(cfg.get('name', run_dir.name)))}</h1><p class='muted'>{html.escape(str(cfg.get('description', '')))}<br>run folder {html.escape(str(run_dir.resolve()))} · model {html.escape(str(cfg['model']['name']))} · task {html.escape(str(cfg['data']['task']))} · scintix {html.escape(str(meta.get('scintix_version', '')))}</p>")
+    if synthetic:
+        out.append("<div class='banner'>SYNTHETIC DATA: every number and picture here comes from simulated scans and says nothing about real patients.</div>")
+
+    # data and split
+    out.append("<h2>Data and split</h2>")
+    out.append(f"<p>{summary.get('images')} images of {summary.get('patients')} patients from <code>{html.escape(str(summary.get('source')))}</code>; split: {html.escape(str(summary.get('split_method')))}.</p>")
+    classes = summary.get("classes", [])
+    rows = "".join(
+        f"<tr><td>{s}</td><td>{v.get('samples')}</td><td>{v.get('patients')}</td>" + "".join(f"<td>{v.get('class_counts', {}).get(c, 0)}</td>" for c in classes) + "</tr>"
+        for s, v in summary.get("splits", {}).items()
+    )
+    out.append(f"<table><tr><th>split</th><th>samples</th><th>patients</th>{''.join(f'<th>{html.escape(c)}</th>' for c in classes)}</tr>{rows}</table>")
+    dups = summary.get("duplicate_groups", [])
+    leak = summary.get("leakage", {})
+    out.append(f"<p>Exact-duplicate image groups found: {len(dups)} ({summary.get('duplicate_conflicting_labels', 0)} with conflicting labels). Leakage: {len(leak.get('patients_in_several_splits', []))} patient(s) in several splits, {leak.get('duplicate_images_across_splits', 0)} duplicate image(s) across splits. Unreadable files left out: {len(summary.get('unreadable', []))}.</p>")
+
+    # metrics
+    out.append("<h2>Metrics (95% CI, patient-level bootstrap)</h2>")
+    th_txt = ", ".join(f"{html.escape(k)}: {v:.4f}" for k, v in thresholds["thresholds"].items())
+    out.append(f"<p>Threshold chosen on validation by <b>{html.escape(str(thresholds.get('method')))}</b>{' (target specificity ' + str(thresholds.get('target_specificity')) + ')' if thresholds.get('method') == 'specificity' else ''}: {th_txt}. Probabilities are {'temperature-scaled (T = ' + format(calib['temperature'], '.3f') + ', fitted on validation)' if calib else 'uncalibrated'}.</p>")
+    for s in splits:
+        r = results[s]
+        out.append(f"<h3>{s}: {r.get('n')} samples, {r.get('patients')} patients</h3>{_metrics_table(r)}")
+        figs = [(eval_dir / s / f, cap) for f, cap in (("roc.png", "ROC"), ("pr.png", "precision-recall"), ("confusion.png", "confusion matrix"), ("reliability.png", "calibration"))]
+        out.append("<div class='figs'>" + "".join(f"<figure>{_img(p, cap, 330)}<figcaption>{cap}, {s}</figcaption></figure>" for p, cap in figs if p.is_file()) + "</div>")
+    if calib:
+        rows = "".join(f"<tr><td>{s}</td><td>{v['raw']:.4f}</td><td>{v['calibrated']:.4f}</td></tr>" for s, v in calib["ece"].items())
+        out.append(f"<h2>Calibration</h2><p>Temperature scaling, T = {calib['temperature']:.3f} fitted on validation by NLL. Expected calibration error (15 bins; top-label, per label for multi-label):</p><table><tr><th>split</th><th>ECE raw</th><th>ECE calibrated</th></tr>{rows}</table>")
+
+    # explanations
+    faith = {}
+    if explain:
+        out.append("<h2>Cases with heat maps</h2>")
+        section, faith = _explain_section(run_dir, gallery, faithfulness_n)
+        out.append(section)
+        if faith:
+            (eval_dir / "faithfulness.json").write_text(json.dumps(faith, indent=2))
+
+    hist = _history_figure(run_dir)
+    if hist:
+        out.append(f"<h2>Training curves</h2>{_img(hist, 'training curves')}")
+    card = write_model_card(run_dir)
+    out.append(f"<h2>Model card</h2><pre>{html.escape(card.read_text())}</pre>")
+    out.append(f"<h2>Resolved configuration</h2><pre>{html.escape(cfg_text)}</pre>")
+    out.append("</body></html>")
+    path = run_dir / "report.html"
+    path.write_text("\n".join(out), encoding="utf-8")
+    return path

@@ -1,0 +1,66 @@
+import json
+import shutil
+import subprocess
+
+import pytest
+
+from scintix.cli.__main__ import main
+
+FAST = ["-o", "model.name=small_cnn", "-o", "data.image_size=[24,16]", "-o", "train.batch_size=8", "-o", "train.channels_last=false",
+        "-o", "train.tensorboard=false", "-o", "eval.n_bootstrap=50", "-o", "data.view_filter=null", "-o", "data.split.ratios=[0.5,0.3,0.2]"]
+
+
+@pytest.fixture(scope="module")
+def evaluated_run(tiny_manifest_module, tmp_path_factory):
+    run = tmp_path_factory.mktemp("report") / "run"
+    assert main(["run", "--data", str(tiny_manifest_module), "--out", str(run), "--epochs", "2", *FAST]) == 0
+    return run
+
+
+def test_report_has_every_section_and_embeds_its_images(evaluated_run):
+    assert main(["report", str(evaluated_run), "--gallery", "2", "--faithfulness-n", "4"]) == 0
+    page = (evaluated_run / "report.html").read_text()
+    for needle in ("Data and split", "Metrics (95% CI", "roc_auc", "Threshold chosen on validation", "Calibration", "ECE raw",
+                   "Cases with heat maps", "Explanation faithfulness", "deletion AUC", "Training curves", "Model card", "Resolved configuration"):
+        assert needle in page, needle
+    assert page.count("data:image/png;base64,") >= 6  # ROC, PR, confusion, calibration per split + gallery + curves
+    assert "src=\"http" not in page and "src='http" not in page  # self-contained
+    faith = json.loads((evaluated_run / "eval" / "faithfulness.json").read_text())
+    assert set(faith["methods"]) == {"gradcam", "gradcam++", "scorecam", "occlusion", "random"}
+    assert all(0 <= v["deletion"] <= 1 and 0 <= v["insertion"] <= 1 for v in faith["methods"].values())
+    card = (evaluated_run / "model_card.md").read_text()
+    assert "## Intended use" in card and "## Limitations" in card and "[" in card  # metrics with CIs
+    assert "SYNTHETIC" not in page and "SYNTHETIC" not in card  # this test data carries no synthetic mark
+
+
+def test_explain_command_writes_overlays_and_reports_bad_files(evaluated_run, tiny_manifest_module, tmp_path, capsys):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for p in sorted(tiny_manifest_module.parent.glob("p1_*.png")):
+        shutil.copy(p, folder / p.name)
+    (folder / "bad.png").write_bytes(b"junk")
+    assert main(["explain", str(evaluated_run), str(folder), "--out", str(tmp_path / "maps"), "--method", "gradcam", "occlusion"]) == 0
+    assert "bad.png" in capsys.readouterr().err
+    pngs = sorted(p.name for p in (tmp_path / "maps").glob("*.png"))
+    assert len(pngs) == 2 * len(list(folder.glob("p1_*.png"))) and any("occlusion" in p for p in pngs)
+    assert main(["explain", str(evaluated_run), str(folder), "--out", str(tmp_path / "x"), "--target", "nonsense"]) == 2
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="headless Chromium not installed (apt-get install chromium)")
+def test_report_renders_in_headless_chromium(evaluated_run, tmp_path):
+    if not (evaluated_run / "report.html").is_file():
+        main(["report", str(evaluated_run), "--gallery", "1", "--faithfulness-n", "2"])
+    shot = tmp_path / "report.png"
+    subprocess.run(
+        ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1200,2400",
+         f"--screenshot={shot}", (evaluated_run / "report.html").resolve().as_uri()],
+        check=True, capture_output=True, timeout=120,
+    )
+    from PIL import Image
+
+    img = Image.open(shot).convert("L")
+    assert img.size == (1200, 2400)
+    # a rendered page, not a blank one: plenty of non-white pixels (text, tables, figures)
+    dark = sum(1 for v in img.getdata() if v < 200)
+    assert dark > 0.01 * 1200 * 2400
