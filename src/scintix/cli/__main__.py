@@ -6,7 +6,7 @@
     scintix split DATA [--out split.csv] [--folds K]
     scintix augment DATA --split split.csv --out DIR [--copies N]
     scintix synthetic OUT_DIR [--patients N]
-    scintix simulate OUT_DIR [--mode bone|thyroid] [--n N] [--seed S] [--counts C] [--format png|dicom|npy] [--prevalence label=p ...]
+    scintix simulate OUT_DIR [--mode bone|thyroid|headct] [--n N] [--seed S] [--counts C] [--format png|dicom|npy] [--prevalence label=p ...]
     scintix crop INPUT --out DIR [--margin 0.05] [--side both|image_left|image_right]
     scintix manifest DICOM_FOLDER --out manifest.csv
     scintix explain RUN INPUT --out DIR [--method gradcam gradcam++ scorecam occlusion] [--target CLASS]
@@ -76,9 +76,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("out_dir")
     p.add_argument("--patients", type=int, default=240)
     p.add_argument("--seed", type=int, default=0)
-    p = sub.add_parser("simulate", help="simulate SYNTHETIC whole-body bone scans or thyroid scans with masks, boxes and reports")
+    p = sub.add_parser("simulate", help="simulate SYNTHETIC whole-body bone scans, thyroid scans or head-CT slices with masks, boxes and reports")
     p.add_argument("out_dir")
-    p.add_argument("--mode", choices=("bone", "thyroid"), default="bone")
+    p.add_argument("--mode", choices=("bone", "thyroid", "headct"), default="bone")
     p.add_argument("--n", type=int, default=100, help="number of cases (patients)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--counts", type=float, default=None, help="total counts per view (default 1.5e6 bone, 2e5 thyroid)")

@@ -35,6 +35,7 @@ __all__ = [
     "manifest_from_dicom",
     "read_view",
     "write_nm",
+    "write_ct",
 ]
 
 # (centre, width) in HU. Brain/subdural/bone are the usual head-CT reading windows
@@ -453,6 +454,45 @@ def write_nm(
     ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
     ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
     ds.PixelData = frames.tobytes()
+    file = Path(file)
+    file.parent.mkdir(parents=True, exist_ok=True)
+    ds.save_as(str(file), enforce_file_format=True)
+    return file
+
+
+CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
+
+
+def write_ct(file: str | Path, hu: np.ndarray, spacing: tuple[float, float] = (0.9, 0.9), patient_id: str = "ANON", z: float = 0.0, instance: int = 1, comments: str = "", series_uid: str | None = None) -> Path:
+    """Write one CT slice in HU as DICOM (int16 stored values, RescaleIntercept -1024, slope 1)."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    stored = np.rint(np.asarray(hu, dtype=np.float64) + 1024.0)
+    if stored.min() < -32768 or stored.max() > 32767:
+        raise ValueError(f"{file}: HU values out of the int16 range")
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = CT_IMAGE_STORAGE
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID, ds.SOPInstanceUID = CT_IMAGE_STORAGE, meta.MediaStorageSOPInstanceUID
+    ds.Modality = "CT"
+    ds.PatientID, ds.PatientName = patient_id, patient_id
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), series_uid or generate_uid()
+    ds.ImageComments = comments
+    ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
+    ds.InstanceNumber = instance
+    ds.ImagePositionPatient = [0.0, 0.0, float(z)]
+    ds.ImageOrientationPatient = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]
+    ds.Rows, ds.Columns = int(stored.shape[0]), int(stored.shape[1])
+    ds.PixelSpacing = [f"{spacing[0]:.4f}", f"{spacing[1]:.4f}"]
+    ds.RescaleIntercept, ds.RescaleSlope, ds.RescaleType = "-1024", "1", "HU"
+    ds.WindowCenter, ds.WindowWidth = "40", "80"
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 1
+    ds.PixelData = stored.astype(np.int16).tobytes()
     file = Path(file)
     file.parent.mkdir(parents=True, exist_ok=True)
     ds.save_as(str(file), enforce_file_format=True)

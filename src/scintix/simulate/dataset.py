@@ -22,6 +22,7 @@ import numpy as np
 from ..data.manifest import Record, write_manifest
 from .bone import BONE_LABELS, simulate_bone_scan
 from .reports import SYNTHETIC_EN
+from .headct import HEADCT_FEATURES, simulate_headct_slice
 from .thyroid import THYROID_FEATURES, simulate_thyroid_scan
 
 __all__ = ["SimulateConfig", "simulate_dataset", "draw_labels", "DEFAULT_PREVALENCE"]
@@ -29,12 +30,13 @@ __all__ = ["SimulateConfig", "simulate_dataset", "draw_labels", "DEFAULT_PREVALE
 DEFAULT_PREVALENCE = {
     "bone": {"metastasis": 0.35, "arthritis": 0.25},
     "thyroid": {"diffuse": 0.3, "hot_nodule": 0.25, "cold_nodule": 0.25},
+    "headct": {"finding": 0.4},
 }
 
 
 @dataclass(frozen=True)
 class SimulateConfig:
-    mode: str = "bone"  # bone (whole-body ANT+POST) | thyroid
+    mode: str = "bone"  # bone (whole-body ANT+POST) | thyroid | headct (axial CT slices in HU, P5)
     n: int = 100  # cases (patients)
     seed: int = 0
     counts: float | None = None  # total counts per view; None = 1.5e6 (bone) / 2e5 (thyroid)
@@ -58,6 +60,14 @@ def _save_png16(path: Path, arr: np.ndarray) -> None:
     Image.fromarray(arr.astype(np.uint16)).save(path, pnginfo=info)
 
 
+def _save_png8(path: Path, arr: np.ndarray) -> None:
+    from PIL import Image, PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Comment", SYNTHETIC_EN)
+    Image.fromarray(np.clip(np.rint(arr), 0, 255).astype(np.uint8)).save(path, pnginfo=info)
+
+
 def _save_mask(path: Path, mask: np.ndarray) -> None:
     from PIL import Image, PngImagePlugin
 
@@ -69,11 +79,11 @@ def _save_mask(path: Path, mask: np.ndarray) -> None:
 def simulate_dataset(out_dir: str | Path, cfg: SimulateConfig = SimulateConfig(), progress: bool = False) -> Path:
     """Simulate ``cfg.n`` cases into ``out_dir``; returns the manifest path."""
     if cfg.mode not in DEFAULT_PREVALENCE:
-        raise ValueError(f"unknown mode {cfg.mode!r}; use bone or thyroid")
+        raise ValueError(f"unknown mode {cfg.mode!r}; use bone, thyroid or headct")
     if cfg.format not in ("png", "dicom", "npy"):
         raise ValueError(f"unknown format {cfg.format!r}; use png, dicom or npy")
     prevalence = dict(DEFAULT_PREVALENCE[cfg.mode], **cfg.prevalence)
-    known = BONE_LABELS[1:] if cfg.mode == "bone" else THYROID_FEATURES
+    known = {"bone": BONE_LABELS[1:], "thyroid": THYROID_FEATURES, "headct": HEADCT_FEATURES}[cfg.mode]
     bad = sorted(set(prevalence) - set(known))
     if bad:
         raise ValueError(f"unknown labels {bad} for mode {cfg.mode}; known: {list(known)}")
@@ -93,12 +103,21 @@ def simulate_dataset(out_dir: str | Path, cfg: SimulateConfig = SimulateConfig()
         labels = draw_labels(rng, prevalence)
         if cfg.mode == "thyroid" and cfg.max_cross is not None and len(labels) >= 2 and rng.random() > cfg.max_cross:
             labels = {sorted(labels)[int(rng.integers(len(labels)))]}
-        scan = simulate_bone_scan(rng, labels, counts) if cfg.mode == "bone" else simulate_thyroid_scan(rng, labels, counts)
+        if cfg.mode == "bone":
+            scan = simulate_bone_scan(rng, labels, counts)
+        elif cfg.mode == "thyroid":
+            scan = simulate_thyroid_scan(rng, labels, counts)
+        else:
+            scan = simulate_headct_slice(rng, labels)
         pid = f"SIM{cfg.mode[0].upper()}{i:05d}"
         summary = scan.summary()
         summary.update(case=pid, mode=cfg.mode, seed=cfg.seed, index=i)
         (out / "cases" / f"{pid}.json").write_text(json.dumps(summary, ensure_ascii=False, indent=1), encoding="utf-8")
-        if cfg.format == "dicom":
+        if cfg.format == "dicom" and cfg.mode == "headct":
+            from ..data.dicom import write_ct
+
+            write_ct(out / "images" / f"{pid}.dcm", scan.views["axial"], (scan.params["pixel_mm"],) * 2, pid, comments=SYNTHETIC_EN)
+        elif cfg.format == "dicom":
             from ..data.dicom import write_nm
 
             write_nm(out / "images" / f"{pid}.dcm", scan.views, (scan.params["pixel_mm"],) * 2, pid, f"SYNTHETIC {cfg.mode} scan", SYNTHETIC_EN)
@@ -106,7 +125,14 @@ def simulate_dataset(out_dir: str | Path, cfg: SimulateConfig = SimulateConfig()
         for view, img in scan.views.items():
             mask_rel = Path("masks") / f"{pid}_{view}.png"
             _save_mask(out / mask_rel, scan.masks[view])
-            if cfg.format == "png":
+            if cfg.format == "png" and cfg.mode == "headct":  # CT exported as 8-bit brain-window PNG, as PACS exports do
+                from ..data.dicom import apply_window
+
+                rel = f"images/{pid}.png"
+                _save_png8(out / rel, apply_window(img, "brain") * 255)
+            elif cfg.format == "dicom" and cfg.mode == "headct":
+                rel = f"images/{pid}.dcm"
+            elif cfg.format == "png":
                 rel = f"images/{pid}_{view}.png"
                 _save_png16(out / rel, img)
             elif cfg.format == "npy":
@@ -128,7 +154,8 @@ def _write_readme(out: Path, cfg: SimulateConfig, prevalence: dict, counts: floa
 
     per_case = {r.patient_id: r.label for r in records}
     tally = Counter(per_case.values())
-    what = "whole-body planar bone scans, anterior + posterior, 1024 x 256, 2.26 mm pixels" if cfg.mode == "bone" else "anterior thyroid scans, 128 x 128, 1 mm pixels"
+    what = {"bone": "whole-body planar bone scans, anterior + posterior, 1024 x 256, 2.26 mm pixels", "thyroid": "anterior thyroid scans, 128 x 128, 1 mm pixels",
+            "headct": "axial non-contrast head-CT slices, 256 x 256, HU (PNG: brain window, 8-bit)"}[cfg.mode]
     lines = [
         f"# SYNTHETIC data -- {SYNTHETIC_EN}",
         "",
