@@ -398,6 +398,24 @@ def manifest_from_dicom(folder: str | Path) -> tuple[list, list[str]]:
 NM_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.20"
 
 
+def _new_dataset(sop_class: str, modality: str, patient_id: str, series_uid: str | None = None):
+    """A fresh uncompressed (explicit VR little endian) dataset with new study/series/instance UIDs."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = sop_class
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID, ds.SOPInstanceUID = sop_class, meta.MediaStorageSOPInstanceUID
+    ds.Modality = modality
+    ds.PatientID, ds.PatientName = patient_id, patient_id
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), series_uid or generate_uid()
+    return ds
+
+
 def write_nm(
     file: str | Path,
     views: dict[str, np.ndarray],
@@ -413,25 +431,15 @@ def write_nm(
     :func:`read_nm` gets the names back from the header. Counts must fit in
     uint16; larger values are an error rather than silently clipped.
     """
-    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.dataset import Dataset
     from pydicom.sequence import Sequence as Seq
-    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
     names = list(views)
     frames = np.stack([np.asarray(views[v]) for v in names])
     if frames.min() < 0 or frames.max() > 65535:
         raise ValueError(f"{file}: counts must lie in 0..65535 to be stored as uint16 (got {frames.min()}..{frames.max()})")
     frames = np.rint(frames).astype(np.uint16)
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = NM_IMAGE_STORAGE
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID, ds.SOPInstanceUID = NM_IMAGE_STORAGE, meta.MediaStorageSOPInstanceUID
-    ds.Modality = "NM"
-    ds.PatientID, ds.PatientName = patient_id, patient_id
-    ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
+    ds = _new_dataset(NM_IMAGE_STORAGE, "NM", patient_id)
     ds.SeriesDescription = description
     ds.ImageComments = comments
     ds.ImageType = ["ORIGINAL", "PRIMARY", "WHOLE BODY", "EMISSION"]
@@ -465,22 +473,10 @@ CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
 
 def write_ct(file: str | Path, hu: np.ndarray, spacing: tuple[float, float] = (0.9, 0.9), patient_id: str = "ANON", z: float = 0.0, instance: int = 1, comments: str = "", series_uid: str | None = None) -> Path:
     """Write one CT slice in HU as DICOM (int16 stored values, RescaleIntercept -1024, slope 1)."""
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
-
     stored = np.rint(np.asarray(hu, dtype=np.float64) + 1024.0)
     if stored.min() < -32768 or stored.max() > 32767:
         raise ValueError(f"{file}: HU values out of the int16 range")
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = CT_IMAGE_STORAGE
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID, ds.SOPInstanceUID = CT_IMAGE_STORAGE, meta.MediaStorageSOPInstanceUID
-    ds.Modality = "CT"
-    ds.PatientID, ds.PatientName = patient_id, patient_id
-    ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), series_uid or generate_uid()
+    ds = _new_dataset(CT_IMAGE_STORAGE, "CT", patient_id, series_uid)
     ds.ImageComments = comments
     ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
     ds.InstanceNumber = instance

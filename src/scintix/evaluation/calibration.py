@@ -87,7 +87,7 @@ def expected_calibration_error(probs: np.ndarray, targets: np.ndarray, task: str
     return float(np.mean(eces)) if eces else float("nan")
 
 
-def plot_reliability(path, before: np.ndarray, after: np.ndarray, targets: np.ndarray, task: str, title: str = "", n_bins: int = 10) -> None:
+def plot_reliability(path, before: np.ndarray, after: np.ndarray, targets: np.ndarray, task: str, title: str = "", n_bins: int = 15) -> None:
     """Reliability diagram, raw and temperature-scaled, with the ECE of each in the legend."""
     import matplotlib
 

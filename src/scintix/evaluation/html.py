@@ -30,8 +30,8 @@ table{border-collapse:collapse;font-size:13px;margin:8px 0} td,th{border:1px sol
 th{background:#f2f4f8} td:first-child,th:first-child{text-align:left}
 .banner{background:#fff3cd;border:1px solid #e0b84c;padding:8px 12px;font-weight:600;margin:10px 0}
 .figs{display:flex;flex-wrap:wrap;gap:12px} .figs figure{margin:0} figcaption{font-size:12px;color:#5a6272}
-.gallery{display:grid;grid-template-columns:repeat(auto-fill,minmax(250px,1fr));gap:10px} .gallery img{width:100%}
-.ok{color:#17703a} .bad{color:#b3261e} pre{background:#f6f8fa;padding:10px;font-size:12px;overflow:auto}
+.gallery{display:grid;grid-template-columns:repeat(auto-fill,minmax(340px,1fr));gap:10px} .gallery img{width:100%}
+.ok{color:#17703a} .bad{color:#b3261e} pre{background:#f6f8fa;padding:10px;font-size:12px;overflow:auto;white-space:pre-wrap}
 .muted{color:#5a6272;font-size:13px}
 """
 
@@ -151,12 +151,17 @@ def _explain_section(run_dir: Path, gallery: int, faithfulness_n: int) -> tuple[
     x = __import__("torch").from_numpy(np.stack([arrays[i] for i in idx])).to(run.device)
     faith: dict = {"split": split, "images": len(idx), "steps": 10, "metric": "AUC of the target probability (calibrated) vs fraction of pixels deleted / inserted (blurred baseline)"}
     methods = {}
+    with __import__("torch").no_grad():
+        logits = run.model(x.float())
+    predicted = logits.argmax(1).cpu().numpy()
+    faith["target"] = "each image's predicted class (top class; multi-label: most probable label)"
     for method in ("gradcam", "gradcam++", "scorecam", "occlusion", "random"):
+        # each image's predicted class is what its map must account for
         if method == "random":
             maps = random_maps((len(idx), *x.shape[-2:]))
-            _, targets, _ = explain_arrays(run, [arrays[i] for i in idx], "gradcam")
         else:
-            maps, targets, _ = explain_arrays(run, [arrays[i] for i in idx], method)
+            maps, _, _ = explain_arrays(run, [arrays[i] for i in idx], method, targets=predicted)
+        targets = predicted
         scores = deletion_insertion(run.model, x, maps, targets, d.task)
         methods[method] = {"deletion": float(scores["deletion"].mean()), "insertion": float(scores["insertion"].mean()), "insertion_minus_deletion": float((scores["insertion"] - scores["deletion"]).mean())}
     faith["methods"] = methods

@@ -33,7 +33,8 @@ def overlay_figure(image: np.ndarray, cam: np.ndarray, title: str, channel_names
         ch = image[k]
         lo, hi = np.percentile(ch, [0.5, 99.5])
         ax.imshow(ch, cmap=cmap_image, vmin=lo, vmax=hi if hi > lo else lo + 1, interpolation="nearest")
-        im = ax.imshow(cam, cmap="jet", alpha=alpha, vmin=0, vmax=1, interpolation="bilinear")
+        # opacity follows relevance, so irrelevant areas leave the scan visible
+        im = ax.imshow(cam, cmap="jet", alpha=np.clip(cam, 0, 1) * alpha + 0.05 * (cam > 0.02), vmin=0, vmax=1, interpolation="bilinear")
         ax.set_title(names[k] if k < len(names) else "", fontsize=8)
         ax.axis("off")
     cb = fig.colorbar(im, ax=axes[0].tolist(), fraction=0.046, pad=0.02)

@@ -39,21 +39,24 @@ def _target_index(run: LoadedRun, target: str | None) -> int | None:
     raise ValueError(f"target {target!r} is not one of the classes {run.classes}")
 
 
-def explain_arrays(run: LoadedRun, arrays: Sequence[np.ndarray], method: str, target: str | None = None, batch_size: int = 8) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Maps ``(N, H, W)``, targets ``(N,)`` and calibrated probabilities ``(N, K)`` for preprocessed inputs."""
+def explain_arrays(run: LoadedRun, arrays: Sequence[np.ndarray], method: str, target: str | None = None, batch_size: int = 8, targets: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Maps ``(N, H, W)``, targets ``(N,)`` and calibrated probabilities ``(N, K)`` for preprocessed inputs.
+
+    ``target`` names one class for all inputs; ``targets`` gives one class index per input.
+    """
     cam = make_cam(run, method)
     t = _target_index(run, target)
-    maps, targets, probs = [], [], []
+    maps, used, probs = [], [], []
     for s in range(0, len(arrays), batch_size):
         x = torch.from_numpy(np.stack(arrays[s : s + batch_size])).to(run.device)
-        m, tt = cam(x, targets=t)
+        m, tt = cam(x, targets=t if targets is None else targets[s : s + batch_size])
         with torch.no_grad():
             probs.append(probabilities(run.model(x.float()) / run.temperature, run.cfg.data.task).cpu().numpy())
         maps.append(m)
-        targets.append(tt)
+        used.append(tt)
     if not maps:
         return np.zeros((0,)), np.zeros((0,), int), np.zeros((0, len(run.classes)))
-    return np.concatenate(maps), np.concatenate(targets), np.concatenate(probs)
+    return np.concatenate(maps), np.concatenate(used), np.concatenate(probs)
 
 
 def explain_paths(run_dir: str | Path, source, out_dir: str | Path, methods: Sequence[str] = ("gradcam",), target: str | None = None, batch_size: int = 8) -> list[dict]:

@@ -15,13 +15,14 @@ view, then Poisson noise is drawn.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 from scipy.ndimage import gaussian_filter
 
 from .anatomy import REGIONS, Phantom, Primitive, box_to_px, make_phantom, project
 from .reports import bone_report
+from .scan import SimulatedScan
 
 __all__ = ["Finding", "BoneScan", "sample_findings", "simulate_bone_scan", "BONE_LABELS"]
 
@@ -50,27 +51,7 @@ class Finding:
         return Primitive("gauss", (self.x_mm, self.y_mm), (0.0, 0.0), self.sigma_mm, self.uptake, self.depth, self.thickness)
 
 
-@dataclass
-class BoneScan:
-    views: dict[str, np.ndarray]  # ant/post: Poisson counts (float32)
-    masks: dict[str, np.ndarray]  # ant/post: uint8, finding id per pixel, 0 = none
-    boxes: dict[str, dict[str, tuple[int, int, int, int]]]  # view -> region -> (y0, x0, y1, x1)
-    findings: list[Finding]
-    labels: list[str]
-    report_en: str
-    report_zh: str
-    params: dict
-
-    def summary(self) -> dict:
-        return {
-            "synthetic": True,
-            "labels": self.labels,
-            "findings": [asdict(f) for f in self.findings],
-            "boxes": self.boxes,
-            "report_en": self.report_en,
-            "report_zh": self.report_zh,
-            "params": self.params,
-        }
+BoneScan = SimulatedScan  # with region boxes
 
 
 def _far_enough(cands: list[Finding], x: float, y: float, sigma: float) -> bool:
@@ -167,4 +148,4 @@ def simulate_bone_scan(
     found = sorted({f.kind for f in findings}, key=BONE_LABELS.index)
     en, zh = bone_report(findings)
     params = dict(phantom.params, counts=counts, top_px=round(top, 1), offset_mm=round(offset, 1), fwhm_px=round(fwhm_px, 2), pixel_mm=pixel_mm)
-    return BoneScan(views, masks, boxes, findings, found or ["normal"], en, zh, params)
+    return SimulatedScan(views, masks, findings, found or ["normal"], en, zh, params, boxes)

@@ -14,11 +14,12 @@ simulator is for exercising the P5 pipeline; real head CT is far richer.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 from scipy.ndimage import gaussian_filter
 
+from .scan import SimulatedScan
 from .reports import SYNTHETIC_EN, SYNTHETIC_ZH
 
 __all__ = ["HEADCT_FEATURES", "HeadCTScan", "simulate_headct_slice"]
@@ -39,17 +40,10 @@ class CTFinding:
     size_px: float
 
 
-@dataclass
-class HeadCTScan:
-    views: dict[str, np.ndarray]  # {"axial": HU}
-    masks: dict[str, np.ndarray]
-    findings: list[CTFinding]
-    labels: list[str]
-    report_en: str
-    report_zh: str
-    params: dict
+HeadCTScan = SimulatedScan  # kept as a name for readers of this module
 
-    def summary(self) -> dict:
+
+def summary(self) -> dict:
         return {"synthetic": True, "labels": self.labels, "findings": [asdict(f) for f in self.findings], "report_en": self.report_en, "report_zh": self.report_zh, "params": self.params}
 
 

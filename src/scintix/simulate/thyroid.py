@@ -15,11 +15,12 @@ training stage. Pixel size 1 mm, 128 x 128 by default.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 from scipy.ndimage import gaussian_filter
 
+from .scan import SimulatedScan
 from .reports import thyroid_report
 
 __all__ = ["THYROID_FEATURES", "ThyroidScan", "simulate_thyroid_scan"]
@@ -40,17 +41,10 @@ class ThyroidFinding:
     radius_mm: float
 
 
-@dataclass
-class ThyroidScan:
-    views: dict[str, np.ndarray]  # {"ant": counts}
-    masks: dict[str, np.ndarray]
-    findings: list[ThyroidFinding]
-    labels: list[str]
-    report_en: str
-    report_zh: str
-    params: dict
+ThyroidScan = SimulatedScan  # kept as a name for readers of this module
 
-    def summary(self) -> dict:
+
+def summary(self) -> dict:
         return {"synthetic": True, "labels": self.labels, "findings": [asdict(f) for f in self.findings], "report_en": self.report_en, "report_zh": self.report_zh, "params": self.params}
 
 

@@ -1,0 +1,29 @@
+"""The one result type of every simulator mode."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+__all__ = ["SimulatedScan"]
+
+
+@dataclass
+class SimulatedScan:
+    """Images per view (counts or HU), masks per view (finding id per pixel), findings, labels, reports."""
+
+    views: dict[str, np.ndarray]
+    masks: dict[str, np.ndarray]
+    findings: list
+    labels: list[str]
+    report_en: str
+    report_zh: str
+    params: dict
+    boxes: dict = field(default_factory=dict)  # view -> region -> (y0, x0, y1, x1), whole-body scans only
+
+    def summary(self) -> dict:
+        out = {"synthetic": True, "labels": self.labels, "findings": [asdict(f) for f in self.findings], "report_en": self.report_en, "report_zh": self.report_zh, "params": self.params}
+        if self.boxes:
+            out["boxes"] = self.boxes
+        return out
