@@ -17,9 +17,9 @@ $(STAMP): pyproject.toml constraints.txt
 .PHONY: install run test
 install: $(STAMP)
 
-## Train + evaluate the default recipe (synthetic data unless DATA=...), print metrics with CIs.
+## Train + evaluate the default recipe (synthetic data unless DATA=...), print metrics with CIs, write report.html.
 run: $(STAMP)
-	$(VENV)/bin/scintix run $(if $(DATA),--data $(DATA)) $(if $(OUT),--out $(OUT)) $(ARGS)
+	$(VENV)/bin/scintix run --report $(if $(DATA),--data $(DATA)) $(if $(OUT),--out $(OUT)) $(ARGS)
 
 ## The test suite (fast, CPU; real-data tests skip when ../shared/data is absent).
 test: $(STAMP)

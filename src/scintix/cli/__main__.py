@@ -41,6 +41,7 @@ def _common_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", help="auto | cpu | cuda (shortcut for -o train.device=...)")
     p.add_argument("-o", "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="config override, e.g. -o data.image_size=[64,32]")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.add_argument("--report", action="store_true", help="also write report.html (heat-map gallery, faithfulness) when done")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -138,6 +139,10 @@ def cmd_run(a: argparse.Namespace) -> int:
     if not results_path.exists():
         evaluate_run(run_dir)
     print(results_path.read_text(), end="")
+    if a.report:
+        from ..evaluation.html import write_report
+
+        print(f"report: {write_report(run_dir)}")
     print(f"run folder: {run_dir}")
     return 0
 
