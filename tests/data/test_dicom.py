@@ -142,3 +142,20 @@ def dataclasses_replace(record, **kw):
     import dataclasses
 
     return dataclasses.replace(record, **kw)
+
+
+def test_folder_read_as_studies(tmp_path):
+    dcm.write_nm(tmp_path / "nm" / "wb.dcm", {"ant": np.full((8, 4), 2.0), "post": np.full((8, 4), 3.0)}, patient_id="P1")
+    series, study = pydicom.uid.generate_uid(), pydicom.uid.generate_uid()
+    for i, z in enumerate([5.0, 0.0]):
+        dcm.write_ct(tmp_path / "ct" / f"s{i}.dcm", np.full((6, 6), 40.0 + z), patient_id="P2", z=z, instance=i + 1, series_uid=series, study_uid=study)
+    (tmp_path / "bad.dcm").write_bytes(b"xx")
+    studies, errors = dcm.read_studies(tmp_path)
+    assert len(errors) == 1 and "bad.dcm" in errors[0]
+    nm = next(s for s in studies if s.nm)
+    assert nm.patient_id == "P1" and set(nm.nm[0].views) == {"ant", "post"}
+    ct = [s for s in studies if s.ct]
+    assert len(studies) == 2 and len(ct) == 1 and ct[0].patient_id == "P2"
+    vol, meta = ct[0].ct[series]
+    assert vol.shape == (2, 6, 6) and meta["slices"] == 2
+    assert [float(v.mean()) for v in vol] == [40.0, 45.0]  # ordered by z; HU survive the int16 + intercept round trip

@@ -33,6 +33,8 @@ __all__ = [
     "DicomFile",
     "scan_dicom_folder",
     "manifest_from_dicom",
+    "Study",
+    "read_studies",
     "read_view",
     "write_nm",
     "write_ct",
@@ -365,6 +367,45 @@ def _file_info(path: str | Path, ds) -> DicomFile:
     )
 
 
+@dataclass
+class Study:
+    """One study of a DICOM folder: planar NM scans (named views) and CT series (HU volumes)."""
+
+    study_uid: str
+    patient_id: str
+    nm: list[NMScan] = field(default_factory=list)
+    ct: dict[str, tuple[np.ndarray, dict[str, Any]]] = field(default_factory=dict)  # series UID -> (slices, meta)
+    other: list[str] = field(default_factory=list)  # files of other modalities, not read
+
+
+def read_studies(folder: str | Path) -> tuple[list[Study], list[str]]:
+    """Read a folder of DICOM files as studies (grouped by StudyInstanceUID), plus one-line errors.
+
+    NM files become :class:`NMScan` objects with named views; CT files are
+    grouped by series and stacked along z; an unreadable file or series is
+    reported and the rest is still read.
+    """
+    files, errors = scan_dicom_folder(folder)
+    studies: dict[str, Study] = {}
+    for f in files:
+        st = studies.setdefault(f.study_uid, Study(f.study_uid, f.patient_id))
+        if f.modality == "NM":
+            try:
+                st.nm.append(read_nm(f.path))
+            except ImageReadError as exc:
+                errors.append(str(exc))
+        elif f.modality != "CT":
+            st.other.append(f.path)
+    for st in studies.values():
+        for series in sorted({f.series_uid for f in files if f.study_uid == st.study_uid and f.modality == "CT"}):
+            paths = [f.path for f in files if f.series_uid == series and f.study_uid == st.study_uid and f.modality == "CT"]
+            try:
+                st.ct[series] = read_ct_series(paths)
+            except ImageReadError as exc:
+                errors.append(str(exc))
+    return list(studies.values()), errors
+
+
 def manifest_from_dicom(folder: str | Path) -> tuple[list, list[str]]:
     """Unlabelled manifest records for a DICOM folder, plus one-line errors.
 
@@ -398,7 +439,7 @@ def manifest_from_dicom(folder: str | Path) -> tuple[list, list[str]]:
 NM_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.20"
 
 
-def _new_dataset(sop_class: str, modality: str, patient_id: str, series_uid: str | None = None):
+def _new_dataset(sop_class: str, modality: str, patient_id: str, series_uid: str | None = None, study_uid: str | None = None):
     """A fresh uncompressed (explicit VR little endian) dataset with new study/series/instance UIDs."""
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian, generate_uid
@@ -412,7 +453,7 @@ def _new_dataset(sop_class: str, modality: str, patient_id: str, series_uid: str
     ds.SOPClassUID, ds.SOPInstanceUID = sop_class, meta.MediaStorageSOPInstanceUID
     ds.Modality = modality
     ds.PatientID, ds.PatientName = patient_id, patient_id
-    ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), series_uid or generate_uid()
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = study_uid or generate_uid(), series_uid or generate_uid()
     return ds
 
 
@@ -471,12 +512,15 @@ def write_nm(
 CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
 
 
-def write_ct(file: str | Path, hu: np.ndarray, spacing: tuple[float, float] = (0.9, 0.9), patient_id: str = "ANON", z: float = 0.0, instance: int = 1, comments: str = "", series_uid: str | None = None) -> Path:
-    """Write one CT slice in HU as DICOM (int16 stored values, RescaleIntercept -1024, slope 1)."""
+def write_ct(file: str | Path, hu: np.ndarray, spacing: tuple[float, float] = (0.9, 0.9), patient_id: str = "ANON", z: float = 0.0, instance: int = 1, comments: str = "", series_uid: str | None = None, study_uid: str | None = None) -> Path:
+    """Write one CT slice in HU as DICOM (int16 stored values, RescaleIntercept -1024, slope 1).
+
+    Slices of one series share ``series_uid`` and ``study_uid`` (new ones when None).
+    """
     stored = np.rint(np.asarray(hu, dtype=np.float64) + 1024.0)
     if stored.min() < -32768 or stored.max() > 32767:
         raise ValueError(f"{file}: HU values out of the int16 range")
-    ds = _new_dataset(CT_IMAGE_STORAGE, "CT", patient_id, series_uid)
+    ds = _new_dataset(CT_IMAGE_STORAGE, "CT", patient_id, series_uid, study_uid)
     ds.ImageComments = comments
     ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
     ds.InstanceNumber = instance
