@@ -65,3 +65,16 @@ def test_report_renders_in_headless_chromium(evaluated_run, tmp_path):
     assert img.shape == (2400, 1200)
     # a rendered page, not a blank one: plenty of non-white pixels (text, tables, figures)
     assert (img < 200).mean() > 0.01
+
+
+def test_checkpoint_that_does_not_fit_is_a_one_line_error(evaluated_run, tmp_path, capsys):
+    from scintix.training.checkpoint import load_checkpoint, save_checkpoint
+
+    run = tmp_path / "old"
+    shutil.copytree(evaluated_run, run)
+    ck = load_checkpoint(run / "checkpoints" / "best.pt")
+    ck["model"] = {k.replace("features.", "features.old_"): v for k, v in ck["model"].items()}  # an older layout's names
+    save_checkpoint(ck, run / "checkpoints" / "best.pt")
+    assert main(["evaluate", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert "best.pt: checkpoint does not fit the model" in err and "Traceback" not in err

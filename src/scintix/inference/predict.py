@@ -21,7 +21,7 @@ from ..data.datasets import preprocess
 from ..data.io import ImageReadError
 from ..data.manifest import Record, load_data
 from ..evaluation.report import class_columns, decide
-from ..training.checkpoint import load_checkpoint
+from ..training.checkpoint import load_checkpoint, load_model_state
 from ..training.loop import probabilities
 from ..training.perf import autocast, resolve_device, resolve_precision
 from ..training.run import build_model_for_run, load_run_config
@@ -62,7 +62,7 @@ def load_run(run_dir: str | Path) -> LoadedRun:
     calib = run_dir / "eval" / "calibration.json"
     temperature = float(json.loads(calib.read_text())["temperature"]) if calib.is_file() else 1.0
     model = build_model_for_run(cfg, len(classes))
-    model.load_state_dict(ck["model"])
+    load_model_state(model, ck["model"], run_dir / "checkpoints" / "best.pt")
     device = resolve_device(cfg.train.device)
     amp = resolve_precision(cfg.train.precision, device)
     model.to(device).eval()

@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["save_checkpoint", "load_checkpoint"]
+__all__ = ["save_checkpoint", "load_checkpoint", "load_model_state"]
 
 
 def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
@@ -29,3 +29,23 @@ def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
     return torch.load(Path(path), map_location="cpu", weights_only=True)
+
+
+def load_model_state(model, state: dict[str, Any], path: str | Path) -> None:
+    """Load a checkpoint's weights into ``model``; a mismatch is a one-line error naming the file.
+
+    A mismatch means the checkpoint was made for another model or another
+    layout of it (an older scintix, a changed recipe), not a corrupt file.
+    """
+    missing, unexpected = [], []
+    try:
+        result = model.load_state_dict(state, strict=False)
+        missing, unexpected = list(result.missing_keys), list(result.unexpected_keys)
+    except RuntimeError as exc:  # shape mismatches
+        first = str(exc).strip().splitlines()
+        raise ValueError(f"{path}: checkpoint does not fit the model ({first[1].strip() if len(first) > 1 else first[0]})"[:400]) from None
+    if missing or unexpected:
+        raise ValueError(
+            f"{path}: checkpoint does not fit the model: {len(missing)} missing key(s) (e.g. {missing[:2]}), {len(unexpected)} unexpected "
+            f"(e.g. {unexpected[:2]}); it was made for another model or an older scintix layout"
+        )

@@ -31,7 +31,7 @@ from ..evaluation.card import write_model_card
 from ..models import create_model
 from ..models.weights import freeze_backbone
 from ..transforms.augment import Augmenter
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import load_checkpoint, load_model_state, save_checkpoint
 from .loop import make_criterion, predict, train_one_epoch
 from .perf import autocast, choose_channels_last, resolve_device, resolve_precision
 
@@ -168,7 +168,7 @@ def train_run(cfg: RunConfig, run_dir: str | Path, resume: bool = False, max_epo
     state = {"epoch": 0, "best_score": -np.inf, "best_epoch": -1, "bad_epochs": 0, "history": [], "channels_last": None}
     if resume:
         ck = load_checkpoint(last_path)
-        model.load_state_dict(ck["model"])
+        load_model_state(model, ck["model"], run_dir / "checkpoints" / "last.pt")
         optimizer.load_state_dict(ck["optimizer"])
         scheduler.load_state_dict(ck["lr_scheduler"])
         state = ck["state"]
@@ -267,7 +267,8 @@ def evaluate_run(run_dir: str | Path, data: PreparedData | None = None, datasets
     device = resolve_device(cfg.train.device)
     amp = resolve_precision(cfg.train.precision, device)
     model = build_model_for_run(cfg, len(data.classes))
-    model.load_state_dict(load_checkpoint(run_dir / "checkpoints" / f"{checkpoint}.pt")["model"])
+    ck_path = run_dir / "checkpoints" / f"{checkpoint}.pt"
+    load_model_state(model, load_checkpoint(ck_path)["model"], ck_path)
     model.to(device)
     task, classes, ecfg = cfg.data.task, data.classes, cfg.eval
     preds = {}
