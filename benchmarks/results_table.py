@@ -105,8 +105,27 @@ def regions() -> list[str]:
     return out + ["", "Only the thorax box has a target (IoU >= 0.9 on >= 95 % of scans); the others follow the body outline, the true boxes the bones.", ""]
 
 
+def calibration_explain() -> list[str]:
+    path = RES / "calibration_explain.json"
+    if not path.exists():
+        return []
+    d = json.loads(path.read_text())
+    f = d["faithfulness"]
+    out = ["### Calibration and heat maps on real data (`benchmarks/calibration_explain.py`)", "",
+           f"P1 anterior ResNet-18 on {d['data'].split(' (')[0]}; temperature T = {d['temperature']:.3f} fitted on val. "
+           f"ROC AUC val {ci(d['roc_auc']['val'])}, test {ci(d['roc_auc']['test'])} (unchanged by T).", "",
+           "| split | ECE raw | ECE calibrated |", "|---|---|---|"]
+    for s, v in d["ece"].items():
+        out.append(f"| {s} | {v['raw']:.4f} | {v['calibrated']:.4f} |")
+    out += ["", f"Faithfulness on {f['images']} {f['split']} crops (target: each crop's predicted class; 10 steps, blurred baseline):", "",
+            "| method | deletion AUC (lower is better) | insertion AUC (higher is better) | insertion - deletion |", "|---|---|---|---|"]
+    for m, v in f["methods"].items():
+        out.append(f"| {m} | {v['deletion']:.3f} | {v['insertion']:.3f} | {v['insertion_minus_deletion']:+.3f} |")
+    return out + [""]
+
+
 def main() -> None:
-    text = "\n".join(p1() + medmnist() + regions() + speed())
+    text = "\n".join(p1() + calibration_explain() + medmnist() + regions() + speed())
     if "--readme" in sys.argv:
         readme = ROOT / "README.md"
         s = readme.read_text()

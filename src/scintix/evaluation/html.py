@@ -105,6 +105,20 @@ def _history_figure(run_dir: Path) -> bytes | None:
     return _fig_bytes(fig)
 
 
+def _round_robin(indices: list[int], rows: list[dict], n: int) -> list[int]:
+    """Up to ``n`` cases taking each true class in turn, so a rare class is shown too."""
+    by_class: dict[str, list[int]] = {}
+    for i in indices:
+        by_class.setdefault(rows[i]["target"], []).append(i)
+    queues = [list(v) for _, v in sorted(by_class.items())]
+    out: list[int] = []
+    while len(out) < n and any(queues):
+        for q in queues:
+            if q and len(out) < n:
+                out.append(q.pop(0))
+    return out
+
+
 def _explain_section(run_dir: Path, gallery: int, faithfulness_n: int) -> tuple[str, dict]:
     """Gallery of correct/wrong test cases with Grad-CAM and the faithfulness table."""
     from ..data.datasets import preprocess
@@ -130,10 +144,10 @@ def _explain_section(run_dir: Path, gallery: int, faithfulness_n: int) -> tuple[
             continue
     if not kept:
         return "<p>the test images could not be read again</p>", {}
-    # gallery: correct and wrong cases, most confident first
+    # gallery: correct and wrong cases, the true classes taking turns
     correct = [i for i, r in enumerate(kept) if r["predicted"] == r["target"]]
     wrong = [i for i, r in enumerate(kept) if r["predicted"] != r["target"]]
-    chosen = correct[:gallery] + wrong[:gallery]
+    chosen = _round_robin(correct, kept, gallery) + _round_robin(wrong, kept, gallery)
     parts = []
     names = channel_names(run.cfg)
     cmap = "gray" if d.windows else "gray_r"
