@@ -143,3 +143,15 @@ def test_p5_headct_recipe_on_simulated_dicom_slices(tmp_path):
     assert main(["report", str(run), "--gallery", "1", "--faithfulness-n", "2"]) == 0
     page = (run / "report.html").read_text()
     assert "no_finding" in page and "brain" in page and "SYNTHETIC" in page
+
+
+def test_crop_a_dicom_whole_body_file_crops_each_view(tmp_path, capsys):
+    from scintix.data.manifest import manifest_from_folder
+
+    sim = tmp_path / "sim"
+    assert main(["simulate", str(sim), "--n", "1", "--format", "dicom"]) == 0
+    dcm = next((sim / "images").glob("*.dcm"))
+    assert [r.view for r in manifest_from_folder(sim / "images")] == ["ant", "post"]
+    assert main(["crop", str(dcm), "--out", str(tmp_path / "crops")]) == 0
+    rows = list(csv.DictReader(open(tmp_path / "crops" / "manifest.csv")))
+    assert sorted(r["view"] for r in rows) == ["ant", "post"] and all(r["source"].endswith(("#ant", "#post")) for r in rows)

@@ -231,20 +231,12 @@ def cmd_simulate(a: argparse.Namespace) -> int:
     return 0
 
 
-def _records_for(source: str):
-    from ..data.io import IMAGE_SUFFIXES
-    from ..data.manifest import Record, load_data
-
-    path = Path(source)
-    if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES - {".npz"}:
-        return [Record(path=str(path.resolve()), patient_id=str(path.resolve()))]
-    return load_data(source, require_label=False)
-
-
 def cmd_crop(a: argparse.Namespace) -> int:
     from ..data.crop import crop_records
 
-    records = _records_for(a.input)
+    from ..data.manifest import load_inputs
+
+    records = load_inputs(a.input)
     manifest, errors = crop_records(records, a.out, a.margin, a.side)
     for e in errors:
         print(f"not cropped: {e}", file=sys.stderr)

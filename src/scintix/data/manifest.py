@@ -29,6 +29,7 @@ __all__ = [
     "manifest_from_npz",
     "manifest_from_folder",
     "load_data",
+    "load_inputs",
     "encode_labels",
 ]
 
@@ -155,10 +156,49 @@ def manifest_from_npz(npz_path: str | Path, splits: Sequence[str] = SPLITS) -> l
 
 
 def manifest_from_folder(folder: str | Path) -> list[Record]:
-    """Unlabelled records for every image file under ``folder`` (recursive, sorted)."""
+    """Unlabelled records for every image file under ``folder`` (recursive, sorted).
+
+    A multi-view NM DICOM file gives one record per view (``file.dcm#ant``).
+    """
     folder = Path(folder)
     files = sorted(p for p in folder.rglob("*") if p.is_file() and (p.suffix.lower() in IMAGE_SUFFIXES))
-    return [Record(path=str(p.resolve()), patient_id=str(p.resolve())) for p in files]
+    records = []
+    for p in files:
+        views = _nm_views(p) if p.suffix.lower() in (".dcm", ".dicom") else []
+        if len(views) > 1:  # a multi-view NM file: one record per view, so each view is read on its own
+            records += [Record(path=f"{p.resolve()}#{v}", patient_id=str(p.resolve()), view=v) for v in views]
+        else:
+            records.append(Record(path=str(p.resolve()), patient_id=str(p.resolve())))
+    return records
+
+
+def load_inputs(source: str | Path) -> list[Record]:
+    """Unlabelled records for one image file, a folder, a manifest or a MedMNIST ``.npz`` (what predict/explain/crop take).
+
+    A multi-view NM DICOM file becomes one record per view.
+    """
+    if "#" in str(source):  # one view of a DICOM file or one image of an npz
+        return [Record(path=str(source), patient_id=str(source).rsplit("#", 1)[0])]
+    path = Path(source)
+    if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES - {".npz"}:
+        views = _nm_views(path) if path.suffix.lower() in (".dcm", ".dicom") else []
+        if len(views) > 1:
+            return [Record(path=f"{path.resolve()}#{v}", patient_id=str(path.resolve()), view=v) for v in views]
+        return [Record(path=str(path.resolve()), patient_id=str(path.resolve()))]
+    if path.is_file() and path.suffix.lower() not in (".csv", ".npz"):
+        return [Record(path=str(path.resolve()), patient_id=str(path.resolve()))]  # unknown suffix: the reader says what it is
+    return load_data(source, require_label=False)
+
+
+def _nm_views(path: Path) -> list[str]:
+    from .dicom import _dcmread, identify_views
+    from .io import ImageReadError
+
+    try:
+        ds = _dcmread(path, stop_before_pixels=True)
+    except ImageReadError:
+        return []  # reported when the image itself is read
+    return [v for v, _ in identify_views(ds)] if str(ds.get("Modality", "")) == "NM" else []
 
 
 def load_data(source: str | Path, require_label: bool = True) -> list[Record]:

@@ -19,7 +19,7 @@ import torch
 
 from ..data.datasets import preprocess
 from ..data.io import ImageReadError
-from ..data.manifest import Record, load_data
+from ..data.manifest import Record, load_inputs
 from ..evaluation.report import class_columns, decide
 from ..training.checkpoint import load_checkpoint, load_model_state
 from ..training.loop import probabilities
@@ -27,13 +27,6 @@ from ..training.perf import autocast, resolve_device, resolve_precision
 from ..training.run import build_model_for_run, load_run_config
 
 __all__ = ["predict_paths", "write_prediction_rows", "load_run", "prepare_units", "LoadedRun"]
-
-
-def _inputs(source: str | Path) -> list[Record]:
-    src = Path(source)
-    if src.is_dir() or src.suffix.lower() in (".csv", ".npz"):
-        return load_data(src, require_label=False)
-    return [Record(path=str(src), patient_id=str(src))]
 
 
 @dataclass
@@ -76,7 +69,7 @@ def prepare_units(cfg, source: str | Path | Sequence[Record]) -> tuple[list[str]
     cannot be read becomes an error row naming the file.
     """
     d = cfg.data
-    records = list(source) if isinstance(source, (list, tuple)) else _inputs(source)
+    records = list(source) if isinstance(source, (list, tuple)) else load_inputs(source)
     units: list[tuple[str, tuple[str, ...]]] = []
     errors: list[dict] = []
     if d.views:
