@@ -34,7 +34,7 @@ def _draw(img, boxes, true_boxes=None):
     g = np.clip(img / max(np.percentile(img, 99.7), 1e-6), 0, 1)
     im = Image.fromarray(((1 - g) * 255).astype(np.uint8)).convert("RGB")
     d = ImageDraw.Draw(im)
-    for name, (y0, x0, y1, x1) in (true_boxes or {}).items():
+    for y0, x0, y1, x1 in (true_boxes or {}).values():
         d.rectangle([x0, y0, x1 - 1, y1 - 1], outline=(160, 160, 160))
     for name, (y0, x0, y1, x1) in boxes.items():
         d.rectangle([x0, y0, x1 - 1, y1 - 1], outline=COLOURS[name], width=2)

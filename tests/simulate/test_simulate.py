@@ -137,7 +137,6 @@ def test_thyroid_mode_features_masks_reports(tmp_path):
         assert scan.params["cross_feature"] == (len(feats) >= 2)
         if "cold_nodule" in feats:
             f = next(f for f in scan.findings if f.kind == "cold_nodule")
-            gland = scan.masks["ant"] == 0
             assert img[scan.masks["ant"] == f.id].mean() < 0.6 * np.percentile(img, 99)
         if "hot_nodule" in feats:
             f = next(f for f in scan.findings if f.kind == "hot_nodule")

@@ -115,7 +115,6 @@ def _parser() -> argparse.ArgumentParser:
 
 def cmd_run(a: argparse.Namespace) -> int:
     from ..config import load_config
-    from ..evaluation.report import format_table
     from ..training.run import evaluate_run, train_run
 
     overrides = list(a.overrides)

@@ -24,7 +24,7 @@ from .anatomy import REGIONS, Phantom, Primitive, box_to_px, make_phantom, proje
 from .reports import bone_report
 from .scan import SimulatedScan
 
-__all__ = ["Finding", "BoneScan", "sample_findings", "simulate_bone_scan", "BONE_LABELS"]
+__all__ = ["Finding", "sample_findings", "simulate_bone_scan", "BONE_LABELS"]
 
 BONE_LABELS = ("normal", "metastasis", "arthritis")
 MET_GROUPS = {"spine": 0.40, "rib": 0.25, "pelvis": 0.12, "sternum": 0.04, "skull": 0.04, "shoulder_girdle": 0.05, "long_bone": 0.10}
@@ -49,9 +49,6 @@ class Finding:
 
     def primitive(self) -> Primitive:
         return Primitive("gauss", (self.x_mm, self.y_mm), (0.0, 0.0), self.sigma_mm, self.uptake, self.depth, self.thickness)
-
-
-BoneScan = SimulatedScan  # with region boxes
 
 
 def _far_enough(cands: list[Finding], x: float, y: float, sigma: float) -> bool:
@@ -122,7 +119,7 @@ def simulate_bone_scan(
     counts: float = 1.5e6,
     shape: tuple[int, int] = (1024, 256),
     pixel_mm: float = 2.26,
-) -> BoneScan:
+) -> SimulatedScan:
     """One two-view whole-body scan carrying ``labels`` (empty set = normal).
 
     Args:

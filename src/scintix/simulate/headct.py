@@ -22,7 +22,7 @@ from scipy.ndimage import gaussian_filter
 from .scan import SimulatedScan
 from .reports import SYNTHETIC_EN, SYNTHETIC_ZH
 
-__all__ = ["HEADCT_FEATURES", "HeadCTScan", "simulate_headct_slice"]
+__all__ = ["HEADCT_FEATURES", "simulate_headct_slice"]
 
 HEADCT_FEATURES = ("finding",)
 LOBES = {"frontal": ("额叶", -0.45), "parietal": ("顶叶", 0.05), "occipital": ("枕叶", 0.55)}
@@ -40,14 +40,7 @@ class CTFinding:
     size_px: float
 
 
-HeadCTScan = SimulatedScan  # kept as a name for readers of this module
-
-
-def summary(self) -> dict:
-        return {"synthetic": True, "labels": self.labels, "findings": [asdict(f) for f in self.findings], "report_en": self.report_en, "report_zh": self.report_zh, "params": self.params}
-
-
-def simulate_headct_slice(rng: np.random.Generator, features: set[str], size: int = 256) -> HeadCTScan:
+def simulate_headct_slice(rng: np.random.Generator, features: set[str], size: int = 256) -> SimulatedScan:
     """One axial slice (``size`` x ``size``, ~0.9 mm pixels at 256) with or without a haemorrhage."""
     unknown = set(features) - set(HEADCT_FEATURES)
     if unknown:
@@ -82,7 +75,7 @@ def simulate_headct_slice(rng: np.random.Generator, features: set[str], size: in
             rad = rng.uniform(0.03, 0.07) * size
             blob = (np.hypot(yy - fy, xx - fx) < rad) & brain
             hu[blob] = rng.uniform(55, 80)
-            kind, kind_zh = "intraparenchymal haemorrhage", "脑实质内出血"
+            kind = "intraparenchymal haemorrhage"
             m = blob
         else:
             inner = 0.96 - thick
@@ -92,7 +85,7 @@ def simulate_headct_slice(rng: np.random.Generator, features: set[str], size: in
             depth = rng.uniform(0.03, 0.07)
             m = brain & (r > inner - depth) & (np.abs(ang - centre) < span) & ((xx - cx) * sgn > 0)
             hu[m] = rng.uniform(50, 75)
-            kind, kind_zh = "subdural haematoma", "硬膜下血肿"
+            kind = "subdural haematoma"
             fx = float(np.mean(xx[m])) if m.any() else cx
         if m.any():
             mask[m] = 1
@@ -107,4 +100,4 @@ def simulate_headct_slice(rng: np.random.Generator, features: set[str], size: in
     else:
         en = f"{SYNTHETIC_EN} Non-contrast head CT, axial slice. No intracranial haemorrhage, mass effect or midline shift. Impression: no acute finding."
         zh = f"{SYNTHETIC_ZH}头颅CT平扫轴位。未见颅内出血、占位效应及中线移位。印象：未见急性病变。"
-    return HeadCTScan({"axial": hu}, {"axial": mask}, findings, labels, en, zh, {"pixel_mm": 0.9 * 256 / size, "head_radii_px": (round(float(ry), 1), round(float(rx), 1))})
+    return SimulatedScan({"axial": hu}, {"axial": mask}, findings, labels, en, zh, {"pixel_mm": 0.9 * 256 / size, "head_radii_px": (round(float(ry), 1), round(float(rx), 1))})

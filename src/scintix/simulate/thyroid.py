@@ -23,7 +23,7 @@ from scipy.ndimage import gaussian_filter
 from .scan import SimulatedScan
 from .reports import thyroid_report
 
-__all__ = ["THYROID_FEATURES", "ThyroidScan", "simulate_thyroid_scan"]
+__all__ = ["THYROID_FEATURES", "simulate_thyroid_scan"]
 
 THYROID_FEATURES = ("diffuse", "hot_nodule", "cold_nodule")
 POLES = {"upper pole": ("上极", -0.45), "mid portion": ("中部", 0.0), "lower pole": ("下极", 0.45)}
@@ -41,20 +41,13 @@ class ThyroidFinding:
     radius_mm: float
 
 
-ThyroidScan = SimulatedScan  # kept as a name for readers of this module
-
-
-def summary(self) -> dict:
-        return {"synthetic": True, "labels": self.labels, "findings": [asdict(f) for f in self.findings], "report_en": self.report_en, "report_zh": self.report_zh, "params": self.params}
-
-
 def _lobe(xx, yy, cx, cy, rx, ry, angle):
     c, s = np.cos(angle), np.sin(angle)
     u, v = (xx - cx) * c + (yy - cy) * s, -(xx - cx) * s + (yy - cy) * c
     return np.clip((1 - np.hypot(u / rx, v / ry)) * min(rx, ry) + 0.5, 0, 1)
 
 
-def simulate_thyroid_scan(rng: np.random.Generator, features: set[str], counts: float = 2e5, size: int = 128) -> ThyroidScan:
+def simulate_thyroid_scan(rng: np.random.Generator, features: set[str], counts: float = 2e5, size: int = 128) -> SimulatedScan:
     """One anterior thyroid scan with the given features (empty set = normal)."""
     unknown = set(features) - set(THYROID_FEATURES)
     if unknown:
@@ -102,4 +95,4 @@ def simulate_thyroid_scan(rng: np.random.Generator, features: set[str], counts: 
     labels = sorted(features, key=THYROID_FEATURES.index) or ["normal"]
     en, zh = thyroid_report(findings)
     params = {"enlargement": round(float(grow), 3), "counts": counts, "cross_feature": len(features) >= 2, "pixel_mm": 1.0}
-    return ThyroidScan({"ant": rng.poisson(lam).astype(np.float32)}, {"ant": mask}, findings, labels, en, zh, params)
+    return SimulatedScan({"ant": rng.poisson(lam).astype(np.float32)}, {"ant": mask}, findings, labels, en, zh, params)
