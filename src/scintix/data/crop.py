@@ -9,7 +9,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..transforms.regions import RegionError, crop_box, find_regions
+from ..transforms.regions import RegionError, find_regions, thorax_crop_box
 from .io import ImageReadError, read_image
 from .manifest import Record, write_manifest
 
@@ -35,10 +35,7 @@ def crop_records(records: Sequence[Record], out_dir: str | Path, margin: float =
         except (ImageReadError, RegionError) as exc:
             errors.append(str(exc) if isinstance(exc, ImageReadError) else f"{rec.path}: {exc}")
             continue
-        y0, x0, y1, x1 = crop_box(regions.boxes["thorax"], margin, arr.shape[1:])
-        if side != "both":
-            mid = int(round(regions.landmarks["midline"]))
-            x0, x1 = (x0, mid + 1) if side == "image_left" else (mid, x1)
+        y0, x0, y1, x1 = thorax_crop_box(regions, arr.shape[1:], margin, side)
         stem = Path(rec.path.split("#")[0]).stem + (f"_{rec.path.rsplit('#', 1)[1]}" if "#" in rec.path else "")
         name = f"{i:05d}_{stem}.npy"
         np.save(out / "crops" / name, arr[0, y0:y1, x0:x1])

@@ -33,6 +33,7 @@ __all__ = [
     "DicomFile",
     "scan_dicom_folder",
     "manifest_from_dicom",
+    "nm_views",
     "Study",
     "read_studies",
     "read_view",
@@ -289,6 +290,7 @@ class DicomFile:
     z: float | None  # ImagePositionPatient[2] (CT slice position)
     frames: int
     description: str
+    views: tuple[str, ...] = ()  # NM: the frames' view names (see identify_views); empty otherwise
 
 
 def scan_dicom_folder(folder: str | Path) -> tuple[list[DicomFile], list[str]]:
@@ -364,7 +366,16 @@ def _file_info(path: str | Path, ds) -> DicomFile:
         z=float(pos[2]) if pos is not None and len(pos) == 3 else None,
         frames=int(ds.get("NumberOfFrames", 1) or 1),
         description=str(ds.get("SeriesDescription", "")),
+        views=tuple(v for v, _ in identify_views(ds)) if str(ds.get("Modality", "")) == "NM" else (),
     )
+
+
+def nm_views(path: str | Path) -> list[str]:
+    """View names of an NM file from its header; ``[]`` for other modalities or unreadable files."""
+    try:
+        return list(_file_info(path, _dcmread(path, stop_before_pixels=True)).views)
+    except ImageReadError:
+        return []  # reported when the image itself is read
 
 
 @dataclass
@@ -421,14 +432,8 @@ def manifest_from_dicom(folder: str | Path) -> tuple[list, list[str]]:
     for f in files:
         pid = f.patient_id or f.study_uid or f.path
         extra = {"modality": f.modality, "study_uid": f.study_uid, "series_uid": f.series_uid}
-        if f.modality == "NM":
-            try:
-                ds = _dcmread(f.path, stop_before_pixels=True)
-                views = [v for v, _ in identify_views(ds)]
-            except ImageReadError as exc:
-                errors.append(str(exc))
-                continue
-            records += [Record(path=f"{f.path}#{v}", patient_id=pid, view=v, extra=extra) for v in views]
+        if f.views:
+            records += [Record(path=f"{f.path}#{v}", patient_id=pid, view=v, extra=extra) for v in f.views]
         else:
             records.append(Record(path=f.path, patient_id=pid, extra=extra))
     return records, errors

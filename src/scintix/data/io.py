@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["ImageReadError", "read_image", "pixel_hash", "IMAGE_SUFFIXES", "split_npz_path"]
+__all__ = ["ImageReadError", "read_image", "pixel_hash", "IMAGE_SUFFIXES", "split_fragment"]
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".npy", ".npz", ".dcm", ".dicom"}
 
@@ -32,7 +32,7 @@ class ImageReadError(Exception):
         super().__init__(f"{path}: {cause}")
 
 
-def split_npz_path(path: str | Path) -> tuple[Path, str | None, int | None]:
+def split_fragment(path: str | Path) -> tuple[Path, str | None, int | None]:
     """Split a path with a fragment into (file, fragment, index).
 
     ``file.npz#split/17`` gives ``(file.npz, "split", 17)``; any other file's
@@ -74,7 +74,7 @@ def read_image(path: str | Path, channels: int | None = 1) -> tuple[np.ndarray, 
     >>> arr.shape, meta["spacing"]  # doctest: +SKIP
     ((1, 171, 68), (1.0, 1.0))
     """
-    file, split, index = split_npz_path(path)
+    file, split, index = split_fragment(path)
     if not file.is_file():
         raise ImageReadError(path, "file not found")
     suffix = file.suffix.lower()

@@ -19,7 +19,8 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from .io import IMAGE_SUFFIXES, split_npz_path
+from .dicom import nm_views
+from .io import IMAGE_SUFFIXES, split_fragment
 
 __all__ = [
     "Record",
@@ -112,7 +113,7 @@ def read_manifest(csv_path: str | Path, require_label: bool = True, check_files:
     if dups:
         raise ManifestError(f"{csv_path}: paths listed more than once: {dups[:5]}")
     if check_files:
-        missing = [r.path for r in records if not split_npz_path(r.path)[0].is_file()]
+        missing = [r.path for r in records if not split_fragment(r.path)[0].is_file()]
         if missing:
             raise ManifestError(f"{csv_path}: {len(missing)} file(s) not found, e.g. {missing[:3]}")
     return records
@@ -164,7 +165,7 @@ def manifest_from_folder(folder: str | Path) -> list[Record]:
     files = sorted(p for p in folder.rglob("*") if p.is_file() and (p.suffix.lower() in IMAGE_SUFFIXES))
     records = []
     for p in files:
-        views = _nm_views(p) if p.suffix.lower() in (".dcm", ".dicom") else []
+        views = nm_views(p) if p.suffix.lower() in (".dcm", ".dicom") else []
         if len(views) > 1:  # a multi-view NM file: one record per view, so each view is read on its own
             records += [Record(path=f"{p.resolve()}#{v}", patient_id=str(p.resolve()), view=v) for v in views]
         else:
@@ -181,24 +182,13 @@ def load_inputs(source: str | Path) -> list[Record]:
         return [Record(path=str(source), patient_id=str(source).rsplit("#", 1)[0])]
     path = Path(source)
     if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES - {".npz"}:
-        views = _nm_views(path) if path.suffix.lower() in (".dcm", ".dicom") else []
+        views = nm_views(path) if path.suffix.lower() in (".dcm", ".dicom") else []
         if len(views) > 1:
             return [Record(path=f"{path.resolve()}#{v}", patient_id=str(path.resolve()), view=v) for v in views]
         return [Record(path=str(path.resolve()), patient_id=str(path.resolve()))]
     if path.is_file() and path.suffix.lower() not in (".csv", ".npz"):
         return [Record(path=str(path.resolve()), patient_id=str(path.resolve()))]  # unknown suffix: the reader says what it is
     return load_data(source, require_label=False)
-
-
-def _nm_views(path: Path) -> list[str]:
-    from .dicom import _dcmread, identify_views
-    from .io import ImageReadError
-
-    try:
-        ds = _dcmread(path, stop_before_pixels=True)
-    except ImageReadError:
-        return []  # reported when the image itself is read
-    return [v for v, _ in identify_views(ds)] if str(ds.get("Modality", "")) == "NM" else []
 
 
 def load_data(source: str | Path, require_label: bool = True) -> list[Record]:
@@ -260,7 +250,7 @@ def encode_labels(records: Sequence[Record], classes: Sequence[str] | None, task
 
 
 def _resolve(root: Path, path: str) -> str:
-    file, split, idx = split_npz_path(path) if "#" in path else (Path(path), None, None)
+    file, split, idx = split_fragment(path) if "#" in path else (Path(path), None, None)
     full = file if file.is_absolute() else (root / file)
     full = full.resolve()
     if split is None:

@@ -121,6 +121,8 @@ def _round_robin(indices: list[int], rows: list[dict], n: int) -> list[int]:
 
 def _explain_section(run_dir: Path, gallery: int, faithfulness_n: int) -> tuple[str, dict]:
     """Gallery of correct/wrong test cases with Grad-CAM and the faithfulness table."""
+    import torch
+
     from ..data.datasets import preprocess
     from ..data.io import ImageReadError
     from ..explain.faithfulness import deletion_insertion, random_maps
@@ -162,10 +164,10 @@ def _explain_section(run_dir: Path, gallery: int, faithfulness_n: int) -> tuple[
     gallery_html = f"<p class='muted'>{split} cases, Grad-CAM of the class shown; {len(correct)} correct and {len(wrong)} wrong in all.</p><div class='gallery'>{''.join(parts)}</div>"
     # faithfulness on the first N images, every method + random
     idx = list(range(min(faithfulness_n, len(kept))))
-    x = __import__("torch").from_numpy(np.stack([arrays[i] for i in idx])).to(run.device)
+    x = torch.from_numpy(np.stack([arrays[i] for i in idx])).to(run.device)
     faith: dict = {"split": split, "images": len(idx), "steps": 10, "metric": "AUC of the target probability (calibrated) vs fraction of pixels deleted / inserted (blurred baseline)"}
     methods = {}
-    with __import__("torch").no_grad():
+    with torch.no_grad():
         logits = run.model(x.float())
     predicted = logits.argmax(1).cpu().numpy()
     faith["target"] = "each image's predicted class (top class; multi-label: most probable label)"

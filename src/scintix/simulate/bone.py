@@ -22,7 +22,7 @@ from scipy.ndimage import gaussian_filter
 
 from .anatomy import REGIONS, Phantom, Primitive, box_to_px, make_phantom, project
 from .reports import bone_report
-from .scan import SimulatedScan
+from .scan import SimulatedScan, SiteFinding
 
 __all__ = ["Finding", "sample_findings", "simulate_bone_scan", "BONE_LABELS"]
 
@@ -32,14 +32,9 @@ JOINTS = {"knee": 0.35, "shoulder": 0.2, "wrist": 0.15, "ankle": 0.15, "hip": 0.
 
 
 @dataclass
-class Finding:
-    """One labelled finding; ``id`` is its value in the mask images."""
+class Finding(SiteFinding):
+    """A metastasis or arthritis focus: a Gaussian of uptake at a depth in the body."""
 
-    id: int
-    kind: str
-    site: str
-    site_zh: str
-    side: str
     x_mm: float
     y_mm: float
     sigma_mm: float

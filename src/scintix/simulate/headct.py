@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.ndimage import gaussian_filter
 
-from .scan import SimulatedScan
+from .scan import SimulatedScan, SiteFinding
 from .reports import SYNTHETIC_EN, SYNTHETIC_ZH
 
 __all__ = ["HEADCT_FEATURES", "simulate_headct_slice"]
@@ -29,12 +29,9 @@ LOBES = {"frontal": ("额叶", -0.45), "parietal": ("顶叶", 0.05), "occipital"
 
 
 @dataclass
-class CTFinding:
-    id: int
-    kind: str  # intraparenchymal haemorrhage | subdural haematoma
-    site: str
-    site_zh: str
-    side: str
+class CTFinding(SiteFinding):
+    """An acute haemorrhage (kind: intraparenchymal haemorrhage | subdural haematoma), in pixels."""
+
     x_px: float
     y_px: float
     size_px: float

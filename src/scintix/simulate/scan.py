@@ -6,7 +6,21 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-__all__ = ["SimulatedScan"]
+__all__ = ["SimulatedScan", "SiteFinding"]
+
+
+@dataclass
+class SiteFinding:
+    """What every simulated finding has: its mask id, kind and named site (English, Chinese, side).
+
+    Each mode adds its own geometry (mm on a bone scan, pixels on CT, ...).
+    """
+
+    id: int  # the finding's value in the mask images
+    kind: str
+    site: str
+    site_zh: str
+    side: str
 
 
 @dataclass

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.ndimage import gaussian_filter
 
-from .scan import SimulatedScan
+from .scan import SimulatedScan, SiteFinding
 from .reports import thyroid_report
 
 __all__ = ["THYROID_FEATURES", "simulate_thyroid_scan"]
@@ -30,12 +30,7 @@ POLES = {"upper pole": ("上极", -0.45), "mid portion": ("中部", 0.0), "lower
 
 
 @dataclass
-class ThyroidFinding:
-    id: int
-    kind: str
-    site: str
-    site_zh: str
-    side: str
+class ThyroidFinding(SiteFinding):
     x_mm: float
     y_mm: float
     radius_mm: float

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import ndimage
 
-__all__ = ["Regions", "RegionError", "find_regions", "crop_box", "crop_thorax", "ThoraxCrop", "box_iou"]
+__all__ = ["Regions", "RegionError", "find_regions", "crop_box", "crop_thorax", "thorax_crop_box", "ThoraxCrop", "box_iou"]
 
 # Region rows as fractions of the vertex -> feet length (fitted on simulated scans, see module doc).
 THORAX_TOP, THORAX_BOTTOM, CROTCH = 0.187, 0.376, 0.53
@@ -219,12 +219,17 @@ def crop_thorax(image: np.ndarray, margin: float = 0.05, side: str = "both") -> 
     """
     arr = np.asarray(image)
     view = arr[0] if arr.ndim == 3 else arr
-    regions = find_regions(view)
-    y0, x0, y1, x1 = crop_box(regions.boxes["thorax"], margin, view.shape)
+    y0, x0, y1, x1 = thorax_crop_box(find_regions(view), view.shape, margin, side)
+    return (arr[..., y0:y1, x0:x1]).copy(), (y0, x0, y1, x1)
+
+
+def thorax_crop_box(regions: Regions, shape: tuple[int, int], margin: float = 0.05, side: str = "both") -> tuple[int, int, int, int]:
+    """The crop box of :func:`crop_thorax` from regions already found (margin added, optionally one half)."""
+    y0, x0, y1, x1 = crop_box(regions.boxes["thorax"], margin, shape)
     if side != "both":
         mid = int(round(regions.landmarks["midline"]))
         x0, x1 = (x0, mid + 1) if side == "image_left" else (mid, x1)
-    return (arr[..., y0:y1, x0:x1]).copy(), (y0, x0, y1, x1)
+    return y0, x0, y1, x1
 
 
 class ThoraxCrop:
