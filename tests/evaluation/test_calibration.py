@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from scintix.evaluation.calibration import apply_temperature, expected_calibration_error, fit_temperature, reliability_curve
+from scintix.evaluation.calibration import apply_temperature, calibrate_temperature, expected_calibration_error, fit_temperature, reliability_curve
 
 
 def _overconfident(rng, n=3000, k=3, scale=4.0):
@@ -46,3 +46,30 @@ def test_ece_of_a_perfectly_calibrated_predictor_is_small_and_bins_count():
     assert c["count"].tolist() == [1, 2, 0, 0, 0, 0, 0, 0, 0, 1]
     assert c["frequency"][1] == 0.5
     assert fit_temperature(np.zeros((1, 2)), np.zeros(1), "binary") == 1.0
+
+
+def test_near_constant_logits_are_reported_as_a_failed_fit_not_fitted():
+    # the quickstart's collapsed model: every validation logit nearly the same, whatever the label
+    z = np.stack([np.zeros(40), 4 + 1e-3 * np.random.default_rng(0).normal(size=40)], 1)
+    y = np.r_[np.zeros(20), np.ones(20)].astype(int)
+    fit = calibrate_temperature(z, y, "binary")
+    assert not fit.fitted and fit.status == "out_of_range"
+    assert fit.temperature == 1.0 and fit.optimum > fit.bounds[1]
+    assert "upper bound 100" in fit.reason and "FAILED" in fit.describe() and "fitted on validation" not in fit.describe()
+    d = fit.to_dict()
+    assert d["fitted"] is False and d["optimum"] > 100
+
+
+def test_calibrated_validation_ece_is_never_worse_than_raw():
+    statuses = set()
+    for seed in range(40):  # small random validation sets, where NLL and ECE can disagree
+        rng = np.random.default_rng(seed)
+        z = rng.normal(size=(16, 2)) * 2
+        y = rng.integers(0, 2, 16)
+        fit = calibrate_temperature(z, y, "binary")
+        statuses.add(fit.status)
+        raw = expected_calibration_error(apply_temperature(z, 1.0, "binary"), y, "binary")
+        assert expected_calibration_error(apply_temperature(z, fit.temperature, "binary"), y, "binary") <= raw + 1e-12
+        if fit.status == "worse_ece":  # the optimum was rejected because it raised the ECE
+            assert fit.ece_fitted > fit.ece_raw and fit.temperature == 1.0
+    assert {"fitted", "worse_ece", "out_of_range"} <= statuses

@@ -8,15 +8,25 @@ multi-class) AUC stay the same; only the probabilities move.
 ECE is measured on the *top-label* confidence for binary and multi-class
 models, and per class on each sigmoid for multi-label models (then averaged),
 with equal-width bins.
+
+A fit can fail, and says so: when the NLL optimum lies outside
+``TEMPERATURE_BOUNDS`` (nearly constant logits push it towards infinity), or
+when the fitted temperature makes the validation ECE worse than the raw
+probabilities, the raw probabilities are kept (T = 1) and the
+:class:`TemperatureFit` records the optimum, the bound and why.
 """
 
 from __future__ import annotations
+
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["fit_temperature", "apply_temperature", "expected_calibration_error", "reliability_curve", "plot_reliability"]
+TEMPERATURE_BOUNDS = (1e-2, 1e2)
+
+__all__ = ["TemperatureFit", "TEMPERATURE_BOUNDS", "calibrate_temperature", "fit_temperature", "apply_temperature", "expected_calibration_error", "reliability_curve", "plot_reliability"]
 
 
 def _nll(logits: torch.Tensor, targets: torch.Tensor, task: str) -> torch.Tensor:
@@ -25,15 +35,41 @@ def _nll(logits: torch.Tensor, targets: torch.Tensor, task: str) -> torch.Tensor
     return F.cross_entropy(logits, targets.long().view(-1))
 
 
-def fit_temperature(logits: np.ndarray, targets: np.ndarray, task: str, max_iter: int = 200) -> float:
-    """The temperature minimising validation NLL (optimised in log-space, so it stays positive).
+@dataclass(frozen=True)
+class TemperatureFit:
+    """What temperature scaling did: the temperature applied, and whether it was really fitted.
 
-    Returns 1.0 (no change) when there are fewer than two validation samples.
+    ``status`` is ``fitted``, ``out_of_range`` (the NLL optimum lies beyond a
+    bound), ``worse_ece`` (the optimum made the validation ECE worse),
+    ``too_few`` (under two validation samples) or ``disabled``; in every case
+    but ``fitted`` the applied temperature is 1.0 (raw probabilities).
     """
-    logits_t = torch.as_tensor(np.asarray(logits, dtype=np.float64))
-    targets_t = torch.as_tensor(np.asarray(targets))
-    if len(logits_t) < 2:
-        return 1.0
+
+    temperature: float
+    status: str
+    optimum: float | None = None  # the NLL optimum found, kept even when it was rejected
+    bounds: tuple[float, float] = TEMPERATURE_BOUNDS
+    ece_raw: float | None = None  # on the fitting (validation) data
+    ece_fitted: float | None = None  # same data, with the optimum applied
+    reason: str = ""
+
+    @property
+    def fitted(self) -> bool:
+        return self.status == "fitted"
+
+    def describe(self) -> str:
+        """One line for tables, reports and model cards."""
+        if self.fitted:
+            return f"T = {self.temperature:.3f}, fitted on validation (NLL)"
+        if self.status == "disabled":
+            return "not calibrated (eval.calibrate=false)"
+        return f"calibration FAILED, raw probabilities kept (T = 1): {self.reason}"
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "bounds": list(self.bounds), "fitted": self.fitted, "summary": self.describe()}
+
+
+def _nll_optimum(logits_t: torch.Tensor, targets_t: torch.Tensor, task: str, max_iter: int) -> float:
     log_t = torch.zeros(1, dtype=torch.float64, requires_grad=True)
     opt = torch.optim.LBFGS([log_t], lr=0.1, max_iter=max_iter, line_search_fn="strong_wolfe")
 
@@ -44,8 +80,45 @@ def fit_temperature(logits: np.ndarray, targets: np.ndarray, task: str, max_iter
         return loss
 
     opt.step(closure)
-    t = float(log_t.exp().item())
-    return t if np.isfinite(t) and 1e-2 < t < 1e2 else 1.0
+    return float(log_t.exp().item())
+
+
+def calibrate_temperature(logits: np.ndarray, targets: np.ndarray, task: str, max_iter: int = 200, bounds: tuple[float, float] = TEMPERATURE_BOUNDS, check_ece: bool = True) -> TemperatureFit:
+    """Fit T by validation NLL (in log-space, so it stays positive) and check that it is usable.
+
+    Rejected (raw probabilities kept, the reason recorded): an optimum that is
+    not finite or lies outside ``bounds``, and, with ``check_ece``, one whose
+    validation ECE is worse than the raw probabilities' (NLL and ECE can
+    disagree on small or odd validation sets).
+    """
+    logits_t = torch.as_tensor(np.asarray(logits, dtype=np.float64))
+    targets_t = torch.as_tensor(np.asarray(targets))
+    if len(logits_t) < 2:
+        return TemperatureFit(1.0, "too_few", bounds=bounds, reason=f"{len(logits_t)} validation sample(s); at least 2 are needed")
+    t = _nll_optimum(logits_t, targets_t, task, max_iter)
+    lo, hi = bounds
+    if not np.isfinite(t) or not lo < t < hi:
+        if not np.isfinite(t):
+            why = f"the NLL optimisation diverged (T = {t})"
+        elif t >= hi:
+            why = (f"the NLL optimum T = {t:.4g} is above the upper bound {hi:g}: the validation logits are nearly constant or "
+                   "unrelated to the labels, so no temperature makes them informative (is the model degenerate?)")
+        else:
+            why = f"the NLL optimum T = {t:.4g} is below the lower bound {lo:g}: it would turn every probability into 0 or 1"
+        return TemperatureFit(1.0, "out_of_range", optimum=t if np.isfinite(t) else None, bounds=bounds, reason=why)
+    if check_ece:
+        raw = expected_calibration_error(apply_temperature(logits, 1.0, task), targets, task)
+        fitted = expected_calibration_error(apply_temperature(logits, t, task), targets, task)
+        if np.isfinite(raw) and np.isfinite(fitted) and fitted > raw:
+            return TemperatureFit(1.0, "worse_ece", optimum=t, bounds=bounds, ece_raw=raw, ece_fitted=fitted,
+                                  reason=f"the NLL optimum T = {t:.3f} raised the validation ECE from {raw:.4f} to {fitted:.4f}")
+        return TemperatureFit(t, "fitted", optimum=t, bounds=bounds, ece_raw=raw, ece_fitted=fitted)
+    return TemperatureFit(t, "fitted", optimum=t, bounds=bounds)
+
+
+def fit_temperature(logits: np.ndarray, targets: np.ndarray, task: str, max_iter: int = 200) -> float:
+    """The NLL temperature if it is usable, else 1.0 (see :func:`calibrate_temperature` for why)."""
+    return calibrate_temperature(logits, targets, task, max_iter, check_ece=False).temperature
 
 
 def apply_temperature(logits: np.ndarray, temperature: float, task: str) -> np.ndarray:

@@ -25,6 +25,18 @@ def _epochs(run_dir: Path) -> int:
     return max(0, len(hist.read_text().strip().splitlines()) - 1) if hist.is_file() else 0
 
 
+def _selection(health: dict, cfg: dict) -> str:
+    s = health.get("selection") or {}
+    text = f"checkpoint selected by validation {s.get('criterion') or cfg['train'].get('select_metric', 'roc_auc')}"
+    if s.get("epoch") is not None:
+        text += f" at epoch {s['epoch']}"
+    if s.get("val_loss") is not None:
+        text += f" (val loss {s['val_loss']:.4f}, val ROC AUC {s['val_roc_auc']:.4f})"
+    if s.get("precise_bn_batches"):
+        text += f"; BatchNorm statistics recomputed on un-augmented training images ({s['precise_bn_batches']} batches)"
+    return text
+
+
 def write_model_card(run_dir: str | Path) -> Path:
     """Write and return ``model_card.md``: intended use, data, metrics with CIs, limitations."""
     run_dir = Path(run_dir)
@@ -34,9 +46,12 @@ def write_model_card(run_dir: str | Path) -> Path:
     eval_dir = run_dir / "eval"
     synthetic = bool(summary.get("synthetic"))
     d, m = cfg["data"], cfg["model"]
+    health = json.loads((eval_dir / "health.json").read_text()) if (eval_dir / "health.json").is_file() else {}
     lines = [f"# Model card: {cfg.get('name', run_dir.name)}", ""]
     if synthetic:
         lines += ["**SYNTHETIC: trained and tested on simulated data. Not for use on patients; its numbers say nothing about real scans.**", ""]
+    if health.get("degenerate"):
+        lines += ["**MODEL CHECK FAILED: do not use this model.**", ""] + [f"- {f['message']}" for f in health["flags"]] + [""]
     lines += [
         "## Intended use",
         f"{(cfg.get('description') or 'Image classification').rstrip('.')}. Task: {d['task']} over classes {', '.join(summary.get('classes', []))}.",
@@ -45,7 +60,7 @@ def write_model_card(run_dir: str | Path) -> Path:
         "## Model",
         f"{m['name']}" + (f", initialised from {m['weights']}" if m.get("weights") else ", trained from scratch") + f"; input {d['image_size'][0]}x{d['image_size'][1]}"
         + (f", views {d['views']} as channels" if d.get("views") else "") + (f", CT windows {d['windows']}" if d.get("windows") else "") + f", intensity normalisation {d['normalize']}.",
-        f"Trained {_epochs(run_dir)} epoch(s) on {meta.get('device', '?')}; best checkpoint by validation {cfg['train'].get('select_metric', 'ROC AUC')}; seed {cfg['train']['seed']}.",
+        f"Trained {_epochs(run_dir)} epoch(s) on {meta.get('device', '?')}; seed {cfg['train']['seed']}; {_selection(health, cfg)}.",
         "",
         "## Data",
         f"{summary.get('images')} images of {summary.get('patients')} patients from `{summary.get('source')}`; split {summary.get('split_method')}.",
@@ -70,7 +85,8 @@ def write_model_card(run_dir: str | Path) -> Path:
     if calib.is_file():
         c = json.loads(calib.read_text())
         ece = c["ece"].get("test") or c["ece"].get("val") or {}
-        lines.append(f"- calibration: temperature {c['temperature']:.3f} (fitted on val); test ECE {ece.get('raw', float('nan')):.3f} raw -> {ece.get('calibrated', float('nan')):.3f} calibrated")
+        what = c.get("summary") or f"temperature {c['temperature']:.3f} (fitted on val)"
+        lines.append(f"- calibration: {what}; test ECE {ece.get('raw', float('nan')):.3f} raw -> {ece.get('calibrated', float('nan')):.3f} calibrated")
     faith = eval_dir / "faithfulness.json"
     if faith.is_file():
         fj = json.loads(faith.read_text())

@@ -32,7 +32,7 @@ th{background:#f2f4f8} td:first-child,th:first-child{text-align:left}
 .figs{display:flex;flex-wrap:wrap;gap:12px} .figs figure{margin:0} figcaption{font-size:12px;color:#5a6272}
 .gallery{display:grid;grid-template-columns:repeat(auto-fill,minmax(340px,1fr));gap:10px} .gallery img{width:100%}
 .ok{color:#17703a} .bad{color:#b3261e} pre{background:#f6f8fa;padding:10px;font-size:12px;overflow:auto;white-space:pre-wrap}
-.muted{color:#5a6272;font-size:13px}
+.muted{color:#5a6272;font-size:13px} .alarm{background:#fde2e0;border-color:#b3261e;color:#7a1610}
 """
 
 METRIC_ROWS = ("roc_auc", "pr_auc", "accuracy", "balanced_accuracy", "recall", "specificity", "precision", "f1")
@@ -77,6 +77,31 @@ def _metrics_table(res: dict) -> str:
             cells += f"<td>{'n/a' if v is None or (isinstance(v, float) and np.isnan(v)) else f'{v:.3f}'}</td>"
         rows.append(f"<tr><td>{m}</td>{cells}</tr>")
     return f"<table><tr><th>metric</th>{head}</tr>{''.join(rows)}</table>"
+
+
+def _calibration_text(calib: dict | None) -> str:
+    if not calib:
+        return "uncalibrated"
+    if calib.get("summary"):  # runs evaluated since the calibration status was recorded
+        return calib["summary"]
+    return f"temperature-scaled (T = {calib['temperature']:.3f}, fitted on validation)"
+
+
+def _selection_text(health: dict) -> str:
+    s = health.get("selection") or {}
+    if s.get("epoch") is None:
+        return ""
+    text = f"Checkpoint of epoch {s['epoch']}, selected by validation {s.get('criterion')}"
+    if s.get("max_loss_ratio"):
+        text += f" among epochs whose val loss was within {s['max_loss_ratio']}x the lowest"
+    if s.get("val_loss") is not None:
+        text += f" (val loss {s['val_loss']:.4f}, val ROC AUC {s['val_roc_auc']:.4f})"
+    if s.get("precise_bn_batches"):
+        text += "; BatchNorm statistics recomputed on un-augmented training images"
+    gap = (health.get("checks") or {}).get("train_eval_gap")
+    if gap is not None:
+        text += f"; train-mode vs eval-mode probability gap on {health.get('train_eval_gap_images')} training images: {gap:.3f}"
+    return text + "."
 
 
 def _history_figure(run_dir: Path) -> bytes | None:
@@ -218,6 +243,10 @@ def write_report(run_dir: str | Path, gallery: int = 4, faithfulness_n: int = 16
     out.append(f"<h1>scintix report: {html.escape(str(cfg.get('name', run_dir.name)))}</h1><p class='muted'>{html.escape(str(cfg.get('description', '')))}<br>run folder {html.escape(str(run_dir.resolve()))} · model {html.escape(str(cfg['model']['name']))} · task {html.escape(str(cfg['data']['task']))} · scintix {html.escape(str(meta.get('scintix_version', '')))}</p>")
     if synthetic:
         out.append("<div class='banner'>SYNTHETIC DATA: every number and picture here comes from simulated scans and says nothing about real patients.</div>")
+    health = json.loads((eval_dir / "health.json").read_text()) if (eval_dir / "health.json").is_file() else {}
+    if health.get("degenerate"):
+        items = "".join(f"<li>{html.escape(f['message'])}</li>" for f in health["flags"])
+        out.append(f"<div class='banner alarm'>MODEL CHECK FAILED: this model looks degenerate; its metrics below do not describe a usable model.<ul>{items}</ul></div>")
 
     # data and split
     out.append("<h2>Data and split</h2>")
@@ -235,7 +264,7 @@ def write_report(run_dir: str | Path, gallery: int = 4, faithfulness_n: int = 16
     # metrics
     out.append("<h2>Metrics (95% CI, patient-level bootstrap)</h2>")
     th_txt = ", ".join(f"{html.escape(k)}: {v:.4f}" for k, v in thresholds["thresholds"].items())
-    out.append(f"<p>Threshold chosen on validation by <b>{html.escape(str(thresholds.get('method')))}</b>{' (target specificity ' + str(thresholds.get('target_specificity')) + ')' if thresholds.get('method') == 'specificity' else ''}: {th_txt}. Probabilities are {'temperature-scaled (T = ' + format(calib['temperature'], '.3f') + ', fitted on validation)' if calib else 'uncalibrated'}.</p>")
+    out.append(f"<p>Threshold chosen on validation by <b>{html.escape(str(thresholds.get('method')))}</b>{' (target specificity ' + str(thresholds.get('target_specificity')) + ')' if thresholds.get('method') == 'specificity' else ''}: {th_txt}. Probabilities: {html.escape(_calibration_text(calib))}. {html.escape(_selection_text(health))}</p>")
     for s in splits:
         r = results[s]
         out.append(f"<h3>{s}: {r.get('n')} samples, {r.get('patients')} patients</h3>{_metrics_table(r)}")
@@ -243,7 +272,7 @@ def write_report(run_dir: str | Path, gallery: int = 4, faithfulness_n: int = 16
         out.append("<div class='figs'>" + "".join(f"<figure>{_img(p, cap, 330)}<figcaption>{cap}, {s}</figcaption></figure>" for p, cap in figs if p.is_file()) + "</div>")
     if calib:
         rows = "".join(f"<tr><td>{s}</td><td>{v['raw']:.4f}</td><td>{v['calibrated']:.4f}</td></tr>" for s, v in calib["ece"].items())
-        out.append(f"<h2>Calibration</h2><p>Temperature scaling, T = {calib['temperature']:.3f} fitted on validation by NLL. Expected calibration error (15 bins; top-label, per label for multi-label):</p><table><tr><th>split</th><th>ECE raw</th><th>ECE calibrated</th></tr>{rows}</table>")
+        out.append(f"<h2>Calibration</h2><p>{html.escape(_calibration_text(calib))}. Expected calibration error (15 bins; top-label, per label for multi-label):</p><table><tr><th>split</th><th>ECE raw</th><th>ECE calibrated</th></tr>{rows}</table>")
 
     # explanations
     faith = {}

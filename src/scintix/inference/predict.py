@@ -54,6 +54,8 @@ def load_run(run_dir: str | Path) -> LoadedRun:
     thresholds = json.loads(thr_file.read_text())["thresholds"]
     calib = run_dir / "eval" / "calibration.json"
     temperature = float(json.loads(calib.read_text())["temperature"]) if calib.is_file() else 1.0
+    if not np.isfinite(temperature) or temperature <= 0:
+        raise ValueError(f"{calib}: invalid calibration temperature {temperature!r} (must be a finite number > 0); re-run `scintix evaluate {run_dir}`")
     model = build_model_for_run(cfg, len(classes))
     load_model_state(model, ck["model"], run_dir / "checkpoints" / "best.pt")
     device = resolve_device(cfg.train.device)

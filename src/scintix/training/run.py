@@ -28,11 +28,13 @@ from ..data.datasets import CachedDataset
 from ..data.prepare import PreparedData, prepare_data
 from ..evaluation import calibration, report
 from ..evaluation.card import write_model_card
+from ..evaluation.health import assess_model, health_banner
 from ..models import create_model
 from ..models.weights import freeze_backbone
 from ..transforms.augment import Augmenter
+from .batchnorm import has_batchnorm, recompute_batchnorm, train_eval_gap
 from .checkpoint import load_checkpoint, load_model_state, save_checkpoint
-from .loop import make_criterion, predict, train_one_epoch
+from .loop import make_criterion, predict, probabilities, train_one_epoch
 from .perf import autocast, choose_channels_last, resolve_device, resolve_precision
 
 __all__ = ["train_run", "evaluate_run", "load_run_config", "build_model_for_run"]
@@ -113,6 +115,48 @@ def _optimizer(cfg: RunConfig, params):
     raise ValueError(f"unknown optimizer {t.optimizer!r}; choose from adamw, adam, sgd")
 
 
+SELECT_METRICS = ("roc_auc", "pr_auc", "balanced_accuracy", "f1", "accuracy", "loss")
+
+
+def _check_selection(t) -> None:
+    if t.select_metric not in SELECT_METRICS:
+        raise ValueError(f"unknown train.select_metric {t.select_metric!r}; choose from {', '.join(SELECT_METRICS)}")
+    if t.select_max_loss_ratio and t.select_max_loss_ratio <= 1:
+        raise ValueError(f"train.select_max_loss_ratio must be 0 (off) or > 1, got {t.select_max_loss_ratio}")
+
+
+def _plain_view(ds: CachedDataset) -> CachedDataset:
+    """The same cached images without augmentation (shares the arrays)."""
+    import copy
+
+    view = copy.copy(ds)
+    view.augment = None
+    return view
+
+
+def _bn_batches(ds: CachedDataset, cfg: RunConfig, epoch: int, device: torch.device, channels_last: bool):
+    """Un-augmented training batches for recomputing BatchNorm statistics (a seeded subset when large)."""
+    t = cfg.train
+    plain = _plain_view(ds)
+    order = np.random.default_rng(t.seed * 7919 + epoch).permutation(len(plain))[: max(t.batch_size, t.precise_bn_images)]
+    full = len(order) // t.batch_size * t.batch_size
+    order = order[:full] if full else order  # a last small batch would weigh as much as a full one
+    for start in range(0, len(order), t.batch_size):
+        x = torch.stack([plain[int(i)][0] for i in order[start : start + t.batch_size]]).to(device)
+        yield x.contiguous(memory_format=torch.channels_last) if channels_last else x
+
+
+def _precise_bn(model, ds: CachedDataset, cfg: RunConfig, epoch: int, device, amp, channels_last: bool) -> int:
+    if not (cfg.train.precise_bn and has_batchnorm(model)):
+        return 0
+
+    def forward(m, x):
+        with autocast(device, amp):
+            m(x)
+
+    return recompute_batchnorm(model, _bn_batches(ds, cfg, epoch, device, channels_last), forward)
+
+
 def _score(probs: np.ndarray, targets: np.ndarray, task: str, metric: str) -> float:
     from ..evaluation.metrics import binary_metrics
 
@@ -145,6 +189,7 @@ def train_run(cfg: RunConfig, run_dir: str | Path, resume: bool = False, max_epo
     from .seed import seed_everything
 
     seed_everything(t.seed, t.deterministic)
+    _check_selection(t)
     if not resume:
         (run_dir / "config.yaml").write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
     data = prepare_data(cfg, run_dir)
@@ -197,20 +242,33 @@ def train_run(cfg: RunConfig, run_dir: str | Path, resume: bool = False, max_epo
         lr = optimizer.param_groups[0]["lr"]
         tr = train_one_epoch(model, criterion, optimizer, _loader(ds["train"], cfg, True, epoch), device, cfg.data.task, amp, scaler, cl, t.progress, f"epoch {epoch + 1}/{t.epochs}")
         scheduler.step()
+        bn_batches = _precise_bn(model, ds["train"], cfg, epoch, device, amp, cl)
         pv = predict(model, _loader(ds["val"], cfg, False, epoch), device, cfg.data.task, amp, cl, eval_criterion)
-        score = _score(pv["probs"], ds["val"].targets[pv["index"]], cfg.data.task, t.select_metric)
-        row = {"epoch": epoch + 1, "lr": float(lr), "train_loss": float(tr["loss"]), "val_loss": float(pv["loss"]), f"val_{t.select_metric}": float(score), "train_images_per_s": float(tr["images_per_s"])}
+        val_targets = ds["val"].targets[pv["index"]]
+        auc = _score(pv["probs"], val_targets, cfg.data.task, "roc_auc")
+        metric = float(pv["loss"]) if t.select_metric == "loss" else (auc if t.select_metric == "roc_auc" else _score(pv["probs"], val_targets, cfg.data.task, t.select_metric))
+        score = -metric if t.select_metric == "loss" else metric  # internally higher is better
+        row = {"epoch": epoch + 1, "lr": float(lr), "train_loss": float(tr["loss"]), "val_loss": float(pv["loss"]), "val_roc_auc": float(auc)}
+        if t.select_metric not in ("loss", "roc_auc"):
+            row[f"val_{t.select_metric}"] = float(metric)
+        row["train_images_per_s"] = float(tr["images_per_s"])
         state["history"].append(row)
-        improved = (np.isfinite(score) and score > state["best_score"]) or state["best_epoch"] < 0
+        # Combined criterion: the metric decides only among epochs whose val loss is near the lowest seen so far.
+        losses = [r["val_loss"] for r in state["history"] if np.isfinite(r["val_loss"])]
+        eligible = not t.select_max_loss_ratio or (np.isfinite(pv["loss"]) and pv["loss"] <= t.select_max_loss_ratio * min(losses))
+        improved = (eligible and np.isfinite(score) and score > state["best_score"]) or state["best_epoch"] < 0
         if improved:
             state.update(best_score=float(score) if np.isfinite(score) else -np.inf, best_epoch=epoch + 1, bad_epochs=0)
-            save_checkpoint({"model": _plain_state(model), "epoch": epoch + 1, "score": score, "classes": data.classes}, run_dir / "checkpoints" / "best.pt")
+            selection = {"epoch": epoch + 1, "criterion": t.select_metric, "value": float(metric), "val_loss": float(pv["loss"]), "val_roc_auc": float(auc),
+                         "max_loss_ratio": t.select_max_loss_ratio or None, "precise_bn_batches": bn_batches}
+            save_checkpoint({"model": _plain_state(model), "epoch": epoch + 1, "score": score, "classes": data.classes, "selection": selection}, run_dir / "checkpoints" / "best.pt")
         else:
             state["bad_epochs"] += 1
         state["epoch"] = epoch + 1
         save_checkpoint({"model": _plain_state(model), "optimizer": optimizer.state_dict(), "lr_scheduler": scheduler.state_dict(), "state": state, "classes": data.classes}, last_path)
         _log_epoch(run_dir, row, writer)
-        log.info("epoch %d: train loss %.4f, val loss %.4f, val %s %.4f%s", epoch + 1, tr["loss"], pv["loss"], t.select_metric, score, " *" if improved else "")
+        log.info("epoch %d: train loss %.4f, val loss %.4f, val roc_auc %.4f%s%s", epoch + 1, tr["loss"], pv["loss"], auc,
+                 "" if t.select_metric in ("loss", "roc_auc") else f", val {t.select_metric} {metric:.4f}", " *" if improved else "")
         if t.early_stop_patience and state["bad_epochs"] >= t.early_stop_patience:
             log.info("early stop: no better val %s for %d epochs", t.select_metric, t.early_stop_patience)
             break
@@ -220,6 +278,39 @@ def train_run(cfg: RunConfig, run_dir: str | Path, resume: bool = False, max_epo
     if finished:
         evaluate_run(run_dir, data=data, datasets=ds)
     return run_dir
+
+
+def _assess(run_dir: Path, cfg: RunConfig, model, train_ds: CachedDataset | None, val_probs_raw, val_targets, thresholds, classes, ck: dict, device, amp) -> dict:
+    """eval/health.json: degenerate-model checks, the train/eval-mode gap and how the checkpoint was selected."""
+    gap = None
+    gap_images = 0
+    if train_ds is not None and len(train_ds) and has_batchnorm(model):
+        plain = _plain_view(train_ds)
+        idx = np.random.default_rng(cfg.train.seed).permutation(len(plain))[:64]
+        x = torch.stack([plain[int(i)][0] for i in idx]).to(device)
+        with autocast(device, amp):
+            gap = train_eval_gap(model, x, lambda z: probabilities(z, cfg.data.task))
+        gap_images = len(idx)
+    history = []
+    if (run_dir / "history.csv").is_file():
+        with open(run_dir / "history.csv") as fh:
+            history = list(csv.DictReader(fh))
+    selection = ck.get("selection") or {"epoch": ck.get("epoch"), "criterion": cfg.train.select_metric}
+    health = assess_model(val_probs_raw, val_targets, cfg.data.task, classes, report.class_columns(cfg.data.task, classes), thresholds, history, selection.get("epoch"), gap)
+    health["selection"] = selection
+    health["train_eval_gap_images"] = gap_images
+    if health["degenerate"]:
+        log.warning("%s", health_banner(health))
+    return health
+
+
+def _selection_line(health: dict) -> str:
+    s = health.get("selection") or {}
+    if s.get("epoch") is None:
+        return ""
+    extra = f", val loss {s['val_loss']:.4f}, val roc_auc {s['val_roc_auc']:.4f}" if s.get("val_loss") is not None else ""
+    guard = f" among epochs with val loss <= {s['max_loss_ratio']}x the lowest" if s.get("max_loss_ratio") else ""
+    return f"selected epoch {s['epoch']} by validation {s.get('criterion')}{guard}{extra}"
 
 
 def _plain_state(model: torch.nn.Module) -> dict:
@@ -268,7 +359,8 @@ def evaluate_run(run_dir: str | Path, data: PreparedData | None = None, datasets
     amp = resolve_precision(cfg.train.precision, device)
     model = build_model_for_run(cfg, len(data.classes))
     ck_path = run_dir / "checkpoints" / f"{checkpoint}.pt"
-    load_model_state(model, load_checkpoint(ck_path)["model"], ck_path)
+    ck = load_checkpoint(ck_path)
+    load_model_state(model, ck["model"], ck_path)
     model.to(device)
     task, classes, ecfg = cfg.data.task, data.classes, cfg.eval
     preds = {}
@@ -282,8 +374,11 @@ def evaluate_run(run_dir: str | Path, data: PreparedData | None = None, datasets
         raise ValueError(f"{run_dir}: no validation predictions; the threshold must come from validation data")
     eval_dir = run_dir / "eval"
     eval_dir.mkdir(exist_ok=True)
-    temperature = calibration.fit_temperature(preds["val"][0], preds["val"][1], task) if ecfg.calibrate else 1.0
-    calib = {"temperature": temperature, "fitted_on": "val", "method": "temperature scaling (NLL)" if ecfg.calibrate else "none", "ece": {}}
+    fit = calibration.calibrate_temperature(preds["val"][0], preds["val"][1], task) if ecfg.calibrate else calibration.TemperatureFit(1.0, "disabled")
+    temperature = fit.temperature
+    if not fit.fitted and ecfg.calibrate:
+        log.warning("%s: %s", run_dir, fit.describe())
+    calib = {**fit.to_dict(), "fitted_on": "val", "method": "temperature scaling (NLL)" if ecfg.calibrate else "none", "ece": {}}
     raw = {}
     for split, (logits, targets, samples) in list(preds.items()):
         raw[split] = calibration.apply_temperature(logits, 1.0, task)
@@ -293,6 +388,8 @@ def evaluate_run(run_dir: str | Path, data: PreparedData | None = None, datasets
     report.save_json(eval_dir / "calibration.json", calib)
     thresholds = report.choose_thresholds(preds["val"][0], preds["val"][1], task, classes, ecfg)
     report.save_json(eval_dir / "thresholds.json", {"thresholds": thresholds, "method": ecfg.threshold, "target_specificity": ecfg.target_specificity, "chosen_on": "val"})
+    health = _assess(run_dir, cfg, model, datasets.get("train"), raw["val"], preds["val"][1], thresholds, classes, ck, device, amp)
+    report.save_json(eval_dir / "health.json", health)
     results = {}
     for split, (probs, targets, samples) in preds.items():
         if split not in ecfg.splits:
@@ -307,11 +404,15 @@ def evaluate_run(run_dir: str | Path, data: PreparedData | None = None, datasets
         report.plot_roc(d / "roc.png", probs, targets, task, classes, f"ROC, {split}{tag}")
         report.plot_confusion(d / "confusion.png", probs, targets, thresholds, task, classes, f"{split}{tag}")
         report.plot_pr(d / "pr.png", probs, targets, task, classes, f"precision-recall, {split}{tag}")
-        calibration.plot_reliability(d / "reliability.png", raw[split], probs, targets, task, f"calibration, {split}{tag} (T = {temperature:.2f}, fitted on val)")
-        res["calibration"] = {"temperature": temperature, **calib["ece"][split]}
+        calibration.plot_reliability(d / "reliability.png", raw[split], probs, targets, task, f"calibration, {split}{tag} ({'T = ' + format(temperature, '.2f') + ', fitted on val' if fit.fitted else 'not fitted: raw'})")
+        res["calibration"] = {"temperature": temperature, "status": fit.status, "summary": fit.describe(), **calib["ece"][split]}
+        res["health"] = {"degenerate": health["degenerate"], "flags": [f["message"] for f in health["flags"]]}
         report.save_json(d / "metrics.json", res)
         results[split] = res
     table = report.format_table(results, data.synthetic)
+    lines = table.split("\n")
+    lines.insert(1 if data.synthetic else 0, health_banner(health))  # the SYNTHETIC line stays first
+    table = "\n".join(filter(None, [*lines, f"calibration: {fit.describe()}", _selection_line(health)]))
     (eval_dir / "metrics_table.txt").write_text(table + "\n")
     write_model_card(run_dir)
     return results
