@@ -9,7 +9,8 @@ still weighs about as much as the real variance, so the eval-mode model
 normalised its first layer by ~2x the true spread, the error compounded
 layer by layer, and every validation probability landed near 0.98 while the
 same weights in train mode separated the classes. Recomputing the statistics
-with the final weights on un-augmented training images (a forward pass
+with the final weights on training batches drawn as in training but not
+augmented (a forward pass
 without gradients, "precise BN") removes the stale start value and the lag
 behind the weights, whatever the number of steps.
 """

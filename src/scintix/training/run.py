@@ -135,15 +135,19 @@ def _plain_view(ds: CachedDataset) -> CachedDataset:
 
 
 def _bn_batches(ds: CachedDataset, cfg: RunConfig, epoch: int, device: torch.device, channels_last: bool):
-    """Un-augmented training batches for recomputing BatchNorm statistics (a seeded subset when large)."""
+    """Training batches drawn exactly as in training (same sampler: balanced batches stay balanced), without augmentation.
+
+    BatchNorm learned with the statistics of those batches; population statistics of a different mix
+    (e.g. natural prevalence instead of the balanced sampler's 50/50) shift every logit.
+    """
     t = cfg.train
-    plain = _plain_view(ds)
-    order = np.random.default_rng(t.seed * 7919 + epoch).permutation(len(plain))[: max(t.batch_size, t.precise_bn_images)]
-    full = len(order) // t.batch_size * t.batch_size
-    order = order[:full] if full else order  # a last small batch would weigh as much as a full one
-    for start in range(0, len(order), t.batch_size):
-        x = torch.stack([plain[int(i)][0] for i in order[start : start + t.batch_size]]).to(device)
+    n = 0
+    for batch in _loader(_plain_view(ds), cfg, True, epoch):
+        x = batch[0].to(device)
         yield x.contiguous(memory_format=torch.channels_last) if channels_last else x
+        n += len(x)
+        if n >= t.precise_bn_images:
+            break
 
 
 def _precise_bn(model, ds: CachedDataset, cfg: RunConfig, epoch: int, device, amp, channels_last: bool) -> int:

@@ -1,0 +1,100 @@
+"""Does the eval-mode model match the trained one? BatchNorm statistics on P1 (BS-80K anterior).
+
+    python benchmarks/bn_recalibration.py [--before RUN] [--after RUN]
+
+``before``: the p1-thoracic recipe with ``train.precise_bn=false`` (running
+statistics as training left them, the behaviour before the fix); ``after``:
+the recipe as it is (statistics recomputed on un-augmented training images
+before every validation, so selection sees the eval-mode model). Missing run
+folders are trained (about 12 min each on the 2-core CPU). For each: the mean
+|train-mode - eval-mode| probability on training images (20 batches of 32, the
+training batch size) and val/test ROC AUC; for ``before`` also the same
+checkpoint with its statistics recomputed after the fact. Also the quickstart
+(synthetic) before/after, where the stale statistics collapsed the model.
+Writes benchmarks/results/bn_recalibration.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+from _common import SHARED, WORK, reexec_with_allocator_tuning, require, write_result
+
+
+def _train(recipe: str, run_dir: Path, overrides: list[str]) -> Path:
+    from scintix.config import load_config
+    from scintix.training.run import train_run
+
+    if not (run_dir / "eval" / "test" / "metrics.json").is_file():
+        import shutil
+
+        shutil.rmtree(run_dir, ignore_errors=True)
+        train_run(load_config(recipe, ["train.progress=false", "train.tensorboard=false", *overrides]), run_dir)
+    return run_dir
+
+
+def measure(run_dir: Path, recompute: bool) -> dict:
+    import torch
+    from torch.utils.data import DataLoader
+
+    from scintix.data.prepare import prepare_data
+    from scintix.evaluation.metrics import binary_metrics
+    from scintix.training import run as R
+    from scintix.training.batchnorm import train_eval_gap
+    from scintix.training.checkpoint import load_checkpoint, load_model_state
+    from scintix.training.loop import predict, probabilities
+
+    cfg = R.load_run_config(run_dir)
+    data = prepare_data(cfg, run_dir)
+    ds = R._datasets(replace(cfg, augment=replace(cfg.augment, enabled=False)), data)
+    model = R.build_model_for_run(cfg, len(data.classes))
+    load_model_state(model, load_checkpoint(run_dir / "checkpoints" / "best.pt")["model"], run_dir)
+    dev = torch.device("cpu")
+
+    def state() -> dict:
+        aucs = {}
+        for s in ("val", "test"):
+            p = predict(model, DataLoader(ds[s], batch_size=64), dev, "binary")
+            aucs[s] = binary_metrics(ds[s].targets[p["index"]], p["probs"][:, 1], 0.5)["roc_auc"]
+        idx = np.random.default_rng(0).permutation(len(ds["train"]))[: 32 * 20]
+        gaps = [train_eval_gap(model, torch.stack([ds["train"][int(i)][0] for i in idx[k : k + 32]]), lambda z: probabilities(z, "binary")) for k in range(0, len(idx), 32)]
+        return {"val_roc_auc": aucs["val"], "test_roc_auc": aucs["test"], "train_eval_gap_mean": float(np.mean(gaps)), "train_eval_gap_max": float(np.max(gaps)), "gap_batches": len(gaps)}
+
+    out = {"run_dir": str(run_dir), "as_saved": state()}
+    if recompute:
+        out["recomputed_after_training"] = {"batches": R._precise_bn(model, ds["train"], replace(cfg, train=replace(cfg.train, precise_bn=True)), 0, dev, None, False), **state()}
+    health = run_dir / "eval" / "health.json"
+    if health.is_file():
+        out["health"] = json.loads(health.read_text())
+    out["threshold"] = json.loads((run_dir / "eval" / "thresholds.json").read_text())["thresholds"]
+    out["calibration"] = json.loads((run_dir / "eval" / "calibration.json").read_text())
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--before", type=Path, default=WORK / "p1-ant-stale-bn")
+    ap.add_argument("--after", type=Path, default=WORK / "p1-ant")
+    ap.add_argument("--quickstart-before", type=Path, default=WORK / "quickstart-stale-bn")
+    ap.add_argument("--quickstart-after", type=Path, default=WORK / "quickstart")
+    a = ap.parse_args()
+    data = require(SHARED / "bs80k-chest-region")
+    real = [f"data.source={data}", "data.view_filter=ant"]
+    results = {
+        "p1_before": measure(_train("p1-thoracic", a.before, [*real, "train.precise_bn=false"]), recompute=True),
+        "p1_after": measure(_train("p1-thoracic", a.after, real), recompute=False),
+        "quickstart_before": measure(_train("quickstart", a.quickstart_before, ["train.precise_bn=false"]), recompute=True),
+        "quickstart_after": measure(_train("quickstart", a.quickstart_after, []), recompute=False),
+    }
+    write_result("bn_recalibration", {"data": "P1: BS-80K right-chest crops, anterior, seed 0; quickstart: built-in SYNTHETIC crops", "runs": results})
+    for k, v in results.items():
+        print(k, {m: round(x, 4) for m, x in v["as_saved"].items() if isinstance(x, float)}, {m: round(x, 4) for m, x in v.get("recomputed_after_training", {}).items() if isinstance(x, float)})
+
+
+if __name__ == "__main__":
+    reexec_with_allocator_tuning()
+    main()
