@@ -6,7 +6,7 @@ import importlib
 from importlib.util import find_spec
 from types import ModuleType
 
-_EXTRA = {"tensorboard": "tensorboard", "pylibjpeg": "dicom"}
+_EXTRA = {"tensorboard": "tensorboard", "pylibjpeg": "dicom", "highdicom": "dicom"}
 
 
 def has(module: str) -> bool:

@@ -50,7 +50,7 @@ class DataConfig:
     """Where the images are and how each is turned into a tensor."""
 
     source: str | None = None  # manifest CSV, MedMNIST .npz, or a folder holding one; None = synthetic
-    task: str = "binary"  # binary | multiclass | multilabel
+    task: str = "binary"  # binary | multiclass | multilabel | segmentation (checked when the config loads)
     classes: tuple[str, ...] | None = None  # class names in label order; inferred when None
     image_size: tuple[int, int] = (128, 64)  # (H, W) after aspect-preserving resize + pad
     normalize: str = "percentile"  # none | minmax | zscore | percentile (P1 compares none vs normalised)
@@ -59,7 +59,17 @@ class DataConfig:
     view_filter: str | None = None  # keep only rows of this view (e.g. ant)
     windows: tuple[str, ...] | None = None  # CT: named HU windows stacked as channels, e.g. [brain, subdural, bone] (P5)
     label_column: str | None = None  # take labels from this manifest column instead of 'label' (e.g. metastasis)
+    mask_mode: str = "binary"  # segmentation: binary (any non-zero pixel is lesion) | values (pixel value = class index)
     split: SplitConfig = field(default_factory=SplitConfig)
+
+    def __post_init__(self) -> None:
+        from .data.masks import MASK_MODES
+        from .tasks import TASK_NAMES
+
+        if self.task not in TASK_NAMES:
+            raise ValueError(f"data.task={self.task!r} is not a task; valid: {', '.join(TASK_NAMES)}")
+        if self.mask_mode not in MASK_MODES:
+            raise ValueError(f"data.mask_mode={self.mask_mode!r}; valid: {', '.join(MASK_MODES)}")
 
 
 @dataclass(frozen=True)

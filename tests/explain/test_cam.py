@@ -62,7 +62,7 @@ def test_batch_equals_per_image(blob_model, method):
         np.testing.assert_allclose(batch[i], single[0], atol=1e-4)
 
 
-@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("name", list_models("classification"))
 def test_every_model_gets_normalised_maps(name):
     torch.manual_seed(0)
     model = create_model(name, in_channels=2, num_classes=3).eval()
@@ -73,6 +73,20 @@ def test_every_model_gets_normalised_maps(name):
         assert targets.tolist() == model(x).argmax(1).tolist()
     maps, _ = ScoreCAM(model, task="multilabel", max_channels=4)(x, targets=2)
     assert maps.shape == (2, 96, 64) and maps.min() >= 0 and maps.max() <= 1 + 1e-6
+
+
+@pytest.mark.parametrize("name", list_models("segmentation"))
+def test_segmenters_get_maps_of_the_lesion_class(name):
+    torch.manual_seed(0)
+    model = create_model(name, in_channels=1, num_classes=2).eval()
+    x = torch.zeros(2, 1, 48, 40)
+    x[:, :, 10:18, 8:16] = 3.0  # a bright square
+    for cls in (GradCAM, GradCAMPlusPlus):
+        maps, targets = cls(model, task="segmentation")(x)
+        assert maps.shape == (2, 48, 40) and maps.min() >= 0 and maps.max() <= 1 + 1e-6
+        assert targets.tolist() == [1, 1]  # the lesion class by default
+    maps, _ = ScoreCAM(model, task="segmentation", max_channels=4)(x)
+    assert maps.shape == (2, 48, 40) and np.isfinite(maps).all()
 
 
 def test_multilabel_targets_choose_different_maps():

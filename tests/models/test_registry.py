@@ -4,42 +4,55 @@ import pytest
 import torch
 
 from scintix.models import MODELS, create_model, list_models, model_info
+from scintix.models.registry import model_kind
+from scintix.tasks import get_task
 from scintix.models.resnet import CrossFeatureBlock
 from scintix.models.weights import adapt_first_conv, freeze_backbone, load_pretrained
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_contract_forward_backward(name):
+    """Every registered model, classifiers and segmenters alike: forward, backward, every parameter gets a gradient,
+    the output shape of its task, 1 and 2 channels, non-square input, its named inputs, its CAM layer."""
     torch.manual_seed(0)
+    segmenter = model_kind(name) == "segmentation"
     for in_channels, num_classes, multilabel in ((1, 2, False), (2, 3, True)):
         m = create_model(name, in_channels=in_channels, num_classes=num_classes)
         x = torch.randn(2, in_channels, *((72, 64) if name == "alexnet" else (48, 40)))  # non-square; AlexNet needs >= 63 px
-        out = m(x)
-        assert out.shape == (2, num_classes) and torch.isfinite(out).all()
-        target = torch.randint(0, 2, (2, num_classes)).float() if multilabel else torch.randint(0, num_classes, (2,))
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(out, target) if multilabel else torch.nn.functional.cross_entropy(out, target)
+        extra = {k: torch.randn_like(x) for k in m.inputs[1:]}  # e.g. P3's cross-feature image
+        out = m(x, **extra)
+        if segmenter:
+            assert out.shape == (2, num_classes, *x.shape[-2:]) and torch.isfinite(out).all()
+            mask = torch.randint(0, num_classes, (2, 1, *x.shape[-2:]))
+            loss = get_task("segmentation").criterion()(out, mask)
+        else:
+            assert out.shape == (2, num_classes) and torch.isfinite(out).all()
+            target = torch.randint(0, 2, (2, num_classes)).float() if multilabel else torch.randint(0, num_classes, (2,))
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(out, target) if multilabel else torch.nn.functional.cross_entropy(out, target)
         loss.backward()
         no_grad = [n for n, p in m.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()]
         assert not no_grad, no_grad[:3]
     m.eval()
-    f = m.forward_features(x)
-    assert f.ndim == 4 and f.shape[1] == m.num_features
-    assert torch.allclose(m.forward_head(f), m(x), atol=1e-5)
     cam = dict(m.named_modules())[m.cam_layer]
     grabbed = []
     h = cam.register_forward_hook(lambda mod, i, o: grabbed.append(o))
-    m.eval()(x)
+    m.eval()(x, **extra)
     h.remove()
     assert grabbed[0].ndim == 4 and grabbed[0].shape[-1] > 0
+    if segmenter:
+        return
+    f = m.forward_features(x, **extra)
+    assert f.ndim == 4 and f.shape[1] == m.num_features
+    assert torch.allclose(m.forward_head(f), m(x, **extra), atol=1e-5)
     m.reset_classifier(5)
-    assert m(x).shape == (2, 5)
+    assert m(x, **extra).shape == (2, 5)
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_small_input_28px(name):
     with torch.device("meta"):  # shapes only: no memory, no initialisation cost
         m = create_model(name, small_input=True).eval()
-        assert m(torch.zeros(2, 1, 28, 28)).shape == (2, 2)
+        assert m(torch.zeros(2, 1, 28, 28)).shape == ((2, 2, 28, 28) if model_kind(name) == "segmentation" else (2, 2))
 
 
 def test_whole_body_size():

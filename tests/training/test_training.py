@@ -84,21 +84,21 @@ def test_channels_last_setting():
 
 def test_random_augmentation_only_on_train(tiny_manifest, tmp_path):
     from scintix.data.prepare import prepare_data
-    from scintix.training.run import _datasets
+    from scintix.training.data import build_datasets
 
     cfg = _cfg(tiny_manifest, "augment.prob=1.0")
     data = prepare_data(cfg, tmp_path)
-    ds = _datasets(cfg, data)
+    ds = build_datasets(cfg, data)
     assert ds["train"].augment is not None and ds["val"].augment is None and ds["test"].augment is None
-    x1 = ds["val"][0][0]
+    x1 = ds["val"][0]["image"]
     ds["val"].set_epoch(5)
-    assert torch.equal(x1, ds["val"][0][0])
+    assert torch.equal(x1, ds["val"][0]["image"])
     ds["train"].set_epoch(0)
-    a = ds["train"][0][0]
+    a = ds["train"][0]["image"]
     ds["train"].set_epoch(1)
-    assert not torch.equal(a, ds["train"][0][0])  # a new epoch, a new augmentation
+    assert not torch.equal(a, ds["train"][0]["image"])  # a new epoch, a new augmentation
     ds["train"].set_epoch(0)
-    assert torch.equal(a, ds["train"][0][0])  # ... and the same one replayed
+    assert torch.equal(a, ds["train"][0]["image"])  # ... and the same one replayed
 
 
 def test_kfold_run_uses_the_requested_fold(tiny_manifest, tmp_path):

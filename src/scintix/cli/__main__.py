@@ -157,8 +157,10 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
 def cmd_predict(a: argparse.Namespace) -> int:
     from ..inference.predict import predict_paths, write_prediction_rows
 
-    rows = predict_paths(a.run_dir, a.input)
-    out = write_prediction_rows(rows, a.out)
+    out_path = Path(a.out)
+    # segmentation runs write a mask and an overlay PNG per input beside the table
+    rows = predict_paths(a.run_dir, a.input, out_dir=out_path.parent / f"{out_path.stem}_files")
+    out = write_prediction_rows(rows, out_path)
     bad = [r for r in rows if r.get("error")]
     for r in bad:
         print(f"skipped: {r['error']}", file=sys.stderr)
@@ -168,7 +170,14 @@ def cmd_predict(a: argparse.Namespace) -> int:
 
 def cmd_split(a: argparse.Namespace) -> int:
     from ..data.manifest import encode_labels, load_data
-    from ..data.splits import find_duplicates, hash_images, leakage_report, make_folds, make_split, save_split
+    from ..data.splits import (
+        find_duplicates,
+        hash_images,
+        leakage_report,
+        make_folds,
+        make_split,
+        save_split,
+    )
 
     records = load_data(a.data)
     y, _ = encode_labels(records, None, a.task)
@@ -232,7 +241,6 @@ def cmd_simulate(a: argparse.Namespace) -> int:
 
 def cmd_crop(a: argparse.Namespace) -> int:
     from ..data.crop import crop_records
-
     from ..data.manifest import load_inputs
 
     records = load_inputs(a.input)

@@ -2,23 +2,31 @@
 
 A *sample* is what the model sees once: one image, or (with ``views``) one
 patient whose views are stacked as channels (ANT+POST -> 2 channels, label =
-abnormal in any view). Deterministic preprocessing (read, normalise, resize,
-pad) runs once and is cached in memory; random augmentation runs per access,
-on the training set only, seeded by (run seed, epoch, index).
+abnormal in any view), with what else the manifest gives it: a segmentation
+``mask``, a second ``cross`` image (P3's cross-feature input, column
+``cross_path``) and the report ``text``. Deterministic preprocessing (read,
+normalise, resize, pad; masks by nearest neighbour) runs once and is cached
+in memory; random augmentation runs per access, on the training set only,
+seeded by (run seed, epoch, index), moving image, mask and cross image together.
+
+Items are dicts: ``image`` (C, H, W) float32, ``target`` (class index, 0/1
+vector, or for segmentation 1 if the mask holds any foreground), ``index``,
+and when present ``mask`` (1, H, W) int64, ``cross`` (C', H, W) float32,
+``text`` (str, "" when absent).
 """
 
 from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Sequence
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ..transforms.functional import normalize_intensity, resize_pad
+from ..transforms.functional import normalize_intensity, resize_pad, resize_pad_mask
 from .io import ImageReadError, read_image
 from .manifest import Record
 
@@ -32,9 +40,12 @@ class Sample:
     """One model input: its image path(s), target, patient and split."""
 
     paths: tuple[str, ...]
-    target: np.ndarray  # () int class, or (K,) 0/1 for multi-label
+    target: np.ndarray  # () int class, or (K,) 0/1 for multi-label; segmentation: 1 if the mask has foreground
     patient_id: str
     split: str | None = None
+    mask: str | None = None  # label image of the (first) view
+    cross: tuple[str, ...] | None = None  # P3's cross-feature image(s), one per view
+    text: str | None = None  # the report
 
     @property
     def key(self) -> str:
@@ -58,7 +69,7 @@ def build_samples(
     if view_filter is not None and not rows:
         raise ValueError(f"no record has view {view_filter!r}")
     if not views:
-        return [Sample((r.path,), np.asarray(t), r.patient_id, splits.get(r.path, r.split)) for r, t in rows]
+        return [Sample((r.path,), np.asarray(t), r.patient_id, splits.get(r.path, r.split), r.mask, _cross(r), r.report) for r, t in rows]
     by_patient: dict[str, dict[str, tuple[Record, np.ndarray]]] = defaultdict(dict)
     for r, t in rows:
         by_patient[r.patient_id][r.view or ""] = (r, t)
@@ -69,10 +80,16 @@ def build_samples(
             continue
         recs = [per_view[v][0] for v in views]
         target = np.max(np.stack([per_view[v][1] for v in views]), axis=0)
-        samples.append(Sample(tuple(r.path for r in recs), target, pid, splits.get(recs[0].path, recs[0].split)))
+        cross = tuple(_cross(r) or ("",) for r in recs)
+        samples.append(Sample(tuple(r.path for r in recs), target, pid, splits.get(recs[0].path, recs[0].split), recs[0].mask, tuple(c[0] for c in cross) if all(c != ("",) for c in cross) else None, recs[0].report))
     if incomplete:
         log.warning("%d patient(s) lack one of the views %s and are left out, e.g. %s", len(incomplete), list(views), incomplete[:3])
     return samples
+
+
+def _cross(r: Record) -> tuple[str, ...] | None:
+    value = (r.extra.get("cross_path") or "").strip()
+    return (value,) if value else None
 
 
 def preprocess(
@@ -118,7 +135,12 @@ _warned_windows: list[bool] = []
 class CachedDataset(Dataset):
     """Preprocessed samples held in memory; unreadable ones are dropped and listed in ``errors``.
 
-    Items are ``(image (C,H,W) float32 tensor, target tensor, index)``.
+    Items are dicts (see the module docstring). ``mask_mode`` (``binary`` or
+    ``values``, see :mod:`.masks`) reads each sample's mask; a sample whose
+    mask is missing or unreadable is dropped like an unreadable image.
+    ``augment`` (an :class:`~scintix.transforms.augment.Augmenter`) is applied
+    as ``augment.apply(image, seed, mask=..., cross=...)``: geometric
+    transforms move the three together.
     """
 
     def __init__(
@@ -127,16 +149,21 @@ class CachedDataset(Dataset):
         size: tuple[int, int],
         normalize: str = "none",
         percentiles: tuple[float, float] = (0.5, 99.5),
-        augment: Callable[[np.ndarray, int], np.ndarray] | None = None,
+        augment=None,
         seed: int = 0,
         progress: bool = False,
         windows: Sequence[str] | None = None,
+        mask_mode: str | None = None,
+        n_classes: int = 2,
+        use_cross: bool = False,
     ) -> None:
+        from .masks import read_mask
+
         self.augment = augment
         self.seed = seed
         self.epoch = 0
         self.errors: list[str] = []
-        kept, arrays = [], []
+        kept, arrays, masks, crosses = [], [], [], []
         it = samples
         if progress:
             from tqdm.auto import tqdm
@@ -144,14 +171,30 @@ class CachedDataset(Dataset):
             it = tqdm(samples, desc="preprocess", leave=False, disable=None)
         for s in it:
             try:
-                arrays.append(preprocess(s.paths, size, normalize, percentiles, windows=windows))
+                img = preprocess(s.paths, size, normalize, percentiles, windows=windows)
+                if mask_mode is not None:
+                    if not s.mask:
+                        raise ImageReadError(s.paths[0], "no mask for this image (the manifest's mask column is empty)")
+                    masks.append(resize_pad_mask(read_mask(s.mask, mask_mode, n_classes), size))
+                if use_cross:
+                    if not s.cross:
+                        raise ImageReadError(s.paths[0], "no cross-feature image (the manifest's cross_path column is empty)")
+                    crosses.append(preprocess(s.cross, size, normalize, percentiles, windows=windows))
+                arrays.append(img)
                 kept.append(s)
             except ImageReadError as exc:
+                del masks[len(kept):], crosses[len(kept):]
                 self.errors.append(str(exc))
         for e in self.errors:
             log.error("skipped: %s", e)
         self.samples = kept
         self.images = np.stack(arrays) if arrays else np.zeros((0, 1, *size), np.float32)
+        self.masks = np.stack(masks) if mask_mode is not None and masks else None
+        self.cross = np.stack(crosses) if use_cross and crosses else None
+        if self.masks is not None:
+            # segmentation: the sample-level target says whether the scan holds any foreground (for stratified
+            # sampling, selection and lesion-free reporting)
+            self.samples = [replace(smp, target=np.asarray(int(m.any()))) for smp, m in zip(self.samples, self.masks)]
 
     def set_epoch(self, epoch: int) -> None:
         """Augmentation seeds depend on the epoch, so each epoch differs but replays exactly."""
@@ -160,11 +203,18 @@ class CachedDataset(Dataset):
     def __len__(self) -> int:
         return len(self.samples)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+    def __getitem__(self, i: int) -> dict:
         x = self.images[i]
+        mask = self.masks[i] if self.masks is not None else None
+        cross = self.cross[i] if self.cross is not None else None
         if self.augment is not None:
-            x = self.augment(x, (self.seed * 1_000_003 + self.epoch * 100_003 + i) % (2**63))
-        return torch.from_numpy(np.ascontiguousarray(x)), torch.as_tensor(self.samples[i].target), i
+            x, mask, cross = self.augment.apply(x, (self.seed * 1_000_003 + self.epoch * 100_003 + i) % (2**63), mask=mask, cross=cross)
+        item = {"image": torch.from_numpy(np.ascontiguousarray(x)), "target": torch.as_tensor(self.samples[i].target), "index": i, "text": self.samples[i].text or ""}
+        if mask is not None:
+            item["mask"] = torch.from_numpy(np.ascontiguousarray(mask)).long()
+        if cross is not None:
+            item["cross"] = torch.from_numpy(np.ascontiguousarray(cross))
+        return item
 
     @property
     def targets(self) -> np.ndarray:

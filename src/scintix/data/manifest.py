@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 
 KNOWN_COLUMNS = ("path", "label", "patient_id", "view", "report", "mask", "split")
 SPLITS = ("train", "val", "test")
+PATH_COLUMNS = ("cross_path",)  # extra columns holding file paths, resolved like ``path``
 
 
 class ManifestError(ValueError):
@@ -104,7 +105,7 @@ def read_manifest(csv_path: str | Path, require_label: bool = True, check_files:
                 report=(row.get("report") or "").strip() or None,
                 mask=_resolve(root, row["mask"].strip()) if (row.get("mask") or "").strip() else None,
                 split=split,
-                extra={k: v for k, v in row.items() if k not in KNOWN_COLUMNS and k is not None},
+                extra={k: (_resolve(root, v.strip()) if k in PATH_COLUMNS and (v or "").strip() else v) for k, v in row.items() if k not in KNOWN_COLUMNS and k is not None},
             )
         )
     if problems:
@@ -215,17 +216,20 @@ def load_data(source: str | Path, require_label: bool = True) -> list[Record]:
     raise ManifestError(f"{source}: no manifest.csv / labels.csv with a 'path' column, and not exactly one .npz")
 
 
-def encode_labels(records: Sequence[Record], classes: Sequence[str] | None, task: str) -> tuple[np.ndarray, list[str]]:
+def encode_labels(records: Sequence[Record], classes: Sequence[str] | None, task) -> tuple[np.ndarray, list[str]]:
     """Turn label texts into a target array and the class names.
 
     Returns:
         ``(y, classes)``: for ``binary``/``multiclass`` an int array ``(N,)``;
         for ``multilabel`` a 0/1 array ``(N, K)``.
     """
+    from ..tasks import get_task
+
+    task = get_task(task)
     texts = [r.label for r in records]
     if any(t is None for t in texts):
         raise ManifestError("some records have no label")
-    tokens = [[s.strip() for s in t.split(";") if s.strip()] if task == "multilabel" else [t.strip()] for t in texts]  # type: ignore[union-attr]
+    tokens = [[s.strip() for s in t.split(";") if s.strip()] if task.multilabel else [t.strip()] for t in texts]  # type: ignore[union-attr]
     flat = sorted({s for tok in tokens for s in tok})
     if classes is None:
         if all(s.lstrip("-").isdigit() for s in flat):
@@ -239,9 +243,9 @@ def encode_labels(records: Sequence[Record], classes: Sequence[str] | None, task
     unknown = sorted({s for s in flat if s not in index})
     if unknown:
         raise ManifestError(f"labels {unknown[:5]} are not among the classes {classes}")
-    if task == "binary" and len(classes) != 2:
-        raise ManifestError(f"task 'binary' needs 2 classes, labels give {classes}")
-    if task == "multilabel":
+    if task.n_classes is not None and len(classes) != task.n_classes:
+        raise ManifestError(f"task '{task.name}' needs {task.n_classes} classes, labels give {classes}")
+    if task.multilabel:
         y = np.zeros((len(records), len(classes)), dtype=np.int64)
         for i, tok in enumerate(tokens):
             y[i, [index[s] for s in tok]] = 1

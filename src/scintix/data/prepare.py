@@ -10,9 +10,19 @@ from pathlib import Path
 
 import numpy as np
 
+from ..tasks import get_task
 from .datasets import Sample, build_samples
 from .manifest import Record, encode_labels, load_data
-from .splits import find_duplicates, fold_to_split, hash_images, leakage_report, load_split, make_folds, make_split, save_split
+from .splits import (
+    find_duplicates,
+    fold_to_split,
+    hash_images,
+    leakage_report,
+    load_split,
+    make_folds,
+    make_split,
+    save_split,
+)
 from .synthetic import make_synthetic_dataset
 
 __all__ = ["PreparedData", "prepare_data"]
@@ -47,11 +57,16 @@ def prepare_data(cfg, run_dir: str | Path) -> PreparedData:
             opts = dict(cfg.synthetic)
             opts.setdefault("seed", d.split.seed)
             source = make_synthetic_dataset(data_dir, **opts)
-    records = load_data(source)
+    task = get_task(d.task)
+    records = load_data(source, require_label=not task.dense)
     if d.label_column:
         records = _relabel(records, d.label_column, source)
     synthetic = synthetic or any(r.extra.get("synthetic") == "1" for r in records)
-    y, classes = encode_labels(records, d.classes, d.task)
+    mask_errors: list[str] = []
+    if task.dense:
+        records, y, classes, mask_errors = _mask_labels(records, d, source)
+    else:
+        y, classes = encode_labels(records, d.classes, task)
     split_file = run_dir / "split.csv"
     if split_file.is_file() or d.split.file:
         assignment, hashes = load_split(split_file if split_file.is_file() else d.split.file)
@@ -80,15 +95,44 @@ def prepare_data(cfg, run_dir: str | Path) -> PreparedData:
             assignment = make_split(recs, yy, d.task, tuple(d.split.ratios), d.split.seed, duplicates)
             how = f"patient-grouped, label-stratified {tuple(d.split.ratios)}, seed {d.split.seed}"
         save_split(split_file, recs, assignment, hashes)
+    errors = mask_errors + list(errors)
     for e in errors:
         log.error("unreadable, left out: %s", e)
     samples = build_samples(records, y, assignment, d.views, d.view_filter)
     by_split: dict[str, list[Sample]] = {s: [x for x in samples if x.split == s] for s in ("train", "val", "test")}
-    summary = _summary(records, classes, by_split, duplicates, leakage_report(records, assignment, hashes), errors, how, d.task)
+    summary = _summary(records, classes, by_split, duplicates, leakage_report(records, assignment, hashes), errors, how, task)
     summary["synthetic"] = synthetic
     summary["source"] = str(source)
     (run_dir / "data_summary.json").write_text(json.dumps(summary, indent=2))
     return PreparedData(records, classes, by_split, summary, synthetic)
+
+
+def _mask_labels(records: list[Record], d, source) -> tuple[list[Record], np.ndarray, list[str], list[str]]:
+    """Segmentation: classes and a per-scan "has foreground" label (for stratified splits) from each mask."""
+    from .io import ImageReadError
+    from .masks import read_mask
+
+    if d.classes is not None:
+        classes = list(d.classes)
+    elif d.mask_mode == "binary":
+        classes = ["background", "lesion"]
+    else:
+        raise ValueError("data.mask_mode=values needs data.classes (background first), e.g. [background, metastasis, arthritis]")
+    if d.mask_mode == "binary" and len(classes) != 2:
+        raise ValueError(f"data.mask_mode=binary gives 2 classes (background, lesion), data.classes has {classes}")
+    no_mask = [r.path for r in records if not r.mask]
+    if len(no_mask) == len(records):
+        raise ValueError(f"{source}: data.task=segmentation needs a 'mask' column; no row has a mask")
+    kept, y, errors = [], [], [f"{p}: no mask (the manifest's mask column is empty)" for p in no_mask]
+    for r in records:
+        if not r.mask:
+            continue
+        try:
+            y.append(int(read_mask(r.mask, d.mask_mode, len(classes)).any()))
+            kept.append(r)
+        except ImageReadError as exc:
+            errors.append(str(exc))
+    return kept, np.asarray(y, dtype=np.int64), classes, errors
 
 
 def _relabel(records: list[Record], column: str, source) -> list[Record]:
@@ -104,7 +148,9 @@ def _summary(records, classes, by_split, duplicates, leakage, errors, how, task)
     per_split = {}
     for name, samples in by_split.items():
         t = np.stack([s.target for s in samples]) if samples else np.zeros((0,))
-        if task == "multilabel":
+        if task.dense:
+            counts = {"with foreground": int(t.sum()), "without": int(len(t) - t.sum())}
+        elif task.multilabel:
             counts = {c: int(t[:, i].sum()) if len(t) else 0 for i, c in enumerate(classes)}
         else:
             counter = Counter(int(v) for v in t.ravel())

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import csv
 import logging
-from collections import Counter, defaultdict
+from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
@@ -100,20 +100,14 @@ def patient_groups(records: Sequence[Record], duplicates: Sequence[DuplicateGrou
     return {p: find(p) for p in parent}
 
 
-def _group_strata(records: Sequence[Record], groups: Mapping[str, str], y: np.ndarray, task: str) -> dict[str, str]:
+def _group_strata(records: Sequence[Record], groups: Mapping[str, str], y: np.ndarray, task) -> dict[str, str]:
+    from ..tasks import get_task
+
+    task = get_task(task)
     labels: dict[str, list] = defaultdict(list)
     for r, yi in zip(records, y):
         labels[groups[r.patient_id]].append(yi)
-    strata = {}
-    for g, ys in labels.items():
-        arr = np.asarray(ys)
-        if task == "binary":
-            strata[g] = str(int(arr.max()))
-        elif task == "multilabel":
-            strata[g] = "".join(str(int(v)) for v in arr.max(axis=0))
-        else:
-            strata[g] = str(Counter(arr.tolist()).most_common(1)[0][0])
-    return strata
+    return {g: task.group_stratum(np.asarray(ys)) for g, ys in labels.items()}
 
 
 def assign_groups(strata: Mapping[str, str], ratios: Mapping[str, float], seed: int) -> dict[str, str]:

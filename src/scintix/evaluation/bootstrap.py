@@ -16,7 +16,7 @@ import numpy as np
 
 from .metrics import COUNT_METRICS, binary_metrics, metrics_from_counts, pr_auc, roc_auc
 
-__all__ = ["bootstrap_ci"]
+__all__ = ["bootstrap_ci", "bootstrap_ratio_ci"]
 
 
 def bootstrap_ci(
@@ -60,3 +60,38 @@ def bootstrap_ci(
             lo = hi = float("nan")
         out[name] = {"value": point[name], "ci_low": float(lo), "ci_high": float(hi)}
     return out
+
+
+def bootstrap_ratio_ci(
+    numerator: np.ndarray,
+    denominator: np.ndarray,
+    patient_ids: Sequence[str],
+    n_boot: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> dict[str, float]:
+    """``sum(numerator) / sum(denominator)`` over images, with a patient-level percentile CI.
+
+    A mean over the images where a value is defined is the ratio of
+    ``value`` (0 where undefined) to ``defined`` (0/1); lesion sensitivity is
+    detected / true lesions. Each replicate weighs an image by how often its
+    patient was drawn. NaN value (and CI) when the denominator is 0.
+    """
+    num = np.asarray(numerator, dtype=float)
+    den = np.asarray(denominator, dtype=float)
+    total = den.sum()
+    value = float(num.sum() / total) if total > 0 else float("nan")
+    _, pid_index = np.unique(np.asarray(patient_ids, dtype=str), return_inverse=True)
+    n_pat = int(pid_index.max()) + 1 if len(pid_index) else 0
+    if n_pat == 0 or not np.isfinite(value):
+        return {"value": value, "ci_low": float("nan"), "ci_high": float("nan")}
+    per_num = np.bincount(pid_index, weights=num, minlength=n_pat)
+    per_den = np.bincount(pid_index, weights=den, minlength=n_pat)
+    w = np.random.default_rng(seed).multinomial(n_pat, np.full(n_pat, 1.0 / n_pat), size=n_boot).astype(float)
+    b_num, b_den = w @ per_num, w @ per_den
+    ok = b_den > 0
+    if ok.sum() < n_boot / 2:
+        return {"value": value, "ci_low": float("nan"), "ci_high": float("nan")}
+    alpha = (1 - level) / 2
+    lo, hi = np.quantile(b_num[ok] / b_den[ok], [alpha, 1 - alpha])
+    return {"value": value, "ci_low": float(lo), "ci_high": float(hi)}

@@ -22,17 +22,16 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
+
+from ..tasks import get_task
 
 TEMPERATURE_BOUNDS = (1e-2, 1e2)
 
 __all__ = ["TemperatureFit", "TEMPERATURE_BOUNDS", "calibrate_temperature", "fit_temperature", "apply_temperature", "expected_calibration_error", "reliability_curve", "plot_reliability"]
 
 
-def _nll(logits: torch.Tensor, targets: torch.Tensor, task: str) -> torch.Tensor:
-    if task == "multilabel":
-        return F.binary_cross_entropy_with_logits(logits, targets.float())
-    return F.cross_entropy(logits, targets.long().view(-1))
+def _nll(logits: torch.Tensor, targets: torch.Tensor, task) -> torch.Tensor:
+    return get_task(task).nll(logits, targets)
 
 
 @dataclass(frozen=True)
@@ -124,17 +123,11 @@ def fit_temperature(logits: np.ndarray, targets: np.ndarray, task: str, max_iter
 def apply_temperature(logits: np.ndarray, temperature: float, task: str) -> np.ndarray:
     """Calibrated probabilities: softmax (binary/multi-class) or sigmoid (multi-label) of logits / T."""
     z = torch.as_tensor(np.asarray(logits, dtype=np.float64)) / float(temperature)
-    p = torch.sigmoid(z) if task == "multilabel" else torch.softmax(z, dim=1)
-    return p.numpy().astype(np.float32)
+    return get_task(task).activation(z).numpy().astype(np.float32)
 
 
-def _conf_correct(probs: np.ndarray, targets: np.ndarray, task: str) -> list[tuple[np.ndarray, np.ndarray]]:
-    probs = np.asarray(probs, dtype=np.float64)
-    if task == "multilabel":
-        y = np.asarray(targets).reshape(probs.shape)
-        return [(probs[:, k], y[:, k].astype(float)) for k in range(probs.shape[1])]
-    y = np.asarray(targets).reshape(-1)
-    return [(probs.max(axis=1), (probs.argmax(axis=1) == y).astype(float))]
+def _conf_correct(probs: np.ndarray, targets: np.ndarray, task) -> list[tuple[np.ndarray, np.ndarray]]:
+    return get_task(task).confidences(probs, targets)
 
 
 def reliability_curve(confidence: np.ndarray, outcome: np.ndarray, n_bins: int = 15) -> dict[str, np.ndarray]:
@@ -176,7 +169,7 @@ def plot_reliability(path, before: np.ndarray, after: np.ndarray, targets: np.nd
         ok = c["count"] > 0
         ece = expected_calibration_error(probs, targets, task, n_bins)
         ax.plot(c["confidence"][ok], c["frequency"][ok], marker="o", c=colour, label=f"{name} (ECE {ece:.3f})")
-    ax.set_xlabel("predicted probability" if task == "multilabel" else "confidence (top class)")
+    ax.set_xlabel("predicted probability" if get_task(task).multilabel else "confidence (top class)")
     ax.set_ylabel("observed frequency")
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)

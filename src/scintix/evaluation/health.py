@@ -33,9 +33,9 @@ def _flag(check: str, value: float, limit: float, message: str) -> dict:
 
 
 def assess_model(
-    val_probs: np.ndarray,
-    val_targets: np.ndarray,
-    task: str,
+    val_probs: np.ndarray | None,
+    val_targets: np.ndarray | None,
+    task,
     classes: Sequence[str],
     columns: Sequence[int],
     thresholds: dict[str, float],
@@ -47,7 +47,9 @@ def assess_model(
     """Flags for a degenerate model; ``{"degenerate": bool, "flags": [...], "checks": {...}}``.
 
     Args:
-        val_probs: raw (uncalibrated) validation probabilities ``(N, K)``.
+        val_probs: raw (uncalibrated) validation probabilities ``(N, K)``; None skips the
+            probability checks (segmentation runs, whose outputs are maps).
+        task: a task name or object (:mod:`scintix.tasks`).
         val_targets: class indices ``(N,)`` or 0/1 ``(N, K)`` for multi-label.
         columns: the evaluated class columns (binary: ``[1]``).
         thresholds: per evaluated class name, chosen on validation.
@@ -55,15 +57,18 @@ def assess_model(
         selected_epoch: the epoch of the checkpoint evaluated (1-based).
         train_eval_gap: mean |train-mode - eval-mode| probability on training images, if measured.
     """
-    p = np.asarray(val_probs, dtype=float)
+    from ..tasks import get_task
+
+    task = get_task(task)
     flags, checks = [], {}
+    p = np.asarray(val_probs if val_probs is not None else np.zeros((0, len(classes))), dtype=float)
     if len(p):
         spans = {classes[c]: float(p[:, c].max() - p[:, c].min()) for c in columns}
         checks["val_probability_span"] = spans
         for name, span in spans.items():
             if span < limits.min_span:
                 flags.append(_flag("probability_span", span, limits.min_span, f"validation probabilities of {name} span only {span:.4f} (min {p[:, classes.index(name)].min():.4f}, max {p[:, classes.index(name)].max():.4f}): the model gives nearly the same answer for every scan"))
-        if task == "multiclass":
+        if not task.thresholded:
             y = np.asarray(val_targets).ravel()
             pred = p.argmax(1)
             checks["val_predicted_classes"] = int(len(np.unique(pred)))
@@ -71,7 +76,7 @@ def assess_model(
                 flags.append(_flag("one_class", 1, 2, f"every validation scan is predicted {classes[int(pred[0])]}, while validation holds {len(np.unique(y))} classes"))
         else:
             y = np.asarray(val_targets)
-            y = y.reshape(len(p), -1) if task == "multilabel" else np.stack([1 - y.ravel(), y.ravel()], 1)
+            y = task.one_hot(y, p.shape[1])
             for c in columns:
                 above = float(np.mean(p[:, c] >= 0.5))
                 checks.setdefault("val_fraction_above_half", {})[classes[c]] = above

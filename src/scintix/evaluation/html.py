@@ -153,7 +153,7 @@ def _explain_section(run_dir: Path, gallery: int, faithfulness_n: int) -> tuple[
     from ..explain.faithfulness import deletion_insertion, random_maps
     from ..explain.overlay import overlay_figure
     from ..explain.run import channel_names, explain_arrays
-    from ..inference.predict import load_run
+    from ..runfolder import load_run
 
     split = "test" if (run_dir / "eval" / "test" / "predictions.csv").is_file() else "val"
     pred_file = run_dir / "eval" / split / "predictions.csv"

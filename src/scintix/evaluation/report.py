@@ -14,80 +14,48 @@ from typing import Sequence
 
 import numpy as np
 
-from .bootstrap import bootstrap_ci
-from .threshold import choose_threshold
+from ..tasks import get_task
+from ..tasks.classification import TABLE_METRICS
 
-__all__ = ["class_columns", "choose_thresholds", "evaluate_predictions", "write_predictions", "plot_roc", "plot_pr", "plot_confusion", "format_table"]
-
-TABLE_METRICS = ("roc_auc", "pr_auc", "accuracy", "balanced_accuracy", "recall", "specificity", "precision", "f1")
+__all__ = ["class_columns", "one_vs_rest", "choose_thresholds", "evaluate_predictions", "write_predictions", "decide", "plot_roc", "plot_pr", "plot_confusion", "format_table", "save_json"]
 
 
-def class_columns(task: str, classes: Sequence[str]) -> list[int]:
+
+def class_columns(task, classes: Sequence[str]) -> list[int]:
     """Which probability columns are evaluated: the positive class for binary, all otherwise."""
-    return [1] if task == "binary" else list(range(len(classes)))
+    return get_task(task).columns(len(classes))
 
 
-def one_vs_rest(targets: np.ndarray, task: str, k: int) -> np.ndarray:
+def one_vs_rest(targets: np.ndarray, task, k: int) -> np.ndarray:
     """Targets as a 0/1 matrix ``(N, K)``."""
-    if task == "multilabel":
-        return np.asarray(targets).astype(int)
-    t = np.asarray(targets).astype(int).ravel()
-    out = np.zeros((len(t), k), int)
-    out[np.arange(len(t)), t] = 1
-    return out
+    return get_task(task).one_hot(targets, k)
 
 
-def choose_thresholds(probs: np.ndarray, targets: np.ndarray, task: str, classes: Sequence[str], cfg) -> dict[str, float]:
+def choose_thresholds(probs: np.ndarray, targets: np.ndarray, task, classes: Sequence[str], cfg) -> dict[str, float]:
     """Per evaluated class, the threshold chosen on these (validation) predictions."""
-    y = one_vs_rest(targets, task, probs.shape[1])
-    return {
-        classes[c]: choose_threshold(y[:, c], probs[:, c], cfg.threshold, cfg.target_specificity, cfg.fixed_threshold)
-        for c in class_columns(task, classes)
-    }
+    return get_task(task).choose_thresholds(probs, targets, classes, cfg)
 
 
-def evaluate_predictions(probs, targets, patient_ids, thresholds: dict[str, float], task: str, classes: Sequence[str], cfg, seed: int = 0) -> dict:
+def evaluate_predictions(probs, targets, patient_ids, thresholds: dict[str, float], task, classes: Sequence[str], cfg, seed: int = 0) -> dict:
     """Metrics with patient-level bootstrap CIs, per evaluated class (+ macro means when several)."""
-    y = one_vs_rest(targets, task, probs.shape[1])
-    per_class = {}
-    for c in class_columns(task, classes):
-        name = classes[c]
-        per_class[name] = bootstrap_ci(y[:, c], probs[:, c], patient_ids, thresholds[name], cfg.n_bootstrap, cfg.ci_level, seed)
-    out: dict = {"n": int(len(probs)), "patients": int(len(set(patient_ids))), "positives": {classes[c]: int(y[:, c].sum()) for c in class_columns(task, classes)}}
-    out["thresholds"] = thresholds
-    out["per_class"] = per_class
-    if len(per_class) > 1:
-        out["macro"] = {m: _nanmean([v[m]["value"] for v in per_class.values()]) for m in TABLE_METRICS}
-    if task == "binary" and len(probs):
-        # The negative class seen as a class of its own (its precision is the NPV, its recall the
-        # specificity), as P5 reports "no finding" beside "finding"; same predictions, same CIs method.
-        name = classes[1]
-        out["negative_class"] = {classes[0]: bootstrap_ci(1 - y[:, 1], 1 - probs[:, 1], patient_ids, 1 - thresholds[name], cfg.n_bootstrap, cfg.ci_level, seed)}
-    if task != "multilabel" and len(probs):
-        out["argmax_accuracy"] = float(np.mean(np.argmax(probs, 1) == np.asarray(targets).ravel()))
-    return out
+    return get_task(task).evaluate(probs, targets, patient_ids, thresholds, classes, cfg, seed)
 
 
-def write_predictions(path: str | Path, samples, probs: np.ndarray, thresholds: dict[str, float], task: str, classes: Sequence[str]) -> Path:
+def write_predictions(path: str | Path, samples, probs: np.ndarray, thresholds: dict[str, float], task, classes: Sequence[str]) -> Path:
     """One row per sample: paths, patient, target, probability per class, decision."""
+    task = get_task(task)
     path = Path(path)
-    cols = class_columns(task, classes)
     with open(path, "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["path", "patient_id", "target"] + [f"prob_{c}" for c in classes] + ["predicted"])
         for s, p in zip(samples, probs):
-            target = ";".join(classes[i] for i in np.flatnonzero(s.target)) if task == "multilabel" else classes[int(s.target)]
-            w.writerow([s.key, s.patient_id, target] + [f"{v:.6f}" for v in p] + [decide(p, thresholds, task, classes, cols)])
+            w.writerow([s.key, s.patient_id, task.describe_target(s.target, classes)] + [f"{v:.6f}" for v in p] + [task.decide(p, thresholds, classes)])
     return path
 
 
-def decide(p: np.ndarray, thresholds: dict[str, float], task: str, classes: Sequence[str], cols: Sequence[int]) -> str:
+def decide(p: np.ndarray, thresholds: dict[str, float], task, classes: Sequence[str], cols: Sequence[int] | None = None) -> str:
     """The predicted label text for one probability vector."""
-    if task == "binary":
-        return classes[1] if p[1] >= thresholds[classes[1]] else classes[0]
-    if task == "multilabel":
-        return ";".join(classes[c] for c in cols if p[c] >= thresholds[classes[c]])
-    return classes[int(np.argmax(p))]
+    return get_task(task).decide(p, thresholds, classes)
 
 
 def _plt():
@@ -113,9 +81,10 @@ def _plot_curves(path, probs, targets, task, classes, title, kind: str) -> None:
     from sklearn.metrics import precision_recall_curve, roc_curve
 
     plt = _plt()
-    y = one_vs_rest(targets, task, probs.shape[1])
+    task = get_task(task)
+    y = task.one_hot(targets, probs.shape[1])
     fig, ax = plt.subplots(figsize=(4.5, 4.5), dpi=100)
-    for c in class_columns(task, classes):
+    for c in task.columns(len(classes)):
         if len(np.unique(y[:, c])) == 2:
             if kind == "roc":
                 fpr, tpr, _ = roc_curve(y[:, c], probs[:, c])
@@ -139,11 +108,11 @@ def _plot_curves(path, probs, targets, task, classes, title, kind: str) -> None:
 
 
 def plot_confusion(path: str | Path, probs: np.ndarray, targets: np.ndarray, thresholds: dict[str, float], task: str, classes: Sequence[str], title: str) -> None:
-    plt = _plt()
-    cols = class_columns(task, classes)
-    if task == "multilabel":
+    task = get_task(task)
+    if task.multilabel:
         return  # one 2x2 matrix per label lives in metrics.json; a single matrix does not exist
-    pred = np.array([classes.index(decide(p, thresholds, task, classes, cols)) for p in probs], int)
+    plt = _plt()
+    pred = np.array([task.decision_index(p, thresholds, classes) for p in probs], int)
     t = np.asarray(targets).astype(int).ravel()
     k = len(classes)
     m = np.zeros((k, k), int)
@@ -195,10 +164,3 @@ def save_json(path: str | Path, obj) -> None:
         return v
 
     Path(path).write_text(json.dumps(clean(obj), indent=2))
-
-
-def _nanmean(values) -> float:
-    """Mean of the defined values; NaN (no warning) when none is defined, e.g. a class absent from a tiny split."""
-    arr = np.asarray(values, dtype=float)
-    arr = arr[np.isfinite(arr)]
-    return float(arr.mean()) if arr.size else float("nan")

@@ -13,7 +13,9 @@ What is explained, per task (``score``):
   negative (target 0);
 * multi-class -- the target class's logit (default: the predicted class);
 * multi-label -- the target label's logit, i.e. its log-odds (default: the most
-  probable label).
+  probable label);
+* segmentation -- the target class's logits summed over the pixels predicted
+  as that class (default: class 1, the lesion).
 
 Methods: :class:`GradCAM` (Selvaraju et al. 2017), :class:`GradCAMPlusPlus`
 (Chattopadhay et al. 2018), and two gradient-free ones, :class:`ScoreCAM`
@@ -31,28 +33,24 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..tasks import get_task
+
 __all__ = ["BaseCAM", "GradCAM", "GradCAMPlusPlus", "ScoreCAM", "OcclusionCAM", "CAM_METHODS", "target_score", "default_targets", "normalize_maps"]
 
 
-def target_score(logits: torch.Tensor, targets: torch.Tensor, task: str) -> torch.Tensor:
-    """The scalar per sample that a CAM explains (see module doc): ``(B,)``."""
-    if task == "binary" and logits.shape[1] == 2:
-        odds = logits[:, 1] - logits[:, 0]
-        return torch.where(targets == 1, odds, -odds)
-    return logits.gather(1, targets.view(-1, 1)).squeeze(1)
+def target_score(logits: torch.Tensor, targets: torch.Tensor, task) -> torch.Tensor:
+    """The scalar per sample that a CAM explains (see module doc): ``(B,)``; the task decides."""
+    return get_task(task).cam_score(logits, targets)
 
 
-def target_probability(logits: torch.Tensor, targets: torch.Tensor, task: str) -> torch.Tensor:
-    """The target's probability (softmax, or sigmoid for multi-label): ``(B,)``."""
-    p = torch.sigmoid(logits) if task == "multilabel" else torch.softmax(logits, dim=1)
-    return p.gather(1, targets.view(-1, 1)).squeeze(1)
+def target_probability(logits: torch.Tensor, targets: torch.Tensor, task) -> torch.Tensor:
+    """The target's probability (softmax, or sigmoid for multi-label; segmentation: its mean over the image): ``(B,)``."""
+    return get_task(task).cam_probability(logits, targets)
 
 
-def default_targets(logits: torch.Tensor, task: str) -> torch.Tensor:
-    """Binary: the positive class; otherwise the top class (multi-label: the most probable label)."""
-    if task == "binary":
-        return torch.ones(len(logits), dtype=torch.long, device=logits.device)
-    return logits.argmax(dim=1)
+def default_targets(logits: torch.Tensor, task) -> torch.Tensor:
+    """Binary: the positive class; otherwise the top class (multi-label: the most probable label; segmentation: the lesion class)."""
+    return get_task(task).cam_default_targets(logits)
 
 
 def normalize_maps(cam: torch.Tensor) -> torch.Tensor:

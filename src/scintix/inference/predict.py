@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import json
 from collections import defaultdict
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -20,48 +19,10 @@ import torch
 from ..data.datasets import preprocess
 from ..data.io import ImageReadError
 from ..data.manifest import Record, load_inputs
-from ..evaluation.report import class_columns, decide
-from ..training.checkpoint import load_checkpoint, load_model_state
-from ..training.loop import probabilities
-from ..training.perf import autocast, resolve_device, resolve_precision
-from ..training.run import build_model_for_run, load_run_config
+from ..runfolder import LoadedRun, load_run
+from ..training.perf import autocast
 
 __all__ = ["predict_paths", "write_prediction_rows", "load_run", "prepare_units", "LoadedRun"]
-
-
-@dataclass
-class LoadedRun:
-    """A trained run ready to apply: config, model (eval mode, on its device), classes, thresholds, temperature."""
-
-    run_dir: Path
-    cfg: object
-    model: torch.nn.Module
-    classes: list[str]
-    thresholds: dict[str, float]
-    temperature: float
-    device: torch.device
-    amp: object
-
-
-def load_run(run_dir: str | Path) -> LoadedRun:
-    run_dir = Path(run_dir)
-    cfg = load_run_config(run_dir)
-    ck = load_checkpoint(run_dir / "checkpoints" / "best.pt")
-    classes = list(ck["classes"])
-    thr_file = run_dir / "eval" / "thresholds.json"
-    if not thr_file.is_file():
-        raise FileNotFoundError(f"{run_dir}: no eval/thresholds.json; run `scintix evaluate {run_dir}` first")
-    thresholds = json.loads(thr_file.read_text())["thresholds"]
-    calib = run_dir / "eval" / "calibration.json"
-    temperature = float(json.loads(calib.read_text())["temperature"]) if calib.is_file() else 1.0
-    if not np.isfinite(temperature) or temperature <= 0:
-        raise ValueError(f"{calib}: invalid calibration temperature {temperature!r} (must be a finite number > 0); re-run `scintix evaluate {run_dir}`")
-    model = build_model_for_run(cfg, len(classes))
-    load_model_state(model, ck["model"], run_dir / "checkpoints" / "best.pt")
-    device = resolve_device(cfg.train.device)
-    amp = resolve_precision(cfg.train.precision, device)
-    model.to(device).eval()
-    return LoadedRun(run_dir, cfg, model, classes, thresholds, temperature, device, amp)
 
 
 def prepare_units(cfg, source: str | Path | Sequence[Record]) -> tuple[list[str], list[np.ndarray], list[dict]]:
@@ -95,27 +56,53 @@ def prepare_units(cfg, source: str | Path | Sequence[Record]) -> tuple[list[str]
     return keys, arrays, errors
 
 
-def predict_paths(run_dir: str | Path, source: str | Path, batch_size: int = 32) -> list[dict]:
+def predict_paths(run_dir: str | Path, source: str | Path, batch_size: int = 32, out_dir: str | Path | None = None) -> list[dict]:
     """Predict every image in ``source``; one dict per image (or per patient with views).
 
-    Rows hold ``path``, ``prob_<class>`` per class, ``predicted`` and ``error``
-    (empty when it worked). Probabilities are calibrated with the run's
-    temperature (``eval/calibration.json``, fitted on validation); ``predicted``
-    uses the thresholds chosen on the same calibrated validation probabilities.
+    Classification rows hold ``path``, ``prob_<class>`` per class, ``predicted``
+    and ``error`` (empty when it worked). Probabilities are calibrated with the
+    run's temperature (``eval/calibration.json``, fitted on validation);
+    ``predicted`` uses the thresholds chosen on the same calibrated validation
+    probabilities. Segmentation rows hold the foreground pixel count and
+    fraction, the highest lesion probability and, with ``out_dir``, the paths
+    of the predicted mask PNG (pixel value = class index) and an overlay PNG.
     """
     run = load_run(run_dir)
-    task, classes = run.cfg.data.task, run.classes
+    task, classes = run.task, run.classes
     keys, arrays, rows = prepare_units(run.cfg, source)
-    cols = class_columns(task, classes)
     for start in range(0, len(arrays), batch_size):
         x = torch.from_numpy(np.stack(arrays[start : start + batch_size])).to(run.device)
         with torch.no_grad(), autocast(run.device, run.amp):
-            p = probabilities(run.model(x).float() / run.temperature, task).cpu().numpy()
-        for key, pi in zip(keys[start : start + batch_size], p):
-            rows.append({"path": key, **{f"prob_{c}": float(v) for c, v in zip(classes, pi)}, "predicted": decide(pi, run.thresholds, task, classes, cols), "error": ""})
+            p = task.activation(run.model(x).float() / run.temperature).cpu().numpy()
+        for key, arr, pi in zip(keys[start : start + batch_size], arrays[start : start + batch_size], p):
+            if not np.isfinite(pi).all():
+                rows.append({"path": key, "error": f"{key}: the model gave non-finite probabilities; no label"})
+            elif task.dense:
+                rows.append({"path": key, **_segmentation_row(run, key, arr, pi, out_dir), "error": ""})
+            else:
+                rows.append({"path": key, **{f"prob_{c}": float(v) for c, v in zip(classes, pi)}, "predicted": task.decide(pi, run.thresholds, classes), "error": ""})
     order = {k: i for i, k in enumerate(keys)}
     rows.sort(key=lambda r: order.get(r["path"], -1))
     return rows
+
+
+def _segmentation_row(run: LoadedRun, key: str, image: np.ndarray, probs: np.ndarray, out_dir) -> dict:
+    from ..evaluation.seg_outputs import overlay_mask_figure, safe_stem, save_mask_png
+
+    label = run.task.masks(probs[None], run.thresholds, run.classes)[0]
+    row = {"lesion_pixels": int((label > 0).sum()), "lesion_fraction": float((label > 0).mean()), "max_lesion_prob": float(probs[1:].max()) if len(probs) > 1 else 0.0}
+    if out_dir is not None:
+        import matplotlib.pyplot as plt
+
+        out = Path(out_dir)
+        stem = safe_stem(key)
+        save_mask_png(out / "masks" / f"{stem}.png", label, run.synthetic)
+        fig = overlay_mask_figure(image, None, label, f"predicted lesions: {row['lesion_pixels']} px" + (" -- SYNTHETIC data" if run.synthetic else ""))
+        (out / "overlays").mkdir(parents=True, exist_ok=True)
+        fig.savefig(out / "overlays" / f"{stem}.png")
+        plt.close(fig)
+        row.update(mask_png=str(out / "masks" / f"{stem}.png"), overlay_png=str(out / "overlays" / f"{stem}.png"))
+    return row
 
 
 def write_prediction_rows(rows: Sequence[dict], out: str | Path) -> Path:

@@ -15,6 +15,8 @@ __all__ = ["ImageClassifier"]
 
 
 class ImageClassifier(nn.Module):
+    kind = "classification"
+
     """Feature extractor + pooling (+ optional MLP) + dropout + linear classifier ``fc``.
 
     Args:
@@ -26,6 +28,8 @@ class ImageClassifier(nn.Module):
         pre_logits: replaces global average pooling when given (VGG/AlexNet's
             pooled MLP); must map the feature map to ``(B, head_features)``.
         head_features: width of ``pre_logits``' output (``num_features`` by default).
+        inputs: the named inputs ``forward`` takes: ``("image",)``, or e.g.
+            ``("image", "cross")`` when ``features`` also takes a ``cross`` tensor.
     """
 
     def __init__(
@@ -37,8 +41,10 @@ class ImageClassifier(nn.Module):
         cam_layer: str = "features",
         pre_logits: nn.Module | None = None,
         head_features: int | None = None,
+        inputs: tuple[str, ...] = ("image",),
     ) -> None:
         super().__init__()
+        self.inputs = tuple(inputs)
         self.features = features
         self.num_features = num_features
         self.num_classes = num_classes
@@ -48,14 +54,15 @@ class ImageClassifier(nn.Module):
         self.drop = nn.Dropout(dropout)
         self.fc = nn.Linear(self.head_features, num_classes)
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(x)
+    def forward_features(self, x: torch.Tensor, **extra: torch.Tensor) -> torch.Tensor:
+        return self.features(x, **extra) if extra else self.features(x)
 
     def forward_head(self, f: torch.Tensor) -> torch.Tensor:
         return self.fc(self.drop(self.pre_logits(f)))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
+    def forward(self, x: torch.Tensor, **extra: torch.Tensor) -> torch.Tensor:
+        """Logits ``(B, K)``; ``extra`` holds the inputs named in ``self.inputs`` beyond the image."""
+        return self.forward_head(self.forward_features(x, **extra))
 
     def reset_classifier(self, num_classes: int) -> None:
         self.num_classes = num_classes

@@ -2,7 +2,10 @@
 
 Every builder takes ``in_channels``, ``num_classes``, ``dropout`` and
 ``small_input`` (a stride-1 stem without early pooling for 28-px images, as
-the MedMNIST ResNets use) and returns an :class:`ImageClassifier`.
+the MedMNIST ResNets use) and returns an :class:`ImageClassifier` or a
+:class:`~scintix.models.segmentation.Segmenter`; ``model.kind`` says which
+(``classification`` or ``segmentation``) and ``model.inputs`` which named
+inputs it takes (``("image",)``, or ``("image", "cross")`` for P3's model).
 """
 
 from __future__ import annotations
@@ -13,19 +16,19 @@ from typing import Callable
 
 import torch
 
-
 from .classifier import ImageClassifier
 from .densenet import densenet121, densenet169
 from .resnet import resnet18, resnet34, resnet50, resnet101, resnet_crossfeature
+from .segmentation import Segmenter, segresnet, unet
 from .simple import dspic, small_cnn
 from .vgg import alexnet, vgg11, vgg11_bn, vgg16, vgg16_bn, vgg19, vgg19_bn
 from .weights import freeze_backbone, load_pretrained
 
-__all__ = ["MODELS", "create_model", "list_models", "model_info"]
+__all__ = ["MODELS", "create_model", "list_models", "model_info", "model_kind"]
 
 log = logging.getLogger(__name__)
 
-MODELS: dict[str, Callable[..., ImageClassifier]] = {
+MODELS: dict[str, Callable[..., ImageClassifier | Segmenter]] = {
     "alexnet": alexnet,
     "vgg11": vgg11,
     "vgg11_bn": vgg11_bn,
@@ -42,11 +45,19 @@ MODELS: dict[str, Callable[..., ImageClassifier]] = {
     "densenet169": densenet169,
     "dspic": dspic,
     "small_cnn": small_cnn,
+    "unet": unet,
+    "segresnet": segresnet,
 }
 
 
-def list_models() -> list[str]:
-    return sorted(MODELS)
+def list_models(kind: str | None = None) -> list[str]:
+    """Registered names, optionally only those of one kind (``classification`` or ``segmentation``)."""
+    return sorted(n for n in MODELS if kind is None or model_kind(n) == kind)
+
+
+def model_kind(name: str) -> str:
+    """``classification`` or ``segmentation`` (a builder says so in its ``kind`` attribute)."""
+    return getattr(MODELS[name], "kind", "classification")
 
 
 def create_model(
@@ -95,7 +106,7 @@ def model_info(name: str, size: tuple[int, int] = (256, 256), in_channels: int =
     with torch.device("meta"), torch.no_grad():
         model = create_model(name, in_channels=in_channels, num_classes=num_classes, small_input=small_input or None).eval()
         with counter:
-            model(torch.zeros(1, in_channels, *size))
-    return {"name": name, "params": sum(p.numel() for p in model.parameters()), "gflops": counter.get_total_flops() / 1e9, "size": list(size)}
+            model(torch.zeros(1, in_channels, *size), **{k: torch.zeros(1, in_channels, *size) for k in getattr(model, "inputs", ("image",))[1:]})
+    return {"name": name, "kind": getattr(model, "kind", "classification"), "params": sum(p.numel() for p in model.parameters()), "gflops": counter.get_total_flops() / 1e9, "size": list(size)}
 
 

@@ -123,4 +123,5 @@ def resnet_crossfeature(in_channels: int = 1, num_classes: int = 2, dropout: flo
     """P3's ResNet (18-layer layout) whose blocks add a cross-feature input: see :class:`CrossFeatureBlock`."""
     backbone = CrossFeatureBackbone(in_channels, cross_channels, small_input=small_input)
     # layer4 is a ModuleList (never called itself): CAMs hook its last block.
-    return ImageClassifier(backbone, 512, num_classes, dropout, cam_layer=f"features.layer4.{len(backbone.layer4) - 1}")
+    # the cross-feature image arrives as a named input (the manifest's cross_path column) through the normal data path
+    return ImageClassifier(backbone, 512, num_classes, dropout, cam_layer=f"features.layer4.{len(backbone.layer4) - 1}", inputs=("image", "cross"))

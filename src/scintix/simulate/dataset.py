@@ -21,8 +21,8 @@ import numpy as np
 
 from ..data.manifest import Record, write_manifest
 from .bone import BONE_LABELS, simulate_bone_scan
-from .reports import SYNTHETIC_EN
 from .headct import HEADCT_FEATURES, simulate_headct_slice
+from .reports import SYNTHETIC_EN
 from .thyroid import THYROID_FEATURES, simulate_thyroid_scan
 
 __all__ = ["SimulateConfig", "simulate_dataset", "draw_labels", "DEFAULT_PREVALENCE"]

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.ndimage import gaussian_filter
 
-from .scan import SimulatedScan, SiteFinding
 from .reports import SYNTHETIC_EN, SYNTHETIC_ZH
+from .scan import SimulatedScan, SiteFinding
 
 __all__ = ["HEADCT_FEATURES", "simulate_headct_slice"]
 

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.ndimage import gaussian_filter
 
-from .scan import SimulatedScan, SiteFinding
 from .reports import thyroid_report
+from .scan import SimulatedScan, SiteFinding
 
 __all__ = ["THYROID_FEATURES", "simulate_thyroid_scan"]
 

@@ -26,6 +26,9 @@ class Task:
     target_key: str = "target"  # the sample field the loss compares with ("mask" for segmentation)
     multilabel: bool = False  # labels are sets of class names joined by ";"
     dense: bool = False  # one output per pixel (segmentation)
+    n_classes: int | None = None  # a fixed number of classes (binary: 2)
+    thresholded: bool = True  # decisions by per-class thresholds chosen on validation (multi-class: arg-max)
+    select_metrics: tuple[str, ...] = ("loss",)  # what may pick the best epoch (loss: lower wins, the rest: higher)
 
     def criterion(self, class_weights: torch.Tensor | None = None, label_smoothing: float = 0.0) -> nn.Module:
         raise NotImplementedError

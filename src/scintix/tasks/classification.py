@@ -35,6 +35,8 @@ def _nanmean(values) -> float:
 class ClassificationTask(Task):
     """Softmax over ``K`` classes, one class index per sample (binary and multi-class)."""
 
+    select_metrics = ("roc_auc", "pr_auc", "balanced_accuracy", "f1", "accuracy", "loss")
+
     def criterion(self, class_weights=None, label_smoothing: float = 0.0) -> nn.Module:
         return nn.CrossEntropyLoss(weight=class_weights, label_smoothing=label_smoothing)
 
@@ -120,15 +122,21 @@ class ClassificationTask(Task):
     def cam_default_targets(self, logits: torch.Tensor) -> torch.Tensor:
         return logits.argmax(dim=1)
 
+    def cam_probability(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """The target's probability per sample (Score-CAM's weights, deletion/insertion curves)."""
+        return self.activation(logits).gather(1, targets.view(-1, 1)).squeeze(1)
+
 
 class MulticlassTask(ClassificationTask):
     name = "multiclass"
+    thresholded = False
 
 
 class BinaryTask(ClassificationTask):
     """Two classes, index 1 positive; evaluated on the positive class, the negative class reported beside it."""
 
     name = "binary"
+    n_classes = 2
 
     def columns(self, k: int) -> list[int]:
         return [1]

@@ -9,10 +9,10 @@ still weighs about as much as the real variance, so the eval-mode model
 normalised its first layer by ~2x the true spread, the error compounded
 layer by layer, and every validation probability landed near 0.98 while the
 same weights in train mode separated the classes. Recomputing the statistics
-with the final weights on training batches drawn as in training but not
-augmented (a forward pass
-without gradients, "precise BN") removes the stale start value and the lag
-behind the weights, whatever the number of steps.
+with the final weights on training batches drawn as in training (same
+sampler, so balanced batches stay balanced) but not augmented, in a forward
+pass without gradients ("precise BN"), removes the stale start value and the
+lag behind the weights, whatever the number of steps.
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ def recompute_batchnorm(model: nn.Module, batches: Iterable[torch.Tensor], forwa
 
 
 @torch.no_grad()
-def train_eval_gap(model: nn.Module, x: torch.Tensor, to_probs: Callable[[torch.Tensor], torch.Tensor]) -> float:
+def train_eval_gap(model: nn.Module, x: torch.Tensor, to_probs: Callable[[torch.Tensor], torch.Tensor], **extra: torch.Tensor) -> float:
     """Mean absolute difference between train-mode and eval-mode probabilities on one batch.
 
     Train mode normalises by this batch's statistics, eval mode by the running
@@ -79,12 +79,13 @@ def train_eval_gap(model: nn.Module, x: torch.Tensor, to_probs: Callable[[torch.
     healthy model (they differ only by batch sampling noise), so a large gap
     means the eval-mode model is not the one that was trained. A copy runs in
     train mode, so the model's running statistics are not touched. Dropout is
-    kept off in both, so only normalisation differs.
+    kept off in both, so only normalisation differs. ``extra`` holds the
+    model's other named inputs; for a segmenter the gap is averaged over pixels.
     """
-    eval_p = to_probs(model.eval()(x).float())
+    eval_p = to_probs(model.eval()(x, **extra).float())
     twin = copy.deepcopy(model).eval()
     for m in twin.modules():
         if isinstance(m, _BN):
             m.train()
-    train_p = to_probs(twin(x).float())
+    train_p = to_probs(twin(x, **extra).float())
     return float((train_p - eval_p).abs().mean())

@@ -1,4 +1,11 @@
-"""The loop: ``train_one_epoch`` and ``predict``, flat functions over a model and a loader."""
+"""The loop: ``train_one_epoch`` and ``predict``, flat functions over a model, a task and a loader of dict batches.
+
+A batch is a dict (see :mod:`scintix.data.datasets`): ``image`` always, the
+target under the task's ``target_key`` (``target`` or ``mask``), and optional
+inputs (``cross``, ``text``). A model declares the inputs it takes beyond the
+image in ``model.inputs`` (default ``("image",)``); :func:`forward` passes
+those, so a multi-input model needs no special case here.
+"""
 
 from __future__ import annotations
 
@@ -9,28 +16,53 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..tasks import Task, get_task
 from .perf import autocast
 
-__all__ = ["make_criterion", "probabilities", "train_one_epoch", "predict"]
+__all__ = ["make_criterion", "probabilities", "forward", "train_one_epoch", "predict"]
 
 
-def make_criterion(task: str, class_weights: torch.Tensor | None = None, label_smoothing: float = 0.0) -> nn.Module:
-    """Cross-entropy for binary/multi-class (softmax over K logits), BCE for multi-label."""
-    if task == "multilabel":
-        return nn.BCEWithLogitsLoss(pos_weight=class_weights)
-    return nn.CrossEntropyLoss(weight=class_weights, label_smoothing=label_smoothing)
+def make_criterion(task: str | Task, class_weights: torch.Tensor | None = None, label_smoothing: float = 0.0) -> nn.Module:
+    """The task's loss (cross-entropy, BCE for multi-label, Dice + CE for segmentation)."""
+    return get_task(task).criterion(class_weights, label_smoothing)
 
 
-def probabilities(logits: torch.Tensor, task: str) -> torch.Tensor:
-    return torch.sigmoid(logits) if task == "multilabel" else torch.softmax(logits, dim=1)
+def probabilities(logits: torch.Tensor, task: str | Task) -> torch.Tensor:
+    return get_task(task).activation(logits)
 
 
-def _prepare(x: torch.Tensor, y: torch.Tensor, device: torch.device, channels_last: bool, task: str) -> tuple[torch.Tensor, torch.Tensor]:
-    x = x.to(device, non_blocking=True)
+def model_inputs(model: nn.Module) -> tuple[str, ...]:
+    return tuple(getattr(model, "inputs", ("image",)))
+
+
+def forward(model: nn.Module, batch: dict, device: torch.device, channels_last: bool = False) -> torch.Tensor:
+    """The model's logits for a batch: the image plus those extra inputs the model declares that the batch holds.
+
+    A declared input the data does not give is left to the model's default (P3's cross-feature
+    model then uses the image itself); the run says so when it builds the datasets.
+    """
+    extra = {}
+    for name in model_inputs(model)[1:]:
+        if name in batch:
+            v = batch[name]
+            extra[name] = v.to(device, non_blocking=True) if torch.is_tensor(v) else v
+    x = batch["image"].to(device, non_blocking=True)
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
-    y = y.to(device, non_blocking=True)
-    return x, (y.float() if task == "multilabel" else y.long())
+    return model(x, **extra)
+
+
+def _target(batch: dict, task: Task, device: torch.device) -> torch.Tensor:
+    return task.encode_target(batch[task.target_key].to(device, non_blocking=True))
+
+
+def _names(batch: dict, dataset) -> str:
+    idx = batch.get("index")
+    samples = getattr(dataset, "samples", None)
+    if idx is None or samples is None:
+        return "?"
+    keys = [samples[int(i)].key for i in idx]
+    return ", ".join(keys[:4]) + (f" (+{len(keys) - 4} more)" if len(keys) > 4 else "")
 
 
 def train_one_epoch(
@@ -39,7 +71,7 @@ def train_one_epoch(
     optimizer: torch.optim.Optimizer,
     loader: Iterable,
     device: torch.device,
-    task: str = "binary",
+    task: str | Task = "binary",
     amp_dtype: torch.dtype | None = None,
     scaler: torch.amp.GradScaler | None = None,
     channels_last: bool = False,
@@ -49,22 +81,23 @@ def train_one_epoch(
     """One pass over ``loader``; returns mean loss and images/s.
 
     Raises:
-        FloatingPointError: the loss became NaN or infinite (lower the learning rate).
+        FloatingPointError: the loss became NaN or infinite; the message names the batch's files.
     """
     import time
 
     from tqdm.auto import tqdm
 
+    task = get_task(task)
     model.train()
     total, n = 0.0, 0
     start = time.perf_counter()
     bar = tqdm(loader, desc=desc, leave=False, disable=None if progress else True)  # None: only on a terminal
-    for x, y, _ in bar:
-        x, y = _prepare(x, y, device, channels_last, task)
+    for batch in bar:
+        y = _target(batch, task, device)
         with autocast(device, amp_dtype):
-            loss = criterion(model(x).float(), y)
+            loss = criterion(forward(model, batch, device, channels_last).float(), y)
         if not math.isfinite(loss.item()):
-            raise FloatingPointError(f"loss is {loss.item()} at image {n}; lower train.lr or check the inputs")
+            raise FloatingPointError(f"loss is {loss.item()} at image {n} (batch of {_names(batch, getattr(loader, 'dataset', None))}); lower train.lr or check these inputs")
         optimizer.zero_grad(set_to_none=True)
         if scaler is not None:
             scaler.scale(loss).backward()
@@ -73,8 +106,9 @@ def train_one_epoch(
         else:
             loss.backward()
             optimizer.step()
-        total += loss.item() * len(x)
-        n += len(x)
+        b = len(batch["image"])
+        total += loss.item() * b
+        n += b
         bar.set_postfix(loss=f"{total / n:.4f}")
     seconds = time.perf_counter() - start
     return {"loss": total / max(n, 1), "images_per_s": n / seconds if seconds > 0 else float("nan")}
@@ -85,25 +119,27 @@ def predict(
     model: nn.Module,
     loader: Iterable,
     device: torch.device,
-    task: str = "binary",
+    task: str | Task = "binary",
     amp_dtype: torch.dtype | None = None,
     channels_last: bool = False,
     criterion: nn.Module | None = None,
     temperature: float = 1.0,
 ) -> dict[str, np.ndarray | float]:
-    """Probabilities and raw logits ``(N, K)`` in loader order, dataset indices, and the mean loss when a criterion is given."""
+    """Probabilities and raw logits in loader order (``(N, K)``, or ``(N, K, H, W)`` for segmentation),
+    dataset indices, and the mean loss when a criterion is given."""
+    task = get_task(task)
     model.eval()
     probs, logit_list, idx, total, n = [], [], [], 0.0, 0
-    for x, y, i in loader:
-        x, y = _prepare(x, y, device, channels_last, task)
+    for batch in loader:
         with autocast(device, amp_dtype):
-            logits = model(x).float()
+            logits = forward(model, batch, device, channels_last).float()
+        b = len(batch["image"])
         if criterion is not None:
-            total += criterion(logits, y).item() * len(x)
-        n += len(x)
-        probs.append(probabilities(logits / temperature, task).cpu().numpy())
+            total += criterion(logits, _target(batch, task, device)).item() * b
+        n += b
+        probs.append(task.activation(logits / temperature).cpu().numpy())
         logit_list.append(logits.cpu().numpy())
-        idx.append(np.asarray(i))
+        idx.append(np.asarray(batch["index"]))
     k = getattr(model, "num_classes", 2)
     return {
         "probs": np.concatenate(probs) if probs else np.zeros((0, k)),

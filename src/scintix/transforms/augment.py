@@ -52,19 +52,38 @@ class Augmenter:
         return not c.enabled or (no_affine and c.flip_prob == 0 and c.intensity == 0)
 
     def __call__(self, arr: np.ndarray, seed: int) -> np.ndarray:
+        """The augmented image alone."""
+        return self.apply(arr, seed)[0]
+
+    def apply(self, arr: np.ndarray, seed: int, mask: np.ndarray | None = None, cross: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """``(image, mask, cross)`` under one sampled geometric transform.
+
+        The image and the cross-feature image are resampled bilinearly, the mask
+        by nearest neighbour (labels never blend) with background padding; the
+        intensity jitter touches the image only. The same seed gives the same
+        transform, with or without a mask.
+        """
         if self.is_identity():
-            return arr
+            return arr, mask, cross
         h, w = arr.shape[-2:]
         self.affine.rand_affine_grid.translate_range = ((-self.cfg.translate * h, self.cfg.translate * h), (-self.cfg.translate * w, self.cfg.translate * w))
         self.affine.set_random_state(seed=seed % (2**32))
         self.flip.set_random_state(seed=(seed + 1) % (2**32))
-        # Pad value = background: shift to a zero minimum so MONAI's zero padding fills background.
-        lo = arr.min()
-        t = torch.as_tensor(arr - lo)
-        t = self.affine(t)
-        t = self.flip(t)
-        out = np.asarray(t.as_tensor() if hasattr(t, "as_tensor") else t, dtype=np.float32) + lo
+        out = self._geometric(arr, randomize=True, mode="bilinear")
+        # the other inputs replay the transform just drawn (randomize=False)
+        if cross is not None:
+            cross = self._geometric(cross, randomize=False, mode="bilinear")
+        if mask is not None:
+            mask = np.rint(self._geometric(mask.astype(np.float32), randomize=False, mode="nearest", shift=False)).astype(mask.dtype)
         if self.cfg.intensity > 0:
             rng = np.random.default_rng(seed + 2)
             out = out * np.float32(1 + rng.uniform(-self.cfg.intensity, self.cfg.intensity))
-        return out
+        return out, mask, cross
+
+    def _geometric(self, arr: np.ndarray, randomize: bool, mode: str, shift: bool = True) -> np.ndarray:
+        # Pad value = background: shift to a zero minimum so MONAI's zero padding fills background (masks: 0 already).
+        lo = arr.min() if shift else 0.0
+        t = torch.as_tensor(arr - lo)
+        t = self.affine(t, mode=mode, randomize=randomize)
+        t = self.flip(t, randomize=randomize)
+        return np.asarray(t.as_tensor() if hasattr(t, "as_tensor") else t, dtype=np.float32) + lo

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["normalize_intensity", "resize_pad", "Normalization"]
+__all__ = ["normalize_intensity", "resize_pad", "resize_pad_mask", "Normalization"]
 
 Normalization = Literal["none", "minmax", "zscore", "percentile"]
 
@@ -62,3 +62,21 @@ def resize_pad(arr: np.ndarray, size: tuple[int, int], pad_value: float | None =
     top, left = (th - nh) // 2, (tw - nw) // 2
     t = F.pad(t, (left, tw - nw - left, top, th - nh - top), value=fill)
     return t[0].numpy()
+
+
+def resize_pad_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """:func:`resize_pad` for a label map ``(H, W)`` or ``(1, H, W)``: nearest neighbour (no new labels), padded with 0."""
+    m = np.asarray(mask)
+    m = m[None] if m.ndim == 2 else m
+    h, w = m.shape[-2:]
+    th, tw = size
+    if (h, w) == (th, tw):
+        return m.astype(np.uint8)
+    scale = min(th / h, tw / w)
+    nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
+    t = torch.from_numpy(np.ascontiguousarray(m.astype(np.float32)))[None]
+    if (nh, nw) != (h, w):
+        t = F.interpolate(t, size=(nh, nw), mode="nearest-exact")
+    top, left = (th - nh) // 2, (tw - nw) // 2
+    t = F.pad(t, (left, tw - nw - left, top, th - nh - top), value=0.0)
+    return t[0].numpy().astype(np.uint8)

@@ -1,0 +1,51 @@
+"""The run's datasets: cached, augmented for training only, with masks and cross-feature images when the run needs them."""
+
+from __future__ import annotations
+
+import copy
+import logging
+from dataclasses import replace
+
+import torch
+
+from ..config import RunConfig
+from ..data.datasets import CachedDataset
+from ..data.prepare import PreparedData
+from ..runfolder import build_model_for_run
+from ..tasks import get_task
+from ..transforms.augment import Augmenter
+from .loop import model_inputs
+
+__all__ = ["build_datasets", "plain_view", "model_inputs_of"]
+
+log = logging.getLogger(__name__)
+
+
+def build_datasets(cfg: RunConfig, data: PreparedData) -> dict[str, CachedDataset]:
+    """One :class:`CachedDataset` per split; a random transform never touches validation or test images."""
+    d = cfg.data
+    aug = Augmenter(cfg.augment) if cfg.augment.enabled else None
+    task = get_task(d.task)
+    wants_cross = "cross" in model_inputs_of(cfg)
+    use_cross = wants_cross and any(s.cross for ss in data.samples.values() for s in ss)
+    if wants_cross and not use_cross:
+        log.info("model %s takes a cross-feature input, but the manifest has no cross_path column: each image is its own cross-feature input", cfg.model.name)
+    return {
+        split: CachedDataset(samples, tuple(d.image_size), d.normalize, tuple(d.percentiles), aug if split == "train" else None, cfg.train.seed,
+                             progress=cfg.train.progress, windows=d.windows, mask_mode=d.mask_mode if task.dense else None,
+                             n_classes=len(data.classes), use_cross=use_cross)
+        for split, samples in data.samples.items()
+    }
+
+
+def model_inputs_of(cfg: RunConfig) -> tuple[str, ...]:
+    """The named inputs of the configured model, read off an instance on the meta device (nothing allocated)."""
+    with torch.device("meta"):
+        return model_inputs(build_model_for_run(replace(cfg, model=replace(cfg.model, weights=None)), 2))
+
+
+def plain_view(ds: CachedDataset) -> CachedDataset:
+    """The same cached images without augmentation (shares the arrays)."""
+    view = copy.copy(ds)
+    view.augment = None
+    return view

@@ -1,0 +1,177 @@
+"""``evaluate_run``: a run's best checkpoint on its evaluation splits, everything chosen on validation.
+
+Writes ``eval/``: ``thresholds.json`` (chosen on val), ``calibration.json``,
+``health.json`` (degenerate-model checks, how the checkpoint was selected),
+``metrics_table.txt`` and per split ``metrics.json`` plus, for
+classification, ``predictions.csv`` and ROC/PR/confusion/reliability PNGs;
+for segmentation, ``per_image.csv``, ``masks/`` (one predicted label PNG
+per image) and ``gallery/`` (overlays of the best and worst cases and of
+false positives on lesion-free scans). The report renders these files.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from ..data.prepare import PreparedData, prepare_data
+from ..evaluation import calibration, report
+from ..evaluation.card import write_model_card
+from ..evaluation.health import assess_model, health_banner
+from ..runfolder import build_model_for_run, load_run_config
+from ..tasks import get_task
+from .batchnorm import has_batchnorm, train_eval_gap
+from .checkpoint import load_checkpoint, load_model_state
+from .data import build_datasets, plain_view
+from .loop import predict
+from .perf import autocast, resolve_device, resolve_precision
+
+__all__ = ["evaluate_run"]
+
+log = logging.getLogger(__name__)
+
+
+def evaluate_run(run_dir: str | Path, data: PreparedData | None = None, datasets: dict | None = None, checkpoint: str = "best") -> dict:
+    """Evaluate a run's best checkpoint: threshold on val, metrics + CIs on each eval split; returns ``{split: metrics}``."""
+    run_dir = Path(run_dir)
+    cfg = load_run_config(run_dir)
+    task = get_task(cfg.data.task)
+    if data is None:
+        data = prepare_data(cfg, run_dir)
+    if datasets is None:
+        datasets = build_datasets(replace(cfg, augment=replace(cfg.augment, enabled=False)), data)
+    device = resolve_device(cfg.train.device)
+    amp = resolve_precision(cfg.train.precision, device)
+    model = build_model_for_run(cfg, len(data.classes))
+    ck_path = run_dir / "checkpoints" / f"{checkpoint}.pt"
+    ck = load_checkpoint(ck_path)
+    load_model_state(model, ck["model"], ck_path)
+    model.to(device)
+    preds = {}
+    for split in dict.fromkeys(("val", *cfg.eval.splits)):
+        ds = datasets.get(split)
+        if ds is None or len(ds) == 0:
+            continue
+        out = predict(model, DataLoader(ds, batch_size=cfg.train.batch_size), device, task, amp)
+        targets = (ds.masks[:, 0] if task.dense else ds.targets)[out["index"]]
+        preds[split] = (out["probs"] if task.dense else out["logits"], targets, [ds.samples[i] for i in out["index"]], ds, out["index"])
+    if "val" not in preds:
+        raise ValueError(f"{run_dir}: no validation predictions; the threshold must come from validation data")
+    eval_dir = run_dir / "eval"
+    eval_dir.mkdir(exist_ok=True)
+    if task.dense:
+        return _evaluate_segmentation(run_dir, cfg, task, model, data, datasets, preds, ck, device, amp)
+    return _evaluate_classification(run_dir, cfg, task, model, data, datasets, preds, ck, device, amp)
+
+
+def _evaluate_classification(run_dir, cfg, task, model, data, datasets, preds, ck, device, amp) -> dict:
+    classes, ecfg, eval_dir = data.classes, cfg.eval, run_dir / "eval"
+    fit = calibration.calibrate_temperature(preds["val"][0], preds["val"][1], task) if ecfg.calibrate else calibration.TemperatureFit(1.0, "disabled")
+    temperature = fit.temperature
+    if not fit.fitted and ecfg.calibrate:
+        log.warning("%s: %s", run_dir, fit.describe())
+    calib = {**fit.to_dict(), "fitted_on": "val", "method": "temperature scaling (NLL)" if ecfg.calibrate else "none", "ece": {}}
+    raw, probs_by = {}, {}
+    for split, (logits, targets, samples, _, _) in preds.items():
+        raw[split] = calibration.apply_temperature(logits, 1.0, task)
+        probs_by[split] = calibration.apply_temperature(logits, temperature, task)
+        calib["ece"][split] = {"raw": calibration.expected_calibration_error(raw[split], targets, task), "calibrated": calibration.expected_calibration_error(probs_by[split], targets, task)}
+    report.save_json(eval_dir / "calibration.json", calib)
+    thresholds = task.choose_thresholds(probs_by["val"], preds["val"][1], classes, ecfg)
+    report.save_json(eval_dir / "thresholds.json", {"thresholds": thresholds, "method": ecfg.threshold, "target_specificity": ecfg.target_specificity, "chosen_on": "val"})
+    health = _assess(run_dir, cfg, task, model, datasets.get("train"), raw["val"], preds["val"][1], thresholds, classes, ck, device, amp)
+    report.save_json(eval_dir / "health.json", health)
+    results = {}
+    for split, (_, targets, samples, _, _) in preds.items():
+        if split not in ecfg.splits:
+            continue
+        probs = probs_by[split]
+        res = task.evaluate(probs, targets, [s.patient_id for s in samples], thresholds, classes, ecfg, seed=cfg.train.seed)
+        res.update(split=split, synthetic=data.synthetic, threshold_method=f"{ecfg.threshold} on val", ci=f"{ecfg.ci_level:.0%} patient-level bootstrap, {ecfg.n_bootstrap} replicates")
+        d = eval_dir / split
+        d.mkdir(exist_ok=True)
+        report.write_predictions(d / "predictions.csv", samples, probs, thresholds, task, classes)
+        tag = " (SYNTHETIC)" if data.synthetic else ""
+        report.plot_roc(d / "roc.png", probs, targets, task, classes, f"ROC, {split}{tag}")
+        report.plot_confusion(d / "confusion.png", probs, targets, thresholds, task, classes, f"{split}{tag}")
+        report.plot_pr(d / "pr.png", probs, targets, task, classes, f"precision-recall, {split}{tag}")
+        calibration.plot_reliability(d / "reliability.png", raw[split], probs, targets, task, f"calibration, {split}{tag} ({'T = ' + format(temperature, '.2f') + ', fitted on val' if fit.fitted else 'not fitted: raw'})")
+        res["calibration"] = {"temperature": temperature, "status": fit.status, "summary": fit.describe(), **calib["ece"][split]}
+        res["health"] = {"degenerate": health["degenerate"], "flags": [f["message"] for f in health["flags"]]}
+        report.save_json(d / "metrics.json", res)
+        results[split] = res
+    _write_table(eval_dir, report.format_table(results, data.synthetic), data.synthetic, health, f"calibration: {fit.describe()}")
+    write_model_card(run_dir)
+    return results
+
+
+def _evaluate_segmentation(run_dir, cfg, task, model, data, datasets, preds, ck, device, amp) -> dict:
+    from ..evaluation.seg_outputs import format_seg_table, write_seg_outputs
+
+    classes, ecfg, eval_dir = data.classes, cfg.eval, run_dir / "eval"
+    report.save_json(eval_dir / "calibration.json", {"temperature": 1.0, "status": "not_applicable", "fitted": False, "summary": "not calibrated (segmentation: per-pixel softmax, threshold chosen on validation)", "ece": {}})
+    val_probs, val_masks = preds["val"][0], preds["val"][1]
+    thresholds = task.choose_thresholds(val_probs, val_masks, classes, ecfg)
+    report.save_json(eval_dir / "thresholds.json", {"thresholds": thresholds, "method": "pooled Dice on val" if val_probs.shape[1] == 2 and ecfg.threshold != "fixed" else ecfg.threshold, "chosen_on": "val"})
+    health = _assess(run_dir, cfg, task, model, datasets.get("train"), None, None, thresholds, classes, ck, device, amp)
+    report.save_json(eval_dir / "health.json", health)
+    results = {}
+    for split, (probs, masks, samples, ds, index) in preds.items():
+        if split not in ecfg.splits:
+            continue
+        rows = task.per_image(probs, masks, thresholds, classes)
+        res = task.evaluate(probs, masks, [s.patient_id for s in samples], thresholds, classes, ecfg, seed=cfg.train.seed, rows=rows)
+        res.update(split=split, synthetic=data.synthetic, threshold_method=f"{ecfg.threshold} on val", ci=f"{ecfg.ci_level:.0%} patient-level bootstrap, {ecfg.n_bootstrap} replicates")
+        res["health"] = {"degenerate": health["degenerate"], "flags": [f["message"] for f in health["flags"]]}
+        write_seg_outputs(eval_dir / split, samples, ds.images[index], masks, task.masks(probs, thresholds, classes), rows, classes, data.synthetic)
+        report.save_json(eval_dir / split / "metrics.json", res)
+        results[split] = res
+    _write_table(eval_dir, format_seg_table(results, data.synthetic), data.synthetic, health, "")
+    write_model_card(run_dir)
+    return results
+
+
+def _write_table(eval_dir: Path, table: str, synthetic: bool, health: dict, calibration_line: str) -> None:
+    lines = table.split("\n")
+    lines.insert(1 if synthetic else 0, health_banner(health))  # the SYNTHETIC line stays first
+    (eval_dir / "metrics_table.txt").write_text("\n".join(filter(None, [*lines, calibration_line, _selection_line(health)])) + "\n")
+
+
+def _assess(run_dir: Path, cfg, task, model, train_ds, val_probs_raw, val_targets, thresholds, classes, ck: dict, device, amp) -> dict:
+    """eval/health.json: degenerate-model checks, the train/eval-mode gap and how the checkpoint was selected."""
+    gap, gap_images = None, 0
+    if train_ds is not None and len(train_ds) and has_batchnorm(model):
+        plain = plain_view(train_ds)
+        idx = np.random.default_rng(cfg.train.seed).permutation(len(plain))[:64]
+        items = [plain[int(i)] for i in idx]
+        batch = {k: torch.stack([it[k] for it in items]) for k in items[0] if torch.is_tensor(items[0][k])}
+        extra = {k: v.to(device) for k, v in batch.items() if k in getattr(model, "inputs", ("image",))[1:]}
+        with autocast(device, amp):
+            gap = train_eval_gap(model, batch["image"].to(device), task.activation, **extra)
+        gap_images = len(idx)
+    history = []
+    if (run_dir / "history.csv").is_file():
+        with open(run_dir / "history.csv") as fh:
+            history = list(csv.DictReader(fh))
+    selection = ck.get("selection") or {"epoch": ck.get("epoch"), "criterion": cfg.train.select_metric}
+    health = assess_model(val_probs_raw, val_targets, task, classes, task.columns(len(classes)), thresholds, history, selection.get("epoch"), gap)
+    health["selection"] = selection
+    health["train_eval_gap_images"] = gap_images
+    if health["degenerate"]:
+        log.warning("%s", health_banner(health))
+    return health
+
+
+def _selection_line(health: dict) -> str:
+    s = health.get("selection") or {}
+    if s.get("epoch") is None:
+        return ""
+    metrics = "".join(f", {k.replace('_', ' ')} {v:.4f}" for k, v in s.items() if k.startswith("val_") and isinstance(v, float))
+    guard = f" among epochs with val loss <= {s['max_loss_ratio']}x the lowest" if s.get("max_loss_ratio") else ""
+    return f"selected epoch {s['epoch']} by validation {s.get('criterion')}{guard}{metrics}"
