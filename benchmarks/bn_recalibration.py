@@ -43,35 +43,41 @@ def measure(run_dir: Path, recompute: bool) -> dict:
 
     from scintix.data.prepare import prepare_data
     from scintix.evaluation.metrics import binary_metrics
-    from scintix.training import run as R
-    from scintix.training.batchnorm import train_eval_gap
+    from scintix.runfolder import build_model_for_run, load_run_config
+    from scintix.training.batchnorm import recompute_batchnorm, train_eval_gap
     from scintix.training.checkpoint import load_checkpoint, load_model_state
+    from scintix.training.data import build_datasets, make_loader, plain_view
     from scintix.training.loop import predict, probabilities
 
-    cfg = R.load_run_config(run_dir)
+    cfg = load_run_config(run_dir)
     data = prepare_data(cfg, run_dir)
-    ds = R._datasets(replace(cfg, augment=replace(cfg.augment, enabled=False)), data)
-    model = R.build_model_for_run(cfg, len(data.classes))
+    ds = build_datasets(replace(cfg, augment=replace(cfg.augment, enabled=False)), data)
+    model = build_model_for_run(cfg, len(data.classes))
     load_model_state(model, load_checkpoint(run_dir / "checkpoints" / "best.pt")["model"], run_dir)
     dev = torch.device("cpu")
+
+    def training_batches(n: int):
+        # drawn as in training (the balanced sampler when the recipe uses it), not augmented
+        for k, batch in enumerate(make_loader(plain_view(ds["train"]), cfg, True, 0)):
+            if k == n:
+                return
+            yield batch["image"]
 
     def state() -> dict:
         aucs = {}
         for s in ("val", "test"):
             p = predict(model, DataLoader(ds[s], batch_size=64), dev, "binary")
             aucs[s] = binary_metrics(ds[s].targets[p["index"]], p["probs"][:, 1], 0.5)["roc_auc"]
-        idx = np.random.default_rng(0).permutation(len(ds["train"]))[: 32 * 20]
-        gaps = [train_eval_gap(model, torch.stack([ds["train"][int(i)][0] for i in idx[k : k + 32]]), lambda z: probabilities(z, "binary")) for k in range(0, len(idx), 32)]
+        gaps = [train_eval_gap(model, x, lambda z: probabilities(z, "binary")) for x in training_batches(20)]
         return {"val_roc_auc": aucs["val"], "test_roc_auc": aucs["test"], "train_eval_gap_mean": float(np.mean(gaps)), "train_eval_gap_max": float(np.max(gaps)), "gap_batches": len(gaps)}
 
     out = {"run_dir": str(run_dir), "as_saved": state()}
     if recompute:
-        out["recomputed_after_training"] = {"batches": R._precise_bn(model, ds["train"], replace(cfg, train=replace(cfg.train, precise_bn=True)), 0, dev, None, False), **state()}
-    health = run_dir / "eval" / "health.json"
-    if health.is_file():
-        out["health"] = json.loads(health.read_text())
-    out["threshold"] = json.loads((run_dir / "eval" / "thresholds.json").read_text())["thresholds"]
-    out["calibration"] = json.loads((run_dir / "eval" / "calibration.json").read_text())
+        out["recomputed_after_training"] = {"batches": recompute_batchnorm(model, training_batches(cfg.train.precise_bn_images // cfg.train.batch_size)), **state()}
+    for name in ("health", "thresholds", "calibration"):
+        f = run_dir / "eval" / f"{name}.json"
+        if f.is_file():
+            out[name] = json.loads(f.read_text())
     return out
 
 

@@ -15,7 +15,14 @@ import argparse
 import shutil
 import time
 
-from _common import SHARED, WORK, reexec_with_allocator_tuning, require, summarize_run, write_result
+from _common import (
+    SHARED,
+    WORK,
+    reexec_with_allocator_tuning,
+    require,
+    summarize_run,
+    write_result,
+)
 
 PUBLISHED = {
     "ResNet-18 (28)": (0.944, 0.854), "ResNet-18 (224)": (0.956, 0.864), "ResNet-50 (28)": (0.948, 0.854),

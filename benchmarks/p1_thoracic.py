@@ -13,7 +13,14 @@ import argparse
 import shutil
 import time
 
-from _common import SHARED, WORK, reexec_with_allocator_tuning, require, summarize_run, write_result
+from _common import (
+    SHARED,
+    WORK,
+    reexec_with_allocator_tuning,
+    require,
+    summarize_run,
+    write_result,
+)
 
 VARIANTS = {
     "ant": ["data.view_filter=ant"],

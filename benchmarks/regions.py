@@ -18,7 +18,6 @@ import os
 import time
 
 import numpy as np
-
 from _common import RESULTS, WORK
 
 from scintix.simulate import simulate_bone_scan

@@ -62,7 +62,7 @@ def arm(mode: str, model_name: str, steps: int, size: tuple[int, int], batch: in
 
             def __getitem__(self, i):
                 x = preprocess(samples[i].paths, size, "percentile", (0.5, 99.5))  # decode + resize every time
-                return torch.from_numpy(aug(x, i)), torch.as_tensor(samples[i].target), i
+                return {"image": torch.from_numpy(aug(x, i)), "target": torch.as_tensor(samples[i].target), "index": i}
 
         ds = PlainDataset()
     loader = torch.utils.data.DataLoader(ds, batch_size=batch, shuffle=True, drop_last=True, num_workers=0)
@@ -73,7 +73,8 @@ def arm(mode: str, model_name: str, steps: int, size: tuple[int, int], batch: in
     amp = resolve_precision("auto", device) if mode == "ours" else None
     cl = False
     if mode == "ours":
-        x0, y0, _ = next(iter(loader))
+        b0 = next(iter(loader))
+        x0, y0 = b0["image"], b0["target"]
 
         def step(m, x):
             with autocast(device, amp):
@@ -85,7 +86,8 @@ def arm(mode: str, model_name: str, steps: int, size: tuple[int, int], batch: in
     model.train()
     done, start, it = 0, None, 0
     while done < steps:
-        for x, y, _ in loader:
+        for batch in loader:
+            x, y = batch["image"], batch["target"]
             if it == 3:  # warm-up steps excluded
                 start = time.perf_counter()
             if cl:

@@ -7,8 +7,8 @@ import json
 from collections import Counter
 
 import pytest
-
 from conftest import shared
+
 from scintix.data.manifest import encode_labels, load_data
 from scintix.data.splits import find_duplicates, hash_images, leakage_report, make_split
 

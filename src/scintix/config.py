@@ -43,6 +43,8 @@ class SplitConfig:
     seed: int = 0
     file: str | None = None  # a split CSV written by an earlier run
     use_predefined: bool = True  # keep a manifest's own split column (e.g. MedMNIST's official split)
+    val_from_train: float = 0.0  # > 0 with a predefined split: this share of the train patients (grouped, stratified) becomes val, ...
+    predefined_val_as: str = "val"  # ... and the manifest's own val is then used as: val | test (e.g. QaTa, whose official test is held out)
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,6 @@
 import csv
 import json
+from pathlib import Path
 
 from scintix.cli.__main__ import main
 
@@ -115,7 +116,7 @@ def test_simulate_crop_train_evaluate_without_glue(tmp_path, capsys):
     assert (run / "eval" / "metrics_table.txt").read_text().startswith("*** SYNTHETIC")
     # the whole-body multi-label recipe reads the simulator's manifest directly
     run2 = tmp_path / "run2"
-    assert main(["run", "--recipe", "p2-wholebody", "--data", str(sim), "--out", str(run2), "-o", "train.epochs=1", "-o", "data.image_size=[64,16]", "-o", "eval.n_bootstrap=20"]) == 0
+    assert main(["run", "--recipe", "p2-wholebody", "--data", str(sim), "--out", str(run2), "-o", "train.epochs=1", "-o", "data.image_size=[128,32]", "-o", "eval.n_bootstrap=20"]) == 0
     summary = json.loads((run2 / "data_summary.json").read_text())
     assert summary["classes"] == ["normal", "metastasis", "arthritis"]
 
@@ -155,3 +156,34 @@ def test_crop_a_dicom_whole_body_file_crops_each_view(tmp_path, capsys):
     assert main(["crop", str(dcm), "--out", str(tmp_path / "crops")]) == 0
     rows = list(csv.DictReader(open(tmp_path / "crops" / "manifest.csv")))
     assert sorted(r["view"] for r in rows) == ["ant", "post"] and all(r["source"].endswith(("#ant", "#post")) for r in rows)
+
+
+def test_segmentation_run_evaluate_predict_report(tmp_path, capsys):
+    """P4's image path end to end on simulated whole-body scans: a mask and an overlay per input, a report with the gallery."""
+    sim, run = tmp_path / "sim", tmp_path / "run"
+    assert main(["simulate", str(sim), "--n", "10", "--seed", "3", "--prevalence", "metastasis=0.7", "arthritis=0"]) == 0
+    capsys.readouterr()
+    args = ["-o", "train.epochs=1", "-o", "data.image_size=[128,32]", "-o", "eval.n_bootstrap=20", "-o", "train.batch_size=4", "-o", "train.progress=false"]
+    assert main(["run", "--recipe", "p4-unet", "--data", str(sim), "--out", str(run), *args]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("*** SYNTHETIC") and "dice" in out and "false_positive_scan_rate" in out
+    m = json.loads((run / "eval" / "test" / "metrics.json").read_text())
+    les = m["per_class"]["lesion"]
+    assert les["images_with_lesion"] + les["lesion_free_images"] == m["n"] and "value" in les["dice"] and "ci_low" in les["dice"]
+    thr = json.loads((run / "eval" / "thresholds.json").read_text())
+    assert thr["chosen_on"] == "val" and 0 < thr["thresholds"]["lesion"] < 1
+    rows = list(csv.DictReader(open(run / "eval" / "test" / "per_image.csv")))
+    assert len(rows) == m["n"] and all((run / "eval" / "test" / r["mask_png"]).is_file() for r in rows)
+    assert main(["evaluate", str(run)]) == 0
+    capsys.readouterr()
+    assert main(["predict", str(run), str(sim / "images"), "--out", str(tmp_path / "pred.csv")]) == 0
+    pred = list(csv.DictReader(open(tmp_path / "pred.csv")))
+    assert len(pred) == 20 and all(r["error"] == "" and Path(r["mask_png"]).is_file() and Path(r["overlay_png"]).is_file() for r in pred)
+    from PIL import Image
+
+    assert Image.open(pred[0]["mask_png"]).size == (32, 128)  # the model's grid (W, H)
+    assert main(["report", str(run)]) == 0
+    page = (run / "report.html").read_text()
+    assert "SYNTHETIC" in page and "false-positive scan rate" in page and "Green contour" in page
+    card = (run / "model_card.md").read_text()
+    assert "dice" in card and "lesion_sensitivity" in card

@@ -49,7 +49,7 @@ def test_truncated_dicom(tmp_path):
 # ---------------------------------------------------------------- NM views, CT windows, folders
 
 from scintix.data import dicom as dcm  # noqa: E402
-from scintix.data.manifest import write_manifest, read_manifest  # noqa: E402
+from scintix.data.manifest import read_manifest, write_manifest  # noqa: E402
 
 
 def test_real_ge_whole_body_scan_is_one_anterior_view():

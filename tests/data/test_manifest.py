@@ -1,7 +1,15 @@
 import numpy as np
 import pytest
 
-from scintix.data.manifest import ManifestError, Record, encode_labels, load_data, manifest_from_npz, read_manifest, write_manifest
+from scintix.data.manifest import (
+    ManifestError,
+    Record,
+    encode_labels,
+    load_data,
+    manifest_from_npz,
+    read_manifest,
+    write_manifest,
+)
 
 
 def test_read_resolves_relative_paths(tiny_manifest):

@@ -5,7 +5,16 @@ import pytest
 
 from scintix.data.manifest import Record, encode_labels, read_manifest
 from scintix.data.splits import (
-    assign_groups, find_duplicates, fold_to_split, hash_images, leakage_report, load_split, make_folds, make_split, patient_groups, save_split,
+    assign_groups,
+    find_duplicates,
+    fold_to_split,
+    hash_images,
+    leakage_report,
+    load_split,
+    make_folds,
+    make_split,
+    patient_groups,
+    save_split,
 )
 
 

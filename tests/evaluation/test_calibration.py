@@ -1,7 +1,13 @@
 import numpy as np
 import pytest
 
-from scintix.evaluation.calibration import apply_temperature, calibrate_temperature, expected_calibration_error, fit_temperature, reliability_curve
+from scintix.evaluation.calibration import (
+    apply_temperature,
+    calibrate_temperature,
+    expected_calibration_error,
+    fit_temperature,
+    reliability_curve,
+)
 
 
 def _overconfident(rng, n=3000, k=3, scale=4.0):

@@ -4,7 +4,13 @@ import numpy as np
 import pytest
 
 from scintix.evaluation.bootstrap import bootstrap_ci
-from scintix.evaluation.metrics import binary_metrics, confusion_counts, metrics_from_counts, pr_auc, roc_auc
+from scintix.evaluation.metrics import (
+    binary_metrics,
+    confusion_counts,
+    metrics_from_counts,
+    pr_auc,
+    roc_auc,
+)
 from scintix.evaluation.threshold import choose_threshold
 
 Y = np.array([1, 1, 1, 0, 0])

@@ -57,9 +57,8 @@ def test_report_renders_in_headless_chromium(evaluated_run, tmp_path):
          f"--screenshot={shot}", (evaluated_run / "report.html").resolve().as_uri()],
         check=True, capture_output=True, timeout=120,
     )
-    from PIL import Image
-
     import numpy as np
+    from PIL import Image
 
     img = np.asarray(Image.open(shot).convert("L"))
     assert img.shape == (2400, 1200)

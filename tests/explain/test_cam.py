@@ -2,7 +2,13 @@ import numpy as np
 import pytest
 import torch
 
-from scintix.explain.cam import CAM_METHODS, GradCAM, GradCAMPlusPlus, OcclusionCAM, ScoreCAM
+from scintix.explain.cam import (
+    CAM_METHODS,
+    GradCAM,
+    GradCAMPlusPlus,
+    OcclusionCAM,
+    ScoreCAM,
+)
 from scintix.models import create_model, list_models
 
 

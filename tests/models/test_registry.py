@@ -5,9 +5,9 @@ import torch
 
 from scintix.models import MODELS, create_model, list_models, model_info
 from scintix.models.registry import model_kind
-from scintix.tasks import get_task
 from scintix.models.resnet import CrossFeatureBlock
 from scintix.models.weights import adapt_first_conv, freeze_backbone, load_pretrained
+from scintix.tasks import get_task
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))

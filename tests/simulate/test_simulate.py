@@ -7,7 +7,12 @@ import pytest
 
 from scintix.data.io import read_image
 from scintix.data.manifest import read_manifest
-from scintix.simulate import SimulateConfig, simulate_bone_scan, simulate_dataset, simulate_thyroid_scan
+from scintix.simulate import (
+    SimulateConfig,
+    simulate_bone_scan,
+    simulate_dataset,
+    simulate_thyroid_scan,
+)
 from scintix.simulate.anatomy import make_phantom
 from scintix.simulate.dataset import draw_labels
 

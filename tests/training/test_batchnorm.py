@@ -12,7 +12,10 @@ from scintix.config import load_config
 from scintix.data.datasets import CachedDataset, build_samples
 from scintix.data.manifest import read_manifest
 from scintix.models import create_model
-from scintix.training.batchnorm import has_batchnorm, recompute_batchnorm, train_eval_gap
+from scintix.training.batchnorm import (
+    has_batchnorm,
+    recompute_batchnorm,
+)
 from scintix.training.checkpoint import load_checkpoint
 from scintix.training.run import train_run
 

@@ -4,7 +4,14 @@ import numpy as np
 import pytest
 
 from scintix.simulate import simulate_bone_scan
-from scintix.transforms.regions import RegionError, ThoraxCrop, box_iou, crop_box, crop_thorax, find_regions
+from scintix.transforms.regions import (
+    RegionError,
+    ThoraxCrop,
+    box_iou,
+    crop_box,
+    crop_thorax,
+    find_regions,
+)
 
 
 def test_box_iou():

@@ -86,6 +86,8 @@ def prepare_data(cfg, run_dir: str | Path) -> PreparedData:
         if predefined:
             assignment = {r.path: r.split for r in recs if r.split}
             how = "predefined split column of the manifest"
+            if d.split.val_from_train > 0:
+                assignment, how = _carve_val(recs, yy, assignment, d, duplicates)
         elif d.split.folds >= 2:
             folds = make_folds(recs, yy, d.split.folds, d.task, test_ratio=d.split.ratios[2], seed=d.split.seed, duplicates=duplicates)
             save_split(run_dir / "folds.csv", recs, folds, hashes)
@@ -105,6 +107,19 @@ def prepare_data(cfg, run_dir: str | Path) -> PreparedData:
     summary["source"] = str(source)
     (run_dir / "data_summary.json").write_text(json.dumps(summary, indent=2))
     return PreparedData(records, classes, by_split, summary, synthetic)
+
+
+def _carve_val(recs, yy, assignment: dict[str, str], d, duplicates) -> tuple[dict[str, str], str]:
+    """A patient-grouped, stratified share of the predefined train becomes val; the predefined val becomes ``predefined_val_as``."""
+    if d.split.predefined_val_as not in ("val", "test"):
+        raise ValueError(f"data.split.predefined_val_as must be val or test, got {d.split.predefined_val_as!r}")
+    train = [i for i, r in enumerate(recs) if assignment.get(r.path) == "train"]
+    inner = make_split([recs[i] for i in train], yy[train], d.task, (1 - d.split.val_from_train, d.split.val_from_train, 0.0), d.split.seed, duplicates)
+    out = {p: (d.split.predefined_val_as if s == "val" else s) for p, s in assignment.items()}
+    out.update(inner)
+    how = (f"predefined split column; {d.split.val_from_train:.0%} of its train patients (grouped, stratified, seed {d.split.seed}) "
+           f"held out as val for selection; its val used as {d.split.predefined_val_as}")
+    return out, how
 
 
 def _mask_labels(records: list[Record], d, source) -> tuple[list[Record], np.ndarray, list[str], list[str]]:

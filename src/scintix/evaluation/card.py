@@ -10,6 +10,7 @@ import yaml
 __all__ = ["write_model_card"]
 
 KEY_METRICS = ("roc_auc", "accuracy", "recall", "specificity", "precision", "f1")
+SEG_KEY_METRICS = ("dice", "iou", "global_dice", "hd95", "lesion_sensitivity", "false_positive_lesions_per_image", "false_positive_scan_rate")
 
 
 def _ci(m: dict | None) -> str:
@@ -30,8 +31,9 @@ def _selection(health: dict, cfg: dict) -> str:
     text = f"checkpoint selected by validation {s.get('criterion') or cfg['train'].get('select_metric', 'roc_auc')}"
     if s.get("epoch") is not None:
         text += f" at epoch {s['epoch']}"
-    if s.get("val_loss") is not None:
-        text += f" (val loss {s['val_loss']:.4f}, val ROC AUC {s['val_roc_auc']:.4f})"
+    vals = [f"{k.replace('_', ' ')} {v:.4f}" for k, v in s.items() if k.startswith("val_") and isinstance(v, float)]
+    if vals:
+        text += f" ({', '.join(vals)})"
     if s.get("precise_bn_batches"):
         text += f"; BatchNorm statistics recomputed on un-augmented training images ({s['precise_bn_batches']} batches)"
     return text
@@ -54,7 +56,7 @@ def write_model_card(run_dir: str | Path) -> Path:
         lines += ["**MODEL CHECK FAILED: do not use this model.**", ""] + [f"- {f['message']}" for f in health["flags"]] + [""]
     lines += [
         "## Intended use",
-        f"{(cfg.get('description') or 'Image classification').rstrip('.')}. Task: {d['task']} over classes {', '.join(summary.get('classes', []))}.",
+        f"{(cfg.get('description') or ('Lesion segmentation' if d['task'] == 'segmentation' else 'Image classification')).rstrip('.')}. Task: {d['task']} over classes {', '.join(summary.get('classes', []))}.",
         "A research tool to support, not replace, a physician reading the scan. Not a medical device; not validated for clinical use.",
         "",
         "## Model",
@@ -80,7 +82,8 @@ def write_model_card(run_dir: str | Path) -> Path:
         res = json.loads(f.read_text())
         lines.append(f"- **{s}** ({res.get('n')} samples):")
         for cls, met in res.get("per_class", {}).items():
-            lines.append(f"  - {cls}: " + "; ".join(f"{k} {_ci(met.get(k))}" for k in KEY_METRICS))
+            keys = SEG_KEY_METRICS if "dice" in met else KEY_METRICS
+            lines.append(f"  - {cls}: " + "; ".join(f"{k} {_ci(met.get(k))}" for k in keys))
     calib = eval_dir / "calibration.json"
     if calib.is_file():
         c = json.loads(calib.read_text())

@@ -94,14 +94,40 @@ def _selection_text(health: dict) -> str:
     text = f"Checkpoint of epoch {s['epoch']}, selected by validation {s.get('criterion')}"
     if s.get("max_loss_ratio"):
         text += f" among epochs whose val loss was within {s['max_loss_ratio']}x the lowest"
-    if s.get("val_loss") is not None:
-        text += f" (val loss {s['val_loss']:.4f}, val ROC AUC {s['val_roc_auc']:.4f})"
+    vals = [f"{k.replace('_', ' ')} {v:.4f}" for k, v in s.items() if k.startswith("val_") and isinstance(v, float)]
+    if vals:
+        text += f" ({', '.join(vals)})"
     if s.get("precise_bn_batches"):
         text += "; BatchNorm statistics recomputed on un-augmented training images"
     gap = (health.get("checks") or {}).get("train_eval_gap")
     if gap is not None:
         text += f"; train-mode vs eval-mode probability gap on {health.get('train_eval_gap_images')} training images: {gap:.3f}"
     return text + "."
+
+
+def _seg_table(res: dict) -> str:
+    from ..tasks.segmentation import SEG_TABLE_METRICS
+
+    per = res.get("per_class", {})
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in per)
+    rows = "".join(f"<tr><td>{m}</td>" + "".join(f"<td>{_fmt(per[c].get(m))}</td>" for c in per) + "</tr>" for m in SEG_TABLE_METRICS)
+    counts = "".join(f"<td>{v.get('images_with_lesion')} / {v.get('lesion_free_images')}</td>" for v in per.values())
+    note = ("<p class='muted'>Dice, IoU and HD95 (pixels): mean over scans with a lesion; global Dice: pooled over all scans; "
+            "lesion sensitivity and false positives from connected components; false-positive scan rate: share of lesion-free scans "
+            "with any predicted lesion (they have no Dice and are reported here instead of being dropped).</p>")
+    return f"<table><tr><th>metric</th>{head}</tr>{rows}<tr><td>scans with lesion / lesion-free</td>{counts}</tr></table>{note}"
+
+
+def _seg_gallery(split_dir: Path) -> str:
+    listing = split_dir / "gallery.json"
+    if not listing.is_file():
+        return ""
+    items = json.loads(listing.read_text())
+    figs = "".join(
+        f"<figure>{_img(split_dir / it['png'], it['kind'])}<figcaption>{html.escape(it['kind'])} · {html.escape(Path(it['path'].split('|')[0]).name)}</figcaption></figure>"
+        for it in items if (split_dir / it["png"]).is_file()
+    )
+    return f"<p class='muted'>Green contour: true mask; red: prediction at the validation threshold.</p><div class='gallery'>{figs}</div>" if figs else ""
 
 
 def _history_figure(run_dir: Path) -> bytes | None:
@@ -123,9 +149,10 @@ def _history_figure(run_dir: Path) -> bytes | None:
             ax[0].plot(ep, [float(r[key]) for r in rows], marker=".", label=key)
     ax[0].set(xlabel="epoch", ylabel="loss")
     ax[0].legend(fontsize=8)
-    if "val_roc_auc" in rows[0]:
-        ax[1].plot(ep, [float(r["val_roc_auc"]) for r in rows], marker=".", c="tab:green")
-        ax[1].set(xlabel="epoch", ylabel="validation ROC AUC", ylim=(0, 1.01))
+    for key, label in (("val_roc_auc", "validation ROC AUC"), ("val_dice", "validation Dice")):
+        if key in rows[0]:
+            ax[1].plot(ep, [float(r[key]) for r in rows], marker=".", c="tab:green")
+            ax[1].set(xlabel="epoch", ylabel=label, ylim=(0, 1.01))
     fig.tight_layout()
     return _fig_bytes(fig)
 
@@ -265,8 +292,12 @@ def write_report(run_dir: str | Path, gallery: int = 4, faithfulness_n: int = 16
     out.append("<h2>Metrics (95% CI, patient-level bootstrap)</h2>")
     th_txt = ", ".join(f"{html.escape(k)}: {v:.4f}" for k, v in thresholds["thresholds"].items())
     out.append(f"<p>Threshold chosen on validation by <b>{html.escape(str(thresholds.get('method')))}</b>{' (target specificity ' + str(thresholds.get('target_specificity')) + ')' if thresholds.get('method') == 'specificity' else ''}: {th_txt}. Probabilities: {html.escape(_calibration_text(calib))}. {html.escape(_selection_text(health))}</p>")
+    segmentation = cfg["data"].get("task") == "segmentation"
     for s in splits:
         r = results[s]
+        if segmentation:
+            out.append(f"<h3>{s}: {r.get('n')} scans, {r.get('patients')} patients</h3>{_seg_table(r)}{_seg_gallery(eval_dir / s)}")
+            continue
         out.append(f"<h3>{s}: {r.get('n')} samples, {r.get('patients')} patients</h3>{_metrics_table(r)}")
         figs = [(eval_dir / s / f, cap) for f, cap in (("roc.png", "ROC"), ("pr.png", "precision-recall"), ("confusion.png", "confusion matrix"), ("reliability.png", "calibration"))]
         out.append("<div class='figs'>" + "".join(f"<figure>{_img(p, cap, 330)}<figcaption>{cap}, {s}</figcaption></figure>" for p, cap in figs if p.is_file()) + "</div>")
@@ -276,7 +307,7 @@ def write_report(run_dir: str | Path, gallery: int = 4, faithfulness_n: int = 16
 
     # explanations
     faith = {}
-    if explain:
+    if explain and not segmentation:
         out.append("<h2>Cases with heat maps</h2>")
         section, faith = _explain_section(run_dir, gallery, faithfulness_n)
         out.append(section)

@@ -50,7 +50,7 @@ def overlay_mask_figure(image: np.ndarray, truth: np.ndarray | None, pred: np.nd
 
     img = np.asarray(image)[0] if np.asarray(image).ndim == 3 else np.asarray(image)
     h, w = img.shape
-    fig, ax = plt.subplots(figsize=(3.2 * max(w / h, 0.35) + 0.4, 3.4), dpi=110)
+    fig, ax = plt.subplots(figsize=(max(3.2 * w / h + 0.4, 3.0), 3.6 if h > w else 3.4), dpi=110)
     ax.imshow(img, cmap="gray_r" if img.mean() < 0.5 * (img.max() + img.min()) else "gray")
     ax.imshow(np.ma.masked_where(pred == 0, pred), cmap="autumn", alpha=0.45, vmin=0, vmax=max(1, int(pred.max())))
     if truth is not None and truth.any():

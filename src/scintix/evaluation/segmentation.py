@@ -17,6 +17,8 @@ Empty masks are handled explicitly, never silently dropped:
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 __all__ = ["overlap_counts", "dice", "iou", "hd95", "lesion_detection", "image_metrics", "PER_IMAGE_FIELDS"]
@@ -57,7 +59,9 @@ def hd95(pred: np.ndarray, truth: np.ndarray, spacing: tuple[float, float] = (1.
     def onehot(m):
         return torch.from_numpy(np.stack([~m, m]).astype(np.float32))[None]
 
-    return float(compute_hausdorff_distance(onehot(p), onehot(t), include_background=False, percentile=95, spacing=list(spacing)).item())
+    with warnings.catch_warnings():  # MONAI 1.5 warns about its own internal use of a deprecated argument
+        warnings.simplefilter("ignore", FutureWarning)
+        return float(compute_hausdorff_distance(onehot(p), onehot(t), include_background=False, percentile=95, spacing=list(spacing)).item())
 
 
 def lesion_detection(pred: np.ndarray, truth: np.ndarray) -> dict[str, int]:

@@ -6,7 +6,9 @@ import copy
 import logging
 from dataclasses import replace
 
+import numpy as np
 import torch
+from torch.utils.data import DataLoader, WeightedRandomSampler
 
 from ..config import RunConfig
 from ..data.datasets import CachedDataset
@@ -16,7 +18,7 @@ from ..tasks import get_task
 from ..transforms.augment import Augmenter
 from .loop import model_inputs
 
-__all__ = ["build_datasets", "plain_view", "model_inputs_of"]
+__all__ = ["build_datasets", "make_loader", "plain_view", "model_inputs_of"]
 
 log = logging.getLogger(__name__)
 
@@ -49,3 +51,17 @@ def plain_view(ds: CachedDataset) -> CachedDataset:
     view = copy.copy(ds)
     view.augment = None
     return view
+
+
+def make_loader(ds: CachedDataset, cfg: RunConfig, train: bool, epoch: int) -> DataLoader:
+    """Training: shuffled (or balanced by the sampler), seeded by (seed, epoch), last partial batch dropped;
+    evaluation: in order."""
+    t = cfg.train
+    g = torch.Generator().manual_seed(t.seed * 7919 + epoch)
+    if train and t.class_balance == "sampler":
+        key = get_task(cfg.data.task).sampler_key(ds.targets)
+        freq = np.bincount(key)
+        weights = 1.0 / freq[key]
+        sampler = WeightedRandomSampler(torch.as_tensor(weights, dtype=torch.double), len(ds), replacement=True, generator=g)
+        return DataLoader(ds, batch_size=t.batch_size, sampler=sampler, num_workers=t.num_workers, drop_last=len(ds) > t.batch_size)
+    return DataLoader(ds, batch_size=t.batch_size, shuffle=train, generator=g if train else None, num_workers=t.num_workers, drop_last=train and len(ds) > t.batch_size)

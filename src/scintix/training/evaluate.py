@@ -17,7 +17,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-import torch
 from torch.utils.data import DataLoader
 
 from ..data.prepare import PreparedData, prepare_data
@@ -28,7 +27,7 @@ from ..runfolder import build_model_for_run, load_run_config
 from ..tasks import get_task
 from .batchnorm import has_batchnorm, train_eval_gap
 from .checkpoint import load_checkpoint, load_model_state
-from .data import build_datasets, plain_view
+from .data import build_datasets, make_loader, plain_view
 from .loop import predict
 from .perf import autocast, resolve_device, resolve_precision
 
@@ -147,14 +146,17 @@ def _assess(run_dir: Path, cfg, task, model, train_ds, val_probs_raw, val_target
     """eval/health.json: degenerate-model checks, the train/eval-mode gap and how the checkpoint was selected."""
     gap, gap_images = None, 0
     if train_ds is not None and len(train_ds) and has_batchnorm(model):
-        plain = plain_view(train_ds)
-        idx = np.random.default_rng(cfg.train.seed).permutation(len(plain))[:64]
-        items = [plain[int(i)] for i in idx]
-        batch = {k: torch.stack([it[k] for it in items]) for k in items[0] if torch.is_tensor(items[0][k])}
-        extra = {k: v.to(device) for k, v in batch.items() if k in getattr(model, "inputs", ("image",))[1:]}
-        with autocast(device, amp):
-            gap = train_eval_gap(model, batch["image"].to(device), task.activation, **extra)
-        gap_images = len(idx)
+        # batches drawn as in training (the balanced sampler's mix, if used), not augmented: train mode then
+        # normalises exactly as the model learned to, and eval mode should agree
+        gaps, sizes = [], []
+        for batch in make_loader(plain_view(train_ds), cfg, True, 0):
+            extra = {k: batch[k].to(device) for k in getattr(model, "inputs", ("image",))[1:] if k in batch}
+            with autocast(device, amp):
+                gaps.append(train_eval_gap(model, batch["image"].to(device), task.activation, **extra))
+            sizes.append(len(batch["image"]))
+            if sum(sizes) >= 64:
+                break
+        gap, gap_images = float(np.average(gaps, weights=sizes)), int(sum(sizes))
     history = []
     if (run_dir / "history.csv").is_file():
         with open(run_dir / "history.csv") as fh:

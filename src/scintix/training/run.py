@@ -19,7 +19,6 @@ from pathlib import Path
 import numpy as np
 import torch
 import yaml
-from torch.utils.data import DataLoader, WeightedRandomSampler
 
 from .. import __version__
 from ..config import RunConfig, config_to_dict
@@ -31,7 +30,7 @@ from ..runfolder import build_model_for_run, load_run_config
 from ..tasks import get_task
 from .batchnorm import has_batchnorm, recompute_batchnorm
 from .checkpoint import load_checkpoint, load_model_state, save_checkpoint
-from .data import build_datasets, plain_view
+from .data import build_datasets, make_loader, plain_view
 from .evaluate import evaluate_run
 from .loop import forward, predict, train_one_epoch
 from .perf import autocast, choose_channels_last, resolve_device, resolve_precision
@@ -39,18 +38,6 @@ from .perf import autocast, choose_channels_last, resolve_device, resolve_precis
 __all__ = ["train_run", "evaluate_run", "load_run_config", "build_model_for_run"]
 
 log = logging.getLogger(__name__)
-
-
-def _loader(ds: CachedDataset, cfg: RunConfig, train: bool, epoch: int) -> DataLoader:
-    t = cfg.train
-    g = torch.Generator().manual_seed(t.seed * 7919 + epoch)
-    if train and t.class_balance == "sampler":
-        key = get_task(cfg.data.task).sampler_key(ds.targets)
-        freq = np.bincount(key)
-        weights = 1.0 / freq[key]
-        sampler = WeightedRandomSampler(torch.as_tensor(weights, dtype=torch.double), len(ds), replacement=True, generator=g)
-        return DataLoader(ds, batch_size=t.batch_size, sampler=sampler, num_workers=t.num_workers, drop_last=len(ds) > t.batch_size)
-    return DataLoader(ds, batch_size=t.batch_size, shuffle=train, generator=g if train else None, num_workers=t.num_workers, drop_last=train and len(ds) > t.batch_size)
 
 
 def _schedule(cfg: RunConfig, optimizer) -> torch.optim.lr_scheduler.LRScheduler:
@@ -101,7 +88,7 @@ def _bn_batches(ds: CachedDataset, cfg: RunConfig, epoch: int, device: torch.dev
     (e.g. natural prevalence instead of the balanced sampler's 50/50) shift every logit.
     """
     n = 0
-    for batch in _loader(plain_view(ds), cfg, True, epoch):
+    for batch in make_loader(plain_view(ds), cfg, True, epoch):
         yield batch
         n += len(batch["image"])
         if n >= cfg.train.precise_bn_images:
@@ -172,7 +159,7 @@ def train_run(cfg: RunConfig, run_dir: str | Path, resume: bool = False, max_epo
         state = ck["state"]
         log.info("resuming %s at epoch %d", run_dir, state["epoch"])
     if state["channels_last"] is None:
-        b0 = next(iter(_loader(ds["train"], cfg, True, 0)))
+        b0 = next(iter(make_loader(ds["train"], cfg, True, 0)))
         y0 = task.encode_target(b0[task.target_key]).to(device)
 
         def step(m, x):
@@ -194,10 +181,10 @@ def train_run(cfg: RunConfig, run_dir: str | Path, resume: bool = False, max_epo
             freeze_backbone(model, epoch < cfg.model.unfreeze_epoch)
         ds["train"].set_epoch(epoch)
         lr = optimizer.param_groups[0]["lr"]
-        tr = train_one_epoch(model, criterion, optimizer, _loader(ds["train"], cfg, True, epoch), device, task, amp, scaler, cl, t.progress, f"epoch {epoch + 1}/{t.epochs}")
+        tr = train_one_epoch(model, criterion, optimizer, make_loader(ds["train"], cfg, True, epoch), device, task, amp, scaler, cl, t.progress, f"epoch {epoch + 1}/{t.epochs}")
         scheduler.step()
         bn_batches = _precise_bn(model, ds["train"], cfg, epoch, device, amp, cl)
-        pv = predict(model, _loader(ds["val"], cfg, False, epoch), device, task, amp, cl, eval_criterion)
+        pv = predict(model, make_loader(ds["val"], cfg, False, epoch), device, task, amp, cl, eval_criterion)
         val_targets = (ds["val"].masks if task.dense else ds["val"].targets)[pv["index"]]
         main = task.select_metrics[0]  # roc_auc, or dice for segmentation: always logged
         auc = task.score(pv["probs"], val_targets, main)
