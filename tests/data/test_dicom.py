@@ -49,7 +49,7 @@ def test_truncated_dicom(tmp_path):
 # ---------------------------------------------------------------- NM views, CT windows, folders
 
 from scintix.data import dicom as dcm  # noqa: E402
-from scintix.data.manifest import read_manifest, write_manifest  # noqa: E402
+from scintix.data.manifest import manifest_from_dicom, read_manifest, write_manifest  # noqa: E402
 
 
 def test_real_ge_whole_body_scan_is_one_anterior_view():
@@ -129,7 +129,7 @@ def test_dicom_folder_manifest_feeds_two_view_samples(tmp_path):
     for pid in ("A", "B"):
         dcm.write_nm(tmp_path / pid / "wb.dcm", {"ant": np.ones((6, 3)), "post": np.ones((6, 3)) * 2}, patient_id=pid)
     (tmp_path / "broken.dcm").write_bytes(b"nonsense")
-    records, errors = dcm.manifest_from_dicom(tmp_path)
+    records, errors = manifest_from_dicom(tmp_path)
     assert len(errors) == 1 and "broken.dcm" in errors[0]
     assert sorted((r.patient_id, r.view) for r in records) == [("A", "ant"), ("A", "post"), ("B", "ant"), ("B", "post")]
     csv = write_manifest([dataclasses_replace(r, label="0") for r in records], tmp_path / "m.csv", relative_to=tmp_path)

@@ -252,8 +252,7 @@ def cmd_crop(a: argparse.Namespace) -> int:
 
 
 def cmd_manifest(a: argparse.Namespace) -> int:
-    from ..data.dicom import manifest_from_dicom
-    from ..data.manifest import write_manifest
+    from ..data.manifest import manifest_from_dicom, write_manifest
 
     records, errors = manifest_from_dicom(a.folder)
     for e in errors:

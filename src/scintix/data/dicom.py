@@ -5,7 +5,7 @@
   (``ant``, ``post``), each frame's view found from the header.
 * :func:`apply_window` / :func:`window_stack` -- CT windows (brain, subdural, bone)
   as [0, 1] channels; :func:`read_ct_series` stacks a series folder as slices.
-* :func:`scan_dicom_folder` / :func:`manifest_from_dicom` -- a folder of files as
+* :func:`scan_dicom_folder` -- a folder of files as
   studies and series, and as manifest rows (NM: one row per view,
   ``file.dcm#ant``; CT: one row per slice).
 """
@@ -19,7 +19,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .io import ImageReadError
+from .base import ImageReadError, looks_like_dicom
 
 __all__ = [
     "read_dicom",
@@ -32,7 +32,6 @@ __all__ = [
     "read_ct_series",
     "DicomFile",
     "scan_dicom_folder",
-    "manifest_from_dicom",
     "nm_views",
     "Study",
     "read_studies",
@@ -300,13 +299,11 @@ def scan_dicom_folder(folder: str | Path) -> tuple[list[DicomFile], list[str]]:
     they are reported); unreadable DICOM files are reported as one-line errors
     and the scan goes on.
     """
-    from .io import _looks_like_dicom
-
     files, errors = [], []
     for path in sorted(p for p in Path(folder).rglob("*") if p.is_file()):
         named = path.suffix.lower() in (".dcm", ".dicom")
         try:
-            if not named and not _looks_like_dicom(path):
+            if not named and not looks_like_dicom(path):
                 continue
             ds = _dcmread(path, stop_before_pixels=True)
         except ImageReadError as exc:
@@ -415,28 +412,6 @@ def read_studies(folder: str | Path) -> tuple[list[Study], list[str]]:
             except ImageReadError as exc:
                 errors.append(str(exc))
     return list(studies.values()), errors
-
-
-def manifest_from_dicom(folder: str | Path) -> tuple[list, list[str]]:
-    """Unlabelled manifest records for a DICOM folder, plus one-line errors.
-
-    NM files give one record per view (``path = file.dcm#ant``, ``view = ant``),
-    so a two-view whole-body scan feeds ``data.views=[ant, post]`` directly;
-    other modalities give one record per file. ``patient_id`` comes from the
-    header (PatientID, else the study UID).
-    """
-    from .manifest import Record
-
-    files, errors = scan_dicom_folder(folder)
-    records = []
-    for f in files:
-        pid = f.patient_id or f.study_uid or f.path
-        extra = {"modality": f.modality, "study_uid": f.study_uid, "series_uid": f.series_uid}
-        if f.views:
-            records += [Record(path=f"{f.path}#{v}", patient_id=pid, view=v, extra=extra) for v in f.views]
-        else:
-            records.append(Record(path=f.path, patient_id=pid, extra=extra))
-    return records, errors
 
 
 # --------------------------------------------------------------------------- writing

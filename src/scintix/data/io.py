@@ -20,37 +20,9 @@ import numpy as np
 
 __all__ = ["ImageReadError", "read_image", "pixel_hash", "IMAGE_SUFFIXES", "split_fragment"]
 
+from .base import ImageReadError, looks_like_dicom, split_fragment
+
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".npy", ".npz", ".dcm", ".dicom"}
-
-
-class ImageReadError(Exception):
-    """An image that cannot be read; ``str(err)`` is ``"<path>: <cause>"``."""
-
-    def __init__(self, path: str | Path, cause: str) -> None:
-        self.path = str(path)
-        self.cause = cause
-        super().__init__(f"{path}: {cause}")
-
-
-def split_fragment(path: str | Path) -> tuple[Path, str | None, int | None]:
-    """Split a path with a fragment into (file, fragment, index).
-
-    ``file.npz#split/17`` gives ``(file.npz, "split", 17)``; any other file's
-    fragment names a view of a DICOM NM file, ``scan.dcm#ant`` gives
-    ``(scan.dcm, "ant", None)``; plain paths give ``(path, None, None)``.
-    """
-    text = str(path)
-    if "#" not in text:
-        return Path(text), None, None
-    file, frag = text.rsplit("#", 1)
-    if not file.lower().endswith(".npz"):
-        if not frag:
-            raise ImageReadError(path, "empty view name after '#'")
-        return Path(file), frag, None
-    split, _, index = frag.partition("/")
-    if not split or not index.isdigit():
-        raise ImageReadError(path, "an npz reference must look like 'file.npz#<split>/<index>'")
-    return Path(file), split, int(index)
 
 
 def read_image(path: str | Path, channels: int | None = 1) -> tuple[np.ndarray, dict[str, Any]]:
@@ -87,7 +59,7 @@ def read_image(path: str | Path, channels: int | None = 1) -> tuple[np.ndarray, 
             arr, meta = read_view(file, split)
         elif suffix == ".npy":
             arr, meta = np.load(file, allow_pickle=False), {"format": "npy"}
-        elif suffix in (".dcm", ".dicom") or _looks_like_dicom(file):
+        elif suffix in (".dcm", ".dicom") or looks_like_dicom(file):
             from .dicom import read_dicom
 
             arr, meta = read_dicom(file)
@@ -119,12 +91,6 @@ def pixel_hash(arr: np.ndarray) -> str:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0][:200] if text else "no message"
-
-
-def _looks_like_dicom(file: Path) -> bool:
-    with open(file, "rb") as fh:
-        head = fh.read(132)
-    return len(head) == 132 and head[128:132] == b"DICM"
 
 
 def _read_pil(file: Path) -> tuple[np.ndarray, dict[str, Any]]:

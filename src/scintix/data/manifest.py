@@ -19,7 +19,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from .dicom import nm_views
+from .dicom import nm_views, scan_dicom_folder
 from .io import IMAGE_SUFFIXES, split_fragment
 
 __all__ = [
@@ -32,6 +32,7 @@ __all__ = [
     "load_data",
     "load_inputs",
     "encode_labels",
+    "manifest_from_dicom",
 ]
 
 log = logging.getLogger(__name__)
@@ -279,3 +280,23 @@ def _rel_npz(path: str, base: Path) -> str:
 def _header(csv_path: Path) -> list[str]:
     with open(csv_path, newline="", encoding="utf-8-sig") as fh:
         return next(csv.reader(fh), [])
+
+
+def manifest_from_dicom(folder: str | Path) -> tuple[list, list[str]]:
+    """Unlabelled manifest records for a DICOM folder, plus one-line errors.
+
+    NM files give one record per view (``path = file.dcm#ant``, ``view = ant``),
+    so a two-view whole-body scan feeds ``data.views=[ant, post]`` directly;
+    other modalities give one record per file. ``patient_id`` comes from the
+    header (PatientID, else the study UID).
+    """
+    files, errors = scan_dicom_folder(folder)
+    records = []
+    for f in files:
+        pid = f.patient_id or f.study_uid or f.path
+        extra = {"modality": f.modality, "study_uid": f.study_uid, "series_uid": f.series_uid}
+        if f.views:
+            records += [Record(path=f"{f.path}#{v}", patient_id=pid, view=v, extra=extra) for v in f.views]
+        else:
+            records.append(Record(path=f.path, patient_id=pid, extra=extra))
+    return records, errors
