@@ -150,3 +150,34 @@ def test_frozen_backbone_stays_fixed_then_unfreezes(tiny_manifest, tmp_path):
     run = train_run(_cfg(tiny_manifest, "train.epochs=2", "model.freeze_backbone=true", "model.unfreeze_epoch=1"), tmp_path / "unfrozen")
     trained = load_checkpoint(run / "checkpoints" / "last.pt")["model"]
     assert not torch.equal(init["features.0.0.weight"], trained["features.0.0.weight"])
+
+
+def test_cross_feature_image_arrives_from_the_manifest(tiny_manifest, tmp_path):
+    """P3's model declares a 'cross' input; a cross_path column feeds it through the normal data path, no special case."""
+    import csv as _csv
+
+    from scintix.data.prepare import prepare_data
+    from scintix.training.data import build_datasets
+    from scintix.training.loop import forward
+
+    rows = list(_csv.DictReader(open(tiny_manifest)))
+    for r in rows:  # each image's cross-feature image: the other view of the same patient
+        r["cross_path"] = r["path"].replace("_ant", "_TMP").replace("_post", "_ant").replace("_TMP", "_post")
+    with open(tiny_manifest, "w", newline="") as fh:
+        w = _csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    cfg = _cfg(tiny_manifest, "model.name=resnet_crossfeature", "train.epochs=1")
+    data = prepare_data(cfg, tmp_path / "prep")
+    item = build_datasets(cfg, data)["train"][0]
+    assert item["cross"].shape == item["image"].shape and not torch.equal(item["cross"], item["image"])
+    run = train_run(cfg, tmp_path / "run")
+    assert (run / "eval" / "test" / "metrics.json").exists()
+    from scintix.runfolder import load_run
+
+    model = load_run(run).model
+    batch = {k: v[None] if torch.is_tensor(v) else v for k, v in item.items()}
+    with torch.no_grad():
+        with_cross = forward(model, batch, torch.device("cpu"))
+        without = forward(model, {k: v for k, v in batch.items() if k != "cross"}, torch.device("cpu"))  # falls back to the image itself
+    assert not torch.allclose(with_cross, without)

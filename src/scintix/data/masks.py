@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._optional import require
 from .io import ImageReadError, read_image
 
 __all__ = ["read_mask", "MASK_MODES"]
@@ -25,21 +26,14 @@ MASK_MODES = ("binary", "values")
 
 
 def _read_dicom_seg(path: Path) -> np.ndarray:
-    from .._optional import require
-
+    """A DICOM SEG over one 2-D source image as a label map (pixel value = segment number)."""
     hd = require("highdicom")
-
     seg = hd.seg.segread(str(path))
-    numbers = list(seg.segment_numbers)
-    # one label map: each segment's pixels take its segment number (later segments win where they overlap)
-    arr = seg.pixel_array  # (frames, H, W) for a 2-D source: one frame per segment
-    arr = np.asarray(arr)
-    if arr.ndim == 2:
-        return (arr > 0).astype(np.uint8) * numbers[0]
-    out = np.zeros(arr.shape[-2:], np.uint8)
-    for i, number in enumerate(numbers[: arr.shape[0]]):
-        out[arr[i] > 0] = number
-    return out
+    sources = seg.get_source_image_uids()
+    if len(sources) != 1:
+        raise ImageReadError(path, f"DICOM SEG references {len(sources)} source images; one 2-D mask per file is expected")
+    labels = seg.get_pixels_by_source_instance(source_sop_instance_uids=[sources[0][2]], combine_segments=True)
+    return np.asarray(labels)[0].astype(np.uint8)
 
 
 def read_mask(path: str | Path, mode: str = "binary", n_classes: int = 2) -> np.ndarray:
@@ -54,7 +48,12 @@ def read_mask(path: str | Path, mode: str = "binary", n_classes: int = 2) -> np.
     except Exception:
         is_seg = False
     if is_seg:
-        label = _read_dicom_seg(p)
+        try:
+            label = _read_dicom_seg(p)
+        except ImageReadError:
+            raise
+        except Exception as exc:  # highdicom/pydicom errors come in many types; name the file
+            raise ImageReadError(path, f"cannot read DICOM SEG ({type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''})") from exc
     else:
         arr, _ = read_image(path, channels=1)
         label = np.rint(arr[0]).astype(np.int64)

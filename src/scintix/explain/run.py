@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import torch
 
-from ..evaluation.report import class_columns, decide
 from ..inference.predict import LoadedRun, load_run, prepare_units
-from ..training.loop import probabilities
 from .cam import CAM_METHODS
 
 __all__ = ["explain_arrays", "explain_paths", "channel_names"]
@@ -51,7 +48,7 @@ def explain_arrays(run: LoadedRun, arrays: Sequence[np.ndarray], method: str, ta
         x = torch.from_numpy(np.stack(arrays[s : s + batch_size])).to(run.device)
         m, tt = cam(x, targets=t if targets is None else targets[s : s + batch_size])
         with torch.no_grad():
-            probs.append(probabilities(run.model(x.float()) / run.temperature, run.cfg.data.task).cpu().numpy())
+            probs.append(run.task.activation(run.model(x.float()) / run.temperature).cpu().numpy())
         maps.append(m)
         used.append(tt)
     if not maps:
@@ -60,31 +57,38 @@ def explain_arrays(run: LoadedRun, arrays: Sequence[np.ndarray], method: str, ta
 
 
 def explain_paths(run_dir: str | Path, source, out_dir: str | Path, methods: Sequence[str] = ("gradcam",), target: str | None = None, batch_size: int = 8) -> list[dict]:
-    """Write one overlay PNG per input and method; rows say what was written or why not."""
+    """Write one overlay PNG per input and method; rows say what was written or why not.
+
+    Segmentation runs also write, per input, the predicted mask (``masks/``) and
+    its overlay (``overlays/``); their heat maps explain the lesion class (or
+    ``target``) over the pixels predicted as that class.
+    """
+    from ..evaluation.seg_outputs import safe_stem
+    from ..inference.predict import segmentation_row
     from .overlay import save_overlay
 
     run = load_run(run_dir)
-    task, classes = run.cfg.data.task, run.classes
+    task, classes = run.task, run.classes
     keys, arrays, rows = prepare_units(run.cfg, source)
     out = Path(out_dir)
     names = channel_names(run.cfg)
     cmap = "gray" if run.cfg.data.windows else "gray_r"
-    synthetic = _is_synthetic(run)
-    cols = class_columns(task, classes)
+    tag = "  -- SYNTHETIC data" if run.synthetic else ""
+    seg = {}
     for method in methods:
         maps, targets, probs = explain_arrays(run, arrays, method, target, batch_size)
         for key, arr, m, t, p in zip(keys, arrays, maps, targets, probs):
-            pred = decide(p, run.thresholds, task, classes, cols)
-            stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(key.split("#")[0].split("|")[0]).stem + ("_" + key.rsplit("#", 1)[1] if "#" in key else ""))[:80]
-            png = out / f"{stem}_{method.replace('+', 'p')}.png"
-            title = f"{method}: predicted {pred} (p[{classes[t]}] = {p[t]:.2f}); map explains '{classes[t]}'" + ("  -- SYNTHETIC data" if synthetic else "")
+            png = out / f"{safe_stem(key)}_{method.replace('+', 'p')}.png"
+            if task.dense:
+                if key not in seg:  # the mask and its overlay, once per input
+                    seg[key] = segmentation_row(run, key, arr, p, out)
+                info = seg[key]
+                title = f"{method}: {info['lesion_pixels']} px predicted {classes[1] if len(classes) > 1 else ''}; map explains '{classes[t]}'{tag}"
+                row = {"path": key, "method": method, "target": classes[t], **info}
+            else:
+                pred = task.decide(p, run.thresholds, classes)
+                title = f"{method}: predicted {pred} (p[{classes[t]}] = {p[t]:.2f}); map explains '{classes[t]}'{tag}"
+                row = {"path": key, "method": method, "target": classes[t], "prob": float(p[t]), "predicted": pred}
             save_overlay(png, arr, m, title, names, cmap)
-            rows.append({"path": key, "method": method, "target": classes[t], "prob": float(p[t]), "predicted": pred, "png": str(png), "error": ""})
+            rows.append({**row, "png": str(png), "error": ""})
     return rows
-
-
-def _is_synthetic(run: LoadedRun) -> bool:
-    import json
-
-    meta = run.run_dir / "meta.json"
-    return bool(meta.is_file() and json.loads(meta.read_text()).get("synthetic"))

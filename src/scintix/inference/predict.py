@@ -22,7 +22,7 @@ from ..data.manifest import Record, load_inputs
 from ..runfolder import LoadedRun, load_run
 from ..training.perf import autocast
 
-__all__ = ["predict_paths", "write_prediction_rows", "load_run", "prepare_units", "LoadedRun"]
+__all__ = ["predict_paths", "segmentation_row", "write_prediction_rows", "load_run", "prepare_units", "LoadedRun"]
 
 
 def prepare_units(cfg, source: str | Path | Sequence[Record]) -> tuple[list[str], list[np.ndarray], list[dict]]:
@@ -78,7 +78,7 @@ def predict_paths(run_dir: str | Path, source: str | Path, batch_size: int = 32,
             if not np.isfinite(pi).all():
                 rows.append({"path": key, "error": f"{key}: the model gave non-finite probabilities; no label"})
             elif task.dense:
-                rows.append({"path": key, **_segmentation_row(run, key, arr, pi, out_dir), "error": ""})
+                rows.append({"path": key, **segmentation_row(run, key, arr, pi, out_dir), "error": ""})
             else:
                 rows.append({"path": key, **{f"prob_{c}": float(v) for c, v in zip(classes, pi)}, "predicted": task.decide(pi, run.thresholds, classes), "error": ""})
     order = {k: i for i, k in enumerate(keys)}
@@ -86,7 +86,8 @@ def predict_paths(run_dir: str | Path, source: str | Path, batch_size: int = 32,
     return rows
 
 
-def _segmentation_row(run: LoadedRun, key: str, image: np.ndarray, probs: np.ndarray, out_dir) -> dict:
+def segmentation_row(run: LoadedRun, key: str, image: np.ndarray, probs: np.ndarray, out_dir) -> dict:
+    """Lesion pixel count, fraction and top probability for one input; with ``out_dir`` its mask and overlay PNGs."""
     from ..evaluation.seg_outputs import overlay_mask_figure, safe_stem, save_mask_png
 
     label = run.task.masks(probs[None], run.thresholds, run.classes)[0]
