@@ -29,6 +29,7 @@ def main() -> None:
     data = require(SHARED / "bs80k-chest-region")
     from scintix.config import load_config
     from scintix.evaluation.html import write_report
+    from scintix.explain.gallery import write_explanations
     from scintix.training.run import train_run
 
     run_dir = WORK / "p1-ant-calib"
@@ -43,7 +44,8 @@ def main() -> None:
         started = time.mktime(time.strptime(json.loads((run_dir / "meta.json").read_text())["started"], "%Y-%m-%dT%H:%M:%S"))
         train_s = (run_dir / "checkpoints" / "last.pt").stat().st_mtime - started
     t = time.perf_counter()
-    write_report(run_dir, gallery=6, faithfulness_n=32)
+    write_explanations(run_dir, gallery=6, faithfulness_n=32)
+    write_report(run_dir)
     report_s = time.perf_counter() - t
     calib = json.loads((run_dir / "eval" / "calibration.json").read_text())
     faith = json.loads((run_dir / "eval" / "faithfulness.json").read_text())

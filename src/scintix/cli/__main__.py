@@ -141,6 +141,7 @@ def cmd_run(a: argparse.Namespace) -> int:
     if a.report:
         from ..evaluation.html import write_report
 
+        _store_explanations(run_dir)
         print(f"report: {write_report(run_dir)}")
     print(f"run folder: {run_dir}")
     return 0
@@ -276,10 +277,21 @@ def cmd_explain(a: argparse.Namespace) -> int:
     return 0 if done or not rows else 2
 
 
+def _store_explanations(run_dir, gallery: int = 4, faithfulness_n: int = 16) -> None:
+    """Classification runs: compute the heat-map gallery and faithfulness scores the report shows (segmentation runs store theirs at evaluation)."""
+    from ..runfolder import load_run_config
+
+    if load_run_config(run_dir).data.task != "segmentation":
+        from ..explain.gallery import write_explanations
+
+        write_explanations(run_dir, gallery, faithfulness_n)
+
+
 def cmd_report(a: argparse.Namespace) -> int:
     from ..evaluation.html import write_report
 
-    path = write_report(a.run, gallery=a.gallery, faithfulness_n=a.faithfulness_n)
+    _store_explanations(a.run, a.gallery, a.faithfulness_n)
+    path = write_report(a.run)
     print(f"report -> {path}")
     return 0
 

@@ -4,8 +4,10 @@ Everything is embedded (figures as base64 PNG), so the file can be mailed or
 archived alone. Sections: data and split, metrics with CIs, threshold,
 ROC/PR/confusion, calibration, explanation faithfulness, a gallery of correct
 and wrong test cases with Grad-CAM, training curves, the resolved config and
-the model card. Computing the gallery and the faithfulness scores needs the
-model; they are written to ``eval/faithfulness.json`` too.
+the model card. It renders stored files and computes nothing: the gallery
+and the faithfulness scores come from :mod:`scintix.explain.gallery`
+(``eval/explain/``, ``eval/faithfulness.json``), which ``scintix report``
+runs first.
 """
 
 from __future__ import annotations
@@ -157,99 +159,36 @@ def _history_figure(run_dir: Path) -> bytes | None:
     return _fig_bytes(fig)
 
 
-def _round_robin(indices: list[int], rows: list[dict], n: int) -> list[int]:
-    """Up to ``n`` cases taking each true class in turn, so a rare class is shown too."""
-    by_class: dict[str, list[int]] = {}
-    for i in indices:
-        by_class.setdefault(rows[i]["target"], []).append(i)
-    queues = [list(v) for _, v in sorted(by_class.items())]
-    out: list[int] = []
-    while len(out) < n and any(queues):
-        for q in queues:
-            if q and len(out) < n:
-                out.append(q.pop(0))
+def _explain_section(run_dir: Path) -> str:
+    """Renders what :func:`scintix.explain.gallery.write_explanations` stored; computes nothing."""
+    gallery = run_dir / "eval" / "explain" / "gallery.json"
+    faith_file = run_dir / "eval" / "faithfulness.json"
+    if not gallery.is_file():
+        return "<p class='muted'>No stored explanations (`scintix report RUN` computes them before rendering).</p>"
+    g = json.loads(gallery.read_text())
+    parts = [
+        f"<figure>{_img(run_dir / 'eval' / 'explain' / it['png'], 'Grad-CAM')}<figcaption><span class='{'ok' if it['correct'] else 'bad'}'>{'correct' if it['correct'] else 'WRONG'}</span> · "
+        f"p[{html.escape(it['explained'])}] = {it['prob']:.2f} · {html.escape(it['name'])}</figcaption></figure>"
+        for it in g["cases"] if (run_dir / "eval" / "explain" / it["png"]).is_file()
+    ]
+    out = f"<p class='muted'>{g['split']} cases, Grad-CAM of the class shown; {g['correct']} correct and {g['wrong']} wrong in all.</p><div class='gallery'>{''.join(parts)}</div>"
+    if faith_file.is_file():
+        faith = json.loads(faith_file.read_text())
+        methods, best = faith["methods"], faith["most_faithful"]
+        table = "".join(
+            f"<tr><td>{m}{' (best)' if m == best else ''}</td><td>{v['deletion']:.3f}</td><td>{v['insertion']:.3f}</td><td>{v['insertion_minus_deletion'] + 0.0:+.3f}</td></tr>" for m, v in methods.items()
+        )
+        out += (
+            "<h2>Explanation faithfulness</h2>"
+            f"<p class='muted'>Deletion: the target probability as the most relevant pixels are blurred away (lower = more faithful). "
+            f"Insertion: as they are restored (higher = more faithful). {faith['images']} {faith['split']} images, {faith['steps']} steps. A method that does not beat "
+            f"<i>random</i> does not explain this model.</p><table><tr><th>method</th><th>deletion AUC</th><th>insertion AUC</th><th>insertion - deletion</th></tr>{table}</table>"
+        )
     return out
 
 
-def _explain_section(run_dir: Path, gallery: int, faithfulness_n: int) -> tuple[str, dict]:
-    """Gallery of correct/wrong test cases with Grad-CAM and the faithfulness table."""
-    import torch
-
-    from ..data.datasets import preprocess
-    from ..data.io import ImageReadError
-    from ..explain.faithfulness import deletion_insertion, random_maps
-    from ..explain.overlay import overlay_figure
-    from ..explain.run import channel_names, explain_arrays
-    from ..runfolder import load_run
-
-    split = "test" if (run_dir / "eval" / "test" / "predictions.csv").is_file() else "val"
-    pred_file = run_dir / "eval" / split / "predictions.csv"
-    if not pred_file.is_file():
-        return "<p>no predictions to explain</p>", {}
-    run = load_run(run_dir)
-    d = run.cfg.data
-    rows = list(csv.DictReader(open(pred_file)))
-    arrays, kept = [], []
-    for r in rows:
-        try:
-            arrays.append(preprocess(tuple(r["path"].split("|")), tuple(d.image_size), d.normalize, tuple(d.percentiles), windows=d.windows))
-            kept.append(r)
-        except ImageReadError:
-            continue
-    if not kept:
-        return "<p>the test images could not be read again</p>", {}
-    # gallery: correct and wrong cases, the true classes taking turns
-    correct = [i for i, r in enumerate(kept) if r["predicted"] == r["target"]]
-    wrong = [i for i, r in enumerate(kept) if r["predicted"] != r["target"]]
-    chosen = _round_robin(correct, kept, gallery) + _round_robin(wrong, kept, gallery)
-    parts = []
-    names = channel_names(run.cfg)
-    cmap = "gray" if d.windows else "gray_r"
-    if chosen:
-        maps, targets, probs = explain_arrays(run, [arrays[i] for i in chosen], "gradcam")
-        for k, i in enumerate(chosen):
-            r = kept[i]
-            ok = i in correct
-            fig = overlay_figure(arrays[i], maps[k], f"true {r['target']} / predicted {r['predicted']}", names, cmap)
-            cap = f"<span class='{'ok' if ok else 'bad'}'>{'correct' if ok else 'WRONG'}</span> · p[{run.classes[targets[k]]}] = {probs[k][targets[k]]:.2f} · {html.escape(Path(r['path'].split('|')[0]).name)}"
-            parts.append(f"<figure>{_img(_fig_bytes(fig), 'Grad-CAM')}<figcaption>{cap}</figcaption></figure>")
-    gallery_html = f"<p class='muted'>{split} cases, Grad-CAM of the class shown; {len(correct)} correct and {len(wrong)} wrong in all.</p><div class='gallery'>{''.join(parts)}</div>"
-    # faithfulness on the first N images, every method + random
-    idx = list(range(min(faithfulness_n, len(kept))))
-    x = torch.from_numpy(np.stack([arrays[i] for i in idx])).to(run.device)
-    faith: dict = {"split": split, "images": len(idx), "steps": 10, "metric": "AUC of the target probability (calibrated) vs fraction of pixels deleted / inserted (blurred baseline)"}
-    methods = {}
-    with torch.no_grad():
-        logits = run.model(x.float())
-    predicted = logits.argmax(1).cpu().numpy()
-    faith["target"] = "each image's predicted class (top class; multi-label: most probable label)"
-    for method in ("gradcam", "gradcam++", "scorecam", "occlusion", "random"):
-        # each image's predicted class is what its map must account for
-        if method == "random":
-            maps = random_maps((len(idx), *x.shape[-2:]))
-        else:
-            maps, _, _ = explain_arrays(run, [arrays[i] for i in idx], method, targets=predicted)
-        targets = predicted
-        scores = deletion_insertion(run.model, x, maps, targets, d.task)
-        methods[method] = {"deletion": float(scores["deletion"].mean()), "insertion": float(scores["insertion"].mean()), "insertion_minus_deletion": float((scores["insertion"] - scores["deletion"]).mean())}
-    faith["methods"] = methods
-    best = max((m for m in methods if m != "random"), key=lambda m: methods[m]["insertion_minus_deletion"])
-    if methods[best]["insertion_minus_deletion"] <= methods["random"]["insertion_minus_deletion"] + 1e-6:
-        best = "none (no method beats a random ranking)"
-    faith["most_faithful"] = best
-    table = "".join(
-        f"<tr><td>{m}{' (best)' if m == best else ''}</td><td>{v['deletion']:.3f}</td><td>{v['insertion']:.3f}</td><td>{v['insertion_minus_deletion'] + 0.0:+.3f}</td></tr>" for m, v in methods.items()
-    )
-    faith_html = (
-        f"<p class='muted'>Deletion: the target probability as the most relevant pixels are blurred away (lower = more faithful). "
-        f"Insertion: as they are restored (higher = more faithful). {len(idx)} {split} images, 10 steps. A method that does not beat "
-        f"<i>random</i> does not explain this model.</p><table><tr><th>method</th><th>deletion AUC</th><th>insertion AUC</th><th>insertion - deletion</th></tr>{table}</table>"
-    )
-    return gallery_html + "<h2>Explanation faithfulness</h2>" + faith_html, faith
-
-
-def write_report(run_dir: str | Path, gallery: int = 4, faithfulness_n: int = 16, explain: bool = True) -> Path:
-    """Write ``RUN/report.html`` (and ``RUN/model_card.md``); returns the HTML path."""
+def write_report(run_dir: str | Path) -> Path:
+    """Write ``RUN/report.html`` (and ``RUN/model_card.md``) from the run's stored results; returns the HTML path."""
     import yaml
 
     run_dir = Path(run_dir)
@@ -306,13 +245,9 @@ def write_report(run_dir: str | Path, gallery: int = 4, faithfulness_n: int = 16
         out.append(f"<h2>Calibration</h2><p>{html.escape(_calibration_text(calib))}. Expected calibration error (15 bins; top-label, per label for multi-label):</p><table><tr><th>split</th><th>ECE raw</th><th>ECE calibrated</th></tr>{rows}</table>")
 
     # explanations
-    faith = {}
-    if explain and not segmentation:
+    if not segmentation:
         out.append("<h2>Cases with heat maps</h2>")
-        section, faith = _explain_section(run_dir, gallery, faithfulness_n)
-        out.append(section)
-        if faith:
-            (eval_dir / "faithfulness.json").write_text(json.dumps(faith, indent=2))
+        out.append(_explain_section(run_dir))
 
     hist = _history_figure(run_dir)
     if hist:
