@@ -62,6 +62,8 @@ class DataConfig:
     windows: tuple[str, ...] | None = None  # CT: named HU windows stacked as channels, e.g. [brain, subdural, bone] (P5)
     label_column: str | None = None  # take labels from this manifest column instead of 'label' (e.g. metastasis)
     mask_mode: str = "binary"  # segmentation: binary (any non-zero pixel is lesion) | values (pixel value = class index)
+    patch_size: tuple[int, int] | None = None  # segmentation: train on random (H, W) crops of image_size, infer by sliding window; None = whole images
+    patch_fg_prob: float = 0.33  # share of training crops centred on a foreground pixel (small-lesion oversampling)
     split: SplitConfig = field(default_factory=SplitConfig)
 
     def __post_init__(self) -> None:
@@ -83,6 +85,7 @@ class ModelConfig:
     unfreeze_epoch: int | None = None  # ... until this epoch (0-based), then everything
     dropout: float | None = None  # None keeps the model's default
     small_input: bool = False  # stride-1 stem without early pooling (28 px MedMNIST-style inputs)
+    deep_supervision: bool | None = None  # dynunet: also train two coarser decoder heads (None keeps the model's default, off)
 
 
 @dataclass(frozen=True)

@@ -35,8 +35,11 @@ def in_channels(cfg: RunConfig) -> int:
 
 def build_model_for_run(cfg: RunConfig, n_classes: int) -> torch.nn.Module:
     m = cfg.model
-    return create_model(m.name, in_channels=in_channels(cfg), num_classes=n_classes, weights=m.weights, weights_reduce=m.weights_reduce,
-                        freeze=m.freeze_backbone, dropout=m.dropout, small_input=m.small_input or None)
+    model = create_model(m.name, in_channels=in_channels(cfg), num_classes=n_classes, weights=m.weights, weights_reduce=m.weights_reduce,
+                         freeze=m.freeze_backbone, dropout=m.dropout, small_input=m.small_input or None, deep_supervision=m.deep_supervision)
+    if cfg.data.patch_size and hasattr(model, "roi_size"):
+        model.roi_size = tuple(cfg.data.patch_size)  # trained on patches: whole scans are inferred by sliding window
+    return model
 
 
 @dataclass

@@ -96,7 +96,8 @@ def test_models_lists_every_model_with_params_and_flops(capsys):
     assert "1024x256" in out
     lines = {ln.split()[0]: ln.split() for ln in out.splitlines()[1:]}
     assert set(lines) == set(list_models())
-    assert float(lines["vgg16"][2]) > float(lines["resnet18"][2]) > 0
+    assert float(lines["vgg16"][3]) > float(lines["resnet18"][3]) > 0  # GFLOPs column
+    assert lines["unet"][1] == "segmentation" and lines["resnet18"][1] == "classification"
 
 
 def test_simulate_crop_train_evaluate_without_glue(tmp_path, capsys):
@@ -182,6 +183,10 @@ def test_segmentation_run_evaluate_predict_report(tmp_path, capsys):
     from PIL import Image
 
     assert Image.open(pred[0]["mask_png"]).size == (32, 128)  # the model's grid (W, H)
+    one = sorted((sim / "images").glob("*.png"))[0]
+    assert main(["explain", str(run), str(one), "--out", str(tmp_path / "maps")]) == 0
+    assert len(list((tmp_path / "maps" / "masks").glob("*.png"))) == 1 and len(list((tmp_path / "maps" / "overlays").glob("*.png"))) == 1
+    assert len(list((tmp_path / "maps").glob("*_gradcam.png"))) == 1
     assert main(["report", str(run)]) == 0
     page = (run / "report.html").read_text()
     assert "SYNTHETIC" in page and "false-positive scan rate" in page and "Green contour" in page

@@ -179,3 +179,15 @@ def test_crossfeature_model_zero_cross_equals_plain_path():
         if isinstance(mod, CrossFeatureBlock):
             torch.nn.init.zeros_(mod.cross.weight)
     assert torch.allclose(m(x), plain, atol=1e-5)
+
+
+def test_deep_supervision_trains_the_extra_heads_and_infers_the_main_output():
+    torch.manual_seed(0)
+    m = create_model("dynunet", in_channels=1, num_classes=2, deep_supervision=True)
+    x = torch.randn(2, 1, 48, 32)
+    out = m.train()(x)
+    assert out.shape == (2, 3, 2, 48, 32)  # main output + two coarser heads, upsampled
+    get_task("segmentation").criterion()(out, torch.randint(0, 2, (2, 1, 48, 32))).backward()
+    heads = [p for n, p in m.named_parameters() if "deep_supervision_heads" in n]
+    assert heads and all(p.grad is not None and p.grad.abs().sum() > 0 for p in heads)
+    assert m.eval()(x).shape == (2, 2, 48, 32)

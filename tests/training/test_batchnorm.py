@@ -94,3 +94,23 @@ def test_a_short_run_gives_an_eval_mode_model_close_to_its_train_mode(scan_like,
     assert health["checks"]["train_eval_gap"] < 0.1 and health["selection"]["precise_bn_batches"] >= 1
     stale_health = json.loads((stale / "eval" / "health.json").read_text())
     assert "train_eval_gap" in {f["check"] for f in stale_health["flags"]}
+
+
+def test_selection_by_loss_or_by_metric_among_well_fitted_epochs(scan_like, tmp_path):
+    import csv
+
+    def history(run):
+        return [{k: float(v) for k, v in r.items()} for r in csv.DictReader(open(run / "history.csv"))]
+
+    run = train_run(load_config("quickstart", [f"data.source={scan_like}", *FAST, "train.epochs=4", "train.select_metric=loss"]), tmp_path / "loss")
+    h = history(run)
+    sel = json.loads((run / "eval" / "health.json").read_text())["selection"]
+    assert sel["criterion"] == "loss" and sel["epoch"] == min(h, key=lambda r: r["val_loss"])["epoch"]
+    assert "selected epoch" in (run / "eval" / "metrics_table.txt").read_text() and "by validation loss" in (run / "model_card.md").read_text()
+    run = train_run(load_config("quickstart", [f"data.source={scan_like}", *FAST, "train.epochs=4", "train.select_max_loss_ratio=1.2"]), tmp_path / "ratio")
+    h = history(run)
+    sel = json.loads((run / "eval" / "health.json").read_text())["selection"]
+    lowest_so_far = min(r["val_loss"] for r in h[: sel["epoch"]])
+    assert sel["val_loss"] <= 1.2 * lowest_so_far and sel["max_loss_ratio"] == 1.2
+    with pytest.raises(ValueError, match="select_metric"):
+        train_run(load_config("quickstart", [f"data.source={scan_like}", *FAST, "train.select_metric=dice"]), tmp_path / "bad")

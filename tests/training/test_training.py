@@ -181,3 +181,19 @@ def test_cross_feature_image_arrives_from_the_manifest(tiny_manifest, tmp_path):
         with_cross = forward(model, batch, torch.device("cpu"))
         without = forward(model, {k: v for k, v in batch.items() if k != "cross"}, torch.device("cpu"))  # falls back to the image itself
     assert not torch.allclose(with_cross, without)
+
+
+def test_segmentation_trained_on_patches_is_evaluated_on_whole_scans(tmp_path):
+    from scintix.cli.__main__ import main
+
+    sim = tmp_path / "sim"
+    assert main(["simulate", str(sim), "--n", "8", "--seed", "5", "--prevalence", "metastasis=0.8", "arthritis=0"]) == 0
+    cfg = load_config("p4-unet", [f"data.source={sim}", "data.image_size=[128,32]", "data.patch_size=[64,32]", "train.epochs=1", "train.batch_size=4",
+                                  "train.progress=false", "train.tensorboard=false", "eval.n_bootstrap=20"])
+    run = train_run(cfg, tmp_path / "run")
+    m = json.loads((run / "eval" / "test" / "metrics.json").read_text())
+    assert m["per_class"]["lesion"]["images_with_lesion"] + m["per_class"]["lesion"]["lesion_free_images"] == m["n"]
+    from PIL import Image
+
+    first = next((run / "eval" / "test" / "masks").glob("*.png"))
+    assert Image.open(first).size == (32, 128)  # whole scans, by sliding window

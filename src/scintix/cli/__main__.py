@@ -306,10 +306,10 @@ def cmd_recipes(a: argparse.Namespace) -> int:
 def cmd_models(a: argparse.Namespace) -> int:
     from ..models import list_models, model_info
 
-    print(f"{'model':<22}{'parameters':>14}{'GFLOPs':>10}   at {a.size[0]}x{a.size[1]}, {a.in_channels} channel(s), {a.num_classes} classes")
+    print(f"{'model':<22}{'kind':<15}{'parameters':>14}{'GFLOPs':>10}   at {a.size[0]}x{a.size[1]}, {a.in_channels} channel(s), {a.num_classes} classes")
     for name in list_models():
         info = model_info(name, tuple(a.size), a.in_channels, a.num_classes, a.small_input)
-        print(f"{name:<22}{info['params']:>14,}{info['gflops']:>10.2f}")
+        print(f"{name:<22}{info['kind']:<15}{info['params']:>14,}{info['gflops']:>10.2f}")
     return 0
 
 

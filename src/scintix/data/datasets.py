@@ -156,10 +156,14 @@ class CachedDataset(Dataset):
         mask_mode: str | None = None,
         n_classes: int = 2,
         use_cross: bool = False,
+        patch_size: tuple[int, int] | None = None,
+        patch_fg_prob: float = 0.33,
     ) -> None:
         from .masks import read_mask
 
         self.augment = augment
+        self.patch_size = tuple(patch_size) if patch_size else None  # training crops (segmentation); None = whole images
+        self.patch_fg_prob = patch_fg_prob
         self.seed = seed
         self.epoch = 0
         self.errors: list[str] = []
@@ -207,8 +211,13 @@ class CachedDataset(Dataset):
         x = self.images[i]
         mask = self.masks[i] if self.masks is not None else None
         cross = self.cross[i] if self.cross is not None else None
+        seed = (self.seed * 1_000_003 + self.epoch * 100_003 + i) % (2**63)
         if self.augment is not None:
-            x, mask, cross = self.augment.apply(x, (self.seed * 1_000_003 + self.epoch * 100_003 + i) % (2**63), mask=mask, cross=cross)
+            x, mask, cross = self.augment.apply(x, seed, mask=mask, cross=cross)
+        if self.patch_size is not None:
+            from ..transforms.patches import sample_patch
+
+            x, mask, cross, _ = sample_patch(x, mask, self.patch_size, np.random.default_rng(seed + 3), self.patch_fg_prob, cross)
         item = {"image": torch.from_numpy(np.ascontiguousarray(x)), "target": torch.as_tensor(self.samples[i].target), "index": i, "text": self.samples[i].text or ""}
         if mask is not None:
             item["mask"] = torch.from_numpy(np.ascontiguousarray(mask)).long()

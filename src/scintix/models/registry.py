@@ -19,7 +19,7 @@ import torch
 from .classifier import ImageClassifier
 from .densenet import densenet121, densenet169
 from .resnet import resnet18, resnet34, resnet50, resnet101, resnet_crossfeature
-from .segmentation import Segmenter, segresnet, unet
+from .segmentation import Segmenter, dynunet, segresnet, unet
 from .simple import dspic, small_cnn
 from .vgg import alexnet, vgg11, vgg11_bn, vgg16, vgg16_bn, vgg19, vgg19_bn
 from .weights import freeze_backbone, load_pretrained
@@ -47,6 +47,7 @@ MODELS: dict[str, Callable[..., ImageClassifier | Segmenter]] = {
     "small_cnn": small_cnn,
     "unet": unet,
     "segresnet": segresnet,
+    "dynunet": dynunet,
 }
 
 

@@ -1,13 +1,16 @@
 """Segmentation networks behind one interface: ``forward(x) -> (B, K, H, W)`` logits at the input's size.
 
-``unet`` is MONAI's ``BasicUNet`` (features 32-32-64-128-256, instance
+``dynunet`` is MONAI's ``DynUNet`` (nnU-Net's network, optional deep
+supervision); ``unet`` is MONAI's ``BasicUNet`` (features 32-32-64-128-256, instance
 norm, a five-level U-Net as in P4's image path); ``segresnet`` is MONAI's
 ``SegResNet`` (residual encoder blocks 1-2-2-4, a lighter decoder; the
 stronger option of the two on the BRATS benchmark it was made for).
 Both need H and W divisible by 16 (resp. 8): :class:`Segmenter` pads the
 input with zeros to that multiple and crops the output back, so any size
-works, 1024x256 whole-body scans included. Logits are raw: the task applies
-the softmax. ``cam_layer`` names the last decoder block, so CAM methods work
+works, 1024x256 whole-body scans included. A model trained on patches
+(``data.patch_size``) gets ``roi_size`` and infers larger inputs in eval mode
+by Gaussian-weighted sliding windows (MONAI ``sliding_window_inference``,
+25 % overlap). Logits are raw: the task applies the softmax. ``cam_layer`` names the last decoder block, so CAM methods work
 on segmenters too (with the segmentation task's target).
 """
 
@@ -17,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["Segmenter", "unet", "segresnet"]
+__all__ = ["Segmenter", "unet", "segresnet", "dynunet"]
 
 
 class Segmenter(nn.Module):
@@ -39,8 +42,19 @@ class Segmenter(nn.Module):
         self.num_classes = num_classes
         self.multiple = multiple
         self.cam_layer = cam_layer
+        self.roi_size: tuple[int, int] | None = None  # set when trained on patches: eval-mode inputs larger than it go by sliding window
+        self.sw_overlap = 0.25
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training and self.roi_size is not None and (x.shape[-2] > self.roi_size[0] or x.shape[-1] > self.roi_size[1]):
+            from monai.inferers import sliding_window_inference
+
+            # Gaussian-weighted overlapping windows (nnU-Net's choice): patch borders, seen with less context, weigh less
+            return sliding_window_inference(x, self.roi_size, sw_batch_size=4, predictor=self._forward_padded, overlap=self.sw_overlap, mode="gaussian")
+        return self._forward_padded(x)
+
+    def _forward_padded(self, x: torch.Tensor) -> torch.Tensor:
+        # (B, K, H, W); a deep-supervised net in training mode gives (B, 1 + heads, K, H, W), main output first
         h, w = x.shape[-2:]
         ph, pw = (-h) % self.multiple, (-w) % self.multiple
         if ph or pw:
@@ -64,4 +78,20 @@ def segresnet(in_channels: int = 1, num_classes: int = 2, dropout: float = 0.0, 
     return Segmenter(net, num_classes, 8, "net.up_layers.2")
 
 
-unet.kind = segresnet.kind = "segmentation"  # type: ignore[attr-defined]
+def dynunet(in_channels: int = 1, num_classes: int = 2, dropout: float = 0.0, small_input: bool = False, deep_supervision: bool = False) -> Segmenter:
+    """MONAI ``DynUNet`` (nnU-Net's network: 5 levels, filters 32-64-128-256-320, instance norm).
+
+    With ``deep_supervision`` two extra heads at coarser decoder levels are
+    trained too (training-mode output ``(B, 3, K, H, W)``, main output first;
+    the segmentation loss weighs them 1, 1/2, 1/4); eval mode returns the main
+    output only.
+    """
+    from monai.networks.nets import DynUNet
+
+    strides = [1, 2, 2, 2, 2]
+    net = DynUNet(2, in_channels, num_classes, kernel_size=[3] * 5, strides=strides, upsample_kernel_size=strides[1:], filters=(32, 64, 128, 256, 320),
+                  dropout=dropout or None, deep_supervision=deep_supervision, deep_supr_num=2 if deep_supervision else 1)
+    return Segmenter(net, num_classes, 16, "net.upsamples.3")
+
+
+unet.kind = segresnet.kind = dynunet.kind = "segmentation"  # type: ignore[attr-defined]

@@ -36,7 +36,7 @@ class SegmentationTask(Task):
     def criterion(self, class_weights=None, label_smoothing: float = 0.0) -> nn.Module:
         from monai.losses import DiceCELoss
 
-        return DiceCELoss(to_onehot_y=True, softmax=True, include_background=False, batch=True, label_smoothing=label_smoothing)
+        return _MaybeDeepSupervised(DiceCELoss(to_onehot_y=True, softmax=True, include_background=False, batch=True, label_smoothing=label_smoothing))
 
     def activation(self, logits: torch.Tensor) -> torch.Tensor:
         return torch.softmax(logits, dim=1)
@@ -153,3 +153,17 @@ class SegmentationTask(Task):
     def nll(self, logits, targets):
         raise NotImplementedError("temperature scaling is not offered for segmentation")
 
+
+class _MaybeDeepSupervised(nn.Module):
+    """The loss on ``(B, K, H, W)`` logits, or MONAI's ``DeepSupervisionLoss`` (weights 1, 1/2, 1/4, ...) on
+    a deep-supervised net's ``(B, 1 + heads, K, H, W)`` training output."""
+
+    def __init__(self, loss: nn.Module) -> None:
+        super().__init__()
+        from monai.losses import DeepSupervisionLoss
+
+        self.loss = loss
+        self.deep = DeepSupervisionLoss(loss, weight_mode="exp")
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return self.deep(list(logits.unbind(1)), target) if logits.ndim == 5 else self.loss(logits, target)

@@ -35,7 +35,8 @@ def build_datasets(cfg: RunConfig, data: PreparedData) -> dict[str, CachedDatase
     return {
         split: CachedDataset(samples, tuple(d.image_size), d.normalize, tuple(d.percentiles), aug if split == "train" else None, cfg.train.seed,
                              progress=cfg.train.progress, windows=d.windows, mask_mode=d.mask_mode if task.dense else None,
-                             n_classes=len(data.classes), use_cross=use_cross)
+                             n_classes=len(data.classes), use_cross=use_cross,
+                             patch_size=d.patch_size if (task.dense and split == "train") else None, patch_fg_prob=d.patch_fg_prob)
         for split, samples in data.samples.items()
     }
 
