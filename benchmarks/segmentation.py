@@ -17,7 +17,7 @@ import argparse
 import shutil
 import time
 
-from _common import SHARED, WORK, reexec_with_allocator_tuning, require, summarize_run, write_result
+from _common import RESULTS, SHARED, WORK, reexec_with_allocator_tuning, require, summarize_run, write_result
 
 
 def _run(recipe: str, data, name: str, extra: list[str]) -> dict:
@@ -43,8 +43,12 @@ def main() -> None:
     ap.add_argument("--size", type=int, nargs=2, default=None)
     a = ap.parse_args()
     extra = ([f"train.epochs={a.epochs}"] if a.epochs else []) + ([f"data.image_size=[{a.size[0]},{a.size[1]}]"] if a.size else [])
-    results = {}
+    import json
+
     import torch
+
+    previous = RESULTS / "segmentation.json"
+    results = json.loads(previous.read_text())["runs"] if previous.is_file() else {}  # runs not repeated now are kept
 
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
     for name in a.only or ["qata", "p4"]:

@@ -62,6 +62,7 @@ class DataConfig:
     windows: tuple[str, ...] | None = None  # CT: named HU windows stacked as channels, e.g. [brain, subdural, bone] (P5)
     label_column: str | None = None  # take labels from this manifest column instead of 'label' (e.g. metastasis)
     mask_mode: str = "binary"  # segmentation: binary (any non-zero pixel is lesion) | values (pixel value = class index)
+    mask_column: str = "mask"  # the manifest column naming each scan's mask (the simulator also writes mask_class: per-class masks)
     patch_size: tuple[int, int] | None = None  # segmentation: train on random (H, W) crops of image_size, infer by sliding window; None = whole images
     patch_fg_prob: float = 0.33  # share of training crops centred on a foreground pixel (small-lesion oversampling)
     split: SplitConfig = field(default_factory=SplitConfig)

@@ -53,3 +53,25 @@ def test_dicom_seg_mask(tmp_path):
     (tmp_path / "bad.dcm").write_bytes(b"not dicom")
     with pytest.raises(ImageReadError, match="bad.dcm"):
         read_mask(tmp_path / "bad.dcm")
+
+
+def test_simulator_class_masks_feed_a_per_class_segmentation(tmp_path):
+    import csv
+
+    from scintix.cli.__main__ import main
+    from scintix.config import load_config
+    from scintix.data.prepare import prepare_data
+
+    sim = tmp_path / "sim"
+    assert main(["simulate", str(sim), "--n", "6", "--seed", "2", "--prevalence", "metastasis=0.8", "arthritis=0.8"]) == 0
+    rows = list(csv.DictReader(open(sim / "manifest.csv")))
+    seen = set()
+    for r in rows:
+        ids = read_mask(sim / r["mask"], "values", n_classes=256)
+        cls = read_mask(sim / r["mask_class"], "values", n_classes=3)  # 0 background, 1 metastasis, 2 arthritis
+        assert np.array_equal(cls > 0, ids > 0)  # the same pixels, coded by class instead of finding id
+        seen |= set(np.unique(cls).tolist())
+    assert seen == {0, 1, 2}
+    cfg = load_config("p4-unet", [f"data.source={sim}", "data.mask_column=mask_class", "data.mask_mode=values", "data.classes=[background,metastasis,arthritis]"])
+    data = prepare_data(cfg, tmp_path / "run")
+    assert data.classes == ["background", "metastasis", "arthritis"] and all(s.mask and "masks_class" in s.mask for ss in data.samples.values() for s in ss)

@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 
 KNOWN_COLUMNS = ("path", "label", "patient_id", "view", "report", "mask", "split")
 SPLITS = ("train", "val", "test")
-PATH_COLUMNS = ("cross_path",)  # extra columns holding file paths, resolved like ``path``
+PATH_COLUMNS = ("cross_path", "mask_class")  # extra columns holding file paths, resolved like ``path``
 
 
 class ManifestError(ValueError):
@@ -133,7 +133,7 @@ def write_manifest(records: Iterable[Record], csv_path: str | Path, relative_to:
         writer.writerow(list(KNOWN_COLUMNS) + extra_cols)
         for r in records:
             path, mask = _relative(r.path, base), _relative(r.mask, base) if r.mask else ""
-            writer.writerow([path, r.label or "", r.patient_id, r.view or "", r.report or "", mask, r.split or ""] + [r.extra.get(k, "") for k in extra_cols])
+            writer.writerow([path, r.label or "", r.patient_id, r.view or "", r.report or "", mask, r.split or ""] + [_relative(r.extra[k], base) if k in PATH_COLUMNS and r.extra.get(k) else r.extra.get(k, "") for k in extra_cols])
     return csv_path
 
 

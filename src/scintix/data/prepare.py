@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from collections import Counter
@@ -64,6 +65,8 @@ def prepare_data(cfg, run_dir: str | Path) -> PreparedData:
     synthetic = synthetic or any(r.extra.get("synthetic") == "1" for r in records)
     mask_errors: list[str] = []
     if task.dense:
+        if d.mask_column != "mask":  # e.g. the simulator's class-coded masks
+            records = [dataclasses.replace(r, mask=(r.extra.get(d.mask_column) or "").strip() or None) for r in records]
         records, y, classes, mask_errors = _mask_labels(records, d, source)
     else:
         y, classes = encode_labels(records, d.classes, task)
@@ -137,7 +140,7 @@ def _mask_labels(records: list[Record], d, source) -> tuple[list[Record], np.nda
         raise ValueError(f"data.mask_mode=binary gives 2 classes (background, lesion), data.classes has {classes}")
     no_mask = [r.path for r in records if not r.mask]
     if len(no_mask) == len(records):
-        raise ValueError(f"{source}: data.task=segmentation needs a 'mask' column; no row has a mask")
+        raise ValueError(f"{source}: data.task=segmentation needs masks; no row has one in column {d.mask_column!r} (data.mask_column)")
     kept, y, errors = [], [], [f"{p}: no mask (the manifest's mask column is empty)" for p in no_mask]
     for r in records:
         if not r.mask:
@@ -151,8 +154,6 @@ def _mask_labels(records: list[Record], d, source) -> tuple[list[Record], np.nda
 
 
 def _relabel(records: list[Record], column: str, source) -> list[Record]:
-    import dataclasses
-
     missing = [r.path for r in records if not (r.extra.get(column) or "").strip()]
     if missing:
         raise ValueError(f"{source}: data.label_column={column!r} is empty or absent for {len(missing)} row(s), e.g. {missing[:2]}")

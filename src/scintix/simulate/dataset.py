@@ -68,11 +68,11 @@ def _save_png8(path: Path, arr: np.ndarray) -> None:
     Image.fromarray(np.clip(np.rint(arr), 0, 255).astype(np.uint8)).save(path, pnginfo=info)
 
 
-def _save_mask(path: Path, mask: np.ndarray) -> None:
+def _save_mask(path: Path, mask: np.ndarray, meaning: str = "pixel value = finding id in the case JSON.") -> None:
     from PIL import Image, PngImagePlugin
 
     info = PngImagePlugin.PngInfo()
-    info.add_text("Comment", SYNTHETIC_EN + " Lesion mask: pixel value = finding id in the case JSON.")
+    info.add_text("Comment", SYNTHETIC_EN + " Lesion mask: " + meaning)
     Image.fromarray(mask.astype(np.uint8)).save(path, pnginfo=info)
 
 
@@ -88,7 +88,7 @@ def simulate_dataset(out_dir: str | Path, cfg: SimulateConfig = SimulateConfig()
     if bad:
         raise ValueError(f"unknown labels {bad} for mode {cfg.mode}; known: {list(known)}")
     out = Path(out_dir)
-    for sub in ("images", "masks", "cases"):
+    for sub in ("images", "masks", "masks_class", "cases"):
         (out / sub).mkdir(parents=True, exist_ok=True)
     counts = cfg.counts or (1.5e6 if cfg.mode == "bone" else 2e5)
     label_names = list(known)
@@ -122,9 +122,11 @@ def simulate_dataset(out_dir: str | Path, cfg: SimulateConfig = SimulateConfig()
 
             write_nm(out / "images" / f"{pid}.dcm", scan.views, (scan.params["pixel_mm"],) * 2, pid, f"SYNTHETIC {cfg.mode} scan", SYNTHETIC_EN)
         extra_base = {"synthetic": "1", **{k: str(int(k in scan.labels)) for k in label_names}, "n_findings": str(len(scan.findings)), "report_zh": scan.report_zh}
+        class_masks = scan.class_masks(label_names)
         for view, img in scan.views.items():
             mask_rel = Path("masks") / f"{pid}_{view}.png"
             _save_mask(out / mask_rel, scan.masks[view])
+            _save_mask(out / "masks_class" / f"{pid}_{view}.png", class_masks[view], f"pixel value = class index (0 background, {', '.join(f'{i + 1} {c}' for i, c in enumerate(label_names))}).")
             if cfg.format == "png" and cfg.mode == "headct":  # CT exported as 8-bit brain-window PNG, as PACS exports do
                 from ..data.dicom import apply_window
 
@@ -140,7 +142,7 @@ def simulate_dataset(out_dir: str | Path, cfg: SimulateConfig = SimulateConfig()
                 np.save(out / rel, img)
             else:
                 rel = f"images/{pid}.dcm#{view}"
-            extra = dict(extra_base)
+            extra = dict(extra_base, mask_class=str(out / "masks_class" / f"{pid}_{view}.png"))
             if cfg.mode == "bone":
                 extra["box_thorax"] = " ".join(str(v) for v in scan.boxes[view]["thorax"])
             records.append(Record(path=str(out / rel), label=";".join(scan.labels), patient_id=pid, view=view, report=scan.report_en, mask=str(out / mask_rel), extra=extra))
@@ -164,7 +166,7 @@ def _write_readme(out: Path, cfg: SimulateConfig, prevalence: dict, counts: floa
         "",
         "Cases by label set: " + ", ".join(f"{k}: {v}" for k, v in sorted(tally.items())),
         "",
-        "Files: `images/` counts (16-bit PNG / npy / NM DICOM), `masks/` lesion masks (pixel value = finding id),",
+        "Files: `images/` counts (16-bit PNG / npy / NM DICOM), `masks/` lesion masks (pixel value = finding id), `masks_class/` the same with pixel value = class index (manifest column `mask_class`),",
         "`cases/<id>.json` findings (site, kind, position), region boxes (y0, x0, y1, x1) per view and the English",
         "and Chinese reports, `manifest.csv` for `scintix run --data <this folder>`.",
         "",

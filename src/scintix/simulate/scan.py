@@ -36,6 +36,16 @@ class SimulatedScan:
     params: dict
     boxes: dict = field(default_factory=dict)  # view -> region -> (y0, x0, y1, x1), whole-body scans only
 
+    def class_masks(self, classes: list[str]) -> dict[str, np.ndarray]:
+        """Masks per view with pixel value = 1 + the finding kind's index in ``classes`` (0 = background).
+
+        A kind not in ``classes`` (head CT's haemorrhage kinds under the single ``finding`` label) counts as class 1.
+        """
+        lut = np.zeros(256, np.uint8)
+        for f in self.findings:
+            lut[f.id] = classes.index(f.kind) + 1 if f.kind in classes else 1
+        return {view: lut[np.asarray(m, np.uint8)] for view, m in self.masks.items()}
+
     def summary(self) -> dict:
         out = {"synthetic": True, "labels": self.labels, "findings": [asdict(f) for f in self.findings], "report_en": self.report_en, "report_zh": self.report_zh, "params": self.params}
         if self.boxes:
