@@ -104,7 +104,7 @@ class TrainConfig:
     early_stop_patience: int = 8  # epochs without a better validation score; 0 disables
     select_metric: str = "roc_auc"  # picks the best checkpoint: roc_auc | pr_auc | balanced_accuracy | f1 | accuracy (higher wins) | loss (val loss, lower wins)
     select_max_loss_ratio: float = 0.0  # > 1: only epochs whose val loss is within this factor of the lowest so far can be selected (metric among well-fitted epochs); 0 = off
-    precise_bn: bool = True  # before each validation, recompute BatchNorm statistics on un-augmented training images (models with BatchNorm only)
+    precise_bn: bool = True  # before each validation, recompute BatchNorm statistics on training batches drawn as in training, not augmented (models with BatchNorm only)
     precise_bn_images: int = 2048  # at most this many training images for it (a seeded subset when there are more)
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N

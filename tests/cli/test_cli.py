@@ -125,7 +125,7 @@ def test_simulate_crop_train_evaluate_without_glue(tmp_path, capsys):
 def test_dicom_manifest_command(tmp_path, capsys):
     import numpy as np
 
-    from scintix.data.dicom import write_nm
+    from scintix.data.dicom_write import write_nm
 
     write_nm(tmp_path / "dcm" / "a.dcm", {"ant": np.ones((8, 4)), "post": np.ones((8, 4))}, patient_id="PA")
     assert main(["manifest", str(tmp_path / "dcm"), "--out", str(tmp_path / "m.csv")]) == 0

@@ -49,6 +49,7 @@ def test_truncated_dicom(tmp_path):
 # ---------------------------------------------------------------- NM views, CT windows, folders
 
 from scintix.data import dicom as dcm  # noqa: E402
+from scintix.data.dicom_write import write_ct, write_nm  # noqa: E402
 from scintix.data.manifest import manifest_from_dicom, read_manifest, write_manifest  # noqa: E402
 
 
@@ -71,7 +72,7 @@ def test_real_ge_whole_body_scan_is_one_anterior_view():
 def test_multiframe_nm_views_from_view_codes(tmp_path):
     ant, post = np.full((8, 4), 3.0), np.full((8, 4), 7.0)
     ant[0, 0] = post[0, 3] = 50
-    dcm.write_nm(tmp_path / "wb.dcm", {"post": post, "ant": ant}, patient_id="P9")
+    write_nm(tmp_path / "wb.dcm", {"post": post, "ant": ant}, patient_id="P9")
     scan = dcm.read_nm(tmp_path / "wb.dcm")
     assert set(scan.views) == {"ant", "post"} and scan.how["post"] == "view code of detector 1"
     np.testing.assert_array_equal(scan.views["post"], post)
@@ -127,7 +128,7 @@ def test_ct_series_folder_sorted_by_position(tmp_path):
 
 def test_dicom_folder_manifest_feeds_two_view_samples(tmp_path):
     for pid in ("A", "B"):
-        dcm.write_nm(tmp_path / pid / "wb.dcm", {"ant": np.ones((6, 3)), "post": np.ones((6, 3)) * 2}, patient_id=pid)
+        write_nm(tmp_path / pid / "wb.dcm", {"ant": np.ones((6, 3)), "post": np.ones((6, 3)) * 2}, patient_id=pid)
     (tmp_path / "broken.dcm").write_bytes(b"nonsense")
     records, errors = manifest_from_dicom(tmp_path)
     assert len(errors) == 1 and "broken.dcm" in errors[0]
@@ -145,10 +146,10 @@ def dataclasses_replace(record, **kw):
 
 
 def test_folder_read_as_studies(tmp_path):
-    dcm.write_nm(tmp_path / "nm" / "wb.dcm", {"ant": np.full((8, 4), 2.0), "post": np.full((8, 4), 3.0)}, patient_id="P1")
+    write_nm(tmp_path / "nm" / "wb.dcm", {"ant": np.full((8, 4), 2.0), "post": np.full((8, 4), 3.0)}, patient_id="P1")
     series, study = pydicom.uid.generate_uid(), pydicom.uid.generate_uid()
     for i, z in enumerate([5.0, 0.0]):
-        dcm.write_ct(tmp_path / "ct" / f"s{i}.dcm", np.full((6, 6), 40.0 + z), patient_id="P2", z=z, instance=i + 1, series_uid=series, study_uid=study)
+        write_ct(tmp_path / "ct" / f"s{i}.dcm", np.full((6, 6), 40.0 + z), patient_id="P2", z=z, instance=i + 1, series_uid=series, study_uid=study)
     (tmp_path / "bad.dcm").write_bytes(b"xx")
     studies, errors = dcm.read_studies(tmp_path)
     assert len(errors) == 1 and "bad.dcm" in errors[0]

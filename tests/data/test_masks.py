@@ -34,7 +34,7 @@ def test_dicom_seg_mask(tmp_path):
     import pydicom
     from pydicom.sr.codedict import codes
 
-    from scintix.data.dicom import write_ct
+    from scintix.data.dicom_write import write_ct
 
     write_ct(tmp_path / "ct.dcm", np.zeros((32, 24)) + 40, patient_id="P1")
     src = pydicom.dcmread(tmp_path / "ct.dcm")

@@ -5,9 +5,10 @@
   (``ant``, ``post``), each frame's view found from the header.
 * :func:`apply_window` / :func:`window_stack` -- CT windows (brain, subdural, bone)
   as [0, 1] channels; :func:`read_ct_series` stacks a series folder as slices.
-* :func:`scan_dicom_folder` -- a folder of files as
-  studies and series, and as manifest rows (NM: one row per view,
-  ``file.dcm#ant``; CT: one row per slice).
+* :func:`scan_dicom_folder` / :func:`read_studies` -- a folder of files as
+  studies and series (manifest rows: :func:`scintix.data.manifest.manifest_from_dicom`).
+
+Writing NM and CT files lives in :mod:`.dicom_write`.
 """
 
 from __future__ import annotations
@@ -36,8 +37,6 @@ __all__ = [
     "Study",
     "read_studies",
     "read_view",
-    "write_nm",
-    "write_ct",
 ]
 
 # (centre, width) in HU. Brain/subdural/bone are the usual head-CT reading windows
@@ -412,108 +411,3 @@ def read_studies(folder: str | Path) -> tuple[list[Study], list[str]]:
             except ImageReadError as exc:
                 errors.append(str(exc))
     return list(studies.values()), errors
-
-
-# --------------------------------------------------------------------------- writing
-
-NM_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.20"
-
-
-def _new_dataset(sop_class: str, modality: str, patient_id: str, series_uid: str | None = None, study_uid: str | None = None):
-    """A fresh uncompressed (explicit VR little endian) dataset with new study/series/instance UIDs."""
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
-
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = sop_class
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID, ds.SOPInstanceUID = sop_class, meta.MediaStorageSOPInstanceUID
-    ds.Modality = modality
-    ds.PatientID, ds.PatientName = patient_id, patient_id
-    ds.StudyInstanceUID, ds.SeriesInstanceUID = study_uid or generate_uid(), series_uid or generate_uid()
-    return ds
-
-
-def write_nm(
-    file: str | Path,
-    views: dict[str, np.ndarray],
-    spacing: tuple[float, float] = (2.26, 2.26),
-    patient_id: str = "ANON",
-    description: str = "Whole Body Bone",
-    comments: str = "",
-) -> Path:
-    """Write named planar views as one multi-frame NM DICOM file (uint16 counts).
-
-    Each view becomes a frame with its own detector whose ViewCodeSequence
-    names the view (``ant`` -> "anterior", ``post`` -> "posterior"), so
-    :func:`read_nm` gets the names back from the header. Counts must fit in
-    uint16; larger values are an error rather than silently clipped.
-    """
-    from pydicom.dataset import Dataset
-    from pydicom.sequence import Sequence as Seq
-
-    names = list(views)
-    frames = np.stack([np.asarray(views[v]) for v in names])
-    if frames.min() < 0 or frames.max() > 65535:
-        raise ValueError(f"{file}: counts must lie in 0..65535 to be stored as uint16 (got {frames.min()}..{frames.max()})")
-    frames = np.rint(frames).astype(np.uint16)
-    ds = _new_dataset(NM_IMAGE_STORAGE, "NM", patient_id)
-    ds.SeriesDescription = description
-    ds.ImageComments = comments
-    ds.ImageType = ["ORIGINAL", "PRIMARY", "WHOLE BODY", "EMISSION"]
-    ds.PatientPosition = "HFS"
-    ds.NumberOfFrames = len(names)
-    ds.FrameIncrementPointer = [0x00540020]  # frames indexed by DetectorVector
-    ds.DetectorVector = list(range(1, len(names) + 1))
-    ds.NumberOfDetectors = len(names)
-    items = []
-    for v in names:
-        code = Dataset()
-        code.CodeValue, code.CodingSchemeDesignator = v.upper()[:16], "99SCINTIX"
-        code.CodeMeaning = {"ant": "anterior", "post": "posterior"}.get(v.split("_")[0], v)
-        item = Dataset()
-        item.ViewCodeSequence = Seq([code])
-        items.append(item)
-    ds.DetectorInformationSequence = Seq(items)
-    ds.Rows, ds.Columns = int(frames.shape[1]), int(frames.shape[2])
-    ds.PixelSpacing = [f"{spacing[0]:.4f}", f"{spacing[1]:.4f}"]
-    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
-    ds.PixelData = frames.tobytes()
-    file = Path(file)
-    file.parent.mkdir(parents=True, exist_ok=True)
-    ds.save_as(str(file), enforce_file_format=True)
-    return file
-
-
-CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
-
-
-def write_ct(file: str | Path, hu: np.ndarray, spacing: tuple[float, float] = (0.9, 0.9), patient_id: str = "ANON", z: float = 0.0, instance: int = 1, comments: str = "", series_uid: str | None = None, study_uid: str | None = None) -> Path:
-    """Write one CT slice in HU as DICOM (int16 stored values, RescaleIntercept -1024, slope 1).
-
-    Slices of one series share ``series_uid`` and ``study_uid`` (new ones when None).
-    """
-    stored = np.rint(np.asarray(hu, dtype=np.float64) + 1024.0)
-    if stored.min() < -32768 or stored.max() > 32767:
-        raise ValueError(f"{file}: HU values out of the int16 range")
-    ds = _new_dataset(CT_IMAGE_STORAGE, "CT", patient_id, series_uid, study_uid)
-    ds.ImageComments = comments
-    ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
-    ds.InstanceNumber = instance
-    ds.ImagePositionPatient = [0.0, 0.0, float(z)]
-    ds.ImageOrientationPatient = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]
-    ds.Rows, ds.Columns = int(stored.shape[0]), int(stored.shape[1])
-    ds.PixelSpacing = [f"{spacing[0]:.4f}", f"{spacing[1]:.4f}"]
-    ds.RescaleIntercept, ds.RescaleSlope, ds.RescaleType = "-1024", "1", "HU"
-    ds.WindowCenter, ds.WindowWidth = "40", "80"
-    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 1
-    ds.PixelData = stored.astype(np.int16).tobytes()
-    file = Path(file)
-    file.parent.mkdir(parents=True, exist_ok=True)
-    ds.save_as(str(file), enforce_file_format=True)
-    return file

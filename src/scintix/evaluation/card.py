@@ -35,7 +35,7 @@ def _selection(health: dict, cfg: dict) -> str:
     if vals:
         text += f" ({', '.join(vals)})"
     if s.get("precise_bn_batches"):
-        text += f"; BatchNorm statistics recomputed on un-augmented training images ({s['precise_bn_batches']} batches)"
+        text += f"; BatchNorm statistics recomputed on {s['precise_bn_batches']} training batches drawn as in training, without augmentation"
     return text
 
 

@@ -100,7 +100,7 @@ def _selection_text(health: dict) -> str:
     if vals:
         text += f" ({', '.join(vals)})"
     if s.get("precise_bn_batches"):
-        text += "; BatchNorm statistics recomputed on un-augmented training images"
+        text += "; BatchNorm statistics recomputed on training batches drawn as in training, without augmentation"
     gap = (health.get("checks") or {}).get("train_eval_gap")
     if gap is not None:
         text += f"; train-mode vs eval-mode probability gap on {health.get('train_eval_gap_images')} training images: {gap:.3f}"

@@ -114,11 +114,11 @@ def simulate_dataset(out_dir: str | Path, cfg: SimulateConfig = SimulateConfig()
         summary.update(case=pid, mode=cfg.mode, seed=cfg.seed, index=i)
         (out / "cases" / f"{pid}.json").write_text(json.dumps(summary, ensure_ascii=False, indent=1), encoding="utf-8")
         if cfg.format == "dicom" and cfg.mode == "headct":
-            from ..data.dicom import write_ct
+            from ..data.dicom_write import write_ct
 
             write_ct(out / "images" / f"{pid}.dcm", scan.views["axial"], (scan.params["pixel_mm"],) * 2, pid, comments=SYNTHETIC_EN)
         elif cfg.format == "dicom":
-            from ..data.dicom import write_nm
+            from ..data.dicom_write import write_nm
 
             write_nm(out / "images" / f"{pid}.dcm", scan.views, (scan.params["pixel_mm"],) * 2, pid, f"SYNTHETIC {cfg.mode} scan", SYNTHETIC_EN)
         extra_base = {"synthetic": "1", **{k: str(int(k in scan.labels)) for k in label_names}, "n_findings": str(len(scan.findings)), "report_zh": scan.report_zh}
