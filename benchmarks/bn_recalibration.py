@@ -46,7 +46,7 @@ def measure(run_dir: Path, recompute: bool) -> dict:
     from scintix.runfolder import build_model_for_run, load_run_config
     from scintix.training.batchnorm import recompute_batchnorm, train_eval_gap
     from scintix.training.checkpoint import load_checkpoint, load_model_state
-    from scintix.training.data import build_datasets, make_loader, plain_view
+    from scintix.training.data import build_datasets, training_like_batches
     from scintix.training.loop import predict, probabilities
 
     cfg = load_run_config(run_dir)
@@ -58,9 +58,7 @@ def measure(run_dir: Path, recompute: bool) -> dict:
 
     def training_batches(n: int):
         # drawn as in training (the balanced sampler when the recipe uses it), not augmented
-        for k, batch in enumerate(make_loader(plain_view(ds["train"]), cfg, True, 0)):
-            if k == n:
-                return
+        for batch in training_like_batches(ds["train"], cfg, 0, n * cfg.train.batch_size):
             yield batch["image"]
 
     def state() -> dict:

@@ -18,7 +18,7 @@ from ..tasks import get_task
 from ..transforms.augment import Augmenter
 from .loop import model_inputs
 
-__all__ = ["build_datasets", "make_loader", "plain_view", "model_inputs_of"]
+__all__ = ["build_datasets", "make_loader", "plain_view", "model_inputs_of", "training_like_batches"]
 
 log = logging.getLogger(__name__)
 
@@ -66,3 +66,19 @@ def make_loader(ds: CachedDataset, cfg: RunConfig, train: bool, epoch: int) -> D
         sampler = WeightedRandomSampler(torch.as_tensor(weights, dtype=torch.double), len(ds), replacement=True, generator=g)
         return DataLoader(ds, batch_size=t.batch_size, sampler=sampler, num_workers=t.num_workers, drop_last=len(ds) > t.batch_size)
     return DataLoader(ds, batch_size=t.batch_size, shuffle=train, generator=g if train else None, num_workers=t.num_workers, drop_last=train and len(ds) > t.batch_size)
+
+
+def training_like_batches(ds: CachedDataset, cfg: RunConfig, epoch: int, max_images: int):
+    """Training batches drawn exactly as in training (same sampler: balanced batches stay balanced), not augmented,
+    until ``max_images`` are given.
+
+    What BatchNorm statistics must be computed on, and what train mode must be compared on: the network learned
+    with the statistics of such batches, and statistics of another mix (natural prevalence instead of the
+    balanced sampler's 50/50) shift every logit.
+    """
+    n = 0
+    for batch in make_loader(plain_view(ds), cfg, True, epoch):
+        yield batch
+        n += len(batch["image"])
+        if n >= max_images:
+            break

@@ -27,7 +27,7 @@ from ..runfolder import build_model_for_run, load_run_config
 from ..tasks import get_task
 from .batchnorm import has_batchnorm, train_eval_gap
 from .checkpoint import load_checkpoint, load_model_state
-from .data import build_datasets, make_loader, plain_view
+from .data import build_datasets, training_like_batches
 from .loop import predict
 from .perf import autocast, resolve_device, resolve_precision
 
@@ -149,13 +149,11 @@ def _assess(run_dir: Path, cfg, task, model, train_ds, val_probs_raw, val_target
         # batches drawn as in training (the balanced sampler's mix, if used), not augmented: train mode then
         # normalises exactly as the model learned to, and eval mode should agree
         gaps, sizes = [], []
-        for batch in make_loader(plain_view(train_ds), cfg, True, 0):
+        for batch in training_like_batches(train_ds, cfg, 0, 64):
             extra = {k: batch[k].to(device) for k in getattr(model, "inputs", ("image",))[1:] if k in batch}
             with autocast(device, amp):
                 gaps.append(train_eval_gap(model, batch["image"].to(device), task.activation, **extra))
             sizes.append(len(batch["image"]))
-            if sum(sizes) >= 64:
-                break
         gap, gap_images = float(np.average(gaps, weights=sizes)), int(sum(sizes))
     history = []
     if (run_dir / "history.csv").is_file():

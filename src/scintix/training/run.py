@@ -4,7 +4,7 @@ Run folder layout::
 
     config.yaml  meta.json  split.csv  data_summary.json  history.csv  tb/
     checkpoints/best.pt  checkpoints/last.pt
-    eval/thresholds.json  eval/<split>/{metrics.json, predictions.csv, roc.png, confusion.png}
+    eval/  (see :mod:`scintix.training.evaluate`)
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from ..runfolder import build_model_for_run, load_run_config
 from ..tasks import get_task
 from .batchnorm import has_batchnorm, recompute_batchnorm
 from .checkpoint import load_checkpoint, load_model_state, save_checkpoint
-from .data import build_datasets, make_loader, plain_view
+from .data import build_datasets, make_loader, training_like_batches
 from .evaluate import evaluate_run
 from .loop import forward, predict, train_one_epoch
 from .perf import autocast, choose_channels_last, resolve_device, resolve_precision
@@ -81,20 +81,6 @@ def _check_config(cfg: RunConfig) -> None:
         raise ValueError(f"train.select_max_loss_ratio must be 0 (off) or > 1, got {t.select_max_loss_ratio}")
 
 
-def _bn_batches(ds: CachedDataset, cfg: RunConfig, epoch: int, device: torch.device, channels_last: bool):
-    """Training batches drawn exactly as in training (same sampler: balanced batches stay balanced), without augmentation.
-
-    BatchNorm learned with the statistics of those batches; population statistics of a different mix
-    (e.g. natural prevalence instead of the balanced sampler's 50/50) shift every logit.
-    """
-    n = 0
-    for batch in make_loader(plain_view(ds), cfg, True, epoch):
-        yield batch
-        n += len(batch["image"])
-        if n >= cfg.train.precise_bn_images:
-            break
-
-
 def _precise_bn(model, ds: CachedDataset, cfg: RunConfig, epoch: int, device, amp, channels_last: bool) -> int:
     if not (cfg.train.precise_bn and has_batchnorm(model)):
         return 0
@@ -103,7 +89,7 @@ def _precise_bn(model, ds: CachedDataset, cfg: RunConfig, epoch: int, device, am
         with autocast(device, amp):
             forward(m, batch, device, channels_last)
 
-    return recompute_batchnorm(model, _bn_batches(ds, cfg, epoch, device, channels_last), run)
+    return recompute_batchnorm(model, training_like_batches(ds, cfg, epoch, cfg.train.precise_bn_images), run)
 
 
 def train_run(cfg: RunConfig, run_dir: str | Path, resume: bool = False, max_epochs: int | None = None) -> Path:
