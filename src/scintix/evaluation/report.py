@@ -1,7 +1,7 @@
-"""Evaluation outputs of a run: metrics with CIs, thresholds, plots, per-image predictions.
+"""Classification outputs of a run: the predictions file, ROC/PR/confusion plots, the printed table.
 
-Binary tasks evaluate the positive class (index 1). Multi-class and multi-label
-tasks evaluate every class one-vs-rest with the same functions, plus macro means.
+Metrics, thresholds and decisions belong to the task (:mod:`scintix.tasks`); binary runs plot
+the positive class, multi-class and multi-label runs every class one-vs-rest.
 """
 
 from __future__ import annotations
@@ -17,28 +17,8 @@ import numpy as np
 from ..tasks import get_task
 from ..tasks.classification import TABLE_METRICS
 
-__all__ = ["class_columns", "one_vs_rest", "choose_thresholds", "evaluate_predictions", "write_predictions", "decide", "plot_roc", "plot_pr", "plot_confusion", "format_table", "save_json"]
+__all__ = ["write_predictions", "plot_roc", "plot_pr", "plot_confusion", "format_table", "save_json"]
 
-
-
-def class_columns(task, classes: Sequence[str]) -> list[int]:
-    """Which probability columns are evaluated: the positive class for binary, all otherwise."""
-    return get_task(task).columns(len(classes))
-
-
-def one_vs_rest(targets: np.ndarray, task, k: int) -> np.ndarray:
-    """Targets as a 0/1 matrix ``(N, K)``."""
-    return get_task(task).one_hot(targets, k)
-
-
-def choose_thresholds(probs: np.ndarray, targets: np.ndarray, task, classes: Sequence[str], cfg) -> dict[str, float]:
-    """Per evaluated class, the threshold chosen on these (validation) predictions."""
-    return get_task(task).choose_thresholds(probs, targets, classes, cfg)
-
-
-def evaluate_predictions(probs, targets, patient_ids, thresholds: dict[str, float], task, classes: Sequence[str], cfg, seed: int = 0) -> dict:
-    """Metrics with patient-level bootstrap CIs, per evaluated class (+ macro means when several)."""
-    return get_task(task).evaluate(probs, targets, patient_ids, thresholds, classes, cfg, seed)
 
 
 def write_predictions(path: str | Path, samples, probs: np.ndarray, thresholds: dict[str, float], task, classes: Sequence[str]) -> Path:
@@ -51,11 +31,6 @@ def write_predictions(path: str | Path, samples, probs: np.ndarray, thresholds: 
         for s, p in zip(samples, probs):
             w.writerow([s.key, s.patient_id, task.describe_target(s.target, classes)] + [f"{v:.6f}" for v in p] + [task.decide(p, thresholds, classes)])
     return path
-
-
-def decide(p: np.ndarray, thresholds: dict[str, float], task, classes: Sequence[str], cols: Sequence[int] | None = None) -> str:
-    """The predicted label text for one probability vector."""
-    return get_task(task).decide(p, thresholds, classes)
 
 
 def _plt():
