@@ -10,6 +10,9 @@ config is saved as ``config.yaml`` in every run folder.
 from __future__ import annotations
 
 import dataclasses
+import math
+import types
+import typing
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -33,6 +36,9 @@ __all__ = [
 ]
 
 
+MIN_IMAGE_SIZE = 8  # px per side; models that need more say so when the run starts
+
+
 @dataclass(frozen=True)
 class SplitConfig:
     """How images are split; ``file`` reuses a saved split instead of making one."""
@@ -45,6 +51,18 @@ class SplitConfig:
     use_predefined: bool = True  # keep a manifest's own split column (e.g. MedMNIST's official split)
     val_from_train: float = 0.0  # > 0 with a predefined split: this share of the train patients (grouped, stratified) becomes val, ...
     predefined_val_as: str = "val"  # ... and the manifest's own val is then used as: val | test (e.g. QaTa, whose official test is held out)
+
+    def __post_init__(self) -> None:
+        from .data.splits import check_ratios
+
+        try:
+            check_ratios(self.ratios)
+        except ValueError as exc:
+            raise ValueError(f"data.split.ratios: {exc}") from None
+        _require(self.folds == 0 or self.folds >= 2, f"data.split.folds={self.folds}: 0 (no folds) or >= 2")
+        _require(self.folds == 0 or 0 <= self.fold < self.folds, f"data.split.fold={self.fold}: must lie in 0..{self.folds - 1}")
+        _require(0 <= self.val_from_train < 1, f"data.split.val_from_train={self.val_from_train}: a share in [0, 1)")
+        _require(self.predefined_val_as in ("val", "test"), f"data.split.predefined_val_as={self.predefined_val_as!r}: val or test")
 
 
 @dataclass(frozen=True)
@@ -75,6 +93,13 @@ class DataConfig:
             raise ValueError(f"data.task={self.task!r} is not a task; valid: {', '.join(TASK_NAMES)}")
         if self.mask_mode not in MASK_MODES:
             raise ValueError(f"data.mask_mode={self.mask_mode!r}; valid: {', '.join(MASK_MODES)}")
+        _require(len(self.image_size) == 2 and min(self.image_size) >= MIN_IMAGE_SIZE, f"data.image_size={list(self.image_size)}: two sizes (H, W) of at least {MIN_IMAGE_SIZE} px")
+        _require(self.normalize in ("none", "minmax", "zscore", "percentile"), f"data.normalize={self.normalize!r}; valid: none, minmax, zscore, percentile")
+        _require(len(self.percentiles) == 2 and 0 <= self.percentiles[0] < self.percentiles[1] <= 100, f"data.percentiles={list(self.percentiles)}: two numbers 0 <= low < high <= 100")
+        _require(self.patch_size is None or (len(self.patch_size) == 2 and all(MIN_IMAGE_SIZE <= p <= s for p, s in zip(self.patch_size, self.image_size))),
+                 f"data.patch_size={self.patch_size}: (H, W) between {MIN_IMAGE_SIZE} px and data.image_size {list(self.image_size)}")
+        _require(0 <= self.patch_fg_prob <= 1, f"data.patch_fg_prob={self.patch_fg_prob}: a probability in [0, 1]")
+        _require(not self.views or len(set(self.views)) == len(self.views), f"data.views={list(self.views or ())}: a view is named twice")
 
 
 @dataclass(frozen=True)
@@ -87,6 +112,11 @@ class ModelConfig:
     dropout: float | None = None  # None keeps the model's default
     small_input: bool = False  # stride-1 stem without early pooling (28 px MedMNIST-style inputs)
     deep_supervision: bool | None = None  # dynunet: also train two coarser decoder heads (None keeps the model's default, off)
+
+    def __post_init__(self) -> None:
+        _require(self.dropout is None or 0 <= self.dropout < 1, f"model.dropout={self.dropout}: in [0, 1)")
+        _require(self.weights_reduce in ("sum", "mean"), f"model.weights_reduce={self.weights_reduce!r}: sum or mean")
+        _require(self.unfreeze_epoch is None or self.unfreeze_epoch >= 0, f"model.unfreeze_epoch={self.unfreeze_epoch}: >= 0")
 
 
 @dataclass(frozen=True)
@@ -109,11 +139,25 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     precision: str = "auto"  # auto | fp32 | bf16 | fp16; auto = bf16 only where the CPU has native bf16, AMP on CUDA
-    channels_last: str = "auto"  # auto (time both layouts on the real model for a few steps) | true | false
+    channels_last: str | bool = "auto"  # auto (time both layouts on the real model for a few steps) | true | false
     num_workers: int = 0  # images are cached in memory after preprocessing, so 0 is usually fastest on CPU
     deterministic: bool = False  # torch.use_deterministic_algorithms
     progress: bool = True
     tensorboard: bool = True
+
+    def __post_init__(self) -> None:
+        _require(self.epochs >= 1, f"train.epochs={self.epochs}: at least 1")
+        _require(self.batch_size >= 1, f"train.batch_size={self.batch_size}: at least 1")
+        _require(math.isfinite(self.lr) and self.lr > 0, f"train.lr={self.lr}: a finite number > 0")
+        _require(math.isfinite(self.weight_decay) and self.weight_decay >= 0, f"train.weight_decay={self.weight_decay}: >= 0")
+        _require(self.warmup_epochs >= 0, f"train.warmup_epochs={self.warmup_epochs}: >= 0")
+        _require(0 <= self.label_smoothing < 1, f"train.label_smoothing={self.label_smoothing}: in [0, 1)")
+        _require(self.early_stop_patience >= 0, f"train.early_stop_patience={self.early_stop_patience}: >= 0 (0 = off)")
+        _require(self.precise_bn_images >= 1, f"train.precise_bn_images={self.precise_bn_images}: at least 1")
+        _require(self.num_workers >= 0, f"train.num_workers={self.num_workers}: >= 0")
+        _require(self.class_balance in ("none", "loss", "sampler"), f"train.class_balance={self.class_balance!r}; valid: none, loss, sampler")
+        _require(self.precision in ("auto", "fp32", "bf16", "fp16"), f"train.precision={self.precision!r}; valid: auto, fp32, bf16, fp16")
+        _require(str(self.channels_last) in ("auto", "True", "False", "true", "false"), f"train.channels_last={self.channels_last!r}; valid: auto, true, false")
 
 
 @dataclass(frozen=True)
@@ -125,6 +169,14 @@ class EvalConfig:
     ci_level: float = 0.95
     splits: tuple[str, ...] = ("val", "test")
     calibrate: bool = True  # temperature scaling fitted on val; calibrated probabilities everywhere after
+
+    def __post_init__(self) -> None:
+        _require(self.threshold in ("youden", "specificity", "fixed"), f"eval.threshold={self.threshold!r}; valid: youden, specificity, fixed")
+        _require(0 <= self.target_specificity <= 1, f"eval.target_specificity={self.target_specificity}: in [0, 1]")
+        _require(0 <= self.fixed_threshold <= 1, f"eval.fixed_threshold={self.fixed_threshold}: in [0, 1]")
+        _require(self.n_bootstrap >= 0, f"eval.n_bootstrap={self.n_bootstrap}: >= 0")
+        _require(0 < self.ci_level < 1, f"eval.ci_level={self.ci_level}: in (0, 1)")
+        _require(all(sp in ("train", "val", "test") for sp in self.splits), f"eval.splits={list(self.splits)}: names among train, val, test")
 
 
 @dataclass(frozen=True)
@@ -154,6 +206,17 @@ def _recipe_text(recipe: str | Path) -> str:
     raise FileNotFoundError(f"no recipe {recipe!r}: not a YAML file, and not one of {list_recipes()}")
 
 
+def _recipe_yaml(recipe: str | Path) -> dict:
+    try:
+        raw = yaml.safe_load(_recipe_text(recipe))
+    except yaml.YAMLError as exc:
+        where = getattr(exc, "problem_mark", None)
+        raise ValueError(f"{recipe}: invalid YAML{f' at line {where.line + 1}' if where else ''} ({getattr(exc, 'problem', None) or type(exc).__name__})") from None
+    if raw is not None and not isinstance(raw, dict):
+        raise ValueError(f"{recipe}: a recipe must be a mapping of sections, got {type(raw).__name__}")
+    return raw or {}
+
+
 def load_config(recipe: str | Path | None = None, overrides: Sequence[str] = ()) -> RunConfig:
     """Build a :class:`RunConfig` from a recipe (name or YAML path) and overrides.
 
@@ -161,7 +224,7 @@ def load_config(recipe: str | Path | None = None, overrides: Sequence[str] = ())
     >>> cfg.train.epochs
     2
     """
-    raw: dict = yaml.safe_load(_recipe_text(recipe)) or {} if recipe is not None else {}
+    raw: dict = _recipe_yaml(recipe) if recipe is not None else {}
     for item in overrides:
         key, sep, value = item.partition("=")
         if not sep or not key:
@@ -172,7 +235,10 @@ def load_config(recipe: str | Path | None = None, overrides: Sequence[str] = ())
             node = node.setdefault(p, {})
             if not isinstance(node, dict):
                 raise ValueError(f"override {item!r}: {p!r} is not a section")
-        node[leaf] = yaml.safe_load(value)
+        try:
+            node[leaf] = yaml.safe_load(value)
+        except yaml.YAMLError as exc:
+            raise ValueError(f"override {item!r}: the value is not valid YAML ({getattr(exc, 'problem', None) or type(exc).__name__}); quote text, close brackets") from None
     return _build(RunConfig, raw, "")
 
 
@@ -185,17 +251,62 @@ def _build(cls: type, raw: Any, where: str) -> Any:
     unknown = sorted(set(raw) - set(fields))
     if unknown:
         raise ValueError(f"unknown config key(s) {['.'.join(filter(None, [where, u])) for u in unknown]}; valid in {where or 'top level'}: {sorted(fields)}")
+    hints = typing.get_type_hints(cls)
     kwargs = {}
     for name, value in raw.items():
-        ftype = fields[name].type
-        sub = _SECTIONS.get(ftype if isinstance(ftype, str) else getattr(ftype, "__name__", ""))
-        if sub is not None:
-            kwargs[name] = _build(sub, value, f"{where}.{name}" if where else name)
-        elif isinstance(value, list):
-            kwargs[name] = tuple(value)
-        else:
-            kwargs[name] = value
-    return cls(**kwargs)
+        key = f"{where}.{name}" if where else name
+        sub = _SECTIONS.get(getattr(hints[name], "__name__", ""))
+        kwargs[name] = _build(sub, value, key) if sub is not None else _typed(value, hints[name], key)
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _typed(value: Any, hint: Any, key: str) -> Any:
+    """``value`` checked against the field's type (lists become tuples); a mismatch names the field."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _typed(value, inner[0], key) if len(inner) == 1 else value
+    if hint is Any or origin is dict:
+        if origin is dict and not isinstance(value, dict):
+            raise ValueError(f"{key}={value!r}: expected a mapping")
+        return value
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ValueError(f"{key}={value!r}: expected a list, e.g. [{', '.join('...' for _ in args if _ is not Ellipsis) or '...'}]")
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_typed(v, args[0], f"{key}[{i}]") for i, v in enumerate(value))
+        if len(value) != len(args):
+            raise ValueError(f"{key}={list(value)!r}: expected {len(args)} values")
+        return tuple(_typed(v, a, f"{key}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ValueError(f"{key}={value!r}: expected true or false")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"{key}={value!r}: expected a whole number")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+            raise ValueError(f"{key}={value!r}: expected a number")
+        return float(value)
+    if hint is str:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return str(value)  # class names like 0 / 1
+        if not isinstance(value, str):
+            raise ValueError(f"{key}={value!r}: expected text")
+        return value
+    return value
+
+
+def _require(ok: bool, message: str) -> None:
+    if not ok:
+        raise ValueError(message)
 
 
 _SECTIONS = {c.__name__: c for c in (DataConfig, SplitConfig, AugmentConfig, ModelConfig, TrainConfig, EvalConfig)}

@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 import yaml
 
@@ -18,14 +19,52 @@ from .config import RunConfig, _build
 from .models import create_model
 from .tasks import Task, get_task
 
-__all__ = ["LoadedRun", "load_run", "load_run_config", "build_model_for_run", "in_channels"]
+__all__ = ["LoadedRun", "load_run", "load_run_config", "build_model_for_run", "in_channels", "is_managed", "read_json", "MANAGED"]
+
+
+MANAGED = ("config.yaml", "meta.json", "split.csv", "data_summary.json", "history.csv", "report.html", "model_card.md", "checkpoints", "eval", "tb", "synthetic_data", "explanations")
 
 
 def load_run_config(run_dir: str | Path) -> RunConfig:
+    """The run's resolved config; a missing, empty or invalid ``config.yaml`` is a one-line error naming it."""
     path = Path(run_dir) / "config.yaml"
     if not path.is_file():
         raise FileNotFoundError(f"{run_dir}: not a run folder (no config.yaml)")
-    return _build(RunConfig, yaml.safe_load(path.read_text()), "")
+    raw = read_yaml(path)
+    if not isinstance(raw, dict) or not raw:
+        raise ValueError(f"{path}: empty or not a mapping; not a run's config")
+    try:
+        return _build(RunConfig, raw, "")
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{path}: {exc}") from None
+
+
+def read_yaml(path: Path):
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        where = getattr(exc, "problem_mark", None)
+        raise ValueError(f"{path}: invalid YAML{f' at line {where.line + 1}' if where else ''} ({getattr(exc, 'problem', None) or type(exc).__name__})") from None
+
+
+def read_json(path: Path) -> dict:
+    """A JSON object from a run file; invalid JSON or another type is a one-line error naming the file."""
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: invalid JSON ({exc})") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"{path}: expected a JSON object, got {type(value).__name__}")
+    return value
+
+
+def is_managed(run_dir: str | Path, path: str | Path) -> bool:
+    """True when ``path`` is (or lies in) a file or folder scintix writes in a run folder: never an output of another command."""
+    try:
+        rel = Path(path).resolve().relative_to(Path(run_dir).resolve())
+    except ValueError:
+        return False
+    return not rel.parts or rel.parts[0] in MANAGED
 
 
 def in_channels(cfg: RunConfig) -> int:
@@ -61,9 +100,14 @@ class LoadedRun:
 def load_run(run_dir: str | Path) -> LoadedRun:
     """Load ``run_dir``'s best checkpoint with what it was evaluated with.
 
+    Every file is checked as it is read; a damaged or foreign one is a
+    one-line error naming it, never a traceback.
+
     Raises:
-        FileNotFoundError: not evaluated yet (no thresholds).
-        ValueError: a stored temperature that is not a finite number > 0.
+        FileNotFoundError: no config, no checkpoint, or not evaluated yet (no thresholds).
+        ValueError: invalid YAML/JSON, a damaged checkpoint, thresholds that
+            do not cover the classes, or a stored temperature that is not a
+            finite number > 0.
     """
     from .training.checkpoint import load_checkpoint, load_model_state
     from .training.perf import resolve_device, resolve_precision
@@ -71,14 +115,25 @@ def load_run(run_dir: str | Path) -> LoadedRun:
     run_dir = Path(run_dir)
     cfg = load_run_config(run_dir)
     ck = load_checkpoint(run_dir / "checkpoints" / "best.pt")
-    classes = list(ck["classes"])
+    classes = ck.get("classes")
+    if not isinstance(classes, (list, tuple)) or len(classes) < 1 or not all(isinstance(c, str) for c in classes):
+        raise ValueError(f"{run_dir / 'checkpoints' / 'best.pt'}: checkpoint holds no class names; not a scintix run's checkpoint")
+    classes = list(classes)
     thr_file = run_dir / "eval" / "thresholds.json"
     if not thr_file.is_file():
         raise FileNotFoundError(f"{run_dir}: no eval/thresholds.json; run `scintix evaluate {run_dir}` first")
-    thresholds = json.loads(thr_file.read_text())["thresholds"]
+    thresholds = read_json(thr_file).get("thresholds")
+    if not isinstance(thresholds, dict) or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1 for v in thresholds.values()):
+        raise ValueError(f"{thr_file}: 'thresholds' must map each class to a number in [0, 1], got {thresholds!r}"[:300])
+    task = get_task(cfg.data.task)
+    if not task.dense:
+        try:
+            task.decide(np.full(len(classes), 0.5), thresholds, classes)
+        except KeyError as exc:
+            raise ValueError(f"{thr_file}: no threshold for class {exc.args[0]!r} (has {sorted(thresholds)}); re-run `scintix evaluate {run_dir}`") from None
     calib = run_dir / "eval" / "calibration.json"
-    temperature = json.loads(calib.read_text()).get("temperature", 1.0) if calib.is_file() else 1.0
-    if not isinstance(temperature, (int, float)) or not math.isfinite(temperature) or temperature <= 0:
+    temperature = read_json(calib).get("temperature", 1.0) if calib.is_file() else 1.0
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not math.isfinite(temperature) or temperature <= 0:
         raise ValueError(f"{calib}: invalid calibration temperature {temperature!r} (must be a finite number > 0); re-run `scintix evaluate {run_dir}`")
     model = build_model_for_run(cfg, len(classes))
     load_model_state(model, ck["model"], run_dir / "checkpoints" / "best.pt")
@@ -86,5 +141,5 @@ def load_run(run_dir: str | Path) -> LoadedRun:
     amp = resolve_precision(cfg.train.precision, device)
     model.to(device).eval()
     meta = run_dir / "meta.json"
-    synthetic = bool(meta.is_file() and json.loads(meta.read_text()).get("synthetic"))
-    return LoadedRun(run_dir, cfg, model, classes, thresholds, float(temperature), device, amp, get_task(cfg.data.task), synthetic)
+    synthetic = bool(meta.is_file() and read_json(meta).get("synthetic"))
+    return LoadedRun(run_dir, cfg, model, classes, thresholds, float(temperature), device, amp, task, synthetic)

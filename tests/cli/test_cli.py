@@ -22,7 +22,7 @@ def test_train_evaluate_predict(tiny_manifest, tmp_path, capsys):
     for p in list(tiny_manifest.parent.glob("p1_*.png")) + list(tiny_manifest.parent.glob("p3_*.png")):
         (folder / p.name).write_bytes(p.read_bytes())
     (folder / "broken.png").write_bytes(b"garbage")
-    assert main(["predict", str(run), str(folder), "--out", str(tmp_path / "pred.csv")]) == 0
+    assert main(["predict", str(run), str(folder), "--out", str(tmp_path / "pred.csv")]) == 1  # 1: some inputs failed, each has its row
     rows = list(csv.DictReader(open(tmp_path / "pred.csv")))
     assert len(rows) == 5
     bad = [r for r in rows if r["error"]]
@@ -106,7 +106,7 @@ def test_simulate_crop_train_evaluate_without_glue(tmp_path, capsys):
     (sim / "broken.png").write_bytes(b"not a png")
     with open(sim / "manifest.csv", "a") as fh:
         fh.write("broken.png,normal,BROKEN,ant,,,,0,,0,0,,1\n")
-    assert main(["crop", str(sim), "--out", str(crops)]) == 0
+    assert main(["crop", str(sim), "--out", str(crops)]) == 1  # 1: broken.png failed, the rest cropped
     err = capsys.readouterr().err
     assert "broken.png" in err and "Traceback" not in err  # reported, and the good files still cropped
     rows = list(csv.DictReader(open(crops / "manifest.csv")))

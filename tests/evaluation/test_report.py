@@ -39,7 +39,7 @@ def test_explain_command_writes_overlays_and_reports_bad_files(evaluated_run, ti
     for p in sorted(tiny_manifest_module.parent.glob("p1_*.png")):
         shutil.copy(p, folder / p.name)
     (folder / "bad.png").write_bytes(b"junk")
-    assert main(["explain", str(evaluated_run), str(folder), "--out", str(tmp_path / "maps"), "--method", "gradcam", "occlusion"]) == 0
+    assert main(["explain", str(evaluated_run), str(folder), "--out", str(tmp_path / "maps"), "--method", "gradcam", "occlusion"]) == 1  # 1: bad.png failed, the rest written
     assert "bad.png" in capsys.readouterr().err
     pngs = sorted(p.name for p in (tmp_path / "maps").glob("*.png"))
     assert len(pngs) == 2 * len(list(folder.glob("p1_*.png"))) and any("occlusion" in p for p in pngs)

@@ -59,7 +59,7 @@ def test_two_view_patient_model(tiny_manifest, tmp_path):
 
 
 def test_atomic_checkpoint(tmp_path):
-    save_checkpoint({"x": torch.ones(2)}, tmp_path / "c.pt")
+    save_checkpoint({"model": {}, "x": torch.ones(2)}, tmp_path / "c.pt")
     assert torch.equal(load_checkpoint(tmp_path / "c.pt")["x"], torch.ones(2))
     assert [p.name for p in tmp_path.iterdir()] == ["c.pt"]
 

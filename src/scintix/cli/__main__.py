@@ -16,6 +16,9 @@
 
 Errors in the user's input (a bad manifest, an unreadable file, an unknown
 config key) print one line naming the file and the problem, exit code 2.
+Commands over many inputs (``predict``, ``explain``, ``crop``) give every
+input a row or line, result or reason, and exit 0 when every input worked,
+1 when some did not (each named on stderr), 2 when none did.
 """
 
 from __future__ import annotations
@@ -155,18 +158,41 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
     return 0
 
 
+def _batch_exit(done: int, total: int) -> int:
+    """0: every input worked; 1: some did not; 2: none did (or there were none)."""
+    return 0 if total and done == total else (1 if done else 2)
+
+
+def _check_out_file(out: Path, run_dir: str | None = None) -> None:
+    """Refuse an output that is a folder, or a file a run folder manages, before any work is done."""
+    if out.is_dir():
+        raise ValueError(f"--out {out}: is a folder; name a .csv or .json file")
+    if out.suffix.lower() not in (".csv", ".json"):
+        raise ValueError(f"--out {out}: name a .csv or .json file")
+    if run_dir is not None:
+        from ..runfolder import is_managed
+
+        if is_managed(run_dir, out):
+            raise ValueError(f"--out {out}: lies among the run folder's own files; write predictions elsewhere")
+
+
 def cmd_predict(a: argparse.Namespace) -> int:
     from ..inference.predict import predict_paths, write_prediction_rows
 
     out_path = Path(a.out)
+    _check_out_file(out_path, a.run_dir)
     # segmentation runs write a mask and an overlay PNG per input beside the table
     rows = predict_paths(a.run_dir, a.input, out_dir=out_path.parent / f"{out_path.stem}_files")
     out = write_prediction_rows(rows, out_path)
     bad = [r for r in rows if r.get("error")]
+    unlabelled = [r for r in rows if not r.get("error") and r.get("predicted", "x") == ""]
     for r in bad:
         print(f"skipped: {r['error']}", file=sys.stderr)
-    print(f"{len(rows) - len(bad)} predicted, {len(bad)} skipped -> {out}")
-    return 0
+    for r in unlabelled:
+        print(f"no label: {r['path']}: {r['warning']}", file=sys.stderr)
+    done = len(rows) - len(bad) - len(unlabelled)
+    print(f"{done} predicted, {len(unlabelled)} without a label, {len(bad)} skipped -> {out}")
+    return _batch_exit(done, len(rows))
 
 
 def cmd_split(a: argparse.Namespace) -> int:
@@ -249,7 +275,7 @@ def cmd_crop(a: argparse.Namespace) -> int:
     for e in errors:
         print(f"not cropped: {e}", file=sys.stderr)
     print(f"{len(records) - len(errors)} of {len(records)} images cropped -> {manifest}")
-    return 0 if len(errors) < len(records) else 2
+    return _batch_exit(len(records) - len(errors), len(records))
 
 
 def cmd_manifest(a: argparse.Namespace) -> int:
@@ -267,14 +293,19 @@ def cmd_manifest(a: argparse.Namespace) -> int:
 
 def cmd_explain(a: argparse.Namespace) -> int:
     from ..explain.run import explain_paths
+    from ..runfolder import is_managed
 
+    if Path(a.out).exists() and not Path(a.out).is_dir():
+        raise ValueError(f"--out {a.out}: is a file; name a folder for the overlays")
+    if is_managed(a.run, a.out):
+        raise ValueError(f"--out {a.out}: lies among the run folder's own files; write overlays elsewhere")
     rows = explain_paths(a.run, a.input, a.out, a.method, a.target)
     errors = [r for r in rows if r["error"]]
     for r in errors:
         print(f"not explained: {r['error']}", file=sys.stderr)
     done = [r for r in rows if not r["error"]]
     print(f"{len(done)} overlay(s) -> {a.out}")
-    return 0 if done or not rows else 2
+    return _batch_exit(len(done), len(rows))
 
 
 def _store_explanations(run_dir, gallery: int = 4, faithfulness_n: int = 16) -> None:
@@ -320,17 +351,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI in this process (tests call this); returns the exit code."""
     a = _parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if a.verbose else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    import csv
+
+    import yaml
+
     from ..data.io import ImageReadError
     from ..data.manifest import ManifestError
 
     try:
         return COMMANDS[a.command](a)
-    except (ManifestError, ImageReadError, FileNotFoundError, FileExistsError, ValueError, KeyError, FloatingPointError) as exc:
+    except (ManifestError, ImageReadError, OSError, ValueError, KeyError, FloatingPointError, yaml.YAMLError, csv.Error) as exc:
         if a.verbose:
             raise
         msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        print(f"scintix: error: {msg}", file=sys.stderr)
+        if isinstance(exc, OSError) and exc.filename and exc.strerror:
+            msg = f"{exc.filename}: {exc.strerror}"
+        print(f"scintix: error: {' '.join(str(msg).split())}", file=sys.stderr)
         return 2
+    except Exception as exc:  # a bug, not the user's input: still one line, and how to get the traceback
+        if a.verbose:
+            raise
+        print(f"scintix: internal error: {type(exc).__name__}: {' '.join(str(exc).split())[:300]} (run with -v for the traceback and report it)", file=sys.stderr)
+        return 1
 
 
 def entry() -> None:

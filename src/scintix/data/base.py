@@ -25,10 +25,11 @@ def split_fragment(path: str | Path) -> tuple[Path, str | None, int | None]:
 
     ``file.npz#split/17`` gives ``(file.npz, "split", 17)``; any other file's
     fragment names a view of a DICOM NM file, ``scan.dcm#ant`` gives
-    ``(scan.dcm, "ant", None)``; plain paths give ``(path, None, None)``.
+    ``(scan.dcm, "ant", None)``; plain paths give ``(path, None, None)``. A
+    path that exists as written is a path, ``#`` and all (``case#12.png``).
     """
     text = str(path)
-    if "#" not in text:
+    if "#" not in text or Path(text).exists():
         return Path(text), None, None
     file, frag = text.rsplit("#", 1)
     if not file.lower().endswith(".npz"):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import os
 from pathlib import Path
 from typing import Sequence
 
@@ -22,9 +24,24 @@ def crop_records(records: Sequence[Record], out_dir: str | Path, margin: float =
     Crops are saved as ``.npy`` (real counts, no 8-bit rounding) under
     ``out_dir/crops``; the manifest keeps each record's label, patient, view,
     report and extra columns and adds ``crop_box`` (y0 x0 y1 x1 in the source)
-    and ``source``. Unreadable files and images with no findable thorax are
+    and ``source``. A record's masks (``mask``, and ``mask_class`` as the
+    simulator writes it) are cropped with it into ``masks/`` and
+    ``masks_class/``, and ``lesion_in_crop`` (0/1) says whether the crop holds
+    any lesion pixel: a per-crop label, since a whole-body finding may lie
+    outside the thorax. Unreadable files and images with no findable thorax are
     reported as one-line errors and skipped; the others are still written.
+    ``manifest.csv`` and ``regions.json`` are written under temporary names
+    and moved into place at the end, and only when something was cropped: a
+    failed crop into an existing folder leaves its earlier outputs as they were.
+
+    Raises:
+        ValueError: ``margin`` not a finite number in [0, 1], an unknown ``side``,
+            or no image could be cropped (the errors say why).
     """
+    if not isinstance(margin, (int, float)) or not math.isfinite(margin) or not 0 <= margin <= 1:
+        raise ValueError(f"--margin {margin}: must be a finite fraction of the thorax box in [0, 1]")
+    if side not in ("both", "image_left", "image_right"):
+        raise ValueError(f"--side {side!r}: choose both, image_left or image_right")
     out = Path(out_dir)
     (out / "crops").mkdir(parents=True, exist_ok=True)
     kept, errors, boxes = [], [], {}
@@ -36,12 +53,43 @@ def crop_records(records: Sequence[Record], out_dir: str | Path, margin: float =
             errors.append(str(exc) if isinstance(exc, ImageReadError) else f"{rec.path}: {exc}")
             continue
         y0, x0, y1, x1 = thorax_crop_box(regions, arr.shape[1:], margin, side)
-        stem = Path(rec.path.split("#")[0]).stem + (f"_{rec.path.rsplit('#', 1)[1]}" if "#" in rec.path else "")
+        if y1 - y0 < 2 or x1 - x0 < 2:
+            errors.append(f"{rec.path}: the thorax box is empty ({y1 - y0}x{x1 - x0} px); not cropped")
+            continue
+        stem = Path(rec.path.split("#")[0]).stem + (f"_{rec.path.rsplit('#', 1)[1]}" if "#" in rec.path and not Path(rec.path).exists() else "")
         name = f"{i:05d}_{stem}.npy"
+        try:
+            masks = {col: _crop_mask(src, (y0, x0, y1, x1), arr.shape[1:], out / col / f"{name[:-4]}.png") for col, src in (("masks", rec.mask), ("masks_class", rec.extra.get("mask_class"))) if src}
+        except (ImageReadError, ValueError) as exc:
+            errors.append(f"{rec.path}: its mask cannot be cropped ({exc})")
+            continue
         np.save(out / "crops" / name, arr[0, y0:y1, x0:x1])
         extra = dict(rec.extra, crop_box=f"{y0} {x0} {y1} {x1}", source=rec.path)
-        kept.append(dataclasses.replace(rec, path=str((out / "crops" / name).resolve()), mask=None, split=rec.split, extra=extra))
+        if "masks_class" in masks:
+            extra["mask_class"] = str(masks["masks_class"][0])
+        if "masks" in masks:
+            extra["lesion_in_crop"] = str(int(masks["masks"][1]))  # a per-crop label: does the crop hold any lesion pixel?
+        kept.append(dataclasses.replace(rec, path=str((out / "crops" / name).resolve()), mask=str(masks["masks"][0]) if "masks" in masks else None, split=rec.split, extra=extra))
         boxes[name] = {"source": rec.path, "regions": regions.boxes, "landmarks": regions.landmarks}
-    (out / "regions.json").write_text(json.dumps(boxes, indent=1))
-    manifest = write_manifest(kept, out / "manifest.csv", relative_to=out)
-    return manifest, errors
+    if not kept:
+        raise ValueError(f"no image could be cropped ({len(errors)} failed, e.g. {errors[0] if errors else 'no input'}); nothing written to {out}")
+    tmp_regions, tmp_manifest = out / ".regions.json.tmp", out / ".manifest.csv.tmp"
+    tmp_regions.write_text(json.dumps(boxes, indent=1))
+    write_manifest(kept, tmp_manifest, relative_to=out)
+    os.replace(tmp_regions, out / "regions.json")
+    os.replace(tmp_manifest, out / "manifest.csv")
+    return out / "manifest.csv", errors
+
+
+def _crop_mask(src: str, box: tuple[int, int, int, int], shape: tuple[int, int], dst: Path) -> tuple[Path, bool]:
+    """The same box of a label mask (values kept: finding ids or class indices), as a PNG; and whether it holds any foreground."""
+    from PIL import Image
+
+    m, _ = read_image(src, channels=None)
+    if m.shape[0] != 1 or m.shape[1:] != tuple(shape):
+        raise ValueError(f"mask {src} has shape {tuple(m.shape[1:])}, the image {tuple(shape)}")
+    y0, x0, y1, x1 = box
+    part = np.rint(m[0, y0:y1, x0:x1]).astype(np.uint16 if m.max() > 255 else np.uint8)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(part).save(dst)
+    return dst.resolve(), bool(part.any())

@@ -30,7 +30,7 @@ from ..transforms.functional import normalize_intensity, resize_pad, resize_pad_
 from .io import ImageReadError, read_image
 from .manifest import Record
 
-__all__ = ["Sample", "build_samples", "preprocess", "CachedDataset"]
+__all__ = ["Sample", "build_samples", "preprocess", "degenerate_image", "CachedDataset"]
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +99,7 @@ def preprocess(
     percentiles: tuple[float, float] = (0.5, 99.5),
     reader: Callable = read_image,
     windows: Sequence[str] | None = None,
+    notes: list[str] | None = None,
 ) -> np.ndarray:
     """Read, normalise and resize/pad each path, stacking them as channels: ``(C, H, W)``.
 
@@ -107,12 +108,23 @@ def preprocess(
     (a PNG export, already windowed) is normalised and repeated once per window
     so the model still gets ``len(windows)`` channels.
 
+    ``notes`` (a list, optional) receives what the caller should show beside
+    the result: conversions made (colour to grey) and, prefixed
+    ``"degenerate:"``, images too small, too narrow or constant to diagnose.
+
     Raises:
-        ImageReadError: from the reader, naming the file.
+        ImageReadError: from the reader, naming the file; also an image with
+            more than one frame or channel (each view is one grey image).
     """
     parts = []
     for p in paths:
         arr, meta = reader(p, channels=1)
+        if arr.shape[0] != 1:
+            what = f"{arr.shape[0]} frames" if meta.get("format") == "dicom" else f"{arr.shape[0]} channels"
+            raise ImageReadError(p, f"has {what} (shape {tuple(arr.shape)}); each view must be one grey image -- split the frames/channels into files")
+        if notes is not None:
+            notes += [f"{p}: {n}" for n in meta.get("notices", [])]
+            notes += [f"degenerate: {p}: {why}" for why in degenerate_image(arr[0])]
         if windows:
             if meta.get("modality") == "CT":
                 from .dicom import window_stack
@@ -127,6 +139,23 @@ def preprocess(
             arr = normalize_intensity(arr, normalize, percentiles)  # type: ignore[arg-type]
         parts.append(resize_pad(arr, size))
     return np.concatenate(parts, axis=0)
+
+
+MIN_SIDE = 8  # pixels: below this there is nothing to diagnose
+MAX_ASPECT = 20.0  # a 1 x 5000 strip is not a scan
+
+
+def degenerate_image(img: np.ndarray) -> list[str]:
+    """Why a 2-D image cannot carry a diagnosis: too small, too narrow, or constant; ``[]`` when it can."""
+    h, w = img.shape
+    why = []
+    if min(h, w) < MIN_SIDE:
+        why.append(f"tiny image ({h}x{w} px, under {MIN_SIDE} px on a side)")
+    if max(h, w) / max(min(h, w), 1) > MAX_ASPECT:
+        why.append(f"extreme aspect ratio ({h}x{w})")
+    if float(img.max()) == float(img.min()):
+        why.append(f"constant image (every pixel = {float(img.min()):g})")
+    return why
 
 
 _warned_windows: list[bool] = []

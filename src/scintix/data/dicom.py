@@ -13,7 +13,10 @@ Writing NM and CT files lives in :mod:`.dicom_write`.
 
 from __future__ import annotations
 
+import logging
 import re
+import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -51,16 +54,63 @@ WINDOWS: dict[str, tuple[float, float]] = {
 }
 
 
+@contextmanager
+def _captured(sink: list[str]):
+    """pydicom's warnings and log lines go into ``sink`` instead of stderr (our one line reports them)."""
+    logger = logging.getLogger("pydicom")
+    was = logger.disabled
+    logger.disabled = True
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            yield
+    finally:
+        logger.disabled = was
+        sink += [str(w.message).strip().splitlines()[0][:160] for w in caught if str(w.message).strip()]
+
+
+def _detail(exc: BaseException, heard: list[str]) -> str:
+    first = str(exc).strip().splitlines()
+    text = f"{type(exc).__name__}: {first[-1][:160]}" if first else type(exc).__name__
+    return text + (f"; pydicom said: {heard[0]}" if heard else "")
+
+
 def _dcmread(file: str | Path, stop_before_pixels: bool = False):
     import pydicom
     from pydicom.errors import InvalidDicomError
 
+    heard: list[str] = []
     try:
-        return pydicom.dcmread(str(file), stop_before_pixels=stop_before_pixels)
+        with _captured(heard):
+            ds = pydicom.dcmread(str(file), stop_before_pixels=stop_before_pixels)
+            if not stop_before_pixels and "PixelData" in ds:
+                ds.PixelData  # noqa: B018 -- decode deferred elements (a corrupt deflated body) here, inside the capture
     except InvalidDicomError:
         raise ImageReadError(file, "not a DICOM file") from None
-    except (OSError, EOFError, ValueError, KeyError) as exc:
-        raise ImageReadError(file, f"unreadable DICOM header ({type(exc).__name__})") from None
+    except Exception as exc:  # zlib.error, struct.error, OSError, ...: the file is damaged
+        raise ImageReadError(file, f"unreadable DICOM ({_detail(exc, heard)})") from None
+    if heard:
+        ds.scintix_notices = heard  # kept for the caller; read warnings are not errors by themselves
+    return ds
+
+
+def _check_pixel_length(ds, file: str | Path) -> None:
+    """Uncompressed pixel data must have exactly the bytes the header declares, else the image would be scrambled."""
+    syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+    if syntax is None or getattr(syntax, "is_compressed", False):
+        return
+    try:
+        rows, cols = int(ds.Rows), int(ds.Columns)
+        frames, spp, bits = int(ds.get("NumberOfFrames", 1) or 1), int(ds.get("SamplesPerPixel", 1)), int(ds.BitsAllocated)
+    except (AttributeError, TypeError, ValueError) as exc:
+        raise ImageReadError(file, f"DICOM header lacks the image size ({type(exc).__name__}: {exc})") from None
+    if min(rows, cols, frames, spp, bits) <= 0:
+        raise ImageReadError(file, f"DICOM header declares an empty image (Rows {rows}, Columns {cols}, frames {frames})")
+    n = rows * cols * frames * spp
+    expected = (n + 7) // 8 if bits == 1 else n * (bits // 8)
+    have = len(ds.PixelData)
+    if have not in (expected, expected + 1):  # + 1: odd lengths are padded to even
+        raise ImageReadError(file, f"pixel data holds {have} bytes but Rows x Columns x frames = {rows} x {cols} x {frames} at {bits} bits needs {expected}: the header does not match the pixels")
 
 
 def _pixels(ds, file: str | Path) -> np.ndarray:
@@ -68,14 +118,15 @@ def _pixels(ds, file: str | Path) -> np.ndarray:
 
     if "PixelData" not in ds:
         raise ImageReadError(file, "DICOM file has no pixel data")
+    _check_pixel_length(ds, file)
+    heard: list[str] = []
     try:
-        raw = ds.pixel_array
+        with _captured(heard):
+            raw = ds.pixel_array
     except Exception as exc:
         syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
         name = getattr(syntax, "name", "unknown transfer syntax")
-        first = str(exc).strip().splitlines()
-        detail = (first[-1] if first else type(exc).__name__)[:200]
-        raise ImageReadError(file, f"cannot decode pixel data ({name}): {detail}") from None
+        raise ImageReadError(file, f"cannot decode pixel data ({name}): {_detail(exc, heard)}") from None
     if int(ds.get("SamplesPerPixel", 1)) != 1:
         return raw.astype(np.float32)  # colour: no modality LUT; channels-last handled by the caller
     arr = apply_modality_lut(raw, ds).astype(np.float32)
@@ -96,6 +147,7 @@ def _meta(ds) -> dict[str, Any]:
         "study_uid": str(ds.get("StudyInstanceUID", "")),
         "series_uid": str(ds.get("SeriesInstanceUID", "")),
         "transfer_syntax": str(getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "")),
+        "notices": [f"pydicom: {n}" for n in getattr(ds, "scintix_notices", [])],
     }
 
 

@@ -69,15 +69,24 @@ def read_image(path: str | Path, channels: int | None = 1) -> tuple[np.ndarray, 
         raise
     except Exception as exc:  # decoder errors come in many types; keep the message, name the file
         raise ImageReadError(path, f"cannot decode ({type(exc).__name__}: {_first_line(exc)})") from exc
-    arr = _to_chw(np.asarray(arr), path)
-    if channels == 1 and arr.shape[0] == 3 and meta.get("format") in ("png", "jpeg", "tiff", "bmp", "npz", "npy"):
-        arr = np.tensordot(np.array([0.299, 0.587, 0.114], dtype=np.float32), arr, axes=1)[None]
-    if not np.isfinite(arr).all():
-        raise ImageReadError(path, "contains NaN or infinite values")
+    arr, colour = _to_chw(np.asarray(arr), path)
+    notices = list(meta.pop("notices", []))
+    if channels == 1 and arr.shape[0] == 3 and colour:
+        if not (np.array_equal(arr[0], arr[1]) and np.array_equal(arr[0], arr[2])):
+            notices.append("colour image converted to grey (luminance)")
+        arr = np.tensordot(np.array([0.299, 0.587, 0.114]), arr.astype(np.float64), axes=1)[None]
+    # Cast first, check after: float64 values near 1e300 are finite but overflow to inf in float32.
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = arr.astype(np.float32)
+    if not np.isfinite(out).all():
+        big = arr.dtype.kind == "f" and bool(np.isfinite(arr).all())
+        raise ImageReadError(path, "values beyond the float32 range (|x| > 3.4e38)" if big else "contains NaN or infinite values")
     meta.setdefault("spacing", (1.0, 1.0))
     meta["source"] = str(path)
-    meta["shape"] = tuple(int(s) for s in arr.shape)
-    return arr.astype(np.float32, copy=False), meta
+    meta["shape"] = tuple(int(s) for s in out.shape)
+    if notices:
+        meta["notices"] = notices
+    return out, meta
 
 
 def pixel_hash(arr: np.ndarray) -> str:
@@ -135,16 +144,17 @@ def _read_npz(file: Path, split: str | None, index: int | None) -> tuple[np.ndar
     return images[index], {"format": "npz"}
 
 
-def _to_chw(arr: np.ndarray, path: str | Path) -> np.ndarray:
-    if arr.dtype == object or arr.size == 0:
-        raise ImageReadError(path, "empty or non-numeric array")
+def _to_chw(arr: np.ndarray, path: str | Path) -> tuple[np.ndarray, bool]:
+    """``(C, H, W)`` and whether the file stored colour channels last (RGB/RGBA as images do)."""
+    if arr.dtype.kind not in "biuf":  # structured, string, object, complex: not an image
+        raise ImageReadError(path, f"array of dtype {arr.dtype} is not an image (needs numbers)")
+    if arr.size == 0:
+        raise ImageReadError(path, "empty array")
     if arr.ndim == 2:
-        return arr[None]
+        return arr[None], False
     if arr.ndim == 3:
-        # Channels-last (H, W, C) for C in 1..4 as images store them; otherwise (C, H, W) already.
         if arr.shape[-1] in (1, 3, 4) and arr.shape[0] > 4:
             arr = np.moveaxis(arr, -1, 0)
-        if arr.shape[0] == 4:
-            arr = arr[:3]
-        return arr
+            return (arr[:3] if arr.shape[0] == 4 else arr), arr.shape[0] in (3, 4)
+        return arr, False
     raise ImageReadError(path, f"expected a 2-D image, got an array of shape {arr.shape}")

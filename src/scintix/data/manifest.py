@@ -180,7 +180,7 @@ def load_inputs(source: str | Path) -> list[Record]:
 
     A multi-view NM DICOM file becomes one record per view.
     """
-    if "#" in str(source):  # one view of a DICOM file or one image of an npz
+    if "#" in str(source) and not Path(source).exists():  # one view of a DICOM file or one image of an npz
         return [Record(path=str(source), patient_id=str(source).rsplit("#", 1)[0])]
     path = Path(source)
     if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES - {".npz"}:
@@ -255,7 +255,8 @@ def encode_labels(records: Sequence[Record], classes: Sequence[str] | None, task
 
 
 def _resolve(root: Path, path: str) -> str:
-    file, split, idx = split_fragment(path) if "#" in path else (Path(path), None, None)
+    whole = Path(path) if Path(path).is_absolute() else root / path
+    file, split, idx = split_fragment(path) if "#" in path and not whole.exists() else (Path(path), None, None)
     full = file if file.is_absolute() else (root / file)
     full = full.resolve()
     if split is None:
@@ -267,7 +268,7 @@ def _relative(path: str, base: Path | None) -> str:
     if base is None:
         return path
     try:
-        return str(Path(path).resolve().relative_to(base)) if "#" not in path else _rel_npz(path, base)
+        return str(Path(path).resolve().relative_to(base)) if "#" not in path or Path(path).exists() else _rel_npz(path, base)
     except ValueError:  # outside the manifest's folder: keep it absolute
         return path
 

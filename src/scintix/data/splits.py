@@ -150,13 +150,31 @@ def make_split(
 ) -> dict[str, str]:
     """Map each record path to ``train``/``val``/``test``, grouped by patient (and duplicates).
 
+    Raises:
+        ValueError: ratios that are negative, not finite, or give no train
+            part; or too few patient groups for every part asked for.
+
     >>> split = make_split(records, y, ratios=(0.7, 0.2, 0.1), seed=0)  # doctest: +SKIP
     """
+    check_ratios(ratios)
     groups = patient_groups(records, duplicates)
     strata = _group_strata(records, groups, y, task)
     parts = {n: r for n, r in zip(("train", "val", "test"), ratios) if r > 0}
     assigned = assign_groups(strata, parts, seed)
+    empty = [n for n in parts if n not in assigned.values()]
+    if empty:
+        raise ValueError(f"{len(strata)} patient group(s) cannot fill train/val/test at ratios {list(ratios)}: {', '.join(empty)} would be empty; add patients or set that ratio to 0")
     return {r.path: assigned[groups[r.patient_id]] for r in records}
+
+
+def check_ratios(ratios: Sequence[float]) -> None:
+    """Train/val/test ratios: three finite numbers >= 0 with a positive train share."""
+    import math
+
+    if len(ratios) != 3 or not all(isinstance(r, (int, float)) and math.isfinite(r) and r >= 0 for r in ratios):
+        raise ValueError(f"split ratios {list(ratios)}: need three finite numbers >= 0 (train, val, test)")
+    if ratios[0] <= 0:
+        raise ValueError(f"split ratios {list(ratios)}: the train share must be > 0")
 
 
 def make_folds(
@@ -169,10 +187,17 @@ def make_folds(
     duplicates: Sequence[DuplicateGroup] = (),
 ) -> dict[str, str]:
     """Map each path to ``test`` or a fold ``"0".."k-1"``: a held-out test part, then k grouped folds."""
+    import math
+
     if k < 2:
         raise ValueError(f"k-fold needs k >= 2, got {k}")
+    if not (math.isfinite(test_ratio) and 0 <= test_ratio < 1):
+        raise ValueError(f"test ratio {test_ratio}: must lie in [0, 1)")
     groups = patient_groups(records, duplicates)
     strata = _group_strata(records, groups, y, task)
+    n_rest = round(len(strata) * (1 - test_ratio))
+    if k > n_rest // 2:
+        raise ValueError(f"{k} folds over about {n_rest} patient group(s) outside test leaves folds of fewer than 2 patients; use at most {max(n_rest // 2, 0)} folds")
     if test_ratio > 0:
         first = assign_groups(strata, {"rest": 1 - test_ratio, "test": test_ratio}, seed)
     else:

@@ -22,7 +22,7 @@ import numpy as np
 
 from ..tasks.segmentation import SEG_TABLE_METRICS
 
-__all__ = ["write_seg_outputs", "format_seg_table", "overlay_mask_figure", "save_mask_png", "safe_stem"]
+__all__ = ["write_seg_outputs", "format_seg_table", "overlay_mask_figure", "save_mask_png", "safe_stem", "unique_stems"]
 
 
 def safe_stem(key: str) -> str:
@@ -30,6 +30,16 @@ def safe_stem(key: str) -> str:
     first = key.split("|")[0]
     frag = "_" + first.rsplit("#", 1)[1] if "#" in first else ""
     return re.sub(r"[^A-Za-z0-9._-]+", "_", Path(first.split("#")[0]).stem + frag)[:80]
+
+
+def unique_stems(keys) -> dict[str, str]:
+    """:func:`safe_stem` per key, with a short hash of the full key added where two keys share a stem (``a/x.png``, ``b/x.png``)."""
+    import hashlib
+    from collections import Counter
+
+    stems = {k: safe_stem(k) for k in keys}
+    count = Counter(stems.values())
+    return {k: s if count[s] == 1 else f"{s}_{hashlib.sha1(k.encode()).hexdigest()[:8]}" for k, s in stems.items()}
 
 
 def save_mask_png(path: Path, label: np.ndarray, synthetic: bool = False) -> None:

@@ -63,13 +63,14 @@ def explain_paths(run_dir: str | Path, source, out_dir: str | Path, methods: Seq
     its overlay (``overlays/``); their heat maps explain the lesion class (or
     ``target``) over the pixels predicted as that class.
     """
-    from ..evaluation.seg_outputs import safe_stem
+    from ..evaluation.seg_outputs import unique_stems
     from ..inference.predict import segmentation_row
     from .overlay import save_overlay
 
     run = load_run(run_dir)
     task, classes = run.task, run.classes
     keys, arrays, rows = prepare_units(run.cfg, source)
+    stems = unique_stems(keys)  # same-named files in different folders get different overlays
     out = Path(out_dir)
     names = channel_names(run.cfg)
     cmap = "gray" if run.cfg.data.windows else "gray_r"
@@ -78,10 +79,10 @@ def explain_paths(run_dir: str | Path, source, out_dir: str | Path, methods: Seq
     for method in methods:
         maps, targets, probs = explain_arrays(run, arrays, method, target, batch_size)
         for key, arr, m, t, p in zip(keys, arrays, maps, targets, probs):
-            png = out / f"{safe_stem(key)}_{method.replace('+', 'p')}.png"
+            png = out / f"{stems[key]}_{method.replace('+', 'p')}.png"
             if task.dense:
                 if key not in seg:  # the mask and its overlay, once per input
-                    seg[key] = segmentation_row(run, key, arr, p, out)
+                    seg[key] = segmentation_row(run, key, arr, p, out, stems[key])
                 info = seg[key]
                 title = f"{method}: {info['lesion_pixels']} px predicted {classes[1] if len(classes) > 1 else ''}; map explains '{classes[t]}'{tag}"
                 row = {"path": key, "method": method, "target": classes[t], **info}

@@ -19,17 +19,22 @@ import torch
 from ..data.datasets import preprocess
 from ..data.io import ImageReadError
 from ..data.manifest import Record, load_inputs
+from ..evaluation.seg_outputs import unique_stems
 from ..runfolder import LoadedRun, load_run
 from ..training.perf import autocast
 
 __all__ = ["predict_paths", "segmentation_row", "write_prediction_rows", "load_run", "prepare_units", "LoadedRun"]
 
 
-def prepare_units(cfg, source: str | Path | Sequence[Record]) -> tuple[list[str], list[np.ndarray], list[dict]]:
+def prepare_units(cfg, source: str | Path | Sequence[Record], notes: dict[str, list[str]] | None = None) -> tuple[list[str], list[np.ndarray], list[dict]]:
     """Model inputs for ``source`` with the run's preprocessing: (keys, arrays, error rows).
 
-    One unit per image, or per patient when the run stacks views; a unit that
-    cannot be read becomes an error row naming the file.
+    One unit per image, or per patient when the run stacks views. Every
+    record ends up in exactly one of the two: a unit that cannot be read,
+    a view the run was not trained on, or a patient missing a view becomes
+    an error row naming the file. ``notes`` (optional) receives, per key,
+    what :func:`~scintix.data.datasets.preprocess` noticed (conversions,
+    ``degenerate:`` images).
     """
     d = cfg.data
     records = list(source) if isinstance(source, (list, tuple)) else load_inputs(source)
@@ -42,18 +47,32 @@ def prepare_units(cfg, source: str | Path | Sequence[Record]) -> tuple[list[str]
         for pid, views in by_pid.items():
             if all(v in views for v in d.views):
                 units.append((pid, tuple(views[v] for v in d.views)))
+                errors += [{"path": p, "error": f"{p}: view {v!r} is not one of the run's views {list(d.views)}; not used"} for v, p in views.items() if v not in d.views]
             else:
-                errors.append({"path": pid, "error": f"needs views {list(d.views)} (a manifest with patient_id and view columns), has {sorted(views)}"})
+                errors.append({"path": pid, "error": f"{pid}: needs views {list(d.views)} (a manifest with patient_id and view columns, or an NM file naming them), has {sorted(views)}"})
     else:
-        units = [(r.path, (r.path,)) for r in records if d.view_filter is None or r.view in (None, d.view_filter)]
+        for r in records:
+            if d.view_filter is None or r.view in (None, d.view_filter):
+                units.append((r.path, (r.path,)))
+            else:
+                errors.append({"path": r.path, "error": f"{r.path}: {_view_problem(r.view, d.view_filter)}"})
     arrays, keys = [], []
     for key, paths in units:
+        found: list[str] = []
         try:
-            arrays.append(preprocess(paths, tuple(d.image_size), d.normalize, tuple(d.percentiles), windows=d.windows))
+            arrays.append(preprocess(paths, tuple(d.image_size), d.normalize, tuple(d.percentiles), windows=d.windows, notes=found))
             keys.append(key)
+            if notes is not None and found:
+                notes[key] = found
         except ImageReadError as exc:
             errors.append({"path": key, "error": str(exc)})
     return keys, arrays, errors
+
+
+def _view_problem(view: str | None, wanted: str) -> str:
+    if view and view.startswith("frame"):  # identify_views' fallback name: the header names no view
+        return f"the header does not say which view frame {view[5:]} is, and this run only reads {wanted!r} views; give a manifest with a view column"
+    return f"view {view!r}, but this run was trained on {wanted!r} views only (data.view_filter); not predicted"
 
 
 def predict_paths(run_dir: str | Path, source: str | Path, batch_size: int = 32, out_dir: str | Path | None = None) -> list[dict]:
@@ -69,24 +88,30 @@ def predict_paths(run_dir: str | Path, source: str | Path, batch_size: int = 32,
     """
     run = load_run(run_dir)
     task, classes = run.task, run.classes
-    keys, arrays, rows = prepare_units(run.cfg, source)
+    notes: dict[str, list[str]] = {}
+    keys, arrays, rows = prepare_units(run.cfg, source, notes)
+    stems = unique_stems(keys)
     for start in range(0, len(arrays), batch_size):
         x = torch.from_numpy(np.stack(arrays[start : start + batch_size])).to(run.device)
         with torch.no_grad(), autocast(run.device, run.amp):
             p = task.activation(run.model(x).float() / run.temperature).cpu().numpy()
         for key, arr, pi in zip(keys[start : start + batch_size], arrays[start : start + batch_size], p):
+            found = notes.get(key, [])
+            warning = "; ".join(n.removeprefix("degenerate: ") for n in found)
             if not np.isfinite(pi).all():
                 rows.append({"path": key, "error": f"{key}: the model gave non-finite probabilities; no label"})
             elif task.dense:
-                rows.append({"path": key, **segmentation_row(run, key, arr, pi, out_dir), "error": ""})
+                rows.append({"path": key, **segmentation_row(run, key, arr, pi, out_dir, stems[key]), "warning": warning, "error": ""})
+            elif any(n.startswith("degenerate: ") for n in found):  # probabilities shown for what they are worth; no diagnosis
+                rows.append({"path": key, **{f"prob_{c}": float(v) for c, v in zip(classes, pi)}, "predicted": "", "warning": warning + "; no label given", "error": ""})
             else:
-                rows.append({"path": key, **{f"prob_{c}": float(v) for c, v in zip(classes, pi)}, "predicted": task.decide(pi, run.thresholds, classes), "error": ""})
+                rows.append({"path": key, **{f"prob_{c}": float(v) for c, v in zip(classes, pi)}, "predicted": task.decide(pi, run.thresholds, classes), "warning": warning, "error": ""})
     order = {k: i for i, k in enumerate(keys)}
     rows.sort(key=lambda r: order.get(r["path"], -1))
     return rows
 
 
-def segmentation_row(run: LoadedRun, key: str, image: np.ndarray, probs: np.ndarray, out_dir) -> dict:
+def segmentation_row(run: LoadedRun, key: str, image: np.ndarray, probs: np.ndarray, out_dir, stem: str | None = None) -> dict:
     """Lesion pixel count, fraction and top probability for one input; with ``out_dir`` its mask and overlay PNGs."""
     from ..evaluation.seg_outputs import overlay_mask_figure, safe_stem, save_mask_png
 
@@ -96,7 +121,7 @@ def segmentation_row(run: LoadedRun, key: str, image: np.ndarray, probs: np.ndar
         import matplotlib.pyplot as plt
 
         out = Path(out_dir)
-        stem = safe_stem(key)
+        stem = stem or safe_stem(key)
         save_mask_png(out / "masks" / f"{stem}.png", label, run.synthetic)
         fig = overlay_mask_figure(image, None, label, f"predicted lesions: {row['lesion_pixels']} px" + (" -- SYNTHETIC data" if run.synthetic else ""))
         (out / "overlays").mkdir(parents=True, exist_ok=True)
@@ -107,18 +132,26 @@ def segmentation_row(run: LoadedRun, key: str, image: np.ndarray, probs: np.ndar
 
 
 def write_prediction_rows(rows: Sequence[dict], out: str | Path) -> Path:
-    """CSV or JSON by the suffix of ``out``."""
+    """CSV or JSON by the suffix of ``out``, written to a temporary name and moved into place (a failure leaves the old file)."""
+    import os
+    import tempfile
+
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    if out.suffix.lower() == ".json":
-        out.write_text(json.dumps(list(rows), indent=2))
-        return out
-    fields = list(dict.fromkeys(k for r in rows for k in r))
-    fields = ["path"] + [f for f in fields if f not in ("path", "error")] + ["error"]
-    with open(out, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=fields)
-        w.writeheader()
-        for r in rows:
-            w.writerow(r)
+    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
+            if out.suffix.lower() == ".json":
+                fh.write(json.dumps(list(rows), indent=2))
+            else:
+                fields = list(dict.fromkeys(k for r in rows for k in r))
+                fields = ["path"] + [f for f in fields if f not in ("path", "warning", "error")] + ["warning", "error"]
+                w = csv.DictWriter(fh, fieldnames=fields)
+                w.writeheader()
+                for r in rows:
+                    w.writerow(r)
+        os.replace(tmp, out)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
     return out
-

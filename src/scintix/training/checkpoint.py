@@ -28,7 +28,30 @@ def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    return torch.load(Path(path), map_location="cpu", weights_only=True)
+    """A checkpoint dict, loaded with ``weights_only`` (a pickle that would run code is refused, never run).
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: one line naming the file: empty, truncated, not a
+            checkpoint, or content ``weights_only`` refuses.
+    """
+    import pickle
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: checkpoint not found")
+    if path.stat().st_size == 0:
+        raise ValueError(f"{path}: empty checkpoint file")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:  # its text suggests weights_only=False: never do that for a file you did not write
+        raise ValueError(f"{path}: refused -- not a plain checkpoint (holds objects that weights-only loading does not allow)") from None
+    except Exception as exc:  # PytorchStreamReader (truncated zip), EOFError, ...
+        first = str(exc).strip().splitlines()
+        raise ValueError(f"{path}: not a readable checkpoint, truncated or damaged ({type(exc).__name__}{': ' + first[0][:120] if first else ''})") from None
+    if not isinstance(state, dict) or "model" not in state:
+        raise ValueError(f"{path}: not a scintix checkpoint (no 'model' entry)")
+    return state
 
 
 def load_model_state(model, state: dict[str, Any], path: str | Path) -> None:

@@ -105,10 +105,18 @@ def train_run(cfg: RunConfig, run_dir: str | Path, resume: bool = False, max_epo
     last_path = run_dir / "checkpoints" / "last.pt"
     if resume:
         if not last_path.is_file():
-            raise FileNotFoundError(f"{run_dir}: nothing to resume (no checkpoints/last.pt)")
+            started = (run_dir / "config.yaml").is_file()
+            raise FileNotFoundError(f"{run_dir}: nothing to resume (no checkpoints/last.pt)" + ("; the run failed before its first checkpoint: start it again with the same --out, without --resume" if started else ""))
         cfg = load_run_config(run_dir)
-    elif (run_dir / "config.yaml").exists():
+    elif last_path.exists() or (run_dir / "checkpoints" / "best.pt").exists():
         raise FileExistsError(f"{run_dir} already holds a run; use --resume to continue it or pick another --out")
+    elif (run_dir / "config.yaml").exists():
+        # A run that failed before its first checkpoint (bad data, a refused setting): nothing trained, start again in place.
+        log.info("%s: restarting a run that failed before its first checkpoint", run_dir)
+        for name in ("config.yaml", "meta.json", "split.csv", "data_summary.json", "history.csv"):
+            (run_dir / name).unlink(missing_ok=True)
+    elif run_dir.is_file():
+        raise FileExistsError(f"--out {run_dir}: is a file; name a folder for the run")
     run_dir.mkdir(parents=True, exist_ok=True)
     t = cfg.train
     from .seed import seed_everything
