@@ -60,3 +60,24 @@ def shared(name: str) -> Path:
     if not path.is_dir():
         pytest.skip(f"real data {path} not present")
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory) -> Path:
+    """One tiny trained run (small CNN, anterior views only, 1 epoch) shared by the robustness tests."""
+    from scintix.cli.__main__ import main
+
+    root = tmp_path_factory.mktemp("robust")
+    manifest = _tiny_manifest(root, np.random.default_rng(0))
+    fast = ["-o", "model.name=small_cnn", "-o", "data.image_size=[24,16]", "-o", "train.batch_size=8", "-o", "train.channels_last=false", "-o", "train.tensorboard=false",
+            "-o", "eval.n_bootstrap=20", "-o", "data.split.ratios=[0.5,0.3,0.2]", "-o", "data.views=null", "-o", "data.view_filter=ant", "-o", "train.progress=false"]
+    assert main(["run", "--data", str(manifest), "--out", str(root / "run"), "--epochs", "1", *fast]) == 0
+    return root / "run"
+
+
+@pytest.fixture
+def run_copy(tiny_run, tmp_path) -> Path:
+    """A private copy of the tiny run, to damage."""
+    import shutil
+
+    return Path(shutil.copytree(tiny_run, tmp_path / "run"))

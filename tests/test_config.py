@@ -1,3 +1,5 @@
+import re
+
 import pytest
 
 from scintix.config import RunConfig, config_to_dict, list_recipes, load_config
@@ -11,8 +13,26 @@ def test_recipes_load_and_overrides_apply():
 
 
 def test_all_shipped_recipes_are_valid():
+    from scintix.config import _build
+    from scintix.models.registry import MODELS, check_input_size, model_kind
+    from scintix.runfolder import in_channels
+    from scintix.tasks import get_task
+
     for name in list_recipes():
-        assert load_config(name).name
+        cfg = load_config(name)
+        assert cfg.name == name  # the run folder's default name is the recipe's
+        assert _build(RunConfig, config_to_dict(cfg), "") == cfg  # config.yaml reloads to the same config
+        assert cfg.model.name in MODELS and model_kind(cfg.model.name) == ("segmentation" if get_task(cfg.data.task).dense else "classification")
+        check_input_size(cfg.model.name, tuple(cfg.data.patch_size or cfg.data.image_size), cfg.model.small_input, in_channels(cfg))
+
+
+def test_values_are_type_and_range_checked_naming_the_field():
+    for override, field in (("train.lr=fast", "train.lr"), ("train.lr=-1", "train.lr"), ("train.epochs=0", "train.epochs"), ("train.epochs=2.5", "train.epochs"),
+                            ("data.image_size=[0,0]", "data.image_size"), ("data.image_size=[64]", "data.image_size"), ("data.split.ratios=[-1,1,1]", "data.split.ratios"),
+                            ("train.precise_bn=maybe", "train.precise_bn"), ("eval.ci_level=1.5", "eval.ci_level"), ("train.lr=[unclosed", "train.lr=[unclosed")):
+        with pytest.raises(ValueError, match=re.escape(field)):
+            load_config("quickstart", [override])
+    assert load_config("quickstart", ["train.channels_last=false", "data.classes=[0,1]"]).data.classes == ("0", "1")
 
 
 def test_unknown_keys_list_the_valid_ones():

@@ -60,7 +60,7 @@ class SplitConfig:
         except ValueError as exc:
             raise ValueError(f"data.split.ratios: {exc}") from None
         _require(self.folds == 0 or self.folds >= 2, f"data.split.folds={self.folds}: 0 (no folds) or >= 2")
-        _require(self.folds == 0 or 0 <= self.fold < self.folds, f"data.split.fold={self.fold}: must lie in 0..{self.folds - 1}")
+        _require(self.fold == 0 if self.folds == 0 else 0 <= self.fold < self.folds, f"data.split.fold={self.fold}: " + (f"must lie in 0..{self.folds - 1}" if self.folds else "needs data.split.folds >= 2"))
         _require(0 <= self.val_from_train < 1, f"data.split.val_from_train={self.val_from_train}: a share in [0, 1)")
         _require(self.predefined_val_as in ("val", "test"), f"data.split.predefined_val_as={self.predefined_val_as!r}: val or test")
 

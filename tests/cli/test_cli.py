@@ -5,7 +5,7 @@ from pathlib import Path
 from scintix.cli.__main__ import main
 
 FAST = ["-o", "model.name=small_cnn", "-o", "data.image_size=[24,16]", "-o", "train.batch_size=8", "-o", "train.channels_last=false",
-        "-o", "train.tensorboard=false", "-o", "eval.n_bootstrap=50", "-o", "data.view_filter=null", "-o", "data.split.ratios=[0.5,0.3,0.2]"]
+        "-o", "train.tensorboard=false", "-o", "eval.n_bootstrap=50", "-o", "data.view_filter=null", "-o", "data.views=null", "-o", "data.split.ratios=[0.5,0.3,0.2]"]
 
 
 def test_train_evaluate_predict(tiny_manifest, tmp_path, capsys):

@@ -7,7 +7,7 @@ import pytest
 from scintix.cli.__main__ import main
 
 FAST = ["-o", "model.name=small_cnn", "-o", "data.image_size=[24,16]", "-o", "train.batch_size=8", "-o", "train.channels_last=false",
-        "-o", "train.tensorboard=false", "-o", "eval.n_bootstrap=50", "-o", "data.view_filter=null", "-o", "data.split.ratios=[0.5,0.3,0.2]"]
+        "-o", "train.tensorboard=false", "-o", "eval.n_bootstrap=50", "-o", "data.view_filter=null", "-o", "data.views=null", "-o", "data.split.ratios=[0.5,0.3,0.2]"]
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +29,9 @@ def test_report_has_every_section_and_embeds_its_images(evaluated_run):
     assert set(faith["methods"]) == {"gradcam", "gradcam++", "scorecam", "occlusion", "random"}
     assert all(0 <= v["deletion"] <= 1 and 0 <= v["insertion"] <= 1 for v in faith["methods"].values())
     card = (evaluated_run / "model_card.md").read_text()
-    assert "## Intended use" in card and "## Limitations" in card and "[" in card  # metrics with CIs
+    assert "## Intended use" in card and "## Limitations" in card
+    auc = json.loads((evaluated_run / "eval" / "test" / "metrics.json").read_text())["per_class"]["abnormal"]["roc_auc"]
+    assert f"roc_auc {auc['value']:.3f} [{auc['ci_low']:.3f}, {auc['ci_high']:.3f}]" in card  # the test metric with its CI, as measured
     assert "SYNTHETIC" not in page and "SYNTHETIC" not in card  # this test data carries no synthetic mark
 
 

@@ -49,6 +49,35 @@ def test_contract_forward_backward(name):
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
+def test_narrow_and_small_inputs_run_or_are_refused_naming_the_minimum(name):
+    """Every model runs at its minimum side, square and narrow (2 channels, 3 classes as a two-view multi-class run would),
+    and the size check refuses one pixel less with a message naming that minimum."""
+    from scintix.models.registry import check_input_size, min_input_size
+
+    for small in (False, True):
+        need = min_input_size(name, small)
+        assert 1 <= need <= 64 or (name == "alexnet" and not small and need == 63)
+        with torch.device("meta"):
+            m = create_model(name, in_channels=2, num_classes=3, small_input=small or None).eval()
+            for size in ((need, need), (4 * max(need, 32), need), (need, 4 * max(need, 32))):
+                x = torch.zeros(2, 2, *size)
+                out = m(x, **{k: x for k in m.inputs[1:]})
+                assert out.shape[:2] == (2, 3), (name, size)
+                check_input_size(name, size, small, in_channels=2)
+        if need > 1:
+            with pytest.raises(ValueError, match=f"needs inputs of at least {need} px"):
+                check_input_size(name, (need - 1, need - 1), small, in_channels=2)
+
+
+def test_alexnet_on_a_narrow_two_view_input():
+    from scintix.models.registry import check_input_size
+
+    with pytest.raises(ValueError, match=r"'alexnet' needs inputs of at least 63 px per side; data.image_size is \[128, 32\].*small_input=true"):
+        check_input_size("alexnet", (128, 32), in_channels=2)
+    check_input_size("alexnet", (128, 32), small_input=True, in_channels=2)  # the stride-1 stem takes it
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
 def test_small_input_28px(name):
     with torch.device("meta"):  # shapes only: no memory, no initialisation cost
         m = create_model(name, small_input=True).eval()

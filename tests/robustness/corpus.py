@@ -36,7 +36,9 @@ def rgb_png(path: Path) -> Path:
 
 
 def gif_named_png(path: Path) -> Path:
-    Image.fromarray(np.full((H, W), 30, np.uint8)).convert("P").save(path, format="GIF")
+    img = np.full((H, W), 30, np.uint8)
+    img[8:12, 6:10] = 200
+    Image.fromarray(img).convert("P").save(path, format="GIF")
     return path
 
 
@@ -85,6 +87,7 @@ def rgb_secondary_capture(path: Path) -> Path:
     ds.BitsAllocated, ds.BitsStored, ds.HighBit = 8, 8, 7
     rgb = np.zeros((H, W, 3), np.uint8)
     rgb[..., 1] = 120
+    rgb[8:12, 6:10] = (250, 40, 40)
     ds.PixelData = rgb.tobytes()
     ds.save_as(str(path), enforce_file_format=True)
     return path

@@ -150,3 +150,24 @@ def test_thyroid_mode_features_masks_reports(tmp_path):
     assert {r.view for r in read_manifest(out)} == {"ant"}
     with pytest.raises(ValueError, match="unknown labels"):
         simulate_dataset(tmp_path / "x", SimulateConfig(mode="thyroid", prevalence={"metastasis": 0.5}))
+
+
+def test_demo_data_labels_each_crop_by_its_own_mask(tmp_path):
+    """The default job's data: simulated whole-body scans -> thoracic crops; a crop is abnormal exactly when its cropped mask holds a lesion."""
+    import csv
+
+    import numpy as np
+    from PIL import Image
+
+    from scintix.simulate.demo import make_demo_data
+
+    manifest = make_demo_data(tmp_path / "demo", {"generator": "bone-thorax", "n_patients": 6, "prevalence": 0.8, "seed": 3})
+    rows = list(csv.DictReader(open(manifest, encoding="utf-8")))
+    assert len(rows) == 12 and {r["view"] for r in rows} == {"ant", "post"} and all(r["synthetic"] == "1" for r in rows)
+    for r in rows:
+        crop = np.load(manifest.parent / r["path"])
+        mask = np.asarray(Image.open(manifest.parent / r["mask"]))
+        assert mask.shape == crop.shape
+        assert r["label"] == ("abnormal" if mask.any() else "normal") and r["lesion_in_crop"] == str(int(mask.any()))
+    assert {r["label"] for r in rows} == {"normal", "abnormal"}  # prevalence 0.8 over 6 patients, seed 3: both occur
+    assert "SYNTHETIC" in (manifest.parent / "README.md").read_text()

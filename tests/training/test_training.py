@@ -12,7 +12,7 @@ from scintix.training.run import train_run
 FAST = [
     "model.name=small_cnn", "data.image_size=[24,16]", "train.batch_size=8", "train.channels_last=false",
     "train.precision=fp32", "train.tensorboard=false", "train.progress=false", "eval.n_bootstrap=50",
-    "data.classes=null", "data.view_filter=null", "train.early_stop_patience=0", "data.split.ratios=[0.5,0.3,0.2]",
+    "data.classes=null", "data.view_filter=null", "data.views=null", "train.early_stop_patience=0", "data.split.ratios=[0.5,0.3,0.2]",
 ]
 
 
@@ -79,7 +79,20 @@ def test_channels_last_setting():
     m = torch.nn.Conv2d(1, 2, 3)
     assert choose_channels_last("false", m, torch.zeros(1, 1, 8, 8), lambda m, x: None) is False
     assert choose_channels_last(True, m, torch.zeros(1, 1, 8, 8), lambda m, x: None) is True
-    assert choose_channels_last("auto", m, torch.zeros(1, 1, 8, 8), lambda m, x: m(x).sum().backward()) in (True, False)
+    import time
+
+    def slow_when(slow_layout_is_cl: bool):  # a step whose cost depends on the layout: auto must pick the other one
+        def step(model, x):
+            if (not x.is_contiguous()) == slow_layout_is_cl:  # 3 channels: NHWC is not NCHW-contiguous
+                time.sleep(0.02)
+        return step
+
+    x = torch.zeros(1, 3, 8, 8)
+    m = torch.nn.Conv2d(3, 2, 3)
+    assert choose_channels_last("auto", m, x, slow_when(True)) is False  # NHWC slow -> NCHW
+    assert choose_channels_last("auto", m, x, slow_when(False)) is True  # NCHW slow -> NHWC
+    with pytest.raises(ValueError, match="auto, true or false"):
+        choose_channels_last("sometimes", m, x, slow_when(True))
 
 
 def test_random_augmentation_only_on_train(tiny_manifest, tmp_path):

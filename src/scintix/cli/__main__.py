@@ -206,6 +206,8 @@ def cmd_split(a: argparse.Namespace) -> int:
         save_split,
     )
 
+    if a.folds == 1 or a.folds < 0:
+        raise ValueError(f"--folds {a.folds}: k-fold needs k >= 2 (0 = one train/val/test split)")
     records = load_data(a.data)
     y, _ = encode_labels(records, None, a.task)
     hashes, errors = hash_images(records)
@@ -336,11 +338,15 @@ def cmd_recipes(a: argparse.Namespace) -> int:
 
 def cmd_models(a: argparse.Namespace) -> int:
     from ..models import list_models, model_info
+    from ..models.registry import min_input_size, model_kind
 
-    print(f"{'model':<22}{'kind':<15}{'parameters':>14}{'GFLOPs':>10}   at {a.size[0]}x{a.size[1]}, {a.in_channels} channel(s), {a.num_classes} classes")
+    print(f"{'model':<22}{'kind':<15}{'parameters':>14}{'GFLOPs':>10}{'min px':>8}   at {a.size[0]}x{a.size[1]}, {a.in_channels} channel(s), {a.num_classes} classes")
     for name in list_models():
+        if min(a.size) < min_input_size(name, a.small_input):
+            print(f"{name:<22}{model_kind(name):<15}{'':>14}{'-':>10}{min_input_size(name, a.small_input):>8}   (input too small for it)")
+            continue
         info = model_info(name, tuple(a.size), a.in_channels, a.num_classes, a.small_input)
-        print(f"{name:<22}{info['kind']:<15}{info['params']:>14,}{info['gflops']:>10.2f}")
+        print(f"{name:<22}{info['kind']:<15}{info['params']:>14,}{info['gflops']:>10.2f}{info['min_size']:>8}")
     return 0
 
 

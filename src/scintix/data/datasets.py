@@ -123,8 +123,9 @@ def preprocess(
             what = f"{arr.shape[0]} frames" if meta.get("format") == "dicom" else f"{arr.shape[0]} channels"
             raise ImageReadError(p, f"has {what} (shape {tuple(arr.shape)}); each view must be one grey image -- split the frames/channels into files")
         if notes is not None:
-            notes += [f"{p}: {n}" for n in meta.get("notices", [])]
-            notes += [f"degenerate: {p}: {why}" for why in degenerate_image(arr[0])]
+            where = f"{p}: " if len(paths) > 1 else ""  # several views: say which one
+            notes += [f"{where}{n}" for n in meta.get("notices", [])]
+            notes += [f"degenerate: {where}{why}" for why in degenerate_image(arr[0])]
         if windows:
             if meta.get("modality") == "CT":
                 from .dicom import window_stack

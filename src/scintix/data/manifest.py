@@ -11,6 +11,7 @@ assignment) and any other columns, kept as ``extra``.
 from __future__ import annotations
 
 import csv
+import io
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
@@ -71,10 +72,12 @@ def read_manifest(csv_path: str | Path, require_label: bool = True, check_files:
     csv_path = Path(csv_path)
     if not csv_path.is_file():
         raise ManifestError(f"{csv_path}: manifest not found")
-    with open(csv_path, newline="", encoding="utf-8-sig") as fh:
-        reader = csv.DictReader(fh)
+    reader = csv.DictReader(io.StringIO(_csv_text(csv_path), newline=""))
+    try:
         columns = reader.fieldnames or []
         rows = list(reader)
+    except csv.Error as exc:  # e.g. a field over csv's size limit (131072 characters)
+        raise ManifestError(f"{csv_path}: line {reader.line_num}: unreadable CSV ({exc})") from None
     if "path" not in columns:
         raise ManifestError(f"{csv_path}: no 'path' column (columns: {columns})")
     if require_label and "label" not in columns:
@@ -279,8 +282,21 @@ def _rel_npz(path: str, base: Path) -> str:
 
 
 def _header(csv_path: Path) -> list[str]:
-    with open(csv_path, newline="", encoding="utf-8-sig") as fh:
-        return next(csv.reader(fh), [])
+    try:
+        return next(csv.reader(io.StringIO(_csv_text(csv_path), newline="")), [])
+    except csv.Error as exc:
+        raise ManifestError(f"{csv_path}: unreadable CSV header ({exc})") from None
+
+
+def _csv_text(csv_path: Path) -> str:
+    """The CSV's text: UTF-8 (BOM or not) or UTF-16 with its BOM; anything else is a one-line error naming the file."""
+    data = csv_path.read_bytes()
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        return data.decode("utf-16")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ManifestError(f"{csv_path}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}; Latin-1 or another encoding?): save it as UTF-8") from None
 
 
 def manifest_from_dicom(folder: str | Path) -> tuple[list, list[str]]:

@@ -40,12 +40,15 @@ class PreparedData:
     synthetic: bool = False
 
 
-def prepare_data(cfg, run_dir: str | Path) -> PreparedData:
+def prepare_data(cfg, run_dir: str | Path, make_synthetic=None) -> PreparedData:
     """Load records, encode labels, find duplicates, make or reuse the split, build samples.
 
     Writes ``split.csv`` and ``data_summary.json`` into ``run_dir``. A split
     already in ``run_dir`` (resume, evaluate) or named by ``cfg.data.split.file``
     is reused as is. Unreadable images are listed in the summary and left out.
+    Without ``data.source`` the SYNTHETIC data in ``run_dir/synthetic_data``
+    is used, made first by ``make_synthetic(folder, cfg.synthetic)`` (the
+    caller's generator, e.g. the simulator's) when it is not there yet.
     """
     run_dir = Path(run_dir)
     d = cfg.data
@@ -57,7 +60,12 @@ def prepare_data(cfg, run_dir: str | Path) -> PreparedData:
         if not source.is_file():
             opts = dict(cfg.synthetic)
             opts.setdefault("seed", d.split.seed)
-            source = make_synthetic_dataset(data_dir, **opts)
+            if make_synthetic is not None:
+                source = make_synthetic(data_dir, opts)
+            elif opts.pop("generator", "chest-crops") == "chest-crops":
+                source = make_synthetic_dataset(data_dir, **opts)
+            else:
+                raise ValueError(f"synthetic data {cfg.synthetic} is made by `scintix run` (scintix.simulate), not here")
     task = get_task(d.task)
     records = load_data(source, require_label=not task.dense)
     if d.label_column:

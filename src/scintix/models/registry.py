@@ -10,6 +10,7 @@ inputs it takes (``("image",)``, or ``("image", "cross")`` for P3's model).
 
 from __future__ import annotations
 
+import functools
 import logging
 from pathlib import Path
 from typing import Callable
@@ -24,7 +25,7 @@ from .simple import dspic, small_cnn
 from .vgg import alexnet, vgg11, vgg11_bn, vgg16, vgg16_bn, vgg19, vgg19_bn
 from .weights import freeze_backbone, load_pretrained
 
-__all__ = ["MODELS", "create_model", "list_models", "model_info", "model_kind"]
+__all__ = ["MODELS", "create_model", "list_models", "model_info", "model_kind", "min_input_size", "check_input_size"]
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +99,46 @@ def create_model(
     return model
 
 
+@functools.lru_cache(maxsize=None)
+def min_input_size(name: str, small_input: bool = False) -> int:
+    """The smallest side (px) the model accepts, found by running it on the meta device (no memory, no weights)."""
+
+    with torch.device("meta"):
+        model = create_model(name, in_channels=1, num_classes=2, small_input=small_input or None).eval()
+
+    def runs(side: int) -> bool:
+        with torch.device("meta"), torch.no_grad():
+            x = torch.zeros(1, 1, side, side)
+            try:
+                model(x, **{k: x for k in getattr(model, "inputs", ("image",))[1:]})
+            except (RuntimeError, ValueError):  # a pooling or conv window larger than its input, a norm over one pixel
+                return False
+        return True
+
+    lo, hi = 1, 512
+    if not runs(hi):
+        return hi
+    while lo < hi:  # smallest side that runs; a deeper net only fails on smaller inputs
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if runs(mid) else (mid + 1, hi)
+    return lo
+
+
+def check_input_size(name: str, size: tuple[int, int], small_input: bool = False, in_channels: int = 1) -> None:
+    """Refuse, naming the minimum, an input size the model cannot take (on the meta device, before any data is read)."""
+    with torch.device("meta"), torch.no_grad():
+        model = create_model(name, in_channels=in_channels, num_classes=2, small_input=small_input or None).eval()
+        x = torch.zeros(1, in_channels, *size)
+        try:
+            model(x, **{k: x for k in getattr(model, "inputs", ("image",))[1:]})
+            return
+        except (RuntimeError, ValueError):
+            pass
+    need = min_input_size(name, small_input)
+    hint = "" if small_input else " (or -o model.small_input=true for the stride-1 stems)"
+    raise ValueError(f"model.name={name!r} needs inputs of at least {need} px per side; data.image_size is {list(size)}: use a larger size or another model{hint}")
+
+
 def model_info(name: str, size: tuple[int, int] = (256, 256), in_channels: int = 1, num_classes: int = 2, small_input: bool = False) -> dict:
     """Parameter count and forward FLOPs (multiply-add = 2 FLOPs) for one image of ``size``."""
     from torch.utils.flop_counter import FlopCounterMode
@@ -108,6 +149,7 @@ def model_info(name: str, size: tuple[int, int] = (256, 256), in_channels: int =
         model = create_model(name, in_channels=in_channels, num_classes=num_classes, small_input=small_input or None).eval()
         with counter:
             model(torch.zeros(1, in_channels, *size), **{k: torch.zeros(1, in_channels, *size) for k in getattr(model, "inputs", ("image",))[1:]})
-    return {"name": name, "kind": getattr(model, "kind", "classification"), "params": sum(p.numel() for p in model.parameters()), "gflops": counter.get_total_flops() / 1e9, "size": list(size)}
+    return {"name": name, "kind": getattr(model, "kind", "classification"), "params": sum(p.numel() for p in model.parameters()), "gflops": counter.get_total_flops() / 1e9, "size": list(size),
+            "min_size": min_input_size(name, small_input)}
 
 

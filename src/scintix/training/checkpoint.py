@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -42,9 +43,15 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         raise FileNotFoundError(f"{path}: checkpoint not found")
     if path.stat().st_size == 0:
         raise ValueError(f"{path}: empty checkpoint file")
+    with open(path, "rb") as fh:
+        head = fh.read(4)
+    if head[:2] != b"PK" and head[:1] != b"\x80":  # neither torch's zip format nor a pickle
+        raise ValueError(f"{path}: not a readable checkpoint, truncated or damaged (not a torch checkpoint file)")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:  # its text suggests weights_only=False: never do that for a file you did not write
+        with warnings.catch_warnings():  # torch's notes about a foreign pickle's protocol: our one line says it
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:  # its text suggests weights_only=False: never repeat that for a file you did not write
         raise ValueError(f"{path}: refused -- not a plain checkpoint (holds objects that weights-only loading does not allow)") from None
     except Exception as exc:  # PytorchStreamReader (truncated zip), EOFError, ...
         first = str(exc).strip().splitlines()

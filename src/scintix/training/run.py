@@ -27,6 +27,7 @@ from ..data.prepare import prepare_data
 from ..models.registry import MODELS, list_models, model_kind
 from ..models.weights import freeze_backbone
 from ..runfolder import build_model_for_run, load_run_config
+from ..simulate.demo import make_demo_data
 from ..tasks import get_task
 from .batchnorm import has_batchnorm, recompute_batchnorm
 from .checkpoint import load_checkpoint, load_model_state, save_checkpoint
@@ -77,8 +78,31 @@ def _check_config(cfg: RunConfig) -> None:
     kind = model_kind(cfg.model.name) if cfg.model.name in MODELS else None  # an unknown name fails in create_model, listing all
     if kind is not None and kind != ("segmentation" if task.dense else "classification"):
         raise ValueError(f"model.name={cfg.model.name!r} is a {kind} model; task {task.name} needs one of {', '.join(list_models('segmentation' if task.dense else 'classification'))}")
+    if kind is not None:
+        from ..models.registry import check_input_size
+        from ..runfolder import in_channels
+
+        check_input_size(cfg.model.name, tuple(cfg.data.patch_size or cfg.data.image_size), cfg.model.small_input, in_channels(cfg))
     if t.select_max_loss_ratio and t.select_max_loss_ratio <= 1:
         raise ValueError(f"train.select_max_loss_ratio must be 0 (off) or > 1, got {t.select_max_loss_ratio}")
+
+
+def _check_classes(data, task) -> None:
+    """A classifier trained on one class learns nothing and evaluates to nonsense: refuse, naming the class."""
+    if task.dense:
+        return
+    for split in ("train", "val"):
+        targets = np.stack([np.asarray(s.target) for s in data.samples[split]])
+        if targets.ndim == 1:
+            present = sorted({int(t) for t in targets})
+            if len(present) < 2:
+                msg = f"the {split} split holds only class {data.classes[present[0]]!r} ({len(targets)} samples): every class is needed to train and to choose a threshold; check the labels (data.label_column, data.classes) or add patients"
+                if split == "train":
+                    raise ValueError(msg)
+                log.warning(msg)
+        elif split == "train" and not targets.any(axis=0).all():
+            missing = [c for c, k in zip(data.classes, targets.any(axis=0)) if not k]
+            log.warning("no training example of label(s) %s: the model cannot learn them", missing)
 
 
 def _precise_bn(model, ds: CachedDataset, cfg: RunConfig, epoch: int, device, amp, channels_last: bool) -> int:
@@ -110,25 +134,26 @@ def train_run(cfg: RunConfig, run_dir: str | Path, resume: bool = False, max_epo
         cfg = load_run_config(run_dir)
     elif last_path.exists() or (run_dir / "checkpoints" / "best.pt").exists():
         raise FileExistsError(f"{run_dir} already holds a run; use --resume to continue it or pick another --out")
-    elif (run_dir / "config.yaml").exists():
+    elif run_dir.is_file():
+        raise FileExistsError(f"--out {run_dir}: is a file; name a folder for the run")
+    _check_config(cfg)  # before anything is written: a refused setting leaves no folder behind
+    if not resume and (run_dir / "config.yaml").exists():
         # A run that failed before its first checkpoint (bad data, a refused setting): nothing trained, start again in place.
         log.info("%s: restarting a run that failed before its first checkpoint", run_dir)
         for name in ("config.yaml", "meta.json", "split.csv", "data_summary.json", "history.csv"):
             (run_dir / name).unlink(missing_ok=True)
-    elif run_dir.is_file():
-        raise FileExistsError(f"--out {run_dir}: is a file; name a folder for the run")
     run_dir.mkdir(parents=True, exist_ok=True)
     t = cfg.train
     from .seed import seed_everything
 
     seed_everything(t.seed, t.deterministic)
-    _check_config(cfg)
     task = get_task(cfg.data.task)
     if not resume:
         (run_dir / "config.yaml").write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
-    data = prepare_data(cfg, run_dir)
+    data = prepare_data(cfg, run_dir, make_synthetic=make_demo_data)
     if not data.samples["train"] or not data.samples["val"]:
         raise ValueError(f"empty train or val split ({ {k: len(v) for k, v in data.samples.items()} }); need more patients")
+    _check_classes(data, task)
     device = resolve_device(t.device)
     amp = resolve_precision(t.precision, device)
     meta = {
