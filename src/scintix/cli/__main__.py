@@ -45,6 +45,7 @@ def _common_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="config override, e.g. -o data.image_size=[64,32]")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     p.add_argument("--report", action="store_true", help="also write report.html (heat-map gallery, faithfulness) when done")
+    p.add_argument("--nproc", type=int, default=1, help="train data-parallel in N processes (torchrun on this machine: gloo on CPU, nccl on GPUs) [1]")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -116,9 +117,37 @@ def _parser() -> argparse.ArgumentParser:
     return ap
 
 
+def _launch(nproc: int, out: str) -> int:
+    """``scintix run --nproc N ...`` = ``torchrun --standalone --nproc_per_node N -m scintix.cli run ...`` (the same arguments, without --nproc)."""
+    import subprocess
+
+    argv, skip = [], False
+    for arg in sys.argv[1:]:
+        if skip:
+            skip = False
+            continue
+        if arg == "--nproc":
+            skip = True
+            continue
+        if not arg.startswith("--nproc="):
+            argv.append(arg)
+    if "--out" not in argv and not any(x.startswith("--out=") for x in argv):
+        argv += ["--out", out]  # one folder for all ranks, named once here
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", "-m", "scintix.cli", *argv]
+    log.info("launching %d processes: %s", nproc, " ".join(cmd))
+    return subprocess.call(cmd, env={**os.environ, "SCINTIX_NO_REEXEC": "1"})
+
+
 def cmd_run(a: argparse.Namespace) -> int:
     from ..config import load_config
     from ..training.run import evaluate_run, train_run
+
+    if a.nproc < 1:
+        raise ValueError(f"--nproc {a.nproc}: at least 1")
+    if a.nproc > 1 and "WORLD_SIZE" not in os.environ:
+        return _launch(a.nproc, a.out or f"runs/{load_config(a.recipe, a.overrides).name}-{time.strftime('%Y%m%d-%H%M%S')}")
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not a.out:
+        raise ValueError("under torchrun give --out RUN_DIR: every process must write to the same run folder")
 
     overrides = list(a.overrides)
     if a.data:
@@ -137,6 +166,8 @@ def cmd_run(a: argparse.Namespace) -> int:
         cfg = load_config(a.recipe, overrides)
         out = a.out or f"runs/{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}"
         run_dir = train_run(cfg, out)
+    if int(os.environ.get("RANK", "0")) != 0:
+        return 0  # under torchrun rank 0 alone prints and reports
     results_path = Path(run_dir) / "eval" / "metrics_table.txt"
     if not results_path.exists():
         evaluate_run(run_dir)
@@ -356,7 +387,8 @@ COMMANDS = {"run": cmd_run, "train": cmd_run, "evaluate": cmd_evaluate, "predict
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI in this process (tests call this); returns the exit code."""
     a = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if a.verbose else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    quiet = int(os.environ.get("RANK", "0")) != 0  # under torchrun, one rank speaks
+    logging.basicConfig(level=logging.DEBUG if a.verbose else logging.WARNING if quiet else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     import csv
 
     import yaml

@@ -40,7 +40,7 @@ class PreparedData:
     synthetic: bool = False
 
 
-def prepare_data(cfg, run_dir: str | Path, make_synthetic=None) -> PreparedData:
+def prepare_data(cfg, run_dir: str | Path, make_synthetic=None, write: bool = True) -> PreparedData:
     """Load records, encode labels, find duplicates, make or reuse the split, build samples.
 
     Writes ``split.csv`` and ``data_summary.json`` into ``run_dir``. A split
@@ -116,7 +116,8 @@ def prepare_data(cfg, run_dir: str | Path, make_synthetic=None) -> PreparedData:
     summary = _summary(records, classes, by_split, duplicates, leakage_report(records, assignment, hashes), errors, how, task)
     summary["synthetic"] = synthetic
     summary["source"] = str(source)
-    (run_dir / "data_summary.json").write_text(json.dumps(summary, indent=2))
+    if write:  # False: another process (rank 0 of a distributed run) writes it
+        (run_dir / "data_summary.json").write_text(json.dumps(summary, indent=2))
     return PreparedData(records, classes, by_split, summary, synthetic)
 
 

@@ -8,7 +8,7 @@ from dataclasses import replace
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, WeightedRandomSampler
+from torch.utils.data import DataLoader
 
 from ..config import RunConfig
 from ..data.datasets import CachedDataset
@@ -16,6 +16,7 @@ from ..data.prepare import PreparedData
 from ..runfolder import build_model_for_run
 from ..tasks import get_task
 from ..transforms.augment import Augmenter
+from .distributed import DistContext, RankBatchSampler, shard_range
 from .loop import model_inputs
 
 __all__ = ["build_datasets", "make_loader", "plain_view", "model_inputs_of", "training_like_batches"]
@@ -54,21 +55,32 @@ def plain_view(ds: CachedDataset) -> CachedDataset:
     return view
 
 
-def make_loader(ds: CachedDataset, cfg: RunConfig, train: bool, epoch: int) -> DataLoader:
+def make_loader(ds: CachedDataset, cfg: RunConfig, train: bool, epoch: int, ctx: DistContext | None = None) -> DataLoader:
     """Training: shuffled (or balanced by the sampler), seeded by (seed, epoch), last partial batch dropped;
-    evaluation: in order."""
+    evaluation: in order.
+
+    Under ``torchrun`` (``ctx``) every rank draws the same global order and
+    takes its slice of each global batch of ``train.batch_size``; evaluation
+    gives each rank a contiguous shard, nothing padded (see :mod:`.distributed`).
+    """
     t = cfg.train
+    ctx = ctx or DistContext()
+    if not train:
+        shard = shard_range(len(ds), ctx)
+        per_rank = max(1, t.batch_size // ctx.world)
+        return DataLoader(ds, batch_sampler=RankBatchSampler(list(shard), per_rank, ctx, False, shard_batches=False), num_workers=t.num_workers)
     g = torch.Generator().manual_seed(t.seed * 7919 + epoch)
-    if train and t.class_balance == "sampler":
+    if t.class_balance == "sampler":
         key = get_task(cfg.data.task).sampler_key(ds.targets)
         freq = np.bincount(key)
-        weights = 1.0 / freq[key]
-        sampler = WeightedRandomSampler(torch.as_tensor(weights, dtype=torch.double), len(ds), replacement=True, generator=g)
-        return DataLoader(ds, batch_size=t.batch_size, sampler=sampler, num_workers=t.num_workers, drop_last=len(ds) > t.batch_size)
-    return DataLoader(ds, batch_size=t.batch_size, shuffle=train, generator=g if train else None, num_workers=t.num_workers, drop_last=train and len(ds) > t.batch_size)
+        weights = torch.as_tensor(1.0 / freq[key], dtype=torch.double)
+        order = torch.multinomial(weights, len(ds), True, generator=g).tolist()  # as WeightedRandomSampler draws
+    else:
+        order = torch.randperm(len(ds), generator=g).tolist()  # as DataLoader(shuffle=True) draws
+    return DataLoader(ds, batch_sampler=RankBatchSampler(order, t.batch_size, ctx, drop_last=len(ds) > t.batch_size), num_workers=t.num_workers)
 
 
-def training_like_batches(ds: CachedDataset, cfg: RunConfig, epoch: int, max_images: int):
+def training_like_batches(ds: CachedDataset, cfg: RunConfig, epoch: int, max_images: int, ctx: DistContext | None = None):
     """Training batches drawn exactly as in training (same sampler: balanced batches stay balanced), not augmented,
     until ``max_images`` are given.
 
@@ -76,9 +88,9 @@ def training_like_batches(ds: CachedDataset, cfg: RunConfig, epoch: int, max_ima
     with the statistics of such batches, and statistics of another mix (natural prevalence instead of the
     balanced sampler's 50/50) shift every logit.
     """
-    n = 0
-    for batch in make_loader(plain_view(ds), cfg, True, epoch):
+    n, world = 0, (ctx.world if ctx else 1)
+    for batch in make_loader(plain_view(ds), cfg, True, epoch, ctx):
         yield batch
-        n += len(batch["image"])
+        n += len(batch["image"]) * world  # every rank gives its slice of the same global batches
         if n >= max_images:
             break

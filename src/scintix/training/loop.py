@@ -32,7 +32,7 @@ def probabilities(logits: torch.Tensor, task: str | Task) -> torch.Tensor:
 
 
 def model_inputs(model: nn.Module) -> tuple[str, ...]:
-    return tuple(getattr(model, "inputs", ("image",)))
+    return tuple(getattr(getattr(model, "module", model), "inputs", ("image",)))  # through a DDP wrapper
 
 
 def forward(model: nn.Module, batch: dict, device: torch.device, channels_last: bool = False) -> torch.Tensor:

@@ -32,6 +32,14 @@ from ..tasks import get_task
 from .batchnorm import has_batchnorm, recompute_batchnorm
 from .checkpoint import load_checkpoint, load_model_state, save_checkpoint
 from .data import build_datasets, make_loader, training_like_batches
+from .distributed import (
+    DistContext,
+    average_buffers,
+    convert_sync_batchnorm,
+    gather_predictions,
+    setup,
+    shutdown,
+)
 from .evaluate import evaluate_run
 from .loop import forward, predict, train_one_epoch
 from .perf import autocast, choose_channels_last, resolve_device, resolve_precision
@@ -105,7 +113,7 @@ def _check_classes(data, task) -> None:
             log.warning("no training example of label(s) %s: the model cannot learn them", missing)
 
 
-def _precise_bn(model, ds: CachedDataset, cfg: RunConfig, epoch: int, device, amp, channels_last: bool) -> int:
+def _precise_bn(model, ds: CachedDataset, cfg: RunConfig, epoch: int, device, amp, channels_last: bool, ctx: DistContext) -> int:
     if not (cfg.train.precise_bn and has_batchnorm(model)):
         return 0
 
@@ -113,7 +121,9 @@ def _precise_bn(model, ds: CachedDataset, cfg: RunConfig, epoch: int, device, am
         with autocast(device, amp):
             forward(m, batch, device, channels_last)
 
-    return recompute_batchnorm(model, training_like_batches(ds, cfg, epoch, cfg.train.precise_bn_images), run)
+    n = recompute_batchnorm(model, training_like_batches(ds, cfg, epoch, cfg.train.precise_bn_images, ctx), run)
+    average_buffers(model, ctx)  # equal already with synchronised BatchNorm; a safeguard for any other norm layer
+    return n
 
 
 def train_run(cfg: RunConfig, run_dir: str | Path, resume: bool = False, max_epochs: int | None = None) -> Path:
@@ -132,37 +142,49 @@ def train_run(cfg: RunConfig, run_dir: str | Path, resume: bool = False, max_epo
             started = (run_dir / "config.yaml").is_file()
             raise FileNotFoundError(f"{run_dir}: nothing to resume (no checkpoints/last.pt)" + ("; the run failed before its first checkpoint: start it again with the same --out, without --resume" if started else ""))
         cfg = load_run_config(run_dir)
-    elif last_path.exists() or (run_dir / "checkpoints" / "best.pt").exists():
+    ctx = setup(cfg.train.device)
+    if not resume and (last_path.exists() or (run_dir / "checkpoints" / "best.pt").exists()):
         raise FileExistsError(f"{run_dir} already holds a run; use --resume to continue it or pick another --out")
-    elif run_dir.is_file():
+    if run_dir.is_file():
         raise FileExistsError(f"--out {run_dir}: is a file; name a folder for the run")
     _check_config(cfg)  # before anything is written: a refused setting leaves no folder behind
-    if not resume and (run_dir / "config.yaml").exists():
+    if ctx.active and cfg.train.batch_size % ctx.world:
+        raise ValueError(f"train.batch_size={cfg.train.batch_size} must be a multiple of the number of processes ({ctx.world}): it is the global batch")
+    if not resume and ctx.is_main and (run_dir / "config.yaml").exists():
         # A run that failed before its first checkpoint (bad data, a refused setting): nothing trained, start again in place.
         log.info("%s: restarting a run that failed before its first checkpoint", run_dir)
         for name in ("config.yaml", "meta.json", "split.csv", "data_summary.json", "history.csv"):
             (run_dir / name).unlink(missing_ok=True)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    if ctx.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
     t = cfg.train
     from .seed import seed_everything
 
     seed_everything(t.seed, t.deterministic)
     task = get_task(cfg.data.task)
-    if not resume:
+    if not resume and ctx.is_main:
         (run_dir / "config.yaml").write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
-    data = prepare_data(cfg, run_dir, make_synthetic=make_demo_data)
+    # Rank 0 makes the data and the split, the others then read them; a failure in rank 0 is told to all (no rank left waiting).
+    data = _on_main(ctx, lambda: prepare_data(cfg, run_dir, make_synthetic=make_demo_data), "preparing the data")
+    if not ctx.is_main:
+        data = prepare_data(cfg, run_dir, write=False)
     if not data.samples["train"] or not data.samples["val"]:
         raise ValueError(f"empty train or val split ({ {k: len(v) for k, v in data.samples.items()} }); need more patients")
     _check_classes(data, task)
     device = resolve_device(t.device)
+    if ctx.active and device.type == "cuda":
+        device = torch.device("cuda", ctx.local_rank)
     amp = resolve_precision(t.precision, device)
     meta = {
         "scintix_version": __version__, "torch_version": torch.__version__, "python": platform.python_version(), "host": platform.node(),
         "device": str(device), "autocast_dtype": str(amp) if amp else "fp32", "seed": t.seed, "synthetic": data.synthetic,
         "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "classes": data.classes,
+        "processes": ctx.world, "backend": (torch.distributed.get_backend() if ctx.active else None),
     }
     ds = build_datasets(cfg, data)
     model = build_model_for_run(cfg, len(data.classes)).to(device)
+    if ctx.active and has_batchnorm(model):
+        model = convert_sync_batchnorm(model, device.type == "cuda")  # statistics of the global batch, as one process would see
     weights = task.class_weights(ds["train"].targets, len(data.classes)) if t.class_balance == "loss" else None
     criterion = task.criterion(weights.to(device) if weights is not None else None, t.label_smoothing)
     eval_criterion = task.criterion(None)
@@ -185,25 +207,33 @@ def train_run(cfg: RunConfig, run_dir: str | Path, resume: bool = False, max_epo
             with autocast(device, amp):
                 criterion(forward(m, {**b0, "image": x}, device).float(), y0).backward()
 
-        state["channels_last"] = choose_channels_last(t.channels_last, model, b0["image"], step)
+        state["channels_last"] = ctx.broadcast(choose_channels_last(t.channels_last, model, b0["image"], step))  # one layout for all ranks
     cl = state["channels_last"]
     if cl:
         model = model.to(memory_format=torch.channels_last)
     meta["channels_last"] = cl
-    (run_dir / "meta.json").write_text(json.dumps(meta, indent=2))
-    writer = _tensorboard(run_dir / "tb") if t.tensorboard else None
+    if ctx.is_main:
+        (run_dir / "meta.json").write_text(json.dumps(meta, indent=2))
+    writer = _tensorboard(run_dir / "tb") if t.tensorboard and ctx.is_main else None
+    train_model = model
+    if ctx.active:
+        from torch.nn.parallel import DistributedDataParallel
+
+        train_model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     stop_at = min(t.epochs, max_epochs or t.epochs)
     for epoch in range(state["epoch"], stop_at):
         # Everything random in an epoch derives from (seed, epoch): a resumed run replays it exactly.
-        torch.manual_seed(t.seed * 1_000_003 + epoch)
+        torch.manual_seed(t.seed * 1_000_003 + epoch + 104_729 * ctx.rank)  # dropout differs between ranks, reproducibly
         if cfg.model.freeze_backbone and cfg.model.unfreeze_epoch is not None:
             freeze_backbone(model, epoch < cfg.model.unfreeze_epoch)
         ds["train"].set_epoch(epoch)
         lr = optimizer.param_groups[0]["lr"]
-        tr = train_one_epoch(model, criterion, optimizer, make_loader(ds["train"], cfg, True, epoch), device, task, amp, scaler, cl, t.progress, f"epoch {epoch + 1}/{t.epochs}")
+        tr = train_one_epoch(train_model, criterion, optimizer, make_loader(ds["train"], cfg, True, epoch, ctx), device, task, amp, scaler, cl, t.progress and ctx.is_main, f"epoch {epoch + 1}/{t.epochs}")
+        if ctx.active:  # the mean over ranks; each rank trained on an equal slice of every global batch
+            tr = {"loss": float(np.mean(ctx.all_gather(tr["loss"]))), "images_per_s": float(np.sum(ctx.all_gather(tr["images_per_s"])))}
         scheduler.step()
-        bn_batches = _precise_bn(model, ds["train"], cfg, epoch, device, amp, cl)
-        pv = predict(model, make_loader(ds["val"], cfg, False, epoch), device, task, amp, cl, eval_criterion)
+        bn_batches = _precise_bn(model, ds["train"], cfg, epoch, device, amp, cl, ctx)
+        pv = gather_predictions(predict(model, make_loader(ds["val"], cfg, False, epoch, ctx), device, task, amp, cl, eval_criterion), ctx)
         val_targets = (ds["val"].masks if task.dense else ds["val"].targets)[pv["index"]]
         main = task.select_metrics[0]  # roc_auc, or dice for segmentation: always logged
         auc = task.score(pv["probs"], val_targets, main)
@@ -222,12 +252,15 @@ def train_run(cfg: RunConfig, run_dir: str | Path, resume: bool = False, max_epo
             state.update(best_score=float(score) if np.isfinite(score) else -np.inf, best_epoch=epoch + 1, bad_epochs=0)
             selection = {"epoch": epoch + 1, "criterion": t.select_metric, "value": float(metric), "val_loss": float(pv["loss"]), f"val_{main}": float(auc),
                          "max_loss_ratio": t.select_max_loss_ratio or None, "precise_bn_batches": bn_batches}
-            save_checkpoint({"model": _plain_state(model), "epoch": epoch + 1, "score": score, "classes": data.classes, "selection": selection}, run_dir / "checkpoints" / "best.pt")
+            if ctx.is_main:
+                save_checkpoint({"model": _plain_state(model), "epoch": epoch + 1, "score": score, "classes": data.classes, "selection": selection}, run_dir / "checkpoints" / "best.pt")
         else:
             state["bad_epochs"] += 1
         state["epoch"] = epoch + 1
-        save_checkpoint({"model": _plain_state(model), "optimizer": optimizer.state_dict(), "lr_scheduler": scheduler.state_dict(), "state": state, "classes": data.classes}, last_path)
-        _log_epoch(run_dir, row, writer)
+        if ctx.is_main:
+            save_checkpoint({"model": _plain_state(model), "optimizer": optimizer.state_dict(), "lr_scheduler": scheduler.state_dict(), "state": state, "classes": data.classes}, last_path)
+            _log_epoch(run_dir, row, writer)
+        ctx.barrier()  # a checkpoint is complete before any rank goes on (a resume finds the same epoch everywhere)
         log.info("epoch %d: train loss %.4f, val loss %.4f, val %s %.4f%s%s", epoch + 1, tr["loss"], pv["loss"], main, auc,
                  "" if t.select_metric in ("loss", main) else f", val {t.select_metric} {metric:.4f}", " *" if improved else "")
         if t.early_stop_patience and state["bad_epochs"] >= t.early_stop_patience:
@@ -236,9 +269,26 @@ def train_run(cfg: RunConfig, run_dir: str | Path, resume: bool = False, max_epo
     if writer is not None:
         writer.close()
     finished = state["epoch"] >= t.epochs or bool(t.early_stop_patience and state["bad_epochs"] >= t.early_stop_patience)
-    if finished:
-        evaluate_run(run_dir, data=data, datasets=ds)
+    if finished:  # evaluation runs once, in rank 0 (the others wait for it, then leave)
+        _on_main(ctx, lambda: evaluate_run(run_dir, data=data, datasets=ds), "evaluating")
+    shutdown(ctx)
     return run_dir
+
+
+def _on_main(ctx: DistContext, work, what: str):
+    """Run ``work`` in rank 0 only; every rank learns whether it worked (rank 0 re-raises its error, the others say where it failed)."""
+    result, error = None, None
+    if ctx.is_main:
+        try:
+            result = work()
+        except Exception as exc:
+            error = exc
+    failed = ctx.broadcast(error is not None)
+    if error is not None:
+        raise error
+    if failed:
+        raise RuntimeError(f"rank 0 failed while {what}; see its message")
+    return result
 
 
 def _plain_state(model: torch.nn.Module) -> dict:
