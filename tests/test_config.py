@@ -33,6 +33,7 @@ def test_values_are_type_and_range_checked_naming_the_field():
         with pytest.raises(ValueError, match=re.escape(field)):
             load_config("quickstart", [override])
     assert load_config("quickstart", ["train.channels_last=false", "data.classes=[0,1]"]).data.classes == ("0", "1")
+    assert load_config("quickstart", ["train.lr=1e-4"]).train.lr == 1e-4  # YAML reads 1e-4 (no dot) as text
 
 
 def test_unknown_keys_list_the_valid_ones():

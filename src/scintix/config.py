@@ -292,6 +292,11 @@ def _typed(value: Any, hint: Any, key: str) -> Any:
             raise ValueError(f"{key}={value!r}: expected a whole number")
         return value
     if hint is float:
+        if isinstance(value, str):  # YAML 1.1 reads 1e-9 (no dot) as text
+            try:
+                value = float(value)
+            except ValueError:
+                raise ValueError(f"{key}={value!r}: expected a number") from None
         if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
             raise ValueError(f"{key}={value!r}: expected a number")
         return float(value)
