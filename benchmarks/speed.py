@@ -1,18 +1,26 @@
-"""Training images/s: our loop vs a plain fp32 eager PyTorch loop, same model and data, one run.
+"""Training images/s: our loop vs a plain fp32 eager PyTorch loop, same model and data, each lever alone and all together.
 
-    python benchmarks/speed.py [--model resnet18] [--steps 30] [--size 160 64]
+    python benchmarks/speed.py [--model resnet18] [--steps 20] [--size 160 64] [--skip-accuracy]
 
-Both loops train the same model on the same images with the same MONAI
-augmentation, batch size and optimizer. They differ only where our loop
-differs from a plain one:
-  plain: a Dataset that decodes and resizes each JPEG on every access, NCHW,
-         fp32, default glibc allocator;
-  ours:  preprocessing cached once (scintix CachedDataset), channels-last when
-         the auto check picks it, autocast only where the CPU has native bf16,
-         glibc allocator thresholds set before Python starts.
-A second comparison ("compute only") feeds both the same in-memory tensors, so
-it isolates layout + allocator. Each arm runs in its own fresh process.
-Writes benchmarks/results/speed.json.
+Every arm trains the same model (ResNet-18, 1 channel, 2 classes) on the same
+images (BS-80K anterior crops when present, else synthetic crops), batch 32,
+AdamW, with the same random geometric augmentation, and is timed end to end:
+data preparation, augmentation, forward, backward, step. Each arm runs in its
+own fresh process. The levers:
+
+  cache      preprocessing (decode, normalise, resize) once, in memory (scintix CachedDataset),
+             instead of decoding and resizing each JPEG on every access
+  batch_aug  one affine grid + grid_sample per batch (scintix BatchAugmenter) instead of
+             MONAI's per-sample RandAffine in the data path
+  bf16       autocast to bfloat16 (only where the CPU has native bf16; this one has avx512_bf16)
+  nhwc       channels-last memory layout
+  compile    torch.compile of the model (compile time reported apart)
+  alloc      glibc allocator thresholds set before Python starts
+  fused      the fused AdamW kernel (one pass over all parameters) instead of the foreach one
+  nhwc_auto  channels-last only when timing both layouts on the model says it is faster (the loop's default)
+
+"plain" has none; "ours" has what the training loop uses by default. Writes
+benchmarks/results/speed.json.
 """
 
 from __future__ import annotations
@@ -25,6 +33,8 @@ import sys
 import time
 
 from _common import SHARED, WORK, write_result
+
+LEVERS = ("cache", "batch_aug", "bf16", "nhwc", "nhwc_auto", "compile", "alloc", "fused")
 
 
 def _images() -> list[str]:
@@ -39,21 +49,25 @@ def _images() -> list[str]:
     return [r.path for r in read_manifest(m) if r.view == "ant"]
 
 
-def arm(mode: str, model_name: str, steps: int, size: tuple[int, int], batch: int, data_in_memory: bool) -> dict:
+def arm(levers: set[str], model_name: str, steps: int, size: tuple[int, int], batch_size: int) -> dict:
     import numpy as np
     import torch
 
     from scintix.data.datasets import CachedDataset, Sample, preprocess
     from scintix.models import create_model
-    from scintix.training.perf import autocast, choose_channels_last, resolve_precision
     from scintix.transforms.augment import AugmentConfig, Augmenter
+    from scintix.transforms.batch_augment import BatchAugmenter
 
     torch.manual_seed(0)
     paths = _images()
-    aug = Augmenter(AugmentConfig())
+    cfg = AugmentConfig()
+    per_sample = None if "batch_aug" in levers else Augmenter(cfg)
+    batched = BatchAugmenter(cfg) if "batch_aug" in levers else None
     samples = [Sample((p,), np.array(i % 2), str(i)) for i, p in enumerate(paths)]
-    if mode == "ours" or data_in_memory:
-        ds = CachedDataset(samples, size, "percentile", (0.5, 99.5), aug, seed=0)
+    t0 = time.perf_counter()
+    if "cache" in levers:
+        # with batch_aug the items carry their seed and the batch is augmented at once
+        ds = CachedDataset(samples, size, "percentile", (0.5, 99.5), Augmenter(cfg), seed=0, progress=False, batch_augment=batched is not None)
     else:
 
         class PlainDataset(torch.utils.data.Dataset):
@@ -62,48 +76,63 @@ def arm(mode: str, model_name: str, steps: int, size: tuple[int, int], batch: in
 
             def __getitem__(self, i):
                 x = preprocess(samples[i].paths, size, "percentile", (0.5, 99.5))  # decode + resize every time
-                return {"image": torch.from_numpy(aug(x, i)), "target": torch.as_tensor(samples[i].target), "index": i}
+                item = {"image": torch.from_numpy(per_sample(x, i) if per_sample else x), "target": torch.as_tensor(samples[i].target), "index": i}
+                if batched is not None:
+                    item["aug_seed"] = i
+                return item
 
         ds = PlainDataset()
-    loader = torch.utils.data.DataLoader(ds, batch_size=batch, shuffle=True, drop_last=True, num_workers=0)
+    cache_s = time.perf_counter() - t0
+    loader = torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=True, drop_last=True, num_workers=0)
     model = create_model(model_name, in_channels=1, num_classes=2)
-    opt = torch.optim.AdamW(model.parameters(), 1e-3)
     crit = torch.nn.CrossEntropyLoss()
-    device = torch.device("cpu")
-    amp = resolve_precision("auto", device) if mode == "ours" else None
-    cl = False
-    if mode == "ours":
+    amp = torch.bfloat16 if "bf16" in levers else None
+    nhwc = "nhwc" in levers
+    if "nhwc_auto" in levers:
+        from scintix.training.perf import choose_channels_last
+
         b0 = next(iter(loader))
-        x0, y0 = b0["image"], b0["target"]
+        x0 = (batched(b0) if batched is not None else b0)["image"]
 
-        def step(m, x):
-            with autocast(device, amp):
-                crit(m(x).float(), y0).backward()
+        def trial(m, x):
+            with torch.autocast("cpu", dtype=amp, enabled=amp is not None):
+                crit(m(x).float(), b0["target"]).backward()
 
-        cl = choose_channels_last("auto", model, x0, step)
-        if cl:
-            model = model.to(memory_format=torch.channels_last)
+        nhwc = choose_channels_last("auto", model, x0, trial)
+    if nhwc:
+        model = model.to(memory_format=torch.channels_last)
+    opt = torch.optim.AdamW(model.parameters(), 1e-3, fused=True) if "fused" in levers else torch.optim.AdamW(model.parameters(), 1e-3)
+    fwd = model
+    compile_s = 0.0
+    if "compile" in levers:
+        fwd = torch.compile(model)
     model.train()
     done, start, it = 0, None, 0
     while done < steps:
-        for batch in loader:
-            x, y = batch["image"], batch["target"]
-            if it == 3:  # warm-up steps excluded
+        for b in loader:
+            if it == 3:  # warm-up steps (and compilation) excluded
                 start = time.perf_counter()
-            if cl:
+            t_step = time.perf_counter()
+            if batched is not None:
+                b = batched(b)
+            x, y = b["image"], b["target"]
+            if nhwc:
                 x = x.contiguous(memory_format=torch.channels_last)
-            with autocast(device, amp):
-                loss = crit(model(x).float(), y)
+            with torch.autocast("cpu", dtype=amp, enabled=amp is not None):
+                loss = crit(fwd(x).float(), y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            if it < 3 and "compile" in levers:
+                compile_s += time.perf_counter() - t_step
             it += 1
             if it > 3:
                 done += 1
             if done >= steps:
                 break
     seconds = time.perf_counter() - start
-    return {"mode": mode, "images_per_s": steps * batch / seconds, "channels_last": cl, "autocast": str(amp), "allocator_env": bool(os.environ.get("MALLOC_MMAP_THRESHOLD_"))}
+    return {"levers": sorted(levers), "images_per_s": steps * batch_size / seconds, "channels_last": nhwc, "warmup_and_compile_s": round(compile_s, 1), "cache_s": round(cache_s, 1),
+            "allocator_env": bool(os.environ.get("MALLOC_MMAP_THRESHOLD_"))}
 
 
 def accuracy_check(epochs: int, with_bf16: bool) -> dict:
@@ -131,49 +160,61 @@ def accuracy_check(epochs: int, with_bf16: bool) -> dict:
     return out
 
 
+ARMS = {  # label -> levers
+    "plain": set(),
+    "cache": {"cache"}, "batch_aug": {"batch_aug"}, "bf16": {"bf16"}, "nhwc": {"nhwc"}, "compile": {"compile"}, "alloc": {"alloc"},
+    "fused": {"fused"},
+    "ours": {"cache", "batch_aug", "bf16", "alloc", "fused", "nhwc_auto"},  # what `scintix run` does by default
+    "ours+nhwc": {"cache", "batch_aug", "bf16", "alloc", "fused", "nhwc"},
+    "ours+compile": {"cache", "batch_aug", "bf16", "alloc", "fused", "nhwc_auto", "compile"},
+}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--accuracy-epochs", type=int, default=8)
-    ap.add_argument("--bf16-check", action="store_true", help="also train with CPU bf16 autocast (slow without native bf16)")
+    ap.add_argument("--bf16-check", action="store_true", help="also train with CPU bf16 autocast in the accuracy check")
     ap.add_argument("--skip-accuracy", action="store_true")
     ap.add_argument("--model", default="resnet18")
-    ap.add_argument("--steps", type=int, default=30)
+    ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--size", type=int, nargs=2, default=(160, 64))
+    ap.add_argument("--arms", nargs="*", default=list(ARMS))
     ap.add_argument("--arm", help=argparse.SUPPRESS)
-    ap.add_argument("--in-memory", action="store_true", help=argparse.SUPPRESS)
     a = ap.parse_args()
-    if a.arm:
-        print(json.dumps(arm(a.arm, a.model, a.steps, tuple(a.size), a.batch, a.in_memory)))
+    if a.arm is not None:
+        print(json.dumps(arm(set(filter(None, a.arm.split(","))), a.model, a.steps, tuple(a.size), a.batch)))
         return
-    from scintix.training.perf import ALLOCATOR_ENV
+    from scintix.training.perf import ALLOCATOR_ENV, cpu_has_native_bf16
 
     base_env = {k: v for k, v in os.environ.items() if k not in ALLOCATOR_ENV}
-    tuned_env = {**base_env, **ALLOCATOR_ENV}
     results = {}
-    for label, mode, env, in_memory in (
-        ("plain", "plain", base_env, False),
-        ("ours", "ours", tuned_env, False),
-        ("plain_compute_only", "plain", base_env, True),
-    ):
-        cmd = [sys.executable, __file__, "--arm", mode, "--model", a.model, "--steps", str(a.steps), "--batch", str(a.batch), "--size", *map(str, a.size)]
-        if in_memory:
-            cmd.append("--in-memory")
-        out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
-        results[label] = json.loads(out.stdout.strip().splitlines()[-1])
+    for label in a.arms:
+        levers = ARMS[label]
+        if "bf16" in levers and not cpu_has_native_bf16():
+            print(f"{label}: skipped (no native bf16 on this CPU)")
+            continue
+        env = {**base_env, **ALLOCATOR_ENV} if "alloc" in levers else base_env
+        cmd = [sys.executable, __file__, "--arm", ",".join(sorted(levers)), "--model", a.model, "--steps", str(a.steps), "--batch", str(a.batch), "--size", *map(str, a.size)]
+        out = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        if out.returncode:
+            results[label] = {"levers": sorted(levers), "error": out.stderr.strip().splitlines()[-1][:300]}
+        else:
+            results[label] = json.loads(out.stdout.strip().splitlines()[-1])
         print(label, results[label], flush=True)
+    plain = results["plain"]["images_per_s"]
     payload = {
-        "model": a.model, "size": list(a.size), "batch": a.batch, "steps_timed": a.steps, "cpu_threads": os.cpu_count(),
+        "model": a.model, "size": list(a.size), "batch": a.batch, "steps_timed": a.steps, "cpu_threads": os.cpu_count(), "native_bf16": cpu_has_native_bf16(),
         "data": "BS-80K anterior crops" if (SHARED / "bs80k-chest-region").is_dir() else "synthetic crops",
         "arms": results,
-        "ratio_end_to_end": results["ours"]["images_per_s"] / results["plain"]["images_per_s"],
-        "ratio_compute_only": results["ours"]["images_per_s"] / results["plain_compute_only"]["images_per_s"],
+        "speedup_vs_plain": {k: v["images_per_s"] / plain for k, v in results.items() if "images_per_s" in v},
+        "ratio_end_to_end": results["ours"]["images_per_s"] / plain if "images_per_s" in results.get("ours", {}) else None,
         "target": ">= 2x end to end",
     }
     if not a.skip_accuracy:
         payload["accuracy_check_synthetic"] = accuracy_check(a.accuracy_epochs, a.bf16_check)
     path = write_result("speed", payload)
-    print(f"end-to-end {payload['ratio_end_to_end']:.2f}x, compute-only {payload['ratio_compute_only']:.2f}x -> {path}")
+    print(json.dumps(payload["speedup_vs_plain"], indent=1), "->", path)
 
 
 if __name__ == "__main__":

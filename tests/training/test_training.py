@@ -99,19 +99,27 @@ def test_random_augmentation_only_on_train(tiny_manifest, tmp_path):
     from scintix.data.prepare import prepare_data
     from scintix.training.data import build_datasets
 
-    cfg = _cfg(tiny_manifest, "augment.prob=1.0")
-    data = prepare_data(cfg, tmp_path)
-    ds = build_datasets(cfg, data)
-    assert ds["train"].augment is not None and ds["val"].augment is None and ds["test"].augment is None
-    x1 = ds["val"][0]["image"]
-    ds["val"].set_epoch(5)
-    assert torch.equal(x1, ds["val"][0]["image"])
-    ds["train"].set_epoch(0)
-    a = ds["train"][0]["image"]
-    ds["train"].set_epoch(1)
-    assert not torch.equal(a, ds["train"][0]["image"])  # a new epoch, a new augmentation
-    ds["train"].set_epoch(0)
-    assert torch.equal(a, ds["train"][0]["image"])  # ... and the same one replayed
+    from scintix.transforms.batch_augment import BatchAugmenter
+
+    for batched in (False, True):  # per sample in the dataset, or per batch in the loop (the default)
+        cfg = _cfg(tiny_manifest, "augment.prob=1.0", f"augment.batched={str(batched).lower()}")
+        data = prepare_data(cfg, tmp_path / str(batched))
+        ds = build_datasets(cfg, data)
+        assert ds["train"].augment is not None and ds["val"].augment is None and ds["test"].augment is None
+        assert ds["train"].batch_augment is batched and not ds["val"].batch_augment
+        x1 = ds["val"][0]["image"]
+        ds["val"].set_epoch(5)
+        assert torch.equal(x1, ds["val"][0]["image"]) and "aug_seed" not in ds["val"][0]
+        aug = BatchAugmenter(cfg.augment)
+
+        def seen(epoch):  # the image the model trains on
+            ds["train"].set_epoch(epoch)
+            item = ds["train"][0]
+            return aug({"image": item["image"][None], "aug_seed": [item["aug_seed"]]})["image"][0] if batched else item["image"]
+
+        a = seen(0)
+        assert not torch.equal(a, seen(1))  # a new epoch, a new augmentation
+        assert torch.equal(a, seen(0))  # ... and the same one replayed
 
 
 def test_kfold_run_uses_the_requested_fold(tiny_manifest, tmp_path):

@@ -170,7 +170,10 @@ class CachedDataset(Dataset):
     mask is missing or unreadable is dropped like an unreadable image.
     ``augment`` (an :class:`~scintix.transforms.augment.Augmenter`) is applied
     as ``augment.apply(image, seed, mask=..., cross=...)``: geometric
-    transforms move the three together.
+    transforms move the three together. With ``batch_augment`` the item is
+    left as it is and carries its seed (``aug_seed``) instead: the training
+    loop augments the whole batch at once
+    (:class:`~scintix.transforms.batch_augment.BatchAugmenter`).
     """
 
     def __init__(
@@ -188,10 +191,14 @@ class CachedDataset(Dataset):
         use_cross: bool = False,
         patch_size: tuple[int, int] | None = None,
         patch_fg_prob: float = 0.33,
+        batch_augment: bool = False,
     ) -> None:
         from .masks import read_mask
 
+        if batch_augment and patch_size:
+            raise ValueError("batch augmentation happens after the patch is cut; with data.patch_size use per-sample augmentation (augment.batched=false)")
         self.augment = augment
+        self.batch_augment = batch_augment
         self.patch_size = tuple(patch_size) if patch_size else None  # training crops (segmentation); None = whole images
         self.patch_fg_prob = patch_fg_prob
         self.seed = seed
@@ -242,13 +249,16 @@ class CachedDataset(Dataset):
         mask = self.masks[i] if self.masks is not None else None
         cross = self.cross[i] if self.cross is not None else None
         seed = (self.seed * 1_000_003 + self.epoch * 100_003 + i) % (2**63)
-        if self.augment is not None:
+        deferred = self.augment is not None and self.batch_augment
+        if self.augment is not None and not deferred:
             x, mask, cross = self.augment.apply(x, seed, mask=mask, cross=cross)
         if self.patch_size is not None:
             from ..transforms.patches import sample_patch
 
             x, mask, cross, _ = sample_patch(x, mask, self.patch_size, np.random.default_rng(seed + 3), self.patch_fg_prob, cross)
         item = {"image": torch.from_numpy(np.ascontiguousarray(x)), "target": torch.as_tensor(self.samples[i].target), "index": i, "text": self.samples[i].text or ""}
+        if deferred:
+            item["aug_seed"] = seed
         if mask is not None:
             item["mask"] = torch.from_numpy(np.ascontiguousarray(mask)).long()
         if cross is not None:

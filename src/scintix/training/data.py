@@ -33,11 +33,14 @@ def build_datasets(cfg: RunConfig, data: PreparedData) -> dict[str, CachedDatase
     use_cross = wants_cross and any(s.cross for ss in data.samples.values() for s in ss)
     if wants_cross and not use_cross:
         log.info("model %s takes a cross-feature input, but the manifest has no cross_path column: each image is its own cross-feature input", cfg.model.name)
+    # the batch is augmented at once in the loop, unless patches are cut per sample after augmentation
+    batched = aug is not None and cfg.augment.batched and not aug.is_identity() and not (task.dense and d.patch_size)
     return {
         split: CachedDataset(samples, tuple(d.image_size), d.normalize, tuple(d.percentiles), aug if split == "train" else None, cfg.train.seed,
                              progress=cfg.train.progress, windows=d.windows, mask_mode=d.mask_mode if task.dense else None,
                              n_classes=len(data.classes), use_cross=use_cross,
-                             patch_size=d.patch_size if (task.dense and split == "train") else None, patch_fg_prob=d.patch_fg_prob)
+                             patch_size=d.patch_size if (task.dense and split == "train") else None, patch_fg_prob=d.patch_fg_prob,
+                             batch_augment=split == "train" and batched)
         for split, samples in data.samples.items()
     }
 

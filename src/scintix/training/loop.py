@@ -77,8 +77,12 @@ def train_one_epoch(
     channels_last: bool = False,
     progress: bool = False,
     desc: str = "train",
+    augment=None,
 ) -> dict[str, float]:
     """One pass over ``loader``; returns mean loss and images/s.
+
+    ``augment`` (a :class:`~scintix.transforms.batch_augment.BatchAugmenter`)
+    transforms each batch whose items carry ``aug_seed``, on ``device``.
 
     Raises:
         FloatingPointError: the loss became NaN or infinite; the message names the batch's files.
@@ -93,6 +97,8 @@ def train_one_epoch(
     start = time.perf_counter()
     bar = tqdm(loader, desc=desc, leave=False, disable=None if progress else True)  # None: only on a terminal
     for batch in bar:
+        if augment is not None and "aug_seed" in batch:
+            batch = augment({k: v.to(device, non_blocking=True) if k in ("image", "mask", "cross") and torch.is_tensor(v) else v for k, v in batch.items()})
         y = _target(batch, task, device)
         with autocast(device, amp_dtype):
             loss = criterion(forward(model, batch, device, channels_last).float(), y)

@@ -27,6 +27,17 @@ class AugmentConfig:
     scale: float = 0.1  # zoom factor in 1 +- scale
     flip_prob: float = 0.0  # left-right flip; off by default because it swaps body sides
     intensity: float = 0.0  # multiplicative intensity jitter in 1 +- intensity (count level)
+    batched: bool = True  # one affine grid per training batch (BatchAugmenter, ~6x cheaper) instead of MONAI per sample; per sample with data.patch_size
+
+    def __post_init__(self) -> None:
+        for name in ("prob", "flip_prob"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"augment.{name}={getattr(self, name)}: a probability in [0, 1]")
+        for name in ("rotate_deg", "translate", "scale", "intensity"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"augment.{name}={getattr(self, name)}: must be >= 0")
+        if self.scale >= 1 or self.intensity >= 1:
+            raise ValueError(f"augment.scale={self.scale}, augment.intensity={self.intensity}: must stay below 1 (factors 1 +- x)")
 
 
 class Augmenter:
