@@ -67,17 +67,40 @@ def speed() -> list[str]:
     if path.exists():
         d = json.loads(path.read_text())
         a = d["arms"]
+        what = {"plain": "plain fp32 eager: decode + resize every access, MONAI RandAffine per sample, NCHW, foreach AdamW",
+                "cache": "+ preprocessing cached in memory", "batch_aug": "+ one affine grid per batch (BatchAugmenter)", "bf16": "+ bf16 autocast (native on this CPU)",
+                "nhwc": "+ channels-last", "compile": "+ torch.compile", "alloc": "+ glibc allocator thresholds", "fused": "+ fused AdamW",
+                "ours": "**scintix default**: cache, batched augmentation, bf16 (auto), fused AdamW, allocator, channels-last when timed faster",
+                "ours+nhwc": "scintix default, channels-last forced", "ours+compile": "scintix default + torch.compile"}
         out += ["### Training loop speed (`benchmarks/speed.py`)", "",
-                f"{d['model']} at {d['size'][0]}x{d['size'][1]}, batch {d['batch']}, {d['data']}, same MONAI augmentation in both loops, one run:", "",
-                "| loop | images/s | ratio |", "|---|---|---|",
-                f"| plain fp32 eager (decode + resize every epoch, NCHW) | {a['plain']['images_per_s']:.1f} | 1.00 |",
-                f"| plain fp32 eager on cached tensors | {a['plain_compute_only']['images_per_s']:.1f} | {a['plain_compute_only']['images_per_s'] / a['plain']['images_per_s']:.2f} |",
-                f"| scintix (cache, channels_last={a['ours']['channels_last']}, autocast={a['ours']['autocast']}, allocator tuning) | {a['ours']['images_per_s']:.1f} | {d['ratio_end_to_end']:.2f} |", ""]
+                f"{d['model']} at {d['size'][0]}x{d['size'][1]}, batch {d['batch']}, {d['data']}, end to end (data, augmentation, forward, backward, step), "
+                f"median of {d.get('repeats', 1)} interleaved runs of {d['steps_timed']} steps, each in a fresh process; CPU with native bf16: {d.get('native_bf16')}:", "",
+                "| loop | images/s | vs plain | note |", "|---|---|---|---|"]
+        for k, v in a.items():
+            if "images_per_s" not in v:
+                out.append(f"| {what.get(k, k)} | failed | | {v.get('error', '')} |")
+                continue
+            note = f"compile + warm-up {v['warmup_and_compile_s']:.0f} s" if "compile" in v["levers"] else (f"channels_last={v.get('channels_last')}" if "nhwc_auto" in v["levers"] else "")
+            runs = ", ".join(f"{x:.0f}" for x in v.get("images_per_s_runs", []))
+            out.append(f"| {what.get(k, k)} | {v['images_per_s']:.1f} ({runs}) | {v['images_per_s'] / a['plain']['images_per_s']:.2f}x | {note} |")
+        out.append("")
         if "accuracy_check_synthetic" in d:
-            out += ["Accuracy check of the numeric paths (same seeded run on synthetic crops):", "", "| path | val AUC | test AUC | seconds |", "|---|---|---|---|"]
+            out += ["Accuracy check: the same seeded run of the default job (SYNTHETIC crops) with per-sample and batched augmentation:", "",
+                    "| path | val AUC | test AUC [95% CI] | seconds |", "|---|---|---|---|"]
             for k, v in d["accuracy_check_synthetic"].items():
-                out.append(f"| {k} | {v['val_auc']:.4f} | {v['test_auc']:.4f} | {v['seconds']:.0f} |")
+                ci = v.get("test_auc_ci", [float("nan")] * 2)
+                out.append(f"| {k} | {v['val_auc']:.4f} | {v['test_auc']:.4f} [{ci[0]:.3f}, {ci[1]:.3f}] | {v['seconds']:.0f} |")
             out.append("")
+    path = RES / "ddp_equivalence.json"
+    if path.exists():
+        d = json.loads(path.read_text())
+        m, t = d["mechanics_lr_1e-9"], d["training"]
+        out += ["### torchrun, 2 processes vs 1 (`benchmarks/ddp_equivalence.py`)", "", d["what"] + ":", "",
+                "| comparison | max relative difference (losses, val AUC) | wall s |", "|---|---|---|",
+                f"| mechanics: 1 epoch at lr 1e-9, 2 processes vs 1 | {m['max_relative_difference']:.1e} | {m['one_process']['wall_s']:.0f} vs {m['two_processes']['wall_s']:.0f} |",
+                f"| training, {d['epochs']} epochs: 1 process, 1 vs 2 threads (noise floor) | {t['noise_floor_1_vs_2_threads']:.3f} | {t['one_process']['wall_s']:.0f} vs {t['one_process_2_threads']['wall_s']:.0f} |",
+                f"| training, {d['epochs']} epochs: 2 processes vs 1 ({d['repeats']} repeats, identical to each other: {t['two_process_repeats_identical']}) | "
+                f"{max(t['two_vs_one_process']):.3f} | {', '.join(str(round(x['wall_s'])) for x in t['two_processes'])} |", ""]
     path = RES / "model_speed.json"
     if path.exists():
         d = json.loads(path.read_text())

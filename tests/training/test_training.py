@@ -98,7 +98,6 @@ def test_channels_last_setting():
 def test_random_augmentation_only_on_train(tiny_manifest, tmp_path):
     from scintix.data.prepare import prepare_data
     from scintix.training.data import build_datasets
-
     from scintix.transforms.batch_augment import BatchAugmenter
 
     for batched in (False, True):  # per sample in the dataset, or per batch in the loop (the default)

@@ -68,10 +68,11 @@ def make_loader(ds: CachedDataset, cfg: RunConfig, train: bool, epoch: int, ctx:
     """
     t = cfg.train
     ctx = ctx or DistContext()
+    pin = t.device != "cpu" and torch.cuda.is_available()  # page-locked batches: the copies to the GPU run asynchronously (non_blocking)
     if not train:
         shard = shard_range(len(ds), ctx)
         per_rank = max(1, t.batch_size // ctx.world)
-        return DataLoader(ds, batch_sampler=RankBatchSampler(list(shard), per_rank, ctx, False, shard_batches=False), num_workers=t.num_workers)
+        return DataLoader(ds, batch_sampler=RankBatchSampler(list(shard), per_rank, ctx, False, shard_batches=False), num_workers=t.num_workers, pin_memory=pin)
     g = torch.Generator().manual_seed(t.seed * 7919 + epoch)
     if t.class_balance == "sampler":
         key = get_task(cfg.data.task).sampler_key(ds.targets)
@@ -80,7 +81,7 @@ def make_loader(ds: CachedDataset, cfg: RunConfig, train: bool, epoch: int, ctx:
         order = torch.multinomial(weights, len(ds), True, generator=g).tolist()  # as WeightedRandomSampler draws
     else:
         order = torch.randperm(len(ds), generator=g).tolist()  # as DataLoader(shuffle=True) draws
-    return DataLoader(ds, batch_sampler=RankBatchSampler(order, t.batch_size, ctx, drop_last=len(ds) > t.batch_size), num_workers=t.num_workers)
+    return DataLoader(ds, batch_sampler=RankBatchSampler(order, t.batch_size, ctx, drop_last=len(ds) > t.batch_size), num_workers=t.num_workers, pin_memory=pin)
 
 
 def training_like_batches(ds: CachedDataset, cfg: RunConfig, epoch: int, max_images: int, ctx: DistContext | None = None):
