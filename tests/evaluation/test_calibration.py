@@ -77,5 +77,6 @@ def test_calibrated_validation_ece_is_never_worse_than_raw():
         raw = expected_calibration_error(apply_temperature(z, 1.0, "binary"), y, "binary")
         assert expected_calibration_error(apply_temperature(z, fit.temperature, "binary"), y, "binary") <= raw + 1e-12
         if fit.status == "worse_ece":  # the optimum was rejected because it raised the ECE
+            assert fit.describe().startswith("not applied, raw probabilities kept") and "FAILED" not in fit.describe()
             assert fit.ece_fitted > fit.ece_raw and fit.temperature == 1.0
     assert {"fitted", "worse_ece", "out_of_range"} <= statuses

@@ -62,6 +62,8 @@ class TemperatureFit:
             return f"T = {self.temperature:.3f}, fitted on validation (NLL)"
         if self.status == "disabled":
             return "not calibrated (eval.calibrate=false)"
+        if self.status == "worse_ece":  # the raw probabilities were already the better calibrated: nothing failed
+            return f"not applied, raw probabilities kept (T = 1): {self.reason}"
         return f"calibration FAILED, raw probabilities kept (T = 1): {self.reason}"
 
     def to_dict(self) -> dict:
