@@ -206,12 +206,17 @@ def _recipe_text(recipe: str | Path) -> str:
     raise FileNotFoundError(f"no recipe {recipe!r}: not a YAML file, and not one of {list_recipes()}")
 
 
-def _recipe_yaml(recipe: str | Path) -> dict:
+def parse_yaml(text: str, where: str | Path) -> Any:
+    """YAML text; invalid YAML is a one-line error naming ``where`` (a file) and the line."""
     try:
-        raw = yaml.safe_load(_recipe_text(recipe))
+        return yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        where = getattr(exc, "problem_mark", None)
-        raise ValueError(f"{recipe}: invalid YAML{f' at line {where.line + 1}' if where else ''} ({getattr(exc, 'problem', None) or type(exc).__name__})") from None
+        mark = getattr(exc, "problem_mark", None)
+        raise ValueError(f"{where}: invalid YAML{f' at line {mark.line + 1}' if mark else ''} ({getattr(exc, 'problem', None) or type(exc).__name__})") from None
+
+
+def _recipe_yaml(recipe: str | Path) -> dict:
+    raw = parse_yaml(_recipe_text(recipe), recipe)
     if raw is not None and not isinstance(raw, dict):
         raise ValueError(f"{recipe}: a recipe must be a mapping of sections, got {type(raw).__name__}")
     return raw or {}

@@ -13,9 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 
-from .config import RunConfig, _build
+from .config import RunConfig, _build, parse_yaml
 from .models import create_model
 from .tasks import Task, get_task
 
@@ -41,10 +40,10 @@ def load_run_config(run_dir: str | Path) -> RunConfig:
 
 def read_yaml(path: Path):
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        where = getattr(exc, "problem_mark", None)
-        raise ValueError(f"{path}: invalid YAML{f' at line {where.line + 1}' if where else ''} ({getattr(exc, 'problem', None) or type(exc).__name__})") from None
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not UTF-8 text; not a run's config") from None
+    return parse_yaml(text, path)
 
 
 def read_json(path: Path) -> dict:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
+from .._atomic import atomic_path
 from ..transforms.regions import RegionError, find_regions, thorax_crop_box
 from .io import ImageReadError, read_image
 from .manifest import Record, write_manifest
@@ -73,11 +73,10 @@ def crop_records(records: Sequence[Record], out_dir: str | Path, margin: float =
         boxes[name] = {"source": rec.path, "regions": regions.boxes, "landmarks": regions.landmarks}
     if not kept:
         raise ValueError(f"no image could be cropped ({len(errors)} failed, e.g. {errors[0] if errors else 'no input'}); nothing written to {out}")
-    tmp_regions, tmp_manifest = out / ".regions.json.tmp", out / ".manifest.csv.tmp"
-    tmp_regions.write_text(json.dumps(boxes, indent=1))
-    write_manifest(kept, tmp_manifest, relative_to=out)
-    os.replace(tmp_regions, out / "regions.json")
-    os.replace(tmp_manifest, out / "manifest.csv")
+    with atomic_path(out / "regions.json") as tmp:
+        tmp.write_text(json.dumps(boxes, indent=1))
+    with atomic_path(out / "manifest.csv") as tmp:
+        write_manifest(kept, tmp, relative_to=out)
     return out / "manifest.csv", errors
 
 

@@ -24,7 +24,6 @@ from .splits import (
     make_split,
     save_split,
 )
-from .synthetic import make_synthetic_dataset
 
 __all__ = ["PreparedData", "prepare_data"]
 
@@ -60,12 +59,9 @@ def prepare_data(cfg, run_dir: str | Path, make_synthetic=None, write: bool = Tr
         if not source.is_file():
             opts = dict(cfg.synthetic)
             opts.setdefault("seed", d.split.seed)
-            if make_synthetic is not None:
-                source = make_synthetic(data_dir, opts)
-            elif opts.pop("generator", "chest-crops") == "chest-crops":
-                source = make_synthetic_dataset(data_dir, **opts)
-            else:
-                raise ValueError(f"synthetic data {cfg.synthetic} is made by `scintix run` (scintix.simulate), not here")
+            if make_synthetic is None:
+                raise FileNotFoundError(f"{data_dir}: no synthetic data; `scintix run` makes it (data.source is empty)")
+            source = make_synthetic(data_dir, opts)
     task = get_task(d.task)
     records = load_data(source, require_label=not task.dense)
     if d.label_column:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import math
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -169,8 +170,6 @@ def make_split(
 
 def check_ratios(ratios: Sequence[float]) -> None:
     """Train/val/test ratios: three finite numbers >= 0 with a positive train share."""
-    import math
-
     if len(ratios) != 3 or not all(isinstance(r, (int, float)) and math.isfinite(r) and r >= 0 for r in ratios):
         raise ValueError(f"split ratios {list(ratios)}: need three finite numbers >= 0 (train, val, test)")
     if ratios[0] <= 0:
@@ -187,8 +186,6 @@ def make_folds(
     duplicates: Sequence[DuplicateGroup] = (),
 ) -> dict[str, str]:
     """Map each path to ``test`` or a fold ``"0".."k-1"``: a held-out test part, then k grouped folds."""
-    import math
-
     if k < 2:
         raise ValueError(f"k-fold needs k >= 2, got {k}")
     if not (math.isfinite(test_ratio) and 0 <= test_ratio < 1):

@@ -16,6 +16,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from .._atomic import atomic_path
 from ..data.datasets import preprocess
 from ..data.io import ImageReadError
 from ..data.manifest import Record, load_inputs
@@ -133,25 +134,15 @@ def segmentation_row(run: LoadedRun, key: str, image: np.ndarray, probs: np.ndar
 
 def write_prediction_rows(rows: Sequence[dict], out: str | Path) -> Path:
     """CSV or JSON by the suffix of ``out``, written to a temporary name and moved into place (a failure leaves the old file)."""
-    import os
-    import tempfile
-
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
-            if out.suffix.lower() == ".json":
-                fh.write(json.dumps(list(rows), indent=2))
-            else:
-                fields = list(dict.fromkeys(k for r in rows for k in r))
-                fields = ["path"] + [f for f in fields if f not in ("path", "warning", "error")] + ["warning", "error"]
-                w = csv.DictWriter(fh, fieldnames=fields)
-                w.writeheader()
-                for r in rows:
-                    w.writerow(r)
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    with atomic_path(out) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
+        if out.suffix.lower() == ".json":
+            fh.write(json.dumps(list(rows), indent=2))
+        else:
+            fields = list(dict.fromkeys(k for r in rows for k in r))
+            fields = ["path"] + [f for f in fields if f not in ("path", "warning", "error")] + ["warning", "error"]
+            w = csv.DictWriter(fh, fieldnames=fields)
+            w.writeheader()
+            for r in rows:
+                w.writerow(r)
     return out

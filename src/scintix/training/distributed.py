@@ -119,15 +119,10 @@ class RankBatchSampler(torch.utils.data.Sampler):
             batch = self.order[start : start + step]
             if len(batch) < step and self.drop_last:
                 return
-            if self.shard:
-                per = len(batch) // self.ctx.world if len(batch) == step else None
-                if per is None:  # a last partial batch (drop_last off): split it as evenly as possible
-                    r = shard_range(len(batch), self.ctx)
-                    yield batch[r.start : r.stop]
-                    continue
-                yield batch[self.ctx.rank * per : (self.ctx.rank + 1) * per]
-            else:
-                yield batch
+            if self.shard:  # equal slices of a full batch; a last partial one (drop_last off) as even as it gets
+                r = shard_range(len(batch), self.ctx)
+                batch = batch[r.start : r.stop]
+            yield batch
 
     def __iter__(self) -> Iterator[list[int]]:
         return self._batches()

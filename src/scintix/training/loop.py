@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from ..tasks import Task, get_task
+from .distributed import unwrap
 from .perf import autocast
 
 __all__ = ["make_criterion", "probabilities", "forward", "train_one_epoch", "predict"]
@@ -32,7 +33,7 @@ def probabilities(logits: torch.Tensor, task: str | Task) -> torch.Tensor:
 
 
 def model_inputs(model: nn.Module) -> tuple[str, ...]:
-    return tuple(getattr(getattr(model, "module", model), "inputs", ("image",)))  # through a DDP wrapper
+    return tuple(getattr(unwrap(model), "inputs", ("image",)))  # through a DDP wrapper
 
 
 def forward(model: nn.Module, batch: dict, device: torch.device, channels_last: bool = False) -> torch.Tensor:
