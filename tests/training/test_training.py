@@ -94,6 +94,18 @@ def test_channels_last_setting():
     with pytest.raises(ValueError, match="auto, true or false"):
         choose_channels_last("sometimes", m, x, slow_when(True))
 
+    calls = []
+
+    def burst_on_nhwc(model, x):  # NHWC is faster, but one of its timed steps is hit by a burst of load
+        calls.append(x.is_contiguous())
+        nhwc = not x.is_contiguous()
+        time.sleep(0.01 if nhwc else 0.02)
+        if nhwc and calls.count(False) == 2:  # the first timed NHWC step
+            time.sleep(0.1)
+
+    assert choose_channels_last("auto", m, x, burst_on_nhwc) is True  # the median ignores the burst
+    assert calls[2:8] == [True, False] * 3  # layouts alternate after one warm-up each
+
 
 def test_random_augmentation_only_on_train(tiny_manifest, tmp_path):
     from scintix.data.prepare import prepare_data
