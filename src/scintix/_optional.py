@@ -6,7 +6,11 @@ import importlib
 from importlib.util import find_spec
 from types import ModuleType
 
-_EXTRA = {"tensorboard": "tensorboard", "pylibjpeg": "dicom", "highdicom": "dicom"}
+_EXTRA = {"tensorboard": "tensorboard", "pylibjpeg": "dicom", "highdicom": "dicom", "onnx": "onnx", "onnxruntime": "onnx"}
+
+
+class MissingDependency(ImportError):
+    """An optional package a feature needs is not installed; the message says what to install."""
 
 
 def has(module: str) -> bool:
@@ -18,5 +22,5 @@ def require(module: str) -> ModuleType:
     """Import ``module`` or raise an ImportError naming the extra that provides it."""
     if not has(module):
         extra = _EXTRA.get(module.split(".")[0], "dev")
-        raise ImportError(f"{module} is needed for this feature: pip install 'scintix[{extra}]'")
+        raise MissingDependency(f"{module} is needed for this feature: pip install 'scintix[{extra}]'")
     return importlib.import_module(module)

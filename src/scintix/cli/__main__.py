@@ -2,7 +2,8 @@
 
     scintix run [--recipe NAME|FILE] [--data PATH] [--out DIR] [-o section.field=value ...] [--resume]
     scintix evaluate RUN
-    scintix predict RUN INPUT [--out FILE.csv|.json]
+    scintix predict RUN INPUT [--out FILE.csv|.json] [--engine torch|onnx]
+    scintix export RUN --format onnx [--opset 17] [--images INPUT]
     scintix split DATA [--out split.csv] [--folds K]
     scintix augment DATA --split split.csv --out DIR [--copies N]
     scintix synthetic OUT_DIR [--patients N]
@@ -60,6 +61,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir")
     p.add_argument("input")
     p.add_argument("--out", default="predictions.csv", help="CSV or JSON (by suffix) [predictions.csv]")
+    p.add_argument("--engine", choices=("torch", "onnx"), default="torch", help="onnx: the run's checked export (`scintix export`) in ONNX Runtime [torch]")
+    p.add_argument("--batch-size", type=int, default=32)
+    p = sub.add_parser("export", help="export a run's best model (ONNX), checked against torch on the run's test images")
+    p.add_argument("run_dir")
+    p.add_argument("--format", choices=("onnx",), default="onnx")
+    p.add_argument("--opset", type=int, default=17)
+    p.add_argument("--images", help="check parity on these images (file, folder or manifest) instead of the run's test split")
+    p.add_argument("--max-images", type=int, default=512)
     p = sub.add_parser("split", help="make a patient-grouped split and report duplicates / leakage")
     p.add_argument("data")
     p.add_argument("--out", default="split.csv")
@@ -213,7 +222,9 @@ def cmd_predict(a: argparse.Namespace) -> int:
     out_path = Path(a.out)
     _check_out_file(out_path, a.run_dir)
     # segmentation runs write a mask and an overlay PNG per input beside the table
-    rows = predict_paths(a.run_dir, a.input, out_dir=out_path.parent / f"{out_path.stem}_files")
+    if a.batch_size < 1:
+        raise ValueError(f"--batch-size {a.batch_size}: must be >= 1")
+    rows = predict_paths(a.run_dir, a.input, batch_size=a.batch_size, out_dir=out_path.parent / f"{out_path.stem}_files", engine=a.engine)
     out = write_prediction_rows(rows, out_path)
     bad = [r for r in rows if r.get("error")]
     unlabelled = [r for r in rows if not r.get("error") and r.get("predicted", "x") == ""]
@@ -224,6 +235,19 @@ def cmd_predict(a: argparse.Namespace) -> int:
     done = len(rows) - len(bad) - len(unlabelled)
     print(f"{done} predicted, {len(unlabelled)} without a label, {len(bad)} skipped -> {out}")
     return _batch_exit(done, len(rows))
+
+
+def cmd_export(a: argparse.Namespace) -> int:
+    from ..inference.onnx import export_onnx, onnx_paths
+
+    if a.max_images < 1:
+        raise ValueError(f"--max-images {a.max_images}: must be >= 1")
+    rec = export_onnx(a.run_dir, opset=a.opset, images=a.images, max_images=a.max_images)
+    par = rec["parity"]
+    path, rec_path = onnx_paths(a.run_dir)
+    print(f"{path} (opset {rec['opset']}, dynamic batch, input {rec['input']['shape'][1:]}) -> parity on {par['n_images']} images ({par['images']}): "
+          f"max |logit diff| {par['max_abs_logit_diff']:.2e} (tolerance {par['tolerance']:.0e}), {par['decisions_differing']} decisions differ: {'PASSED' if par['passed'] else 'FAILED'}; {rec_path}")
+    return 0 if par["passed"] else 1
 
 
 def cmd_split(a: argparse.Namespace) -> int:
@@ -381,7 +405,7 @@ def cmd_models(a: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "train": cmd_run, "evaluate": cmd_evaluate, "predict": cmd_predict, "split": cmd_split, "augment": cmd_augment, "synthetic": cmd_synthetic, "simulate": cmd_simulate, "crop": cmd_crop, "manifest": cmd_manifest, "explain": cmd_explain, "report": cmd_report, "recipes": cmd_recipes, "models": cmd_models}
+COMMANDS = {"run": cmd_run, "train": cmd_run, "evaluate": cmd_evaluate, "predict": cmd_predict, "export": cmd_export, "split": cmd_split, "augment": cmd_augment, "synthetic": cmd_synthetic, "simulate": cmd_simulate, "crop": cmd_crop, "manifest": cmd_manifest, "explain": cmd_explain, "report": cmd_report, "recipes": cmd_recipes, "models": cmd_models}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -393,12 +417,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     import yaml
 
+    from .._optional import MissingDependency
     from ..data.io import ImageReadError
     from ..data.manifest import ManifestError
 
     try:
         return COMMANDS[a.command](a)
-    except (ManifestError, ImageReadError, OSError, ValueError, KeyError, FloatingPointError, yaml.YAMLError, csv.Error) as exc:
+    except (ManifestError, ImageReadError, OSError, ValueError, KeyError, FloatingPointError, MissingDependency, yaml.YAMLError, csv.Error) as exc:
         if a.verbose:
             raise
         msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc

@@ -76,7 +76,7 @@ def _view_problem(view: str | None, wanted: str) -> str:
     return f"view {view!r}, but this run was trained on {wanted!r} views only (data.view_filter); not predicted"
 
 
-def predict_paths(run_dir: str | Path, source: str | Path, batch_size: int = 32, out_dir: str | Path | None = None) -> list[dict]:
+def predict_paths(run_dir: str | Path, source: str | Path, batch_size: int = 32, out_dir: str | Path | None = None, engine: str = "torch") -> list[dict]:
     """Predict every image in ``source``; one dict per image (or per patient with views).
 
     Classification rows hold ``path``, ``prob_<class>`` per class, ``predicted``
@@ -86,8 +86,13 @@ def predict_paths(run_dir: str | Path, source: str | Path, batch_size: int = 32,
     probabilities. Segmentation rows hold the foreground pixel count and
     fraction, the highest lesion probability and, with ``out_dir``, the paths
     of the predicted mask PNG (pixel value = class index) and an overlay PNG.
+    ``engine="onnx"`` runs the run's checked ONNX export (``scintix export``) in ONNX Runtime.
     """
     run = load_run(run_dir)
+    if engine != "torch":
+        from .onnx import with_engine
+
+        run = with_engine(run, engine)
     task, classes = run.task, run.classes
     notes: dict[str, list[str]] = {}
     keys, arrays, rows = prepare_units(run.cfg, source, notes)

@@ -137,6 +137,7 @@ def train_run(cfg: RunConfig, run_dir: str | Path, resume: bool = False, max_epo
         resume: continue from ``checkpoints/last.pt``.
         max_epochs: stop after this many epochs in total (used to simulate an interruption).
     """
+    started = time.perf_counter()  # history's elapsed_s: data preparation, caching and training of this process
     run_dir = Path(run_dir)
     last_path = run_dir / "checkpoints" / "last.pt"
     if resume:
@@ -249,6 +250,7 @@ def train_run(cfg: RunConfig, run_dir: str | Path, resume: bool = False, max_epo
         if t.select_metric not in ("loss", main):
             row[f"val_{t.select_metric}"] = float(metric)
         row["train_images_per_s"] = float(tr["images_per_s"])
+        row["elapsed_s"] = round(time.perf_counter() - started, 2)  # since this process started the run (a resume starts again at 0)
         state["history"].append(row)
         # Combined criterion: the metric decides only among epochs whose val loss is near the lowest seen so far.
         losses = [r["val_loss"] for r in state["history"] if np.isfinite(r["val_loss"])]
