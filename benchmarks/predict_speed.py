@@ -25,16 +25,13 @@ def main() -> None:
     ap.add_argument("--run", default=str(WORK / "speed-acc-batched_aug_fp32"))
     ap.add_argument("--batches", type=int, nargs="+", default=[1, 8, 32, 64])
     a = ap.parse_args()
+    import numpy as np
     import torch
     from ddp_equivalence import _data
 
-    from scintix.inference.predict import predict_paths
-    from scintix.runfolder import load_run
-
-    import numpy as np
-
     from scintix.inference.onnx import export_onnx, with_engine
-    from scintix.runfolder import in_channels
+    from scintix.inference.predict import predict_paths
+    from scintix.runfolder import in_channels, load_run
     from scintix.training.perf import autocast
 
     source = _data()

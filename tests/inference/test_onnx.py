@@ -12,7 +12,13 @@ pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
 from scintix.cli.__main__ import main  # noqa: E402
-from scintix.inference.onnx import OnnxModel, export_model, export_onnx, load_onnx_model, onnx_paths  # noqa: E402
+from scintix.inference.onnx import (  # noqa: E402
+    OnnxModel,
+    export_model,
+    export_onnx,
+    load_onnx_model,
+    onnx_paths,
+)
 from scintix.inference.predict import predict_paths  # noqa: E402
 
 
