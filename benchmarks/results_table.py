@@ -91,6 +91,35 @@ def speed() -> list[str]:
                 ci = v.get("test_auc_ci", [float("nan")] * 2)
                 out.append(f"| {k} | {v['val_auc']:.4f} | {v['test_auc']:.4f} [{ci[0]:.3f}, {ci[1]:.3f}] | {v['seconds']:.0f} |")
             out.append("")
+    path = RES / "time_to_accuracy.json"
+    if path.exists():
+        d = json.loads(path.read_text())
+        out += ["### Time to accuracy, plain loop vs `scintix run` (`benchmarks/time_to_accuracy.py`)", "",
+                f"{d['recipe']}, {d['epochs']} epochs, seeds {d['seeds']}; {d['data']}. Wall time from start (data reading included) to the first epoch "
+                "whose validation ROC-AUC reaches the target, per seed (a dash: not reached):", "",
+                "| target val AUC | plain loop, s | scintix, s | speed-up per seed |", "|---|---|---|---|"]
+        fmt = lambda xs: ", ".join("-" if x is None else f"{x:.0f}" for x in xs)  # noqa: E731
+        for tg, r in d["time_to_target"].items():
+            out.append(f"| {tg} | {fmt(r['plain']['seconds_per_seed'])} | {fmt(r['ours']['seconds_per_seed'])} | {', '.join(f'{x:.2f}x' for x in r['speedup_per_seed']) or '-'} |")
+        best = {arm: ", ".join(f"{r['best_val_roc_auc']:.3f}" for r in d["runs"][arm].values()) for arm in ("plain", "ours")}
+        out += [f"| all {d['epochs']} epochs (mean s) | {d['mean_total_s']['plain']:.0f} | {d['mean_total_s']['ours']:.0f} | {d['speedup_total']:.2f}x |", "",
+                f"Best validation ROC-AUC per seed: plain {best['plain']}; scintix {best['ours']}.", ""]
+    path = RES / "predict_speed.json"
+    if path.exists():
+        d = json.loads(path.read_text())
+        if "by_engine_and_batch_size" in d:
+            eng = d["by_engine_and_batch_size"]
+            out += ["### `predict` throughput, torch vs ONNX Runtime (`benchmarks/predict_speed.py`)", "",
+                    f"{d['model']} at {d['image_size'][0]}x{d['image_size'][1]}, {d['input']}, end to end (read, preprocess, model, calibration); "
+                    f"torch autocast {d['torch_autocast']}, ONNX fp32 (opset {d['onnx_export']['opset']}, parity max |logit diff| "
+                    f"{d['onnx_export']['parity']['max_abs_logit_diff']:.1e} on {d['onnx_export']['parity']['n_images']} test images, decisions identical: "
+                    f"{d['onnx_export']['parity']['decisions_identical']}):", "",
+                    "| batch | torch units/s | ONNX Runtime units/s |", "|---|---|---|"]
+            for b in eng["torch"]:
+                out.append(f"| {b} | {eng['torch'][b]['units_per_s']:.0f} | {eng['onnx'][b]['units_per_s']:.0f} |")
+            m = d["model_only_median_latency"]
+            out += ["", f"Model alone, median latency: batch 1 torch {m['torch_batch1_ms']:.1f} ms vs ONNX {m['onnx_batch1_ms']:.1f} ms; "
+                    f"batch 32 torch {m['torch_batch32_ms']:.1f} ms vs ONNX {m['onnx_batch32_ms']:.1f} ms.", ""]
     path = RES / "ddp_equivalence.json"
     if path.exists():
         d = json.loads(path.read_text())

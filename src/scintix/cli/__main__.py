@@ -2,7 +2,7 @@
 
     scintix run [--recipe NAME|FILE] [--data PATH] [--out DIR] [-o section.field=value ...] [--resume]
     scintix evaluate RUN
-    scintix predict RUN INPUT [--out FILE.csv|.json] [--engine torch|onnx]
+    scintix predict RUN INPUT [--out FILE.csv|.json] [--engine torch|onnx] [--dicom-out DIR [--deidentify]]
     scintix export RUN --format onnx [--opset 17] [--images INPUT]
     scintix split DATA [--out split.csv] [--folds K]
     scintix augment DATA --split split.csv --out DIR [--copies N]
@@ -63,6 +63,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="predictions.csv", help="CSV or JSON (by suffix) [predictions.csv]")
     p.add_argument("--engine", choices=("torch", "onnx"), default="torch", help="onnx: the run's checked export (`scintix export`) in ONNX Runtime [torch]")
     p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--dicom-out", metavar="DIR", help="for DICOM inputs also write DICOM outputs here: finding SR; segmentation: lesion SEG + overlay Secondary Capture")
+    p.add_argument("--deidentify", action="store_true", help="DICOM outputs without the patient's name, ID, birth date and other identifying attributes")
     p = sub.add_parser("export", help="export a run's best model (ONNX), checked against torch on the run's test images")
     p.add_argument("run_dir")
     p.add_argument("--format", choices=("onnx",), default="onnx")
@@ -224,7 +226,8 @@ def cmd_predict(a: argparse.Namespace) -> int:
     # segmentation runs write a mask and an overlay PNG per input beside the table
     if a.batch_size < 1:
         raise ValueError(f"--batch-size {a.batch_size}: must be >= 1")
-    rows = predict_paths(a.run_dir, a.input, batch_size=a.batch_size, out_dir=out_path.parent / f"{out_path.stem}_files", engine=a.engine)
+    rows = predict_paths(a.run_dir, a.input, batch_size=a.batch_size, out_dir=out_path.parent / f"{out_path.stem}_files", engine=a.engine,
+                         dicom_dir=a.dicom_out, deidentify=a.deidentify)
     out = write_prediction_rows(rows, out_path)
     bad = [r for r in rows if r.get("error")]
     unlabelled = [r for r in rows if not r.get("error") and r.get("predicted", "x") == ""]

@@ -88,11 +88,16 @@ def write_nm(
 CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
 
 
-def write_ct(file: str | Path, hu: np.ndarray, spacing: tuple[float, float] = (0.9, 0.9), patient_id: str = "ANON", z: float = 0.0, instance: int = 1, comments: str = "", series_uid: str | None = None, study_uid: str | None = None) -> Path:
+def write_ct(file: str | Path, hu: np.ndarray, spacing: tuple[float, float] = (0.9, 0.9), patient_id: str = "ANON", z: float = 0.0, instance: int = 1, comments: str = "",
+             series_uid: str | None = None, study_uid: str | None = None, frame_of_reference_uid: str | None = None, slice_thickness: float = 5.0) -> Path:
     """Write one CT slice in HU as DICOM (int16 stored values, RescaleIntercept -1024, slope 1).
 
-    Slices of one series share ``series_uid`` and ``study_uid`` (new ones when None).
+    Slices of one series share ``series_uid``, ``study_uid`` and ``frame_of_reference_uid``
+    (new ones when None); position, orientation, spacing and thickness make the
+    slice's place in patient space (what a DICOM SEG over it aligns to).
     """
+    from pydicom.uid import generate_uid
+
     stored = np.rint(np.asarray(hu, dtype=np.float64) + 1024.0)
     if stored.min() < -32768 or stored.max() > 32767:
         raise ValueError(f"{file}: HU values out of the int16 range")
@@ -102,6 +107,10 @@ def write_ct(file: str | Path, hu: np.ndarray, spacing: tuple[float, float] = (0
     ds.InstanceNumber = instance
     ds.ImagePositionPatient = [0.0, 0.0, float(z)]
     ds.ImageOrientationPatient = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]
+    ds.FrameOfReferenceUID = frame_of_reference_uid or generate_uid()
+    ds.PositionReferenceIndicator = ""
+    ds.SliceThickness = f"{slice_thickness:.2f}"
+    ds.SliceLocation = f"{float(z):.2f}"
     ds.Rows, ds.Columns = int(stored.shape[0]), int(stored.shape[1])
     ds.PixelSpacing = [f"{spacing[0]:.4f}", f"{spacing[1]:.4f}"]
     ds.RescaleIntercept, ds.RescaleSlope, ds.RescaleType = "-1024", "1", "HU"

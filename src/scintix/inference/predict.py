@@ -76,7 +76,8 @@ def _view_problem(view: str | None, wanted: str) -> str:
     return f"view {view!r}, but this run was trained on {wanted!r} views only (data.view_filter); not predicted"
 
 
-def predict_paths(run_dir: str | Path, source: str | Path, batch_size: int = 32, out_dir: str | Path | None = None, engine: str = "torch") -> list[dict]:
+def predict_paths(run_dir: str | Path, source: str | Path, batch_size: int = 32, out_dir: str | Path | None = None, engine: str = "torch",
+                  dicom_dir: str | Path | None = None, deidentify: bool = False) -> list[dict]:
     """Predict every image in ``source``; one dict per image (or per patient with views).
 
     Classification rows hold ``path``, ``prob_<class>`` per class, ``predicted``
@@ -87,6 +88,9 @@ def predict_paths(run_dir: str | Path, source: str | Path, batch_size: int = 32,
     fraction, the highest lesion probability and, with ``out_dir``, the paths
     of the predicted mask PNG (pixel value = class index) and an overlay PNG.
     ``engine="onnx"`` runs the run's checked ONNX export (``scintix export``) in ONNX Runtime.
+    With ``dicom_dir``, every prediction from one DICOM file also gets DICOM outputs there (a finding SR; for
+    segmentation a lesion SEG and an overlay Secondary Capture; see :mod:`.dicom_out`), listed in ``dicom_files``;
+    one that cannot be made is named in ``warning``, and the prediction stands.
     """
     run = load_run(run_dir)
     if engine != "torch":
@@ -112,9 +116,26 @@ def predict_paths(run_dir: str | Path, source: str | Path, batch_size: int = 32,
                 rows.append({"path": key, **{f"prob_{c}": float(v) for c, v in zip(classes, pi)}, "predicted": "", "warning": warning + "; no label given", "error": ""})
             else:
                 rows.append({"path": key, **{f"prob_{c}": float(v) for c, v in zip(classes, pi)}, "predicted": task.decide(pi, run.thresholds, classes), "warning": warning, "error": ""})
+            if dicom_dir is not None and not rows[-1].get("error") and rows[-1].get("predicted", "x") != "":
+                _dicom_outputs(run, key, arr, pi, rows[-1], dicom_dir, stems[key], deidentify)
     order = {k: i for i, k in enumerate(keys)}
     rows.sort(key=lambda r: order.get(r["path"], -1))
     return rows
+
+
+def _dicom_outputs(run, key, arr, probs, row, dicom_dir, stem, deidentify) -> None:
+    from ..data.io import ImageReadError
+    from .dicom_out import write_for_prediction
+
+    if run.cfg.data.views:
+        row["dicom_files"] = ""
+        row["warning"] = "; ".join(filter(None, [row.get("warning", ""), "no DICOM outputs: this run stacks views; they need one source file per prediction"]))
+        return
+    try:
+        row["dicom_files"] = ";".join(write_for_prediction(run, key, arr, probs, row, dicom_dir, stem, deidentify))
+    except (ValueError, OSError, ImageReadError) as exc:
+        row["dicom_files"] = ""
+        row["warning"] = "; ".join(filter(None, [row.get("warning", ""), f"no DICOM outputs: {' '.join(str(exc).split())}"]))
 
 
 def segmentation_row(run: LoadedRun, key: str, image: np.ndarray, probs: np.ndarray, out_dir, stem: str | None = None) -> dict:

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["normalize_intensity", "resize_pad", "resize_pad_mask", "Normalization"]
+__all__ = ["normalize_intensity", "resize_pad", "resize_pad_mask", "unresize_pad_mask", "Normalization"]
 
 Normalization = Literal["none", "minmax", "zscore", "percentile"]
 
@@ -80,3 +80,23 @@ def resize_pad_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     top, left = (th - nh) // 2, (tw - nw) // 2
     t = F.pad(t, (left, tw - nw - left, top, th - nh - top), value=0.0)
     return t[0].numpy().astype(np.uint8)
+
+
+def unresize_pad_mask(mask: np.ndarray, original: tuple[int, int]) -> np.ndarray:
+    """Undo :func:`resize_pad` for a label map ``(H, W)`` at the model's size: the padding cut off, then nearest-neighbour back to ``original`` (H, W).
+
+    What puts a predicted mask back on the source image's pixel grid (a DICOM
+    SEG's frame must align with its source).
+    """
+    m = np.asarray(mask)
+    th, tw = m.shape[-2:]
+    h, w = original
+    if (h, w) == (th, tw):
+        return m.copy()
+    scale = min(th / h, tw / w)
+    nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
+    top, left = (th - nh) // 2, (tw - nw) // 2
+    inner = m[..., top : top + nh, left : left + nw]
+    t = torch.from_numpy(np.ascontiguousarray(inner.astype(np.float32)))[None, None] if inner.ndim == 2 else torch.from_numpy(inner.astype(np.float32))[None]
+    t = F.interpolate(t, size=(h, w), mode="nearest-exact")
+    return t[0, 0].numpy().astype(m.dtype) if inner.ndim == 2 else t[0].numpy().astype(m.dtype)
