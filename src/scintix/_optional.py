@@ -6,7 +6,7 @@ import importlib
 from importlib.util import find_spec
 from types import ModuleType
 
-_EXTRA = {"tensorboard": "tensorboard", "pylibjpeg": "dicom", "highdicom": "dicom", "onnx": "onnx", "onnxruntime": "onnx"}
+_EXTRA = {"tensorboard": "tensorboard", "pylibjpeg": "dicom", "highdicom": "dicom", "onnx": "onnx", "onnxruntime": "onnx", "fastapi": "serve", "uvicorn": "serve"}
 
 
 class MissingDependency(ImportError):

@@ -11,7 +11,14 @@ pydicom = pytest.importorskip("pydicom")
 hd = pytest.importorskip("highdicom")
 
 from scintix.data.dicom_write import write_ct, write_nm  # noqa: E402
-from scintix.inference.dicom_out import BANNER, Algorithm, mask_to_source, write_finding_sr, write_lesion_seg, write_overlay_sc  # noqa: E402
+from scintix.inference.dicom_out import (  # noqa: E402
+    BANNER,
+    Algorithm,
+    mask_to_source,
+    write_finding_sr,
+    write_lesion_seg,
+    write_overlay_sc,
+)
 from scintix.transforms.functional import resize_pad_mask  # noqa: E402
 
 ALG = Algorithm("unet", "run-1", synthetic=True)

@@ -4,6 +4,7 @@
     scintix evaluate RUN
     scintix predict RUN INPUT [--out FILE.csv|.json] [--engine torch|onnx] [--dicom-out DIR [--deidentify]]
     scintix export RUN --format onnx [--opset 17] [--images INPUT]
+    scintix serve RUN [RUN ...] [--host 127.0.0.1] [--port 8000] [--engine torch|onnx] [--token T]
     scintix split DATA [--out split.csv] [--folds K]
     scintix augment DATA --split split.csv --out DIR [--copies N]
     scintix synthetic OUT_DIR [--patients N]
@@ -65,6 +66,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--dicom-out", metavar="DIR", help="for DICOM inputs also write DICOM outputs here: finding SR; segmentation: lesion SEG + overlay Secondary Capture")
     p.add_argument("--deidentify", action="store_true", help="DICOM outputs without the patient's name, ID, birth date and other identifying attributes")
+    p = sub.add_parser("serve", help="a web page and JSON API over trained runs, for one scan at a time (127.0.0.1 by default)")
+    p.add_argument("runs", nargs="+")
+    p.add_argument("--host", default="127.0.0.1", help="interface to bind [127.0.0.1: this machine only]")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--engine", choices=("torch", "onnx"), default="torch")
+    p.add_argument("--token", default=os.environ.get("SCINTIX_TOKEN"), help="require 'Authorization: Bearer TOKEN' on the API [$SCINTIX_TOKEN]")
+    p.add_argument("--max-mb", type=float, default=64.0, help="largest upload in MB [64]")
+    p.add_argument("--timeout", type=float, default=60.0, help="seconds a request may compute [60]")
     p = sub.add_parser("export", help="export a run's best model (ONNX), checked against torch on the run's test images")
     p.add_argument("run_dir")
     p.add_argument("--format", choices=("onnx",), default="onnx")
@@ -240,6 +249,22 @@ def cmd_predict(a: argparse.Namespace) -> int:
     return _batch_exit(done, len(rows))
 
 
+def cmd_serve(a: argparse.Namespace) -> int:
+    from .._optional import require
+    from ..serve.app import ServeSettings, create_app
+    from ..serve.uploads import UploadLimits
+
+    if a.max_mb <= 0 or a.timeout <= 0:
+        raise ValueError("--max-mb and --timeout must be > 0")
+    uvicorn = require("uvicorn")
+    app = create_app(ServeSettings(list(a.runs), a.engine, UploadLimits(max_bytes=int(a.max_mb * 1024 * 1024)), a.timeout, a.token))
+    if a.host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"scintix serve: listening on {a.host}: reachable from other machines{'' if a.token else ', with no token (--token)'}", file=sys.stderr)
+    print(f"scintix serve: http://{a.host}:{a.port}/ (API docs: /docs); NOT FOR DIAGNOSTIC USE")
+    uvicorn.run(app, host=a.host, port=a.port, log_level="warning")
+    return 0
+
+
 def cmd_export(a: argparse.Namespace) -> int:
     from ..inference.onnx import export_onnx, onnx_paths
 
@@ -408,7 +433,7 @@ def cmd_models(a: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "train": cmd_run, "evaluate": cmd_evaluate, "predict": cmd_predict, "export": cmd_export, "split": cmd_split, "augment": cmd_augment, "synthetic": cmd_synthetic, "simulate": cmd_simulate, "crop": cmd_crop, "manifest": cmd_manifest, "explain": cmd_explain, "report": cmd_report, "recipes": cmd_recipes, "models": cmd_models}
+COMMANDS = {"run": cmd_run, "train": cmd_run, "evaluate": cmd_evaluate, "predict": cmd_predict, "export": cmd_export, "serve": cmd_serve, "split": cmd_split, "augment": cmd_augment, "synthetic": cmd_synthetic, "simulate": cmd_simulate, "crop": cmd_crop, "manifest": cmd_manifest, "explain": cmd_explain, "report": cmd_report, "recipes": cmd_recipes, "models": cmd_models}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -24,7 +24,7 @@ from ..evaluation.seg_outputs import unique_stems
 from ..runfolder import LoadedRun, load_run
 from ..training.perf import autocast
 
-__all__ = ["predict_paths", "segmentation_row", "write_prediction_rows", "load_run", "prepare_units", "LoadedRun"]
+__all__ = ["predict_paths", "predict_units", "segmentation_row", "write_prediction_rows", "load_run", "prepare_units", "LoadedRun"]
 
 
 def prepare_units(cfg, source: str | Path | Sequence[Record], notes: dict[str, list[str]] | None = None) -> tuple[list[str], list[np.ndarray], list[dict]]:
@@ -97,15 +97,26 @@ def predict_paths(run_dir: str | Path, source: str | Path, batch_size: int = 32,
         from .onnx import with_engine
 
         run = with_engine(run, engine)
+    return predict_units(run, source, batch_size, out_dir, dicom_dir, deidentify)
+
+
+def predict_units(run: LoadedRun, source, batch_size: int = 32, out_dir: str | Path | None = None, dicom_dir: str | Path | None = None,
+                  deidentify: bool = False, arrays_out: dict | None = None, probs_out: dict | None = None) -> list[dict]:
+    """:func:`predict_paths` with a run already loaded (serving loads it once); ``arrays_out`` and ``probs_out`` (optional)
+    receive each key's model input and calibrated probabilities."""
     task, classes = run.task, run.classes
     notes: dict[str, list[str]] = {}
     keys, arrays, rows = prepare_units(run.cfg, source, notes)
+    if arrays_out is not None:
+        arrays_out.update(zip(keys, arrays))
     stems = unique_stems(keys)
     for start in range(0, len(arrays), batch_size):
         x = torch.from_numpy(np.stack(arrays[start : start + batch_size])).to(run.device)
         with torch.no_grad(), autocast(run.device, run.amp):
             p = task.activation(run.model(x).float() / run.temperature).cpu().numpy()
         for key, arr, pi in zip(keys[start : start + batch_size], arrays[start : start + batch_size], p):
+            if probs_out is not None:
+                probs_out[key] = pi
             found = notes.get(key, [])
             warning = "; ".join(n.removeprefix("degenerate: ") for n in found)
             if not np.isfinite(pi).all():

@@ -1,0 +1,1 @@
+"""``scintix serve``: one page and a JSON API over trained runs, for one scan at a time."""
