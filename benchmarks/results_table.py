@@ -120,6 +120,15 @@ def speed() -> list[str]:
             m = d["model_only_median_latency"]
             out += ["", f"Model alone, median latency: batch 1 torch {m['torch_batch1_ms']:.1f} ms vs ONNX {m['onnx_batch1_ms']:.1f} ms; "
                     f"batch 32 torch {m['torch_batch32_ms']:.1f} ms vs ONNX {m['onnx_batch32_ms']:.1f} ms.", ""]
+    path = RES / "serve_load.json"
+    if path.exists():
+        d = json.loads(path.read_text())
+        c, e = d["concurrent_predict"], d["explain_gradcam_sequential"]
+        out += ["### `scintix serve` on loopback (`benchmarks/serve_load.py`)", "",
+                f"{d['scan']}; {d['model']} (input {d['model_input'][0]}x{d['model_input'][1]}); {d['cpu_threads']} CPU threads; {d['caveat']}.", "",
+                "| load | ok / errors | p50 ms | p95 ms | throughput |", "|---|---|---|---|---|",
+                f"| {c['requests']} concurrent /api/predict | {c['ok']} / {c['errors']} | {c['latency_ms']['p50']:.0f} | {c['latency_ms']['p95']:.0f} | {c['requests_per_s']:.1f} req/s |",
+                f"| {e['n']} sequential /api/explain (Grad-CAM), warm | {e['ok']} / {e['n'] - e['ok']} | {e['p50_ms']:.0f} | {e['p95_ms']:.0f} | |", ""]
     path = RES / "ddp_equivalence.json"
     if path.exists():
         d = json.loads(path.read_text())
