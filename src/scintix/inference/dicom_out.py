@@ -62,16 +62,10 @@ def output_source(source, deidentify: bool):
         for tag in IDENTIFYING:
             if tag in ds:
                 delattr(ds, tag)
-        _mark_deidentified(ds)
     for tag in TYPE2:
         if tag not in ds:
             setattr(ds, tag, "")
     return ds
-
-
-def _mark_deidentified(ds) -> None:
-    ds.PatientIdentityRemoved = "YES"
-    ds.DeidentificationMethod = "scintix: name, ID replaced; identifying data removed"
 
 
 def _uids() -> tuple[str, str]:
@@ -93,8 +87,9 @@ def _quiet(writer):
 
 
 def _save(ds, out: str | Path, deidentify: bool = False) -> Path:
-    if deidentify:  # the writers copy the patient module, not these
-        _mark_deidentified(ds)
+    if deidentify:  # the writers copy the patient module from the source copy, not these
+        ds.PatientIdentityRemoved = "YES"
+        ds.DeidentificationMethod = "scintix: name, ID replaced; identifying data removed"
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(out) as tmp:
@@ -275,10 +270,9 @@ def write_for_prediction(run, key: str, image: np.ndarray, probs: np.ndarray, ro
 
 def _mask_overlay(image: np.ndarray, label: np.ndarray, alpha: float = 0.45) -> np.ndarray:
     """The model's input image in grey with lesion pixels tinted red: ``(H, W, 3)`` uint8."""
-    img = np.asarray(image, dtype=np.float32)
-    lo, hi = float(img.min()), float(img.max())
-    grey = np.zeros_like(img) if hi <= lo else (img - lo) / (hi - lo) * 255.0
-    rgb = np.repeat(grey[..., None], 3, axis=2)
+    from ..transforms.functional import to_uint8
+
+    rgb = np.repeat(to_uint8(image)[..., None].astype(np.float32), 3, axis=2)
     hit = np.asarray(label) > 0
     rgb[hit] = (1 - alpha) * rgb[hit] + alpha * np.array([255.0, 0.0, 0.0])
     return np.clip(rgb, 0, 255).astype(np.uint8)

@@ -30,6 +30,7 @@ from torch import nn
 
 from .._atomic import atomic_path
 from .._optional import require
+from ..models.segmentation import sliding_window
 from ..runfolder import read_json
 
 __all__ = ["export_onnx", "OnnxModel", "load_onnx_model", "with_engine", "onnx_paths", "parity_check", "ENGINES", "DEFAULT_OPSET", "PARITY_TOLERANCE"]
@@ -52,23 +53,6 @@ def _sha256(path: Path) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
-
-
-def _core(model: nn.Module) -> tuple[nn.Module, tuple[int, int] | None]:
-    """What is exported: the model, or a patch-trained segmenter's padded network (its sliding windows stay in Python)."""
-    roi = getattr(model, "roi_size", None)
-    if roi is None:
-        return model, None
-
-    class Padded(nn.Module):
-        def __init__(self, seg):
-            super().__init__()
-            self.seg = seg
-
-        def forward(self, x):
-            return self.seg._forward_padded(x)
-
-    return Padded(model).eval(), tuple(roi)  # eval: the exporter restores the wrapper's mode, and with it the model's, afterwards
 
 
 class OnnxModel(nn.Module):
@@ -99,9 +83,7 @@ class OnnxModel(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.roi_size is not None and (x.shape[-2] > self.roi_size[0] or x.shape[-1] > self.roi_size[1]):
-            from monai.inferers import sliding_window_inference
-
-            return sliding_window_inference(x.float(), self.roi_size, sw_batch_size=4, predictor=self._run, overlap=0.25, mode="gaussian")
+            return sliding_window(x.float(), self.roi_size, self._run)
         return self._run(x)
 
 
@@ -159,11 +141,11 @@ def export_model(model: nn.Module, path: str | Path, channels: int, size: tuple[
     patch-trained segmenter is exported at its patch size (see :class:`OnnxModel`).
     """
     model = model.float().cpu().eval()
-    core, roi = _core(model)
-    h, w = roi or size
+    roi = tuple(model.roi_size) if getattr(model, "roi_size", None) else None
+    h, w = roi or size  # traced at its patch size, a patch-trained segmenter takes its padded path, no sliding windows
     with atomic_path(Path(path)) as tmp, torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the exporter's deprecation notes and tracer warnings, not the user's concern
-        torch.onnx.export(core, (torch.zeros(1, channels, h, w),), str(tmp), input_names=["image"], output_names=["logits"], opset_version=opset,
+        torch.onnx.export(model, (torch.zeros(1, channels, h, w),), str(tmp), input_names=["image"], output_names=["logits"], opset_version=opset,
                           dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}}, dynamo=False)
     return roi
 

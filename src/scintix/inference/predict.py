@@ -23,6 +23,7 @@ from ..data.manifest import Record, load_inputs
 from ..evaluation.seg_outputs import unique_stems
 from ..runfolder import LoadedRun, load_run
 from ..training.perf import autocast
+from .onnx import with_engine
 
 __all__ = ["predict_paths", "predict_units", "segmentation_row", "write_prediction_rows", "load_run", "prepare_units", "LoadedRun"]
 
@@ -92,11 +93,7 @@ def predict_paths(run_dir: str | Path, source: str | Path, batch_size: int = 32,
     segmentation a lesion SEG and an overlay Secondary Capture; see :mod:`.dicom_out`), listed in ``dicom_files``;
     one that cannot be made is named in ``warning``, and the prediction stands.
     """
-    run = load_run(run_dir)
-    if engine != "torch":
-        from .onnx import with_engine
-
-        run = with_engine(run, engine)
+    run = with_engine(load_run(run_dir), engine)
     return predict_units(run, source, batch_size, out_dir, dicom_dir, deidentify)
 
 
@@ -135,7 +132,6 @@ def predict_units(run: LoadedRun, source, batch_size: int = 32, out_dir: str | P
 
 
 def _dicom_outputs(run, key, arr, probs, row, dicom_dir, stem, deidentify) -> None:
-    from ..data.io import ImageReadError
     from .dicom_out import write_for_prediction
 
     if run.cfg.data.views:

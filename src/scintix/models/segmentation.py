@@ -20,7 +20,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["Segmenter", "unet", "segresnet", "dynunet"]
+__all__ = ["Segmenter", "sliding_window", "unet", "segresnet", "dynunet"]
+
+
+def sliding_window(x: torch.Tensor, roi_size, predictor, overlap: float = 0.25) -> torch.Tensor:
+    """Whole-image logits from ``predictor`` applied to Gaussian-weighted overlapping windows of ``roi_size`` (MONAI).
+
+    nnU-Net's choice: patch borders, seen with less context, weigh less.
+    """
+    from monai.inferers import sliding_window_inference
+
+    return sliding_window_inference(x, tuple(roi_size), sw_batch_size=4, predictor=predictor, overlap=overlap, mode="gaussian")
 
 
 class Segmenter(nn.Module):
@@ -47,10 +57,7 @@ class Segmenter(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training and self.roi_size is not None and (x.shape[-2] > self.roi_size[0] or x.shape[-1] > self.roi_size[1]):
-            from monai.inferers import sliding_window_inference
-
-            # Gaussian-weighted overlapping windows (nnU-Net's choice): patch borders, seen with less context, weigh less
-            return sliding_window_inference(x, self.roi_size, sw_batch_size=4, predictor=self._forward_padded, overlap=self.sw_overlap, mode="gaussian")
+            return sliding_window(x, self.roi_size, self._forward_padded, self.sw_overlap)
         return self._forward_padded(x)
 
     def _forward_padded(self, x: torch.Tensor) -> torch.Tensor:

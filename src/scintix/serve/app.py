@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .._optional import require
+from ..inference.predict import predict_units
 from .service import analyse, load_served
 from .uploads import UploadError, UploadLimits, store_upload
 
@@ -151,8 +152,6 @@ def create_app(settings: ServeSettings):
         try:
             if kind != "dicom":
                 raise HTTPException(415, "DICOM outputs need a DICOM upload")
-            from ..inference.predict import predict_units
-
             def make():
                 with sr.lock:
                     return predict_units(sr.run, path, dicom_dir=out_dir, deidentify=deidentify)

@@ -14,8 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..inference.onnx import with_engine
 from ..inference.predict import predict_units
 from ..runfolder import LoadedRun, load_run, read_json
+from ..transforms.functional import to_uint8
 
 __all__ = ["ServedRun", "load_served", "analyse", "png_base64", "heatmap_rgba"]
 
@@ -49,11 +51,7 @@ def load_served(run_dirs, engine: str = "torch") -> dict[str, ServedRun]:
     served: dict[str, ServedRun] = {}
     for d in run_dirs:
         d = Path(d)
-        run = load_run(d)
-        if engine != "torch":
-            from ..inference.onnx import with_engine
-
-            run = with_engine(run, engine)
+        run = with_engine(load_run(d), engine)
         rid, n = d.name, 2
         while rid in served:
             rid, n = f"{d.name}-{n}", n + 1
@@ -71,12 +69,6 @@ def png_base64(rgb_or_grey: np.ndarray) -> str:
     buf = io.BytesIO()
     Image.fromarray(np.ascontiguousarray(rgb_or_grey)).save(buf, format="PNG")
     return base64.b64encode(buf.getvalue()).decode("ascii")
-
-
-def _grey(image: np.ndarray) -> np.ndarray:
-    img = np.asarray(image, dtype=np.float32)
-    lo, hi = float(img.min()), float(img.max())
-    return np.zeros(img.shape, np.uint8) if hi <= lo else ((img - lo) / (hi - lo) * 255).astype(np.uint8)
 
 
 def heatmap_rgba(cam: np.ndarray) -> np.ndarray:
@@ -109,7 +101,7 @@ def analyse(served: ServedRun, path: Path, method: str | None = None) -> dict:
         key = r["path"]
         arr = arrays[key]
         view = key.rsplit("#", 1)[1] if "#" in key and not Path(key).exists() else "image"
-        res = {"view": view, "warning": r.get("warning", ""), "image_png": png_base64(_grey(arr[0]))}
+        res = {"view": view, "warning": r.get("warning", ""), "image_png": png_base64(to_uint8(arr[0]))}
         if run.task.dense:
             label = run.task.masks(probs[key][None], run.thresholds, run.classes)[0]
             mask = np.zeros(label.shape + (4,), np.uint8)

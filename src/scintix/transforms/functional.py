@@ -8,7 +8,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["normalize_intensity", "resize_pad", "resize_pad_mask", "unresize_pad_mask", "Normalization"]
+__all__ = ["normalize_intensity", "resize_pad", "resize_pad_mask", "unresize_pad_mask", "to_uint8", "Normalization"]
 
 Normalization = Literal["none", "minmax", "zscore", "percentile"]
 
@@ -100,3 +100,10 @@ def unresize_pad_mask(mask: np.ndarray, original: tuple[int, int]) -> np.ndarray
     t = torch.from_numpy(np.ascontiguousarray(inner.astype(np.float32)))[None, None] if inner.ndim == 2 else torch.from_numpy(inner.astype(np.float32))[None]
     t = F.interpolate(t, size=(h, w), mode="nearest-exact")
     return t[0, 0].numpy().astype(m.dtype) if inner.ndim == 2 else t[0].numpy().astype(m.dtype)
+
+
+def to_uint8(image: np.ndarray) -> np.ndarray:
+    """An image stretched min..max to 0..255 uint8, for display (a constant image is all 0)."""
+    img = np.asarray(image, dtype=np.float32)
+    lo, hi = float(img.min()), float(img.max())
+    return np.zeros(img.shape, np.uint8) if hi <= lo else ((img - lo) / (hi - lo) * 255).astype(np.uint8)
