@@ -83,6 +83,7 @@ class DataConfig:
     mask_column: str = "mask"  # the manifest column naming each scan's mask (the simulator also writes mask_class: per-class masks)
     patch_size: tuple[int, int] | None = None  # segmentation: train on random (H, W) crops of image_size, infer by sliding window; None = whole images
     patch_fg_prob: float = 0.33  # share of training crops centred on a foreground pixel (small-lesion oversampling)
+    region: str | None = None  # the body region the images show (thorax | chest_right | chest_left): predict/serve crop whole-body inputs to it first
     split: SplitConfig = field(default_factory=SplitConfig)
 
     def __post_init__(self) -> None:
@@ -100,6 +101,9 @@ class DataConfig:
                  f"data.patch_size={self.patch_size}: (H, W) between {MIN_IMAGE_SIZE} px and data.image_size {list(self.image_size)}")
         _require(0 <= self.patch_fg_prob <= 1, f"data.patch_fg_prob={self.patch_fg_prob}: a probability in [0, 1]")
         _require(not self.views or len(set(self.views)) == len(self.views), f"data.views={list(self.views or ())}: a view is named twice")
+        from .transforms.regions import REGIONS
+
+        _require(self.region is None or self.region in REGIONS, f"data.region={self.region!r}: one of {', '.join(REGIONS)}, or null (images used as given)")
 
 
 @dataclass(frozen=True)

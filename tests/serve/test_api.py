@@ -129,3 +129,96 @@ def test_token_guards_the_api(tiny_run):
         assert c.get("/api/models").status_code == 401
         assert c.get("/api/models", headers={"Authorization": "Bearer s3cret"}).status_code == 200
         assert c.post("/api/predict", files={"file": ("a.png", _png(), "image/png")}).status_code == 401
+
+
+def _whole_body_png(seed=5) -> tuple[bytes, np.ndarray]:
+    from PIL import Image
+
+    from scintix.simulate import simulate_bone_scan
+
+    img = simulate_bone_scan(np.random.default_rng(seed), set()).views["ant"]
+    grey = np.clip(img / np.percentile(img, 99.5) * 255, 0, 255).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(grey).save(buf, format="PNG")
+    return buf.getvalue(), grey
+
+
+@pytest.fixture(scope="module")
+def region_client(tiny_run, tmp_path_factory):
+    """The tiny run as a model of the patient's right chest (as p1-thoracic on BS-80K crops)."""
+    import shutil
+
+    import yaml
+
+    run = shutil.copytree(tiny_run, tmp_path_factory.mktemp("region") / "chest-run")
+    cfg = yaml.safe_load((run / "config.yaml").read_text())
+    cfg["data"]["region"] = "chest_right"
+    (run / "config.yaml").write_text(yaml.safe_dump(cfg))
+    with TestClient(create_app(ServeSettings([str(run), str(tiny_run)]))) as c:
+        yield c
+
+
+def _decode(b64: str) -> np.ndarray:
+    import base64
+
+    from PIL import Image
+
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(b64))))
+
+
+def test_region_model_reads_only_the_chest_of_a_whole_body_scan(region_client):
+    png, grey = _whole_body_png()
+    files = {"file": ("wb.png", png, "image/png")}
+    r = region_client.post("/api/explain", files=files, data={"model": "chest-run"})
+    assert r.status_code == 422 and "view is not known" in r.json()["errors"][0]["error"]  # a PNG does not say which side is the patient's right
+    r = region_client.post("/api/explain", files=files, data={"model": "chest-run", "view": "ant"})
+    assert r.status_code == 200, r.text
+    res = r.json()["results"][0]
+    y0, x0, y1, x1 = res["crop_box"]
+    thorax = res["regions"]["thorax"]
+    assert _decode(res["source_png"]).shape == grey.shape  # the whole view, for the page to show the box on
+    assert (y0, x0) <= (thorax[0], thorax[1]) and y1 >= thorax[2] and x1 < thorax[3] and x1 - x0 < 0.7 * (thorax[3] - thorax[1])  # image-left half (ANT)
+    assert _decode(res["heatmap_png"]).shape[:2] == (24, 16)  # the map is over the crop the model read
+    assert region_client.post("/api/predict", files=files, data={"model": "chest-run", "view": "side"}).status_code == 400
+    # a crop already (under 256 rows) is read as given; a whole-body model gets the regions drawn on its input
+    small = region_client.post("/api/predict", files={"file": ("c.png", _png(171, 68), "image/png")}, data={"model": "chest-run"}).json()["results"][0]
+    assert "crop_box" not in small and "regions" not in small
+    plain = region_client.post("/api/predict", files=files, data={"model": tiny_run_id(region_client)}).json()["results"][0]
+    assert "crop_box" not in plain and "source_png" not in plain
+    assert all(0 <= b[0] < b[2] <= 24 and 0 <= b[1] < b[3] <= 16 for b in plain["regions"].values())  # moved onto the 24x16 input
+
+
+def tiny_run_id(client) -> str:
+    return next(m["id"] for m in client.get("/api/models").json()["models"] if m["region"] is None)
+
+
+def test_region_model_on_a_real_nm_dicom_takes_the_view_from_its_header(region_client):
+    pydicom = pytest.importorskip("pydicom")
+    pytest.importorskip("libjpeg")
+    import os
+
+    path = os.path.join(os.path.dirname(pydicom.__file__), "data", "test_files", "JPGExtended.dcm")
+    if not os.path.exists(path):
+        pytest.skip("pydicom test file not shipped")
+    with open(path, "rb") as fh:
+        r = region_client.post("/api/predict", files={"file": ("nm.dcm", fh.read(), "application/dicom")}, data={"model": "chest-run"})
+    assert r.status_code == 200, r.text
+    res = r.json()["results"][0]
+    assert res["view"] == "image" and res["crop_box"][3] <= 150  # ANT: the patient's right is the image's left (midline ~138 of 256)
+
+
+def test_dicom_zip_with_a_heat_map_secondary_capture(client, tmp_path):
+    import pydicom
+
+    src = _dicom(tmp_path)
+    r = client.post("/api/dicom", files={"file": ("s.dcm", src, "application/dicom")}, data={"method": "gradcam"})
+    assert r.status_code == 200, r.text
+    z = zipfile.ZipFile(io.BytesIO(r.content))
+    sc_name = next(n for n in z.namelist() if n.endswith("_heatmap_sc.dcm"))
+    sc = pydicom.dcmread(io.BytesIO(z.read(sc_name)))
+    source = pydicom.dcmread(io.BytesIO(src))
+    assert sc.BurnedInAnnotation == "YES" and sc.StudyInstanceUID == source.StudyInstanceUID and sc.SeriesInstanceUID != source.SeriesInstanceUID
+    assert sc.SourceImageSequence[0].ReferencedSOPInstanceUID == source.SOPInstanceUID
+    rgb = sc.pixel_array
+    assert rgb.shape == (24, 16, 3) and rgb[..., 0].max() > rgb[..., 2].min()  # coloured, with the banner burned in
+    assert any(n.endswith("_sr.dcm") for n in z.namelist())

@@ -11,6 +11,8 @@ from scintix.transforms.regions import (
     crop_box,
     crop_thorax,
     find_regions,
+    looks_whole_body,
+    region_crop_box,
 )
 
 
@@ -84,3 +86,51 @@ def test_real_ge_whole_body_scan_regions():
     y0, x0, y1, x1 = r.boxes["thorax"]
     assert 195 <= y0 <= 220 and 330 <= y1 <= 370
     assert 55 <= x0 <= 85 and 190 <= x1 <= 220  # rib cage, not the arms
+
+
+def test_chest_regions_are_the_patients_side_of_each_view():
+    scan = simulate_bone_scan(np.random.default_rng(3), set())
+    for view in ("ant", "post"):
+        img = scan.views[view]
+        r = find_regions(img)
+        mid = int(round(r.landmarks["midline"]))
+        full = region_crop_box(r, img.shape, "thorax", view)
+        right, left = region_crop_box(r, img.shape, "chest_right", view), region_crop_box(r, img.shape, "chest_left", view)
+        assert right[0] == left[0] == full[0] and right[2] == left[2] == full[2]
+        if view == "ant":  # the patient faces the camera: their right is on the image's left
+            assert (right[1], right[3]) == (full[1], mid + 1) and (left[1], left[3]) == (mid, full[3])
+        else:
+            assert (right[1], right[3]) == (mid, full[3]) and (left[1], left[3]) == (full[1], mid + 1)
+    with pytest.raises(RegionError, match="view is not known"):
+        region_crop_box(r, img.shape, "chest_right", None)
+    assert region_crop_box(r, img.shape, "thorax", None) == full  # both halves need no view
+    assert looks_whole_body((1024, 256)) and looks_whole_body((512, 128))
+    assert not looks_whole_body((224, 95)) and not looks_whole_body((171, 68)) and not looks_whole_body((600, 600))  # BS-80K crops are <= 224 rows
+
+
+def test_region_reader_crops_whole_body_views_and_passes_crops_through(tmp_path):
+    from scintix.data.crop import RegionReader
+    from scintix.data.io import ImageReadError
+
+    img = simulate_bone_scan(np.random.default_rng(4), set()).views["ant"]
+    wb, crop = tmp_path / "wb.npy", tmp_path / "crop.npy"
+    np.save(wb, img)
+    np.save(crop, img[200:371, 60:128])
+    rr = RegionReader("chest_right", {str(wb): "ant"})
+    arr, _ = rr(str(wb))
+    y0, x0, y1, x1 = rr.found[str(wb)]["box"]
+    assert np.array_equal(arr[0], img[y0:y1, x0:x1]) and x1 < img.shape[1] * 0.75  # the image-left half of the thorax
+    arr2, _ = rr(str(crop))
+    assert arr2.shape == (1, 171, 68) and str(crop) not in rr.found  # a crop already: as read
+    with pytest.raises(ImageReadError, match="wb.npy: .*view is not known"):
+        RegionReader("chest_right")(str(wb))
+    plain = RegionReader(None)
+    arr3, _ = plain(str(wb))
+    assert arr3.shape == (1, *img.shape) and plain.found[str(wb)]["box"] is None and "thorax" in plain.found[str(wb)]["regions"]
+    with pytest.raises(ImageReadError, match="whole-body scan .*crop it first"):
+        RegionReader("thorax")(str(_save(tmp_path / "flat.npy", np.zeros((1024, 256)))))
+
+
+def _save(path, arr):
+    np.save(path, arr)
+    return path

@@ -11,11 +11,17 @@ from typing import Sequence
 import numpy as np
 
 from .._atomic import atomic_path
-from ..transforms.regions import RegionError, find_regions, thorax_crop_box
+from ..transforms.regions import (
+    RegionError,
+    find_regions,
+    looks_whole_body,
+    region_crop_box,
+    thorax_crop_box,
+)
 from .io import ImageReadError, read_image
 from .manifest import Record, write_manifest
 
-__all__ = ["crop_records"]
+__all__ = ["crop_records", "RegionReader"]
 
 
 def crop_records(records: Sequence[Record], out_dir: str | Path, margin: float = 0.05, side: str = "both") -> tuple[Path, list[str]]:
@@ -92,3 +98,46 @@ def _crop_mask(src: str, box: tuple[int, int, int, int], shape: tuple[int, int],
     dst.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(part).save(dst)
     return dst.resolve(), bool(part.any())
+
+
+class RegionReader:
+    """A reader for :func:`~scintix.data.datasets.preprocess` that finds the body regions of whole-body views and crops them to a
+    model's region.
+
+    A model trained on thoracic or chest crops (``data.region``) must not read
+    a whole-body scan squeezed to its input size: it answers, confidently, on
+    an image it has never seen the like of. Images with the shape of a
+    whole-body view (:func:`~scintix.transforms.regions.looks_whole_body`) are
+    cropped to ``region``; smaller ones are taken to be crops already and pass
+    as read. With ``region=None`` nothing is cropped and regions are found
+    where they can be (for display). What was found is kept in ``found``
+    (path -> source shape, crop box or None, region boxes, and the whole view).
+
+    Raises (from ``__call__``, with a region only):
+        ImageReadError: a whole-body view whose regions cannot be found, or a
+            side region on a view that is neither ant nor post.
+    """
+
+    def __init__(self, region: str | None, views: dict[str, str | None] | None = None, margin: float = 0.05, reader=read_image) -> None:
+        self.region, self.views, self.margin, self.reader = region, dict(views or {}), margin, reader
+        self.found: dict[str, dict] = {}
+
+    def __call__(self, path: str, channels: int = 1):
+        arr, meta = self.reader(path, channels=channels)
+        if arr.ndim != 3 or arr.shape[0] != 1 or not looks_whole_body(arr.shape[1:]):
+            return arr, meta
+        try:
+            regions = find_regions(arr[0])
+            box = region_crop_box(regions, arr.shape[1:], self.region, self.views.get(path), self.margin) if self.region else None
+        except RegionError as exc:
+            if not self.region:
+                return arr, meta  # regions are only shown; the model reads the whole view
+            raise ImageReadError(path, f"a whole-body scan ({arr.shape[1]}x{arr.shape[2]}) for a model of the {self.region.replace('_', ' ')} region, "
+                                       f"but {exc}; crop it first (scintix crop) or name the view") from None
+        self.found[path] = {"shape": tuple(arr.shape[1:]), "box": box, "regions": dict(regions.boxes), "image": arr[0]}
+        if box is None:
+            return arr, meta
+        y0, x0, y1, x1 = box
+        if y1 - y0 < 2 or x1 - x0 < 2:
+            raise ImageReadError(path, f"the {self.region.replace('_', ' ')} box found on this whole-body scan is empty; crop it first (scintix crop)")
+        return arr[:, y0:y1, x0:x1], meta

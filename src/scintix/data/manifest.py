@@ -174,8 +174,13 @@ def manifest_from_folder(folder: str | Path) -> list[Record]:
         if len(views) > 1:  # a multi-view NM file: one record per view, so each view is read on its own
             records += [Record(path=f"{p.resolve()}#{v}", patient_id=str(p.resolve()), view=v) for v in views]
         else:
-            records.append(Record(path=str(p.resolve()), patient_id=str(p.resolve())))
+            records.append(Record(path=str(p.resolve()), patient_id=str(p.resolve()), view=_named_view(views)))
     return records
+
+
+def _named_view(views: list[str]) -> str | None:
+    """The view of a single-view NM file when its header names it (ant/post); None otherwise (frame numbers are no view)."""
+    return views[0] if len(views) == 1 and views[0] in ("ant", "post") else None
 
 
 def load_inputs(source: str | Path) -> list[Record]:
@@ -190,7 +195,7 @@ def load_inputs(source: str | Path) -> list[Record]:
         views = nm_views(path) if path.suffix.lower() in (".dcm", ".dicom") else []
         if len(views) > 1:
             return [Record(path=f"{path.resolve()}#{v}", patient_id=str(path.resolve()), view=v) for v in views]
-        return [Record(path=str(path.resolve()), patient_id=str(path.resolve()))]
+        return [Record(path=str(path.resolve()), patient_id=str(path.resolve()), view=_named_view(views))]
     if path.is_file() and path.suffix.lower() not in (".csv", ".npz"):
         return [Record(path=str(path.resolve()), patient_id=str(path.resolve()))]  # unknown suffix: the reader says what it is
     return load_data(source, require_label=False)

@@ -30,7 +30,7 @@ from .. import __version__
 from .._atomic import atomic_path
 from .._optional import require
 
-__all__ = ["write_for_prediction", "Algorithm", "write_overlay_sc", "write_lesion_seg", "write_finding_sr", "mask_to_source", "output_source", "BANNER", "IDENTIFYING"]
+__all__ = ["write_for_prediction", "Algorithm", "write_overlay_sc", "write_lesion_seg", "write_finding_sr", "mask_to_source", "heatmap_overlay", "output_source", "BANNER", "IDENTIFYING"]
 
 BANNER = "NOT FOR DIAGNOSTIC USE - scintix research output"
 IDENTIFYING = ("PatientBirthDate", "PatientSex", "PatientAge", "OtherPatientIDs", "OtherPatientIDsSequence", "OtherPatientNames", "PatientAddress",
@@ -158,11 +158,19 @@ def _image_reference(source):
     return ref
 
 
-def mask_to_source(mask: np.ndarray, source) -> np.ndarray:
-    """A label mask at the model's input size put back on the source's pixel grid (padding removed, nearest neighbour)."""
+def mask_to_source(mask: np.ndarray, source, box: tuple[int, int, int, int] | None = None) -> np.ndarray:
+    """A label mask at the model's input size put back on the source's pixel grid (padding removed, nearest neighbour);
+    with ``box`` (y0, x0, y1, x1: the region the model read, see :class:`~scintix.data.crop.RegionReader`) it fills that box and
+    the rest of the source is background."""
     from ..transforms.functional import unresize_pad_mask
 
-    return unresize_pad_mask(np.asarray(mask), (int(source.Rows), int(source.Columns)))
+    shape = (int(source.Rows), int(source.Columns))
+    if box is None:
+        return unresize_pad_mask(np.asarray(mask), shape)
+    y0, x0, y1, x1 = box
+    out = np.zeros(shape, np.asarray(mask).dtype)
+    out[y0:y1, x0:x1] = unresize_pad_mask(np.asarray(mask), (y1 - y0, x1 - x0))
+    return out
 
 
 @_quiet
@@ -239,9 +247,12 @@ def write_finding_sr(source, finding: dict, out: str | Path, algorithm: Algorith
     return _save(sr, out, deidentify)
 
 
-def write_for_prediction(run, key: str, image: np.ndarray, probs: np.ndarray, row: dict, out_dir: str | Path, stem: str, deidentify: bool = False) -> list[str]:
-    """The DICOM outputs of one prediction whose input is one DICOM file: the finding SR, and for segmentation runs the lesion SEG and
-    an overlay Secondary Capture. Returns the files written; raises ValueError (one line) when the input is not DICOM or an output cannot be made.
+def write_for_prediction(run, key: str, image: np.ndarray, probs: np.ndarray, row: dict, out_dir: str | Path, stem: str, deidentify: bool = False,
+                         heatmap: np.ndarray | None = None, box: tuple[int, int, int, int] | None = None) -> list[str]:
+    """The DICOM outputs of one prediction whose input is one DICOM file: the finding SR; for segmentation runs the lesion SEG and
+    an overlay Secondary Capture; for classification with ``heatmap`` (a [0, 1] map at the model's input size) a heat-map Secondary
+    Capture. ``box``: the region of the source the model read (whole-body scans cropped for a region model), where the SEG goes.
+    Returns the files written; raises ValueError (one line) when the input is not DICOM or an output cannot be made.
     """
     from ..data.base import split_fragment
     from ..data.dicom import _dcmread
@@ -261,11 +272,26 @@ def write_for_prediction(run, key: str, image: np.ndarray, probs: np.ndarray, ro
         finding = {"label": "lesion" if row["lesion_pixels"] else "no lesion", "probability": row["max_lesion_prob"], "threshold": float(run.thresholds.get(positive, 0.5)),
                    "positive_class": f"{positive} (highest pixel)", "lesion_pixels": row["lesion_pixels"]}
         written.append(str(write_overlay_sc(source, _mask_overlay(image[0], label), out_dir / f"{stem}_overlay_sc.dcm", algorithm, deidentify)))
-        written.append(str(write_lesion_seg(source, mask_to_source(label, source), out_dir / f"{stem}_seg.dcm", algorithm, deidentify)))
+        written.append(str(write_lesion_seg(source, mask_to_source(label, source, box), out_dir / f"{stem}_seg.dcm", algorithm, deidentify)))
     else:
         finding = {"label": row["predicted"], "probability": row[f"prob_{positive}"], "threshold": float(run.thresholds.get(positive, 0.5)), "positive_class": positive}
+        if heatmap is not None:
+            written.append(str(write_overlay_sc(source, heatmap_overlay(image[0], heatmap), out_dir / f"{stem}_heatmap_sc.dcm", algorithm, deidentify)))
     written.insert(0, str(write_finding_sr(source, finding, out_dir / f"{stem}_sr.dcm", algorithm, deidentify)))
     return written
+
+
+def heatmap_overlay(image: np.ndarray, cam: np.ndarray, alpha: float = 0.4) -> np.ndarray:
+    """The model's input image in grey under a [0, 1] heat map in jet colours: ``(H, W, 3)`` uint8."""
+    from matplotlib import colormaps
+
+    from ..transforms.functional import to_uint8
+
+    grey = np.repeat(to_uint8(image)[..., None].astype(np.float32), 3, axis=2)
+    c = np.clip(np.nan_to_num(np.asarray(cam, dtype=np.float32)), 0, 1)
+    colour = colormaps["jet"](c)[..., :3] * 255.0
+    a = alpha * c[..., None]  # cold areas stay grey
+    return np.clip((1 - a) * grey + a * colour, 0, 255).astype(np.uint8)
 
 
 def _mask_overlay(image: np.ndarray, label: np.ndarray, alpha: float = 0.45) -> np.ndarray:

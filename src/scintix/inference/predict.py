@@ -17,18 +17,20 @@ import numpy as np
 import torch
 
 from .._atomic import atomic_path
+from ..data.crop import RegionReader
 from ..data.datasets import preprocess
-from ..data.io import ImageReadError
+from ..data.io import ImageReadError, read_image
 from ..data.manifest import Record, load_inputs
 from ..evaluation.seg_outputs import unique_stems
 from ..runfolder import LoadedRun, load_run
 from ..training.perf import autocast
 from .onnx import with_engine
 
-__all__ = ["predict_paths", "predict_units", "segmentation_row", "write_prediction_rows", "load_run", "prepare_units", "LoadedRun"]
+__all__ = ["predict_paths", "predict_units", "segmentation_row", "write_prediction_rows", "load_run", "prepare_units", "write_row_dicom", "LoadedRun"]
 
 
-def prepare_units(cfg, source: str | Path | Sequence[Record], notes: dict[str, list[str]] | None = None) -> tuple[list[str], list[np.ndarray], list[dict]]:
+def prepare_units(cfg, source: str | Path | Sequence[Record], notes: dict[str, list[str]] | None = None,
+                  crops: dict[str, list[dict]] | None = None) -> tuple[list[str], list[np.ndarray], list[dict]]:
     """Model inputs for ``source`` with the run's preprocessing: (keys, arrays, error rows).
 
     One unit per image, or per patient when the run stacks views. Every
@@ -37,6 +39,11 @@ def prepare_units(cfg, source: str | Path | Sequence[Record], notes: dict[str, l
     an error row naming the file. ``notes`` (optional) receives, per key,
     what :func:`~scintix.data.datasets.preprocess` noticed (conversions,
     ``degenerate:`` images).
+
+    A run of one body region (``data.region``, e.g. BS-80K's right-chest
+    crops) gets whole-body views cropped to that region first
+    (:class:`~scintix.data.crop.RegionReader`); ``crops`` (optional) receives,
+    per key, one entry per cropped view (source shape, box, region boxes, image).
     """
     d = cfg.data
     records = list(source) if isinstance(source, (list, tuple)) else load_inputs(source)
@@ -59,13 +66,16 @@ def prepare_units(cfg, source: str | Path | Sequence[Record], notes: dict[str, l
             else:
                 errors.append({"path": r.path, "error": f"{r.path}: {_view_problem(r.view, d.view_filter)}"})
     arrays, keys = [], []
+    reader = RegionReader(d.region, {r.path: r.view for r in records}) if d.region or crops is not None else read_image
     for key, paths in units:
         found: list[str] = []
         try:
-            arrays.append(preprocess(paths, tuple(d.image_size), d.normalize, tuple(d.percentiles), windows=d.windows, notes=found))
+            arrays.append(preprocess(paths, tuple(d.image_size), d.normalize, tuple(d.percentiles), reader=reader, windows=d.windows, notes=found))
             keys.append(key)
             if notes is not None and found:
                 notes[key] = found
+            if crops is not None and any(p in reader.found for p in paths):
+                crops[key] = [dict(reader.found[p], path=p) for p in paths if p in reader.found]
         except ImageReadError as exc:
             errors.append({"path": key, "error": str(exc)})
     return keys, arrays, errors
@@ -98,12 +108,14 @@ def predict_paths(run_dir: str | Path, source: str | Path, batch_size: int = 32,
 
 
 def predict_units(run: LoadedRun, source, batch_size: int = 32, out_dir: str | Path | None = None, dicom_dir: str | Path | None = None,
-                  deidentify: bool = False, arrays_out: dict | None = None, probs_out: dict | None = None) -> list[dict]:
-    """:func:`predict_paths` with a run already loaded (serving loads it once); ``arrays_out`` and ``probs_out`` (optional)
-    receive each key's model input and calibrated probabilities."""
+                  deidentify: bool = False, arrays_out: dict | None = None, probs_out: dict | None = None, crops_out: dict | None = None) -> list[dict]:
+    """:func:`predict_paths` with a run already loaded (serving loads it once); ``arrays_out``, ``probs_out`` and ``crops_out``
+    (optional) receive each key's model input, calibrated probabilities and region crops (see :func:`prepare_units`)."""
     task, classes = run.task, run.classes
     notes: dict[str, list[str]] = {}
-    keys, arrays, rows = prepare_units(run.cfg, source, notes)
+    crops: dict[str, list[dict]] = {} if crops_out is None else crops_out
+    d_region = run.cfg.data.region
+    keys, arrays, rows = prepare_units(run.cfg, source, notes, crops if d_region or crops_out is not None else None)  # regions found only when needed
     if arrays_out is not None:
         arrays_out.update(zip(keys, arrays))
     stems = unique_stems(keys)
@@ -125,13 +137,22 @@ def predict_units(run: LoadedRun, source, batch_size: int = 32, out_dir: str | P
             else:
                 rows.append({"path": key, **{f"prob_{c}": float(v) for c, v in zip(classes, pi)}, "predicted": task.decide(pi, run.thresholds, classes), "warning": warning, "error": ""})
             if dicom_dir is not None and not rows[-1].get("error") and rows[-1].get("predicted", "x") != "":
-                _dicom_outputs(run, key, arr, pi, rows[-1], dicom_dir, stems[key], deidentify)
+                write_row_dicom(run, key, arr, pi, rows[-1], dicom_dir, stems[key], deidentify, crops[key][0]["box"] if d_region and key in crops else None)
+    for r in rows:
+        if d_region and r["path"] in crops and not r.get("error"):  # where the model looked: the region box on the whole-body view (y0 x0 y1 x1)
+            r["crop_box"] = "; ".join(f"{_view_of(c['path'])}{' '.join(map(str, c['box']))}" for c in crops[r["path"]] if c["box"])
     order = {k: i for i, k in enumerate(keys)}
     rows.sort(key=lambda r: order.get(r["path"], -1))
     return rows
 
 
-def _dicom_outputs(run, key, arr, probs, row, dicom_dir, stem, deidentify) -> None:
+def _view_of(path: str) -> str:
+    return f"{path.rsplit('#', 1)[1]}: " if "#" in path and not Path(path).exists() else ""
+
+
+def write_row_dicom(run, key, arr, probs, row, dicom_dir, stem, deidentify=False, box=None, heatmap=None) -> None:
+    """DICOM outputs for one prediction row (:func:`~.dicom_out.write_for_prediction`), listed in its ``dicom_files``; one that
+    cannot be made is named in its ``warning`` and the prediction stands."""
     from .dicom_out import write_for_prediction
 
     if run.cfg.data.views:
@@ -139,7 +160,7 @@ def _dicom_outputs(run, key, arr, probs, row, dicom_dir, stem, deidentify) -> No
         row["warning"] = "; ".join(filter(None, [row.get("warning", ""), "no DICOM outputs: this run stacks views; they need one source file per prediction"]))
         return
     try:
-        row["dicom_files"] = ";".join(write_for_prediction(run, key, arr, probs, row, dicom_dir, stem, deidentify))
+        row["dicom_files"] = ";".join(write_for_prediction(run, key, arr, probs, row, dicom_dir, stem, deidentify, heatmap=heatmap, box=box))
     except (ValueError, OSError, ImageReadError) as exc:
         row["dicom_files"] = ""
         row["warning"] = "; ".join(filter(None, [row.get("warning", ""), f"no DICOM outputs: {' '.join(str(exc).split())}"]))

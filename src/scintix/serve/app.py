@@ -22,8 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .._optional import require
-from ..inference.predict import predict_units
-from .service import analyse, load_served
+from .service import VIEWS, analyse, dicom_outputs, load_served
 from .uploads import UploadError, UploadLimits, store_upload
 
 __all__ = ["ServeSettings", "create_app"]
@@ -101,15 +100,20 @@ def create_app(settings: ServeSettings):
         except (ValueError, OSError) as exc:
             raise HTTPException(422, str(exc).replace(str(work), "upload")) from None
 
-    async def handle(file: UploadFile, model: str | None, method: str | None):
-        start = time.perf_counter()
-        sr = pick(model)
+    def check_options(method: str | None, view: str | None) -> None:
         if method and method not in settings.cam_methods:
             raise HTTPException(400, f"unknown heat-map method {method!r}; choose from {list(settings.cam_methods)}")
+        if view and view not in VIEWS:
+            raise HTTPException(400, f"unknown view {view!r}; choose from {list(VIEWS)} (or leave it out)")
+
+    async def handle(file: UploadFile, model: str | None, method: str | None, view: str | None):
+        start = time.perf_counter()
+        sr = pick(model)
+        check_options(method, view)
         path, kind, size = await receive(file)
         status = 200
         try:
-            out = await compute(analyse, sr, path, method)
+            out = await compute(analyse, sr, path, method, view or None)
             if not out["results"]:
                 status = 422
             return JSONResponse(out, status_code=status)
@@ -134,29 +138,30 @@ def create_app(settings: ServeSettings):
                 "limits": {"max_bytes": settings.limits.max_bytes, "max_pixels": settings.limits.max_pixels}, "notice": "NOT FOR DIAGNOSTIC USE"}
 
     @app.post("/api/predict", dependencies=[Depends(check_token)])
-    async def predict(file: UploadFile = File(...), model: str | None = Form(None)):
-        """Calibrated probabilities and the decision at the run's validation threshold, per view."""
-        return await handle(file, model, None)
+    async def predict(file: UploadFile = File(...), model: str | None = Form(None), view: str | None = Form(None)):
+        """Calibrated probabilities and the decision at the run's validation threshold, per view. ``view`` (ant/post) names the
+        view of an upload whose header does not say (needed to crop a whole-body PNG for a chest-side model)."""
+        return await handle(file, model, None, view)
 
     @app.post("/api/explain", dependencies=[Depends(check_token)])
-    async def explain(file: UploadFile = File(...), model: str | None = Form(None), method: str = Form("gradcam")):
+    async def explain(file: UploadFile = File(...), model: str | None = Form(None), method: str = Form("gradcam"), view: str | None = Form(None)):
         """As /api/predict, plus a heat map per view (RGBA PNG, base64) to lay over the image."""
-        return await handle(file, model, method)
+        return await handle(file, model, method, view)
 
     @app.post("/api/dicom", dependencies=[Depends(check_token)])
-    async def dicom(file: UploadFile = File(...), model: str | None = Form(None), deidentify: bool = Form(False)):
-        """A zip of DICOM outputs (finding SR; segmentation: lesion SEG and overlay Secondary Capture) for a DICOM upload."""
+    async def dicom(file: UploadFile = File(...), model: str | None = Form(None), deidentify: bool = Form(False), method: str | None = Form(None)):
+        """A zip of DICOM outputs for a DICOM upload: the finding SR; for segmentation the lesion SEG and an overlay Secondary
+        Capture; for classification with ``method`` a heat-map Secondary Capture."""
         sr = pick(model)
+        check_options(method, None)
         path, kind, _ = await receive(file)
         out_dir = Path(tempfile.mkdtemp(dir=work))
         try:
             if kind != "dicom":
                 raise HTTPException(415, "DICOM outputs need a DICOM upload")
-            def make():
-                with sr.lock:
-                    return predict_units(sr.run, path, dicom_dir=out_dir, deidentify=deidentify)
-
-            rows = await compute(make)
+            if method and not sr.info["explainable"]:
+                raise HTTPException(422, "heat maps need the torch engine; this server runs ONNX")
+            rows = await compute(dicom_outputs, sr, path, out_dir, deidentify, method)
             files = [Path(f) for r in rows for f in (r.get("dicom_files") or "").split(";") if f]
             if not files:
                 reasons = "; ".join(r.get("warning") or r.get("error") or "" for r in rows)

@@ -7,6 +7,7 @@ Responses carry no patient name, ID or birth date: results are keyed by view
 from __future__ import annotations
 
 import base64
+import dataclasses
 import io
 import threading
 from dataclasses import dataclass, field
@@ -14,12 +15,15 @@ from pathlib import Path
 
 import numpy as np
 
+from ..data.manifest import load_inputs
 from ..inference.onnx import with_engine
-from ..inference.predict import predict_units
+from ..inference.predict import predict_units, write_row_dicom
 from ..runfolder import LoadedRun, load_run, read_json
-from ..transforms.functional import to_uint8
+from ..transforms.functional import resize_pad_box, to_uint8
 
-__all__ = ["ServedRun", "load_served", "analyse", "png_base64", "heatmap_rgba"]
+__all__ = ["ServedRun", "load_served", "analyse", "dicom_outputs", "png_base64", "heatmap_rgba", "VIEWS"]
+
+VIEWS = ("ant", "post")
 
 
 @dataclass
@@ -57,7 +61,7 @@ def load_served(run_dirs, engine: str = "torch") -> dict[str, ServedRun]:
             rid, n = f"{d.name}-{n}", n + 1
         info = {"id": rid, "model": run.cfg.model.name, "task": run.cfg.data.task, "dense": run.task.dense, "classes": run.classes, "thresholds": run.thresholds,
                 "temperature": run.temperature, "synthetic": run.synthetic, "engine": engine, "image_size": list(run.cfg.data.image_size),
-                "views": list(run.cfg.data.views or []), "view_filter": run.cfg.data.view_filter, "operating_point": _operating_point(d, run.classes),
+                "views": list(run.cfg.data.views or []), "view_filter": run.cfg.data.view_filter, "region": run.cfg.data.region, "operating_point": _operating_point(d, run.classes),
                 "explainable": engine == "torch"}
         served[rid] = ServedRun(rid, run, info)
     return served
@@ -81,13 +85,22 @@ def heatmap_rgba(cam: np.ndarray) -> np.ndarray:
     return (rgba * 255).astype(np.uint8)
 
 
-def analyse(served: ServedRun, path: Path, method: str | None = None) -> dict:
-    """Predict (and with ``method`` explain) one stored upload: one result per view, each with its image, and heat map or mask, as PNG."""
+def analyse(served: ServedRun, path: Path, method: str | None = None, view: str | None = None) -> dict:
+    """Predict (and with ``method`` explain) one stored upload: one result per view, each with its image, and heat map or mask, as PNG.
+
+    ``view`` (ant/post) names the view of a single-view upload whose header does not (a PNG). Whole-body views carry their body
+    regions; for a model of one region (``data.region``) the result also holds the whole view (``source_png``) and the box the
+    model read (``crop_box``), since its image is only that crop.
+    """
     run = served.run
     arrays: dict[str, np.ndarray] = {}
     probs: dict[str, np.ndarray] = {}
+    crops: dict[str, list[dict]] = {}
+    records = load_inputs(path)
+    if view:
+        records = [dataclasses.replace(r, view=r.view or view) for r in records]
     with served.lock:
-        rows = predict_units(run, path, arrays_out=arrays, probs_out=probs)
+        rows = predict_units(run, records, arrays_out=arrays, probs_out=probs, crops_out=crops)
         ok = [r for r in rows if not r.get("error")]
         maps = None
         if method and ok and not run.task.dense:
@@ -100,8 +113,8 @@ def analyse(served: ServedRun, path: Path, method: str | None = None) -> dict:
     for i, r in enumerate(ok):
         key = r["path"]
         arr = arrays[key]
-        view = key.rsplit("#", 1)[1] if "#" in key and not Path(key).exists() else "image"
-        res = {"view": view, "warning": r.get("warning", ""), "image_png": png_base64(to_uint8(arr[0]))}
+        res = {"view": _view_name(key), "warning": r.get("warning", ""), "image_png": png_base64(to_uint8(arr[0]))}
+        res.update(_regions(crops.get(key), arr.shape[1:]))
         if run.task.dense:
             label = run.task.masks(probs[key][None], run.thresholds, run.classes)[0]
             mask = np.zeros(label.shape + (4,), np.uint8)
@@ -115,9 +128,49 @@ def analyse(served: ServedRun, path: Path, method: str | None = None) -> dict:
             res["method"] = method
             res["heatmap_png"] = png_base64(heatmap_rgba(maps[i]))
         results.append(res)
-    errors = [{"view": (r["path"].rsplit("#", 1)[1] if "#" in r["path"] else "image"), "error": _anonymous(r["error"], path)} for r in rows if r.get("error")]
+    errors = [{"view": _view_name(r["path"]), "error": _anonymous(r["error"], path)} for r in rows if r.get("error")]
     return {"model": served.id, "synthetic": run.synthetic, "results": results, "errors": errors,
             "thresholds": run.thresholds, "operating_point": served.info["operating_point"]}
+
+
+def dicom_outputs(served: ServedRun, path: Path, out_dir: Path, deidentify: bool = False, method: str | None = None) -> list[dict]:
+    """Prediction rows for one DICOM upload, each with its DICOM outputs in ``out_dir`` (``dicom_files``; see
+    :func:`~scintix.inference.dicom_out.write_for_prediction`); with ``method`` a classifier's heat map goes in as a Secondary Capture."""
+    run = served.run
+    if run.cfg.data.views or not method or run.task.dense:
+        with served.lock:
+            return predict_units(run, path, dicom_dir=out_dir, deidentify=deidentify)
+    from ..evaluation.seg_outputs import unique_stems
+    from ..explain.run import explain_arrays
+
+    arrays: dict[str, np.ndarray] = {}
+    probs: dict[str, np.ndarray] = {}
+    crops: dict[str, list[dict]] = {}
+    with served.lock:
+        rows = predict_units(run, path, arrays_out=arrays, probs_out=probs, crops_out=crops)
+        ok = [r for r in rows if not r.get("error") and r.get("predicted")]
+        maps = explain_arrays(run, [arrays[r["path"]] for r in ok], method)[0] if ok else []
+    stems = unique_stems([r["path"] for r in ok])
+    for r, cam in zip(ok, maps):
+        key = r["path"]
+        box = crops[key][0]["box"] if run.cfg.data.region and key in crops else None
+        write_row_dicom(run, key, arrays[key], probs[key], r, out_dir, stems[key], deidentify, box=box, heatmap=cam)
+    return rows
+
+
+def _view_name(key: str) -> str:
+    return key.rsplit("#", 1)[1] if "#" in key and not Path(key).exists() else "image"
+
+
+def _regions(found: list[dict] | None, input_shape: tuple[int, int]) -> dict:
+    """Body-region boxes for the page, (y0, x0, y1, x1): on the whole view (``source_png``) when the model read a crop of it,
+    else moved onto the model's input image; {} for images that are not whole-body views."""
+    if not found or len(found) != 1:  # view-stacking runs: several sources per image; no boxes drawn
+        return {}
+    f = found[0]
+    if f["box"] is not None:
+        return {"source_png": png_base64(to_uint8(f["image"])), "crop_box": list(f["box"]), "regions": {k: list(b) for k, b in f["regions"].items()}}
+    return {"regions": {k: list(resize_pad_box(b, f["shape"], input_shape)) for k, b in f["regions"].items()}}
 
 
 def _anonymous(message: str, path: Path) -> str:

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["normalize_intensity", "resize_pad", "resize_pad_mask", "unresize_pad_mask", "to_uint8", "Normalization"]
+__all__ = ["normalize_intensity", "fit_geometry", "resize_pad", "resize_pad_box", "resize_pad_mask", "unresize_pad_mask", "to_uint8", "Normalization"]
 
 Normalization = Literal["none", "minmax", "zscore", "percentile"]
 
@@ -41,6 +41,22 @@ def normalize_intensity(
     raise ValueError(f"unknown normalisation {method!r}; choose from none, minmax, zscore, percentile")
 
 
+def fit_geometry(original: tuple[int, int], size: tuple[int, int]) -> tuple[float, int, int, int, int]:
+    """How :func:`resize_pad` places an ``original`` (H, W) image in ``size``: (scale, new H, new W, top pad, left pad)."""
+    h, w = original
+    th, tw = size
+    scale = min(th / h, tw / w)
+    nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
+    return scale, nh, nw, (th - nh) // 2, (tw - nw) // 2
+
+
+def resize_pad_box(box: tuple[int, int, int, int], original: tuple[int, int], size: tuple[int, int]) -> tuple[int, int, int, int]:
+    """A ``(y0, x0, y1, x1)`` box on the ``original`` image moved to where :func:`resize_pad` puts it in ``size``."""
+    scale, _, _, top, left = fit_geometry(original, size)
+    y0, x0, y1, x1 = box
+    return top + round(y0 * scale), left + round(x0 * scale), top + round(y1 * scale), left + round(x1 * scale)
+
+
 def resize_pad(arr: np.ndarray, size: tuple[int, int], pad_value: float | None = None) -> np.ndarray:
     """Resize keeping the aspect ratio so the image fits ``size`` (H, W), then centre-pad.
 
@@ -53,13 +69,11 @@ def resize_pad(arr: np.ndarray, size: tuple[int, int], pad_value: float | None =
     th, tw = size
     if (h, w) == (th, tw):
         return arr
-    scale = min(th / h, tw / w)
-    nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
+    _, nh, nw, top, left = fit_geometry((h, w), size)
     t = torch.from_numpy(np.ascontiguousarray(arr))[None]
     if (nh, nw) != (h, w):
         t = F.interpolate(t, size=(nh, nw), mode="bilinear", align_corners=False, antialias=nh < h or nw < w)
     fill = float(arr.min()) if pad_value is None else float(pad_value)
-    top, left = (th - nh) // 2, (tw - nw) // 2
     t = F.pad(t, (left, tw - nw - left, top, th - nh - top), value=fill)
     return t[0].numpy()
 
@@ -72,12 +86,10 @@ def resize_pad_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     th, tw = size
     if (h, w) == (th, tw):
         return m.astype(np.uint8)
-    scale = min(th / h, tw / w)
-    nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
+    _, nh, nw, top, left = fit_geometry((h, w), size)
     t = torch.from_numpy(np.ascontiguousarray(m.astype(np.float32)))[None]
     if (nh, nw) != (h, w):
         t = F.interpolate(t, size=(nh, nw), mode="nearest-exact")
-    top, left = (th - nh) // 2, (tw - nw) // 2
     t = F.pad(t, (left, tw - nw - left, top, th - nh - top), value=0.0)
     return t[0].numpy().astype(np.uint8)
 
@@ -93,9 +105,7 @@ def unresize_pad_mask(mask: np.ndarray, original: tuple[int, int]) -> np.ndarray
     h, w = original
     if (h, w) == (th, tw):
         return m.copy()
-    scale = min(th / h, tw / w)
-    nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
-    top, left = (th - nh) // 2, (tw - nw) // 2
+    _, nh, nw, top, left = fit_geometry((h, w), (th, tw))
     inner = m[..., top : top + nh, left : left + nw]
     t = torch.from_numpy(np.ascontiguousarray(inner.astype(np.float32)))[None, None] if inner.ndim == 2 else torch.from_numpy(inner.astype(np.float32))[None]
     t = F.interpolate(t, size=(h, w), mode="nearest-exact")

@@ -35,12 +35,18 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import ndimage
 
-__all__ = ["Regions", "RegionError", "find_regions", "crop_box", "crop_thorax", "thorax_crop_box", "ThoraxCrop", "box_iou"]
+__all__ = ["Regions", "RegionError", "find_regions", "crop_box", "crop_thorax", "thorax_crop_box", "ThoraxCrop", "box_iou",
+           "REGIONS", "looks_whole_body", "region_crop_box"]
 
 # Region rows as fractions of the vertex -> feet length (fitted on simulated scans, see module doc).
 THORAX_TOP, THORAX_BOTTOM, CROTCH = 0.187, 0.376, 0.53
 EDGE_PAD = 0.012
 TOP_OFFSET, BOTTOM_OFFSET = 0.0067, 0.0031
+# A model of one region (data.region) gets whole-body inputs cropped to it. Whole-body means at least this many rows
+# and twice as tall as wide: region crops are smaller (BS-80K's chest crops are 94-224 rows), and a whole-body
+# scan under 256 rows is too coarse to find a thorax in.
+WHOLE_BODY_MIN_ROWS = 256
+REGIONS = ("thorax", "chest_right", "chest_left")  # chest_*: the patient's side, as BS-80K's right-chest crops
 
 
 class RegionError(ValueError):
@@ -240,3 +246,29 @@ class ThoraxCrop:
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
         return crop_thorax(image, self.margin, self.side)[0]
+
+
+def looks_whole_body(shape: tuple[int, int]) -> bool:
+    """Whether an ``(H, W)`` image has the shape of a planar whole-body view (see ``WHOLE_BODY_MIN_ROWS``)."""
+    h, w = shape
+    return h >= WHOLE_BODY_MIN_ROWS and h >= 2 * w
+
+
+def region_crop_box(regions: Regions, shape: tuple[int, int], region: str, view: str | None, margin: float = 0.05) -> tuple[int, int, int, int]:
+    """The box of ``region`` (one of :data:`REGIONS`) on one whole-body view.
+
+    ``chest_right``/``chest_left`` are the patient's side: on an anterior view
+    the patient faces the camera, so their right lies on the image's left; on
+    a posterior view on its right. The view must be known for them.
+
+    Raises:
+        RegionError: an unknown region, or a side region on a view that is not ant/post.
+    """
+    if region == "thorax":
+        return thorax_crop_box(regions, shape, margin, "both")
+    if region not in REGIONS:
+        raise RegionError(f"unknown region {region!r}; known: {', '.join(REGIONS)}")
+    if view not in ("ant", "post"):
+        raise RegionError(f"the view is not known (ant or post), so the patient's {region.split('_')[1]} side cannot be found")
+    on_image_left = (region == "chest_right") == (view == "ant")
+    return thorax_crop_box(regions, shape, margin, "image_left" if on_image_left else "image_right")
