@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 
 import numpy as np
 import pytest
@@ -123,3 +125,20 @@ def test_predict_writes_dicom_outputs_for_dicom_inputs_only(run_copy, tmp_path, 
     finding = next(i for i in sr.ContentSequence if i.ConceptNameCodeSequence[0].CodeMeaning == "Finding")
     assert finding.TextValue == rows["scan.dcm"]["predicted"] and sr.PatientID == "ANONYMOUS"
     assert rows["plain.png"]["dicom_files"] == "" and "not a DICOM file" in rows["plain.png"]["warning"] and rows["plain.png"]["predicted"]
+
+
+@pytest.mark.skipif(shutil.which("dciodvfy") is None, reason="dciodvfy not installed (Debian: apt-get install dicom3tools)")
+def test_outputs_and_sources_pass_dciodvfy(tmp_path):
+    """David Clunie's validator finds no error in what we write: the three outputs, and the simulator's CT and NM files."""
+    ct = _ct(tmp_path)
+    nm = write_nm(tmp_path / "nm.dcm", {"ant": np.ones((64, 16)), "post": np.ones((64, 16))}, patient_id="P")
+    mask = np.zeros((64, 48), np.uint8)
+    mask[10:20, 5:30] = 1
+    files = [tmp_path / "ct.dcm", nm,
+             write_lesion_seg(ct, mask, tmp_path / "seg.dcm", ALG, deidentify=True),
+             write_overlay_sc(ct, np.zeros((64, 48, 3), np.uint8), tmp_path / "sc.dcm", ALG),
+             write_finding_sr(ct, {"label": "abnormal", "probability": 0.8, "threshold": 0.5, "positive_class": "abnormal"}, tmp_path / "sr.dcm", ALG)]
+    for f in files:
+        out = subprocess.run(["dciodvfy", str(f)], capture_output=True, text=True, timeout=60)
+        errors = [line for line in (out.stdout + out.stderr).splitlines() if line.startswith("Error")]
+        assert not errors, f"{f.name}: {errors}"

@@ -30,7 +30,14 @@ def _new_dataset(sop_class: str, modality: str, patient_id: str, series_uid: str
     ds.Modality = modality
     ds.PatientID, ds.PatientName = patient_id, patient_id
     ds.StudyInstanceUID, ds.SeriesInstanceUID = study_uid or generate_uid(), series_uid or generate_uid()
+    ds.Manufacturer = "scintix simulator"
+    ds.SeriesNumber, ds.InstanceNumber = 1, 1
+    for keyword in TYPE2_EMPTY:  # type 2: present, empty when unknown (what dciodvfy checks)
+        setattr(ds, keyword, "")
     return ds
+
+
+TYPE2_EMPTY = ("PatientBirthDate", "PatientSex", "StudyDate", "StudyTime", "ReferringPhysicianName", "StudyID", "AccessionNumber", "Laterality")
 
 
 def write_nm(
@@ -60,11 +67,19 @@ def write_nm(
     ds.SeriesDescription = description
     ds.ImageComments = comments
     ds.ImageType = ["ORIGINAL", "PRIMARY", "WHOLE BODY", "EMISSION"]
-    ds.PatientPosition = "HFS"
     ds.NumberOfFrames = len(names)
-    ds.FrameIncrementPointer = [0x00540020]  # frames indexed by DetectorVector
+    ds.FrameIncrementPointer = [0x00540010, 0x00540020]  # WHOLE BODY: frames indexed by energy window and detector
+    ds.NumberOfEnergyWindows = 1
+    ds.EnergyWindowVector = [1] * len(names)
     ds.DetectorVector = list(range(1, len(names) + 1))
     ds.NumberOfDetectors = len(names)
+    ds.EnergyWindowInformationSequence = Seq([Dataset()])
+    ds.RadiopharmaceuticalInformationSequence = Seq([])
+    ds.PatientOrientationCodeSequence = Seq([])
+    ds.PatientGantryRelationshipCodeSequence = Seq([])
+    ds.CountsAccumulated = ""
+    ds.ActualFrameDuration = 0  # unknown (simulated); type 1C for whole-body images
+    ds.ScanVelocity, ds.ScanLength = "", ""
     items = []
     for v in names:
         code = Dataset()
@@ -72,6 +87,8 @@ def write_nm(
         code.CodeMeaning = {"ant": "anterior", "post": "posterior"}.get(v.split("_")[0], v)
         item = Dataset()
         item.ViewCodeSequence = Seq([code])
+        item.CollimatorType = ""
+        item.ImageOrientationPatient, item.ImagePositionPatient = "", ""
         items.append(item)
     ds.DetectorInformationSequence = Seq(items)
     ds.Rows, ds.Columns = int(frames.shape[1]), int(frames.shape[2])
@@ -105,6 +122,8 @@ def write_ct(file: str | Path, hu: np.ndarray, spacing: tuple[float, float] = (0
     ds.ImageComments = comments
     ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
     ds.InstanceNumber = instance
+    ds.PatientPosition = "HFS"
+    ds.KVP, ds.AcquisitionNumber = "", ""
     ds.ImagePositionPatient = [0.0, 0.0, float(z)]
     ds.ImageOrientationPatient = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]
     ds.FrameOfReferenceUID = frame_of_reference_uid or generate_uid()

@@ -128,6 +128,7 @@ def write_overlay_sc(source, rgb: np.ndarray, out: str | Path, algorithm: Algori
         sc.PatientOrientation = ""  # type 2: present and empty when the source does not say (never a guess)
     sc.SeriesDescription = "scintix overlay - NOT FOR DIAGNOSTIC USE"
     sc.BurnedInAnnotation = "YES"
+    sc.Laterality = sc.get("Laterality", "")  # type 2C: present, empty when not a paired body part
     sc.ImageComments = f"{BANNER}. {algorithm.description}"
     sc.SourceImageSequence = [_image_reference(source)]
     return _save(sc, out, deidentify)
