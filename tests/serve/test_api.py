@@ -222,3 +222,29 @@ def test_dicom_zip_with_a_heat_map_secondary_capture(client, tmp_path):
     rgb = sc.pixel_array
     assert rgb.shape == (24, 16, 3) and rgb[..., 0].max() > rgb[..., 2].min()  # coloured, with the banner burned in
     assert any(n.endswith("_sr.dcm") for n in z.namelist())
+
+
+def test_explain_is_one_pass_with_the_same_probabilities_and_maps_as_explain(tiny_run, tmp_path):
+    from PIL import Image
+
+    from scintix.explain.run import explain_arrays
+    from scintix.inference.predict import prepare_units
+    from scintix.serve.service import analyse, heatmap_rgba, load_served
+
+    served = next(iter(load_served([str(tiny_run)], channels_last=False).values()))
+    scan = tmp_path / "s.png"
+    Image.fromarray((np.random.default_rng(3).random((40, 24)) * 255).astype(np.uint8)).save(scan)
+    calls = []
+    hook = served.run.model.register_forward_hook(lambda *a: calls.append(1))
+    try:
+        plain = analyse(served, scan)["results"][0]
+        calls.clear()
+        explained = analyse(served, scan, "gradcam")["results"][0]
+    finally:
+        hook.remove()
+    assert len(calls) == 1  # the heat map comes from the prediction's own forward pass
+    for c, p in plain["probabilities"].items():  # and the probability is /api/predict's
+        assert explained["probabilities"][c] == pytest.approx(p, abs=1e-6)
+    _, arrays, _ = prepare_units(served.run.cfg, str(scan))
+    expected = heatmap_rgba(explain_arrays(served.run, arrays, "gradcam", amp=True)[0][0])  # at the run's precision, as the probability
+    assert np.array_equal(_decode(explained["heatmap_png"]), expected)

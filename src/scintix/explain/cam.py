@@ -104,7 +104,8 @@ class BaseCAM:
             else:
                 t = torch.as_tensor(targets, dtype=torch.long, device=x.device).view(-1).expand(len(x)).clone()
             raw = self.maps_from(x, logits, acts, t)
-        raw = raw.detach()
+        self.logits = logits.detach()  # the pass's own prediction: a caller that needs both makes one pass
+        raw = raw.detach().float()  # bf16 under autocast
         if raw.shape[-2:] != x.shape[-2:]:
             raw = F.interpolate(raw.unsqueeze(1), size=x.shape[-2:], mode="bilinear", align_corners=False).squeeze(1)
         return normalize_maps(raw.clamp_min(0)).cpu().numpy(), t.cpu().numpy()

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from ..inference.predict import LoadedRun, load_run, prepare_units
+from ..training.perf import autocast
 from .cam import CAM_METHODS
 
 __all__ = ["explain_arrays", "explain_paths", "channel_names"]
@@ -36,24 +37,30 @@ def _target_index(run: LoadedRun, target: str | None) -> int | None:
     raise ValueError(f"target {target!r} is not one of the classes {run.classes}")
 
 
-def explain_arrays(run: LoadedRun, arrays: Sequence[np.ndarray], method: str, target: str | None = None, batch_size: int = 8, targets: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def explain_arrays(run: LoadedRun, arrays: Sequence[np.ndarray], method: str, target: str | None = None, batch_size: int = 8, targets: np.ndarray | None = None,
+                   with_probs: bool = True, amp: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Maps ``(N, H, W)``, targets ``(N,)`` and calibrated probabilities ``(N, K)`` for preprocessed inputs.
 
-    ``target`` names one class for all inputs; ``targets`` gives one class index per input.
+    ``target`` names one class for all inputs; ``targets`` gives one class index per input. ``with_probs=False`` skips
+    the forward pass for the probabilities (the caller has them; ``(0, K)`` is returned in their place). ``amp=True`` runs
+    the maps' forward and backward at the run's inference precision (bf16 on CPUs that have it: faster; how far the maps
+    are from float32 ones is measured in benchmarks/serve_load.py); the default is float32.
     """
     cam = make_cam(run, method)
     t = _target_index(run, target)
     maps, used, probs = [], [], []
     for s in range(0, len(arrays), batch_size):
         x = torch.from_numpy(np.stack(arrays[s : s + batch_size])).to(run.device)
-        m, tt = cam(x, targets=t if targets is None else targets[s : s + batch_size])
-        with torch.no_grad():
-            probs.append(run.task.activation(run.model(x.float()) / run.temperature).cpu().numpy())
+        with autocast(run.device, run.amp if amp else None):
+            m, tt = cam(x, targets=t if targets is None else targets[s : s + batch_size])
+        if with_probs:
+            with torch.no_grad():
+                probs.append(run.task.activation(run.model(x.float()) / run.temperature).cpu().numpy())
         maps.append(m)
         used.append(tt)
     if not maps:
         return np.zeros((0,)), np.zeros((0,), int), np.zeros((0, len(run.classes)))
-    return np.concatenate(maps), np.concatenate(used), np.concatenate(probs)
+    return np.concatenate(maps), np.concatenate(used), np.concatenate(probs) if probs else np.zeros((0, len(run.classes)))
 
 
 def explain_paths(run_dir: str | Path, source, out_dir: str | Path, methods: Sequence[str] = ("gradcam",), target: str | None = None, batch_size: int = 8) -> list[dict]:

@@ -108,9 +108,12 @@ def predict_paths(run_dir: str | Path, source: str | Path, batch_size: int = 32,
 
 
 def predict_units(run: LoadedRun, source, batch_size: int = 32, out_dir: str | Path | None = None, dicom_dir: str | Path | None = None,
-                  deidentify: bool = False, arrays_out: dict | None = None, probs_out: dict | None = None, crops_out: dict | None = None) -> list[dict]:
+                  deidentify: bool = False, arrays_out: dict | None = None, probs_out: dict | None = None, crops_out: dict | None = None,
+                  forward=None) -> list[dict]:
     """:func:`predict_paths` with a run already loaded (serving loads it once); ``arrays_out``, ``probs_out`` and ``crops_out``
-    (optional) receive each key's model input, calibrated probabilities and region crops (see :func:`prepare_units`)."""
+    (optional) receive each key's model input, calibrated probabilities and region crops (see :func:`prepare_units`).
+    ``forward`` (optional) replaces ``run.model`` as the function from a batch to logits, e.g. one that also makes heat maps
+    in the same pass (called on the batches in key order)."""
     task, classes = run.task, run.classes
     notes: dict[str, list[str]] = {}
     crops: dict[str, list[dict]] = {} if crops_out is None else crops_out
@@ -122,7 +125,7 @@ def predict_units(run: LoadedRun, source, batch_size: int = 32, out_dir: str | P
     for start in range(0, len(arrays), batch_size):
         x = torch.from_numpy(np.stack(arrays[start : start + batch_size])).to(run.device)
         with torch.no_grad(), autocast(run.device, run.amp):
-            p = task.activation(run.model(x).float() / run.temperature).cpu().numpy()
+            p = task.activation((forward or run.model)(x).float() / run.temperature).cpu().numpy()
         for key, arr, pi in zip(keys[start : start + batch_size], arrays[start : start + batch_size], p):
             if probs_out is not None:
                 probs_out[key] = pi

@@ -41,6 +41,7 @@ class ServeSettings:
     timeout_s: float = 60.0
     token: str | None = None  # when set, /api/* needs "Authorization: Bearer <token>"
     cam_methods: tuple[str, ...] = ("gradcam", "gradcam++", "occlusion")
+    channels_last: str | bool = "auto"  # torch models: auto (timed at start-up) | true | false
 
 
 def create_app(settings: ServeSettings):
@@ -61,7 +62,7 @@ def create_app(settings: ServeSettings):
 
     if not settings.runs:
         raise ValueError("serve: name at least one run folder")
-    served = load_served(settings.runs, settings.engine)
+    served = load_served(settings.runs, settings.engine, settings.channels_last)
     work = Path(tempfile.mkdtemp(prefix="scintix-serve-"))
     app = FastAPI(title="scintix", version=__import__("scintix").__version__,
                   description="Research tool: predictions, heat maps and DICOM outputs for one scan. NOT FOR DIAGNOSTIC USE.")
