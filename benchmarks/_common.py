@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -50,3 +51,32 @@ def write_result(name: str, payload: dict) -> Path:
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(payload, indent=2, default=float))
     return path
+
+
+@contextlib.contextmanager
+def served(run: str):
+    """`scintix serve RUN` in a subprocess on a free loopback port; yields its URL once /api/health answers, stops it after."""
+    import socket
+    import subprocess
+
+    import httpx
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "scintix.cli", "serve", run, "--port", str(port)], env={**os.environ, "SCINTIX_NO_REEXEC": "1"},
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(240):
+            try:
+                if httpx.get(f"{url}/api/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.5)
+        else:
+            raise SystemExit(f"server did not start: {server.stderr.read() if server.poll() is not None else 'no answer'}")
+        yield url
+    finally:
+        server.terminate()
+        server.wait(10)

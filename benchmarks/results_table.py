@@ -123,12 +123,16 @@ def speed() -> list[str]:
     path = RES / "serve_load.json"
     if path.exists():
         d = json.loads(path.read_text())
-        c, e = d["concurrent_predict"], d["explain_gradcam_sequential"]
         out += ["### `scintix serve` on loopback (`benchmarks/serve_load.py`)", "",
-                f"{d['scan']}; {d['model']} (input {d['model_input'][0]}x{d['model_input'][1]}); {d['cpu_threads']} CPU threads; {d['caveat']}.", "",
-                "| load | ok / errors | p50 ms | p95 ms | throughput |", "|---|---|---|---|---|",
-                f"| {c['requests']} concurrent /api/predict | {c['ok']} / {c['errors']} | {c['latency_ms']['p50']:.0f} | {c['latency_ms']['p95']:.0f} | {c['requests_per_s']:.1f} req/s |",
-                f"| {e['n']} sequential /api/explain (Grad-CAM), warm | {e['ok']} / {e['n'] - e['ok']} | {e['p50_ms']:.0f} | {e['p95_ms']:.0f} | |", ""]
+                f"{d['scan']}; {d['cpu_threads']} CPU threads; `{d['command']}`. {d['notes'][0].upper() + d['notes'][1:]}.", "",
+                "| model (input) | 100 concurrent /api/predict: ok / errors, req/s, p50 ms | 50 sequential /api/explain, Grad-CAM: p50 / p95 ms | Grad-CAM at bf16 vs float32: correlation, max abs diff |",
+                "|---|---|---|---|"]
+        for r in d["runs"]:
+            c, e, h = r["concurrent_predict"], r["explain_gradcam_sequential"], r["heatmap_vs_float32"]["gradcam"]
+            what = f"{r['model']} ({r['model_input'][0]}x{r['model_input'][1]}" + (f", {r['region'].replace('_', ' ')} cropped from the scan)" if r.get("region") else ", whole scan)")
+            out.append(f"| {what} | {c['ok']} / {c['errors']}, {c['requests_per_s']:.1f}, {c['latency_ms']['p50']:.0f} | {e['p50_ms']:.0f} / {e['p95_ms']:.0f} | "
+                       f"{h['correlation']:.5f}, {h['max_abs_diff']:.3f} |")
+        out.append("")
     path = RES / "ddp_equivalence.json"
     if path.exists():
         d = json.loads(path.read_text())

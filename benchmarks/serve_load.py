@@ -18,20 +18,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
-import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-from _common import WORK, write_result
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from _common import WORK, served, write_result
 
 
 def make_whole_body_runs(epochs: int = 2) -> list[str]:
@@ -74,24 +66,14 @@ def measure(run: str, payload: bytes, requests: int, concurrency: int, latency_n
     """Start `scintix serve RUN` on loopback; concurrent /api/predict, then sequential /api/explain (Grad-CAM)."""
     import httpx
 
-    port = _free_port()
-    env = {**os.environ, "SCINTIX_NO_REEXEC": "1"}
-    server = subprocess.Popen([sys.executable, "-m", "scintix.cli", "serve", run, "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(240):
-            try:
-                if httpx.get(f"{url}/api/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.5)
-        else:
-            raise SystemExit(f"server did not start: {server.stderr.read() if server.poll() is not None else 'no answer'}")
+    with served(run) as url:
         layout = httpx.get(f"{url}/api/models").json()["models"][0]["memory_layout"]
+
+        client = httpx.Client(timeout=300, limits=httpx.Limits(max_connections=concurrency))  # kept-alive connections, as a browser's
 
         def post(endpoint: str, data: dict | None = None) -> tuple[int, float]:
             t = time.perf_counter()
-            r = httpx.post(f"{url}{endpoint}", files={"file": ("scan.dcm", payload, "application/dicom")}, data=data or {}, timeout=300)
+            r = client.post(f"{url}{endpoint}", files={"file": ("scan.dcm", payload, "application/dicom")}, data=data or {})
             return r.status_code, time.perf_counter() - t
 
         start = time.perf_counter()
@@ -109,9 +91,7 @@ def measure(run: str, payload: bytes, requests: int, concurrency: int, latency_n
         lat = np.array([s for _, s in seq]) * 1000
         latency = {"n": latency_n, "ok": sum(c == 200 for c, _ in seq), "p50_ms": float(np.percentile(lat, 50)), "p95_ms": float(np.percentile(lat, 95)), "target_p50_ms": 150}
         print(run, "latency", latency, flush=True)
-    finally:
-        server.terminate()
-        server.wait(10)
+        client.close()
     from scintix.runfolder import load_run_config
 
     cfg = load_run_config(run)

@@ -102,6 +102,8 @@ def predict_paths(run_dir: str | Path, source: str | Path, batch_size: int = 32,
     With ``dicom_dir``, every prediction from one DICOM file also gets DICOM outputs there (a finding SR; for
     segmentation a lesion SEG and an overlay Secondary Capture; see :mod:`.dicom_out`), listed in ``dicom_files``;
     one that cannot be made is named in ``warning``, and the prediction stands.
+    A run of one body region (``data.region``) reads whole-body views cropped to that region; ``crop_box`` says where
+    (``y0 x0 y1 x1`` on the source view).
     """
     run = with_engine(load_run(run_dir), engine)
     return predict_units(run, source, batch_size, out_dir, dicom_dir, deidentify)
