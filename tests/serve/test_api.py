@@ -204,7 +204,7 @@ def test_region_model_on_a_real_nm_dicom_takes_the_view_from_its_header(region_c
         r = region_client.post("/api/predict", files={"file": ("nm.dcm", fh.read(), "application/dicom")}, data={"model": "chest-run"})
     assert r.status_code == 200, r.text
     res = r.json()["results"][0]
-    assert res["view"] == "image" and res["crop_box"][3] <= 150  # ANT: the patient's right is the image's left (midline ~138 of 256)
+    assert res["view"] == "ant" and res["crop_box"][3] <= 150  # ANT (from the header): the patient's right is the image's left (midline ~138 of 256)
 
 
 def test_dicom_zip_with_a_heat_map_secondary_capture(client, tmp_path):

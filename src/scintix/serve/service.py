@@ -127,11 +127,12 @@ def analyse(served: ServedRun, path: Path, method: str | None = None, view: str 
         rows = predict_units(run, records, arrays_out=arrays, probs_out=probs, crops_out=crops, forward=forward)
     ok = [r for r in rows if not r.get("error")]
     maps = maps_of(list(arrays)) if explain else None
+    named = {r.path: r.view for r in records if r.view}  # a single-view file whose header names its view
     results = []
     for r in ok:
         key = r["path"]
         arr = arrays[key]
-        res = {"view": _view_name(key), "warning": r.get("warning", ""), "image_png": png_base64(to_uint8(arr[0]))}
+        res = {"view": named.get(key) or _view_name(key), "warning": r.get("warning", ""), "image_png": png_base64(to_uint8(arr[0]))}
         res.update(_regions(crops.get(key), arr.shape[1:]))
         if run.task.dense:
             label = run.task.masks(probs[key][None], run.thresholds, run.classes)[0]
@@ -146,7 +147,7 @@ def analyse(served: ServedRun, path: Path, method: str | None = None, view: str 
             res["method"] = method
             res["heatmap_png"] = png_base64(heatmap_rgba(maps[key]))
         results.append(res)
-    errors = [{"view": _view_name(r["path"]), "error": _anonymous(r["error"], path)} for r in rows if r.get("error")]
+    errors = [{"view": named.get(r["path"]) or _view_name(r["path"]), "error": _anonymous(r["error"], path)} for r in rows if r.get("error")]
     return {"model": served.id, "synthetic": run.synthetic, "results": results, "errors": errors,
             "thresholds": run.thresholds, "operating_point": served.info["operating_point"]}
 
