@@ -56,8 +56,8 @@ def map_agreement(run_dir: str, scan: str) -> dict:
     _, arrays, _ = prepare_units(run.cfg, scan)
     out = {"precision": str(run.amp).replace("torch.", "") if run.amp else "float32"}
     for method in ("gradcam", "gradcam++"):
-        a = explain_arrays(run, arrays, method, with_probs=False)[0][0]
-        b = explain_arrays(run, arrays, method, with_probs=False, amp=True)[0][0]
+        a = explain_arrays(run, arrays, method)[0][0]
+        b = explain_arrays(run, arrays, method, amp=True)[0][0]
         out[method] = {"correlation": float(np.corrcoef(a.ravel(), b.ravel())[0, 1]), "max_abs_diff": float(np.abs(a - b).max())}
     return out
 

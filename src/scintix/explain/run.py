@@ -38,11 +38,10 @@ def _target_index(run: LoadedRun, target: str | None) -> int | None:
 
 
 def explain_arrays(run: LoadedRun, arrays: Sequence[np.ndarray], method: str, target: str | None = None, batch_size: int = 8, targets: np.ndarray | None = None,
-                   with_probs: bool = True, amp: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                   amp: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Maps ``(N, H, W)``, targets ``(N,)`` and calibrated probabilities ``(N, K)`` for preprocessed inputs.
 
-    ``target`` names one class for all inputs; ``targets`` gives one class index per input. ``with_probs=False`` skips
-    the forward pass for the probabilities (the caller has them; ``(0, K)`` is returned in their place). ``amp=True`` runs
+    ``target`` names one class for all inputs; ``targets`` gives one class index per input. ``amp=True`` runs
     the maps' forward and backward at the run's inference precision (bf16 on CPUs that have it: faster; how far the maps
     are from float32 ones is measured in benchmarks/serve_load.py); the default is float32.
     """
@@ -53,14 +52,13 @@ def explain_arrays(run: LoadedRun, arrays: Sequence[np.ndarray], method: str, ta
         x = torch.from_numpy(np.stack(arrays[s : s + batch_size])).to(run.device)
         with autocast(run.device, run.amp if amp else None):
             m, tt = cam(x, targets=t if targets is None else targets[s : s + batch_size])
-        if with_probs:
-            with torch.no_grad():
-                probs.append(run.task.activation(run.model(x.float()) / run.temperature).cpu().numpy())
+        with torch.no_grad():
+            probs.append(run.task.activation(run.model(x.float()) / run.temperature).cpu().numpy())
         maps.append(m)
         used.append(tt)
     if not maps:
         return np.zeros((0,)), np.zeros((0,), int), np.zeros((0, len(run.classes)))
-    return np.concatenate(maps), np.concatenate(used), np.concatenate(probs) if probs else np.zeros((0, len(run.classes)))
+    return np.concatenate(maps), np.concatenate(used), np.concatenate(probs)
 
 
 def explain_paths(run_dir: str | Path, source, out_dir: str | Path, methods: Sequence[str] = ("gradcam",), target: str | None = None, batch_size: int = 8) -> list[dict]:

@@ -284,14 +284,11 @@ def write_for_prediction(run, key: str, image: np.ndarray, probs: np.ndarray, ro
 
 def heatmap_overlay(image: np.ndarray, cam: np.ndarray, alpha: float = 0.4) -> np.ndarray:
     """The model's input image in grey under a [0, 1] heat map in jet colours: ``(H, W, 3)`` uint8."""
-    from matplotlib import colormaps
-
-    from ..transforms.functional import to_uint8
+    from ..transforms.functional import heatmap_rgba, to_uint8
 
     grey = np.repeat(to_uint8(image)[..., None].astype(np.float32), 3, axis=2)
-    c = np.clip(np.nan_to_num(np.asarray(cam, dtype=np.float32)), 0, 1)
-    colour = colormaps["jet"](c)[..., :3] * 255.0
-    a = alpha * c[..., None]  # cold areas stay grey
+    colour = heatmap_rgba(cam)[..., :3].astype(np.float32)
+    a = alpha * np.clip(np.nan_to_num(np.asarray(cam, dtype=np.float32)), 0, 1)[..., None]  # cold areas stay grey
     return np.clip((1 - a) * grey + a * colour, 0, 255).astype(np.uint8)
 
 

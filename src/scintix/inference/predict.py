@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from .._atomic import atomic_path
+from ..data.base import split_fragment
 from ..data.crop import RegionReader
 from ..data.datasets import preprocess
 from ..data.io import ImageReadError, read_image
@@ -145,14 +146,15 @@ def predict_units(run: LoadedRun, source, batch_size: int = 32, out_dir: str | P
                 write_row_dicom(run, key, arr, pi, rows[-1], dicom_dir, stems[key], deidentify, crops[key][0]["box"] if d_region and key in crops else None)
     for r in rows:
         if d_region and r["path"] in crops and not r.get("error"):  # where the model looked: the region box on the whole-body view (y0 x0 y1 x1)
-            r["crop_box"] = "; ".join(f"{_view_of(c['path'])}{' '.join(map(str, c['box']))}" for c in crops[r["path"]] if c["box"])
+            r["crop_box"] = "; ".join(_box_text(c) for c in crops[r["path"]] if c["box"])
     order = {k: i for i, k in enumerate(keys)}
     rows.sort(key=lambda r: order.get(r["path"], -1))
     return rows
 
 
-def _view_of(path: str) -> str:
-    return f"{path.rsplit('#', 1)[1]}: " if "#" in path and not Path(path).exists() else ""
+def _box_text(crop: dict) -> str:
+    view = split_fragment(crop["path"])[1]  # several views stacked: say which box is which
+    return (f"{view}: " if view else "") + " ".join(map(str, crop["box"]))
 
 
 def write_row_dicom(run, key, arr, probs, row, dicom_dir, stem, deidentify=False, box=None, heatmap=None) -> None:

@@ -15,11 +15,16 @@ from pathlib import Path
 
 import numpy as np
 
+from ..data.base import split_fragment
 from ..data.manifest import load_inputs
 from ..inference.onnx import with_engine
 from ..inference.predict import predict_units, write_row_dicom
 from ..runfolder import LoadedRun, load_run, read_json
-from ..transforms.functional import resize_pad_box, to_uint8
+from ..transforms.functional import (  # heatmap_rgba: the page lays it over the image with its opacity slider
+    heatmap_rgba,
+    resize_pad_box,
+    to_uint8,
+)
 
 __all__ = ["ServedRun", "load_served", "choose_layout", "analyse", "dicom_outputs", "png_base64", "heatmap_rgba", "VIEWS"]
 
@@ -93,16 +98,6 @@ def png_base64(rgb_or_grey: np.ndarray) -> str:
     buf = io.BytesIO()
     Image.fromarray(np.ascontiguousarray(rgb_or_grey)).save(buf, format="PNG", compress_level=1)  # 5x faster than the default 6, files ~20 % larger
     return base64.b64encode(buf.getvalue()).decode("ascii")
-
-
-def heatmap_rgba(cam: np.ndarray) -> np.ndarray:
-    """A [0, 1] map as RGBA (jet colours, alpha rising with the value): the page lays it over the image with its opacity slider."""
-    from matplotlib import colormaps
-
-    c = np.clip(np.nan_to_num(np.asarray(cam, dtype=np.float32)), 0, 1)
-    rgba = colormaps["jet"](c)
-    rgba[..., 3] = 0.25 + 0.75 * c
-    return (rgba * 255).astype(np.uint8)
 
 
 def analyse(served: ServedRun, path: Path, method: str | None = None, view: str | None = None) -> dict:
@@ -198,7 +193,7 @@ def dicom_outputs(served: ServedRun, path: Path, out_dir: Path, deidentify: bool
 
 
 def _view_name(key: str) -> str:
-    return key.rsplit("#", 1)[1] if "#" in key and not Path(key).exists() else "image"
+    return split_fragment(key)[1] or "image"
 
 
 def _regions(found: list[dict] | None, input_shape: tuple[int, int]) -> dict:

@@ -1,4 +1,4 @@
-"""Pure preprocessing functions on ``(C, H, W)`` arrays; no state, no randomness."""
+"""Pure preprocessing functions on ``(C, H, W)`` arrays, and the display helpers beside them (``to_uint8``, ``heatmap_rgba``); no state, no randomness."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["normalize_intensity", "fit_geometry", "resize_pad", "resize_pad_box", "resize_pad_mask", "unresize_pad_mask", "to_uint8", "Normalization"]
+__all__ = ["normalize_intensity", "fit_geometry", "resize_pad", "resize_pad_box", "heatmap_rgba", "resize_pad_mask", "unresize_pad_mask", "to_uint8", "Normalization"]
 
 Normalization = Literal["none", "minmax", "zscore", "percentile"]
 
@@ -117,3 +117,13 @@ def to_uint8(image: np.ndarray) -> np.ndarray:
     img = np.asarray(image, dtype=np.float32)
     lo, hi = float(img.min()), float(img.max())
     return np.zeros(img.shape, np.uint8) if hi <= lo else ((img - lo) / (hi - lo) * 255).astype(np.uint8)
+
+
+def heatmap_rgba(cam: np.ndarray) -> np.ndarray:
+    """A [0, 1] map as RGBA uint8 for display: jet colours, alpha rising with the value (non-finite values count as 0)."""
+    from matplotlib import colormaps
+
+    c = np.clip(np.nan_to_num(np.asarray(cam, dtype=np.float32)), 0, 1)
+    rgba = colormaps["jet"](c)
+    rgba[..., 3] = 0.25 + 0.75 * c
+    return (rgba * 255).astype(np.uint8)
