@@ -27,6 +27,7 @@ __all__ = [
     "SplitConfig",
     "AugmentConfig",
     "ModelConfig",
+    "TextConfig",
     "TrainConfig",
     "EvalConfig",
     "RunConfig",
@@ -84,6 +85,7 @@ class DataConfig:
     patch_size: tuple[int, int] | None = None  # segmentation: train on random (H, W) crops of image_size, infer by sliding window; None = whole images
     patch_fg_prob: float = 0.33  # share of training crops centred on a foreground pixel (small-lesion oversampling)
     region: str | None = None  # the body region the images show (thorax | chest_right | chest_left): predict/serve crop whole-body inputs to it first
+    report_column: str = "report"  # the manifest column holding each scan's report (the simulator's Chinese ones: report_zh)
     split: SplitConfig = field(default_factory=SplitConfig)
 
     def __post_init__(self) -> None:
@@ -121,6 +123,29 @@ class ModelConfig:
         _require(self.dropout is None or 0 <= self.dropout < 1, f"model.dropout={self.dropout}: in [0, 1)")
         _require(self.weights_reduce in ("sum", "mean"), f"model.weights_reduce={self.weights_reduce!r}: sum or mean")
         _require(self.unfreeze_epoch is None or self.unfreeze_epoch >= 0, f"model.unfreeze_epoch={self.unfreeze_epoch}: >= 0")
+
+
+@dataclass(frozen=True)
+class TextConfig:
+    """The report text path of text-guided models (``text_unet``, ``text_unet_film``); ignored by image-only models."""
+
+    tokenizer: str = "auto"  # auto | char (Chinese) | word (English); built from the training reports, saved as tokenizer.json
+    max_length: int = 128  # tokens per report, [CLS] included; longer reports are cut
+    min_freq: int = 1  # a token seen fewer times in the training reports is [UNK]
+    dim: int = 128  # the from-scratch text encoder's width ...
+    layers: int = 2  # ... depth ...
+    heads: int = 4  # ... and attention heads
+    report_dropout: float = 0.25  # share of training scans whose report is withheld, so the model also works without one
+    hf_model: str | None = None  # a local Hugging Face model folder (e.g. a Chinese MacBERT) instead; never downloaded
+    hf_freeze: bool = True  # keep its weights fixed (only the fusion layers and the U-Net learn)
+
+    def __post_init__(self) -> None:
+        _require(self.tokenizer in ("auto", "char", "word"), f"text.tokenizer={self.tokenizer!r}: auto, char or word")
+        _require(self.max_length >= 2, f"text.max_length={self.max_length}: at least 2")
+        _require(self.min_freq >= 1, f"text.min_freq={self.min_freq}: at least 1")
+        _require(self.dim >= 8 and self.heads >= 1 and self.dim % self.heads == 0, f"text.dim={self.dim}, text.heads={self.heads}: dim >= 8, a multiple of heads")
+        _require(self.layers >= 1, f"text.layers={self.layers}: at least 1")
+        _require(0 <= self.report_dropout < 1, f"text.report_dropout={self.report_dropout}: in [0, 1)")
 
 
 @dataclass(frozen=True)
@@ -190,6 +215,7 @@ class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
+    text: TextConfig = field(default_factory=TextConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     synthetic: dict[str, Any] = field(default_factory=dict)  # options for the built-in synthetic data
@@ -323,7 +349,7 @@ def _require(ok: bool, message: str) -> None:
         raise ValueError(message)
 
 
-_SECTIONS = {c.__name__: c for c in (DataConfig, SplitConfig, AugmentConfig, ModelConfig, TrainConfig, EvalConfig)}
+_SECTIONS = {c.__name__: c for c in (DataConfig, SplitConfig, AugmentConfig, ModelConfig, TextConfig, TrainConfig, EvalConfig)}
 
 
 def config_to_dict(cfg: Any) -> dict:

@@ -16,12 +16,13 @@ import torch
 
 from .config import RunConfig, _build, parse_yaml
 from .models import create_model
+from .models.registry import MODELS, builder_inputs
 from .tasks import Task, get_task
 
 __all__ = ["LoadedRun", "load_run", "load_run_config", "build_model_for_run", "in_channels", "is_managed", "read_json", "MANAGED"]
 
 
-MANAGED = ("config.yaml", "meta.json", "split.csv", "data_summary.json", "history.csv", "report.html", "model_card.md", "checkpoints", "eval", "tb", "synthetic_data", "explanations")
+MANAGED = ("config.yaml", "meta.json", "tokenizer.json", "split.csv", "data_summary.json", "history.csv", "report.html", "model_card.md", "checkpoints", "eval", "tb", "synthetic_data", "explanations")
 
 
 def load_run_config(run_dir: str | Path) -> RunConfig:
@@ -71,10 +72,20 @@ def in_channels(cfg: RunConfig) -> int:
     return (len(cfg.data.views) if cfg.data.views else 1) * (len(cfg.data.windows) if cfg.data.windows else 1)
 
 
-def build_model_for_run(cfg: RunConfig, n_classes: int) -> torch.nn.Module:
+def build_model_for_run(cfg: RunConfig, n_classes: int, tokenizer=None, run_dir: str | Path | None = None) -> torch.nn.Module:
+    """The configured model; a report-guided one gets ``tokenizer``, or the one saved in ``run_dir`` (``tokenizer.json``)."""
     m = cfg.model
+    extra = {}
+    if m.name in MODELS and "text" in builder_inputs(m.name):
+        t = cfg.text
+        if tokenizer is None and run_dir is not None:
+            from .text.tokenizer import load_tokenizer
+
+            tokenizer = load_tokenizer(Path(run_dir) / "tokenizer.json")
+        extra = dict(tokenizer=tokenizer, text_dim=t.dim, text_layers=t.layers, text_heads=t.heads, report_dropout=t.report_dropout,
+                     hf_model=t.hf_model, hf_freeze=t.hf_freeze, max_length=t.max_length)
     model = create_model(m.name, in_channels=in_channels(cfg), num_classes=n_classes, weights=m.weights, weights_reduce=m.weights_reduce,
-                         freeze=m.freeze_backbone, dropout=m.dropout, small_input=m.small_input or None, deep_supervision=m.deep_supervision)
+                         freeze=m.freeze_backbone, dropout=m.dropout, small_input=m.small_input or None, deep_supervision=m.deep_supervision, **extra)
     if cfg.data.patch_size and hasattr(model, "roi_size"):
         model.roi_size = tuple(cfg.data.patch_size)  # trained on patches: whole scans are inferred by sliding window
     return model
@@ -134,7 +145,7 @@ def load_run(run_dir: str | Path) -> LoadedRun:
     temperature = read_json(calib).get("temperature", 1.0) if calib.is_file() else 1.0
     if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not math.isfinite(temperature) or temperature <= 0:
         raise ValueError(f"{calib}: invalid calibration temperature {temperature!r} (must be a finite number > 0); re-run `scintix evaluate {run_dir}`")
-    model = build_model_for_run(cfg, len(classes))
+    model = build_model_for_run(cfg, len(classes), run_dir=run_dir)
     load_model_state(model, ck["model"], run_dir / "checkpoints" / "best.pt")
     device = resolve_device(cfg.train.device)
     amp = resolve_precision(cfg.train.precision, device)

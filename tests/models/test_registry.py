@@ -19,7 +19,7 @@ def test_contract_forward_backward(name):
     for in_channels, num_classes, multilabel in ((1, 2, False), (2, 3, True)):
         m = create_model(name, in_channels=in_channels, num_classes=num_classes)
         x = torch.randn(2, in_channels, *((72, 64) if name == "alexnet" else (48, 40)))  # non-square; AlexNet needs >= 63 px
-        extra = {k: torch.randn_like(x) for k in m.inputs[1:]}  # e.g. P3's cross-feature image
+        extra = {k: (["focal uptake in the left rib", ""] if k == "text" else torch.randn_like(x)) for k in m.inputs[1:]}  # P3's cross-feature image, P4's report
         out = m(x, **extra)
         if segmenter:
             assert out.shape == (2, num_classes, *x.shape[-2:]) and torch.isfinite(out).all()
@@ -52,7 +52,7 @@ def test_contract_forward_backward(name):
 def test_narrow_and_small_inputs_run_or_are_refused_naming_the_minimum(name):
     """Every model runs at its minimum side, square and narrow (2 channels, 3 classes as a two-view multi-class run would),
     and the size check refuses one pixel less with a message naming that minimum."""
-    from scintix.models.registry import check_input_size, min_input_size
+    from scintix.models.registry import check_input_size, example_inputs, min_input_size
 
     for small in (False, True):
         need = min_input_size(name, small)
@@ -61,7 +61,7 @@ def test_narrow_and_small_inputs_run_or_are_refused_naming_the_minimum(name):
             m = create_model(name, in_channels=2, num_classes=3, small_input=small or None).eval()
             for size in ((need, need), (4 * max(need, 32), need), (need, 4 * max(need, 32))):
                 x = torch.zeros(2, 2, *size)
-                out = m(x, **{k: x for k in m.inputs[1:]})
+                out = m(x, **example_inputs(m, x))
                 assert out.shape[:2] == (2, 3), (name, size)
                 check_input_size(name, size, small, in_channels=2)
         if need > 1:

@@ -66,6 +66,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--dicom-out", metavar="DIR", help="for DICOM inputs also write DICOM outputs here: finding SR; segmentation: lesion SEG + overlay Secondary Capture")
     p.add_argument("--deidentify", action="store_true", help="DICOM outputs without the patient's name, ID, birth date and other identifying attributes")
+    p.add_argument("--report", default=None, metavar="TEXT", help="text-guided runs: this report for every input (default: the manifest's report column; none: image path alone)")
     p = sub.add_parser("serve", help="a web page and JSON API over trained runs, for one scan at a time (127.0.0.1 by default)")
     p.add_argument("runs", nargs="+")
     p.add_argument("--host", default="127.0.0.1", help="interface to bind [127.0.0.1: this machine only]")
@@ -124,6 +125,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.add_argument("--method", nargs="+", default=["gradcam"], help="gradcam gradcam++ scorecam occlusion")
     p.add_argument("--target", default=None, help="class to explain (default: positive class / predicted class)")
+    p.add_argument("--report", default=None, metavar="TEXT", help="text-guided runs: this report for every input (default: the manifest's); also writes which words the decoder attended to")
     p = sub.add_parser("report", help="one self-contained HTML report (and model card) for an evaluated run")
     p.add_argument("run")
     p.add_argument("--gallery", type=int, default=4, help="correct and wrong test cases shown with heat maps, each")
@@ -236,7 +238,7 @@ def cmd_predict(a: argparse.Namespace) -> int:
     if a.batch_size < 1:
         raise ValueError(f"--batch-size {a.batch_size}: must be >= 1")
     rows = predict_paths(a.run_dir, a.input, batch_size=a.batch_size, out_dir=out_path.parent / f"{out_path.stem}_files", engine=a.engine,
-                         dicom_dir=a.dicom_out, deidentify=a.deidentify)
+                         dicom_dir=a.dicom_out, deidentify=a.deidentify, report=a.report)
     out = write_prediction_rows(rows, out_path)
     bad = [r for r in rows if r.get("error")]
     unlabelled = [r for r in rows if not r.get("error") and r.get("predicted", "x") == ""]
@@ -384,7 +386,7 @@ def cmd_explain(a: argparse.Namespace) -> int:
         raise ValueError(f"--out {a.out}: is a file; name a folder for the overlays")
     if is_managed(a.run, a.out):
         raise ValueError(f"--out {a.out}: lies among the run folder's own files; write overlays elsewhere")
-    rows = explain_paths(a.run, a.input, a.out, a.method, a.target)
+    rows = explain_paths(a.run, a.input, a.out, a.method, a.target, report=a.report)
     errors = [r for r in rows if r["error"]]
     for r in errors:
         print(f"not explained: {r['error']}", file=sys.stderr)

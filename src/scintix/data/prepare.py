@@ -66,6 +66,8 @@ def prepare_data(cfg, run_dir: str | Path, make_synthetic=None, write: bool = Tr
     records = load_data(source, require_label=not task.dense)
     if d.label_column:
         records = _relabel(records, d.label_column, source)
+    if d.report_column != "report":  # e.g. the simulator's Chinese reports
+        records = [dataclasses.replace(r, report=(r.extra.get(d.report_column) or "").strip() or None) for r in records]
     synthetic = synthetic or any(r.extra.get("synthetic") == "1" for r in records)
     mask_errors: list[str] = []
     if task.dense:

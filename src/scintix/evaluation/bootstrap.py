@@ -16,7 +16,7 @@ import numpy as np
 
 from .metrics import COUNT_METRICS, binary_metrics, metrics_from_counts, pr_auc, roc_auc
 
-__all__ = ["bootstrap_ci", "bootstrap_ratio_ci"]
+__all__ = ["bootstrap_ci", "bootstrap_ratio_ci", "paired_difference_ci"]
 
 
 def bootstrap_ci(
@@ -95,3 +95,24 @@ def bootstrap_ratio_ci(
     alpha = (1 - level) / 2
     lo, hi = np.quantile(b_num[ok] / b_den[ok], [alpha, 1 - alpha])
     return {"value": value, "ci_low": float(lo), "ci_high": float(hi)}
+
+
+def paired_difference_ci(
+    a: np.ndarray,
+    b: np.ndarray,
+    patient_ids: Sequence[str],
+    n_boot: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> dict[str, float]:
+    """``mean(a) - mean(b)`` over the images where both are defined (paired: same images), with a patient-level CI.
+
+    For two models (or two inputs) scored on the same images, e.g. per-image
+    Dice with and without the report. Each replicate draws patients with
+    replacement and weighs their images by how often they were drawn.
+    """
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    ok = np.isfinite(a) & np.isfinite(b)
+    diff = np.where(ok, a - b, 0.0)
+    out = bootstrap_ratio_ci(diff, ok.astype(float), patient_ids, n_boot, level, seed)
+    return {**out, "n": int(ok.sum())}

@@ -126,10 +126,23 @@ def _seg_gallery(split_dir: Path) -> str:
         return ""
     items = json.loads(listing.read_text())
     figs = "".join(
-        f"<figure>{_img(split_dir / it['png'], it['kind'])}<figcaption>{html.escape(it['kind'])} · {html.escape(Path(it['path'].split('|')[0]).name)}</figcaption></figure>"
+        f"<figure>{_img(split_dir / it['png'], it['kind'])}<figcaption>{html.escape(it['kind'])} · {html.escape(Path(it['path'].split('|')[0]).name)}"
+        f"{'<br><span class=muted>report: ' + html.escape(it['report']) + '</span>' if it.get('report') else ''}</figcaption></figure>"
         for it in items if (split_dir / it["png"]).is_file()
     )
     return f"<p class='muted'>Green contour: true mask; red: prediction at the validation threshold.</p><div class='gallery'>{figs}</div>" if figs else ""
+
+
+def _text_conditions(res: dict) -> str:
+    """A text-guided run: Dice with the scan's report, without one, and with another patient's."""
+    tc = res.get("text_conditions")
+    if not tc:
+        return ""
+    names = {"report": "its own report", "no_report": "no report", "other_patient_report": "another patient's report"}
+    rows = "".join(f"<tr><td>{names[k]}</td><td>{_fmt(v['dice'])}</td><td>{_fmt(v['global_dice'])}</td></tr>" for k, v in tc["conditions"].items())
+    diffs = "".join(f"<tr><td>paired Dice difference: {html.escape(k)}</td><td colspan=2>{_fmt(v)}</td></tr>" for k, v in tc["differences"].items())
+    return (f"<h4>How much the model relies on the report</h4><table><tr><th>the scan given</th><th>Dice (lesion scans)</th><th>pooled Dice</th></tr>{rows}{diffs}</table>"
+            "<p class='muted'>Same scans, same thresholds (chosen on validation with the true reports); another patient's report is a seeded shuffle.</p>")
 
 
 def _history_figure(run_dir: Path) -> bytes | None:
@@ -235,7 +248,7 @@ def write_report(run_dir: str | Path) -> Path:
     for s in splits:
         r = results[s]
         if segmentation:
-            out.append(f"<h3>{s}: {r.get('n')} scans, {r.get('patients')} patients</h3>{_seg_table(r)}{_seg_gallery(eval_dir / s)}")
+            out.append(f"<h3>{s}: {r.get('n')} scans, {r.get('patients')} patients</h3>{_seg_table(r)}{_text_conditions(r)}{_seg_gallery(eval_dir / s)}")
             continue
         out.append(f"<h3>{s}: {r.get('n')} samples, {r.get('patients')} patients</h3>{_metrics_table(r)}")
         figs = [(eval_dir / s / f, cap) for f, cap in (("roc.png", "ROC"), ("pr.png", "precision-recall"), ("confusion.png", "confusion matrix"), ("reliability.png", "calibration"))]

@@ -107,7 +107,7 @@ def write_seg_outputs(out_dir: Path, samples: Sequence, images: np.ndarray, trut
         png.parent.mkdir(exist_ok=True)
         fig.savefig(png)
         plt.close(fig)
-        listed.append({"kind": kind, "path": samples[i].key, "png": f"gallery/{png.name}", **{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}})
+        listed.append({"kind": kind, "path": samples[i].key, "png": f"gallery/{png.name}", "report": getattr(samples[i], "text", None) or "", **{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}})
     (out_dir / "gallery.json").write_text(json.dumps(listed, indent=2))
 
 

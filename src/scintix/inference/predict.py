@@ -27,7 +27,7 @@ from ..runfolder import LoadedRun, load_run
 from ..training.perf import autocast
 from .onnx import with_engine
 
-__all__ = ["predict_paths", "predict_units", "segmentation_row", "write_prediction_rows", "load_run", "prepare_units", "write_row_dicom", "LoadedRun"]
+__all__ = ["predict_paths", "predict_units", "unit_reports", "segmentation_row", "write_prediction_rows", "load_run", "prepare_units", "write_row_dicom", "LoadedRun"]
 
 
 def prepare_units(cfg, source: str | Path | Sequence[Record], notes: dict[str, list[str]] | None = None,
@@ -89,7 +89,7 @@ def _view_problem(view: str | None, wanted: str) -> str:
 
 
 def predict_paths(run_dir: str | Path, source: str | Path, batch_size: int = 32, out_dir: str | Path | None = None, engine: str = "torch",
-                  dicom_dir: str | Path | None = None, deidentify: bool = False) -> list[dict]:
+                  dicom_dir: str | Path | None = None, deidentify: bool = False, report: str | None = None) -> list[dict]:
     """Predict every image in ``source``; one dict per image (or per patient with views).
 
     Classification rows hold ``path``, ``prob_<class>`` per class, ``predicted``
@@ -107,28 +107,32 @@ def predict_paths(run_dir: str | Path, source: str | Path, batch_size: int = 32,
     (``y0 x0 y1 x1`` on the source view).
     """
     run = with_engine(load_run(run_dir), engine)
-    return predict_units(run, source, batch_size, out_dir, dicom_dir, deidentify)
+    return predict_units(run, source, batch_size, out_dir, dicom_dir, deidentify, report=report)
 
 
 def predict_units(run: LoadedRun, source, batch_size: int = 32, out_dir: str | Path | None = None, dicom_dir: str | Path | None = None,
                   deidentify: bool = False, arrays_out: dict | None = None, probs_out: dict | None = None, crops_out: dict | None = None,
-                  forward=None) -> list[dict]:
+                  forward=None, report: str | None = None) -> list[dict]:
     """:func:`predict_paths` with a run already loaded (serving loads it once); ``arrays_out``, ``probs_out`` and ``crops_out``
     (optional) receive each key's model input, calibrated probabilities and region crops (see :func:`prepare_units`).
     ``forward`` (optional) replaces ``run.model`` as the function from a batch to logits, e.g. one that also makes heat maps
-    in the same pass (called on the batches in key order)."""
+    in the same pass (called on the batches in key order). A text-guided run reads each input's report (the manifest's
+    ``data.report_column``), or ``report`` for every input when given; with none it runs its image path alone."""
     task, classes = run.task, run.classes
     notes: dict[str, list[str]] = {}
     crops: dict[str, list[dict]] = {} if crops_out is None else crops_out
     d_region = run.cfg.data.region
-    keys, arrays, rows = prepare_units(run.cfg, source, notes, crops if d_region or crops_out is not None else None)  # regions found only when needed
+    records = list(source) if isinstance(source, (list, tuple)) else load_inputs(source)
+    keys, arrays, rows = prepare_units(run.cfg, records, notes, crops if d_region or crops_out is not None else None)  # regions found only when needed
+    texts = unit_reports(run.cfg, records, report) if "text" in getattr(run.model, "inputs", ()) else None
     if arrays_out is not None:
         arrays_out.update(zip(keys, arrays))
     stems = unique_stems(keys)
     for start in range(0, len(arrays), batch_size):
         x = torch.from_numpy(np.stack(arrays[start : start + batch_size])).to(run.device)
+        extra = {"text": [texts.get(k, "") for k in keys[start : start + batch_size]]} if texts is not None else {}
         with torch.no_grad(), autocast(run.device, run.amp):
-            p = task.activation((forward or run.model)(x).float() / run.temperature).cpu().numpy()
+            p = task.activation((forward or run.model)(x, **extra).float() / run.temperature).cpu().numpy()
         for key, arr, pi in zip(keys[start : start + batch_size], arrays[start : start + batch_size], p):
             if probs_out is not None:
                 probs_out[key] = pi
@@ -137,7 +141,8 @@ def predict_units(run: LoadedRun, source, batch_size: int = 32, out_dir: str | P
             if not np.isfinite(pi).all():
                 rows.append({"path": key, "error": f"{key}: the model gave non-finite probabilities; no label"})
             elif task.dense:
-                rows.append({"path": key, **segmentation_row(run, key, arr, pi, out_dir, stems[key]), "warning": warning, "error": ""})
+                used = {"report": texts.get(key, "")} if texts is not None else {}  # what the text-guided model read ("" = none: its image path alone)
+                rows.append({"path": key, **segmentation_row(run, key, arr, pi, out_dir, stems[key]), **used, "warning": warning, "error": ""})
             elif any(n.startswith("degenerate: ") for n in found):  # probabilities shown for what they are worth; no diagnosis
                 rows.append({"path": key, **{f"prob_{c}": float(v) for c, v in zip(classes, pi)}, "predicted": "", "warning": warning + "; no label given", "error": ""})
             else:
@@ -150,6 +155,26 @@ def predict_units(run: LoadedRun, source, batch_size: int = 32, out_dir: str | P
     order = {k: i for i, k in enumerate(keys)}
     rows.sort(key=lambda r: order.get(r["path"], -1))
     return rows
+
+
+def unit_reports(cfg, records: Sequence[Record], report: str | None = None) -> dict[str, str]:
+    """Each prediction unit's report for a text-guided run: ``report`` for all when given, else the records' own
+    (``data.report_column``; the first view's for stacked views); ``""`` where there is none."""
+    col = cfg.data.report_column
+
+    def text(r: Record) -> str:
+        return (r.report if col == "report" else r.extra.get(col)) or ""
+
+    if report is not None:
+        by_path = {r.path: report for r in records}
+    else:
+        by_path = {r.path: text(r).strip() for r in records}
+    if cfg.data.views:
+        out: dict[str, str] = {}
+        for r in records:
+            out.setdefault(r.patient_id, by_path[r.path])
+        return out
+    return by_path
 
 
 def _box_text(crop: dict) -> str:

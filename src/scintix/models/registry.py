@@ -22,10 +22,11 @@ from .densenet import densenet121, densenet169
 from .resnet import resnet18, resnet34, resnet50, resnet101, resnet_crossfeature
 from .segmentation import Segmenter, dynunet, segresnet, unet
 from .simple import dspic, small_cnn
+from .text_segmentation import text_unet, text_unet_film
 from .vgg import alexnet, vgg11, vgg11_bn, vgg16, vgg16_bn, vgg19, vgg19_bn
 from .weights import freeze_backbone, load_pretrained
 
-__all__ = ["MODELS", "create_model", "list_models", "model_info", "model_kind", "min_input_size", "check_input_size"]
+__all__ = ["MODELS", "create_model", "list_models", "model_info", "model_kind", "builder_inputs", "example_inputs", "min_input_size", "check_input_size"]
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,8 @@ MODELS: dict[str, Callable[..., ImageClassifier | Segmenter]] = {
     "unet": unet,
     "segresnet": segresnet,
     "dynunet": dynunet,
+    "text_unet": text_unet,
+    "text_unet_film": text_unet_film,
 }
 
 
@@ -60,6 +63,16 @@ def list_models(kind: str | None = None) -> list[str]:
 def model_kind(name: str) -> str:
     """``classification`` or ``segmentation`` (a builder says so in its ``kind`` attribute)."""
     return getattr(MODELS[name], "kind", "classification")
+
+
+def builder_inputs(name: str) -> tuple[str, ...]:
+    """The named inputs a registered model takes (``("image", "text")`` for the report-guided segmenters)."""
+    return tuple(getattr(MODELS[name], "inputs", ("image",)))
+
+
+def example_inputs(model, x: torch.Tensor) -> dict:
+    """Stand-ins for a model's extra inputs on probe runs: the image itself as a cross-feature image, no report as text."""
+    return {k: ([None] * len(x) if k == "text" else x) for k in getattr(model, "inputs", ("image",))[1:]}
 
 
 def create_model(
@@ -110,7 +123,7 @@ def min_input_size(name: str, small_input: bool = False) -> int:
         with torch.device("meta"), torch.no_grad():
             x = torch.zeros(1, 1, side, side)
             try:
-                model(x, **{k: x for k in getattr(model, "inputs", ("image",))[1:]})
+                model(x, **example_inputs(model, x))
             except (RuntimeError, ValueError):  # a pooling or conv window larger than its input, a norm over one pixel
                 return False
         return True
@@ -130,7 +143,7 @@ def check_input_size(name: str, size: tuple[int, int], small_input: bool = False
         model = create_model(name, in_channels=in_channels, num_classes=2, small_input=small_input or None).eval()
         x = torch.zeros(1, in_channels, *size)
         try:
-            model(x, **{k: x for k in getattr(model, "inputs", ("image",))[1:]})
+            model(x, **example_inputs(model, x))
             return
         except (RuntimeError, ValueError):
             pass
@@ -148,7 +161,8 @@ def model_info(name: str, size: tuple[int, int] = (256, 256), in_channels: int =
     with torch.device("meta"), torch.no_grad():
         model = create_model(name, in_channels=in_channels, num_classes=num_classes, small_input=small_input or None).eval()
         with counter:
-            model(torch.zeros(1, in_channels, *size), **{k: torch.zeros(1, in_channels, *size) for k in getattr(model, "inputs", ("image",))[1:]})
+            x = torch.zeros(1, in_channels, *size)
+            model(x, **example_inputs(model, x))
     return {"name": name, "kind": getattr(model, "kind", "classification"), "params": sum(p.numel() for p in model.parameters()), "gflops": counter.get_total_flops() / 1e9, "size": list(size),
             "min_size": min_input_size(name, small_input)}
 

@@ -13,6 +13,7 @@ from torch.utils.data import DataLoader
 from ..config import RunConfig
 from ..data.datasets import CachedDataset
 from ..data.prepare import PreparedData
+from ..models.registry import MODELS, builder_inputs
 from ..runfolder import build_model_for_run
 from ..tasks import get_task
 from ..transforms.augment import Augmenter
@@ -47,6 +48,8 @@ def build_datasets(cfg: RunConfig, data: PreparedData) -> dict[str, CachedDatase
 
 def model_inputs_of(cfg: RunConfig) -> tuple[str, ...]:
     """The named inputs of the configured model, read off an instance on the meta device (nothing allocated)."""
+    if cfg.model.name in MODELS and "text" in builder_inputs(cfg.model.name):
+        return builder_inputs(cfg.model.name)  # its tokenizer (built from the training reports) does not exist yet
     with torch.device("meta"):
         return model_inputs(build_model_for_run(replace(cfg, model=replace(cfg.model, weights=None)), 2))
 

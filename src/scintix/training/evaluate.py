@@ -30,6 +30,7 @@ from .checkpoint import load_checkpoint, load_model_state
 from .data import build_datasets, training_like_batches
 from .loop import predict
 from .perf import autocast, resolve_device, resolve_precision
+from .text_conditions import format_conditions, text_conditions
 
 __all__ = ["evaluate_run"]
 
@@ -47,7 +48,7 @@ def evaluate_run(run_dir: str | Path, data: PreparedData | None = None, datasets
         datasets = build_datasets(replace(cfg, augment=replace(cfg.augment, enabled=False)), data)
     device = resolve_device(cfg.train.device)
     amp = resolve_precision(cfg.train.precision, device)
-    model = build_model_for_run(cfg, len(data.classes))
+    model = build_model_for_run(cfg, len(data.classes), run_dir=run_dir)
     ck_path = run_dir / "checkpoints" / f"{checkpoint}.pt"
     ck = load_checkpoint(ck_path)
     load_model_state(model, ck["model"], ck_path)
@@ -120,7 +121,7 @@ def _evaluate_segmentation(run_dir, cfg, task, model, data, datasets, preds, ck,
     report.save_json(eval_dir / "thresholds.json", {"thresholds": thresholds, "method": "pooled Dice on val" if val_probs.shape[1] == 2 and ecfg.threshold != "fixed" else ecfg.threshold, "chosen_on": "val"})
     health = _assess(run_dir, cfg, task, model, datasets.get("train"), None, None, thresholds, classes, ck, device, amp)
     report.save_json(eval_dir / "health.json", health)
-    results = {}
+    results, text_lines = {}, []
     for split, (probs, masks, samples, ds, index) in preds.items():
         if split not in ecfg.splits:
             continue
@@ -129,9 +130,17 @@ def _evaluate_segmentation(run_dir, cfg, task, model, data, datasets, preds, ck,
         res.update(split=split, synthetic=data.synthetic, threshold_method=f"{ecfg.threshold} on val", ci=f"{ecfg.ci_level:.0%} patient-level bootstrap, {ecfg.n_bootstrap} replicates")
         res["health"] = {"degenerate": health["degenerate"], "flags": [f["message"] for f in health["flags"]]}
         write_seg_outputs(eval_dir / split, samples, ds.images[index], masks, task.masks(probs, thresholds, classes), rows, classes, data.synthetic)
+        if "text" in getattr(model, "inputs", ()):
+            in_order = np.empty_like(probs)
+            in_order[index] = probs
+            res["text_conditions"] = text_conditions(model, ds, task, thresholds, classes, device, amp, cfg, cfg.train.batch_size, in_order, cfg.train.seed)
+            text_lines.append(f"{split}:\n" + format_conditions(res["text_conditions"]))
         report.save_json(eval_dir / split / "metrics.json", res)
         results[split] = res
-    _write_table(eval_dir, format_seg_table(results, data.synthetic), data.synthetic, health, "")
+    table = format_seg_table(results, data.synthetic)
+    if text_lines:
+        table += "\nthe report's weight (thresholds from val with true reports; another patient's report: a seeded shuffle)\n" + "\n".join(text_lines)
+    _write_table(eval_dir, table, data.synthetic, health, "")
     write_model_card(run_dir)
     return results
 

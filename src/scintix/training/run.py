@@ -32,7 +32,7 @@ from ..tasks import get_task
 from ..transforms.batch_augment import BatchAugmenter
 from .batchnorm import has_batchnorm, recompute_batchnorm
 from .checkpoint import load_checkpoint, load_model_state, save_checkpoint
-from .data import build_datasets, make_loader, training_like_batches
+from .data import build_datasets, make_loader, model_inputs_of, training_like_batches
 from .distributed import (
     DistContext,
     average_buffers,
@@ -95,6 +95,23 @@ def _check_config(cfg: RunConfig) -> None:
         check_input_size(cfg.model.name, tuple(cfg.data.patch_size or cfg.data.image_size), cfg.model.small_input, in_channels(cfg))
     if t.select_max_loss_ratio and t.select_max_loss_ratio <= 1:
         raise ValueError(f"train.select_max_loss_ratio must be 0 (off) or > 1, got {t.select_max_loss_ratio}")
+
+
+def _tokenizer(cfg: RunConfig, train_ds, run_dir: Path, reuse: bool):
+    """The report tokenizer: built from the training split's reports only and saved as ``tokenizer.json`` (reused on resume)."""
+    from ..text.tokenizer import HFTokenizer, build_tokenizer, load_tokenizer
+
+    path = run_dir / "tokenizer.json"
+    if reuse and path.is_file():
+        return load_tokenizer(path)
+    t = cfg.text
+    texts = [s.text for s in train_ds.samples if s.text]
+    if not texts and not t.hf_model:
+        raise ValueError(f"model.name={cfg.model.name!r} reads reports, but no training scan has one (manifest column {cfg.data.report_column!r} is empty)")
+    tok = HFTokenizer(t.hf_model, t.max_length) if t.hf_model else build_tokenizer(texts, t.tokenizer, t.max_length, t.min_freq)
+    tok.save(path)
+    log.info("report tokenizer: %r from %d training reports -> %s", tok, len(texts), path)
+    return tok
 
 
 def _check_classes(data, task) -> None:
@@ -187,7 +204,12 @@ def train_run(cfg: RunConfig, run_dir: str | Path, resume: bool = False, max_epo
         "processes": ctx.world, "backend": (torch.distributed.get_backend() if ctx.active else None),
     }
     ds = build_datasets(cfg, data)
-    model = build_model_for_run(cfg, len(data.classes)).to(device)
+    tokenizer = None
+    if "text" in model_inputs_of(cfg):  # rank 0 builds it from the training reports, the others read its file
+        tokenizer = _on_main(ctx, lambda: _tokenizer(cfg, ds["train"], run_dir, resume), "building the report tokenizer")
+        if not ctx.is_main:
+            tokenizer = _tokenizer(cfg, ds["train"], run_dir, True)
+    model = build_model_for_run(cfg, len(data.classes), tokenizer).to(device)
     if ctx.active and has_batchnorm(model):
         model = convert_sync_batchnorm(model, device.type == "cuda")  # statistics of the global batch, as one process would see
     weights = task.class_weights(ds["train"].targets, len(data.classes)) if t.class_balance == "loss" else None

@@ -1,0 +1,97 @@
+"""How much a report-guided segmenter relies on the report: the same scans with their report, none, and another patient's.
+
+On each evaluated split the model predicts three times: with the true report,
+with no report (the text path is skipped, as in report dropout), and with the
+report of a different patient (a seeded shuffle that never gives a scan a
+report of its own patient). Mean Dice over the scans with a lesion and pooled
+Dice, at the thresholds chosen on validation with the true reports, with
+patient-level CIs; and the paired per-scan Dice differences with theirs. A
+large drop with another patient's report means the model follows the text
+(good when the text is right, a risk when it is wrong).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+from torch.utils.data import DataLoader, Dataset
+
+from ..evaluation.bootstrap import bootstrap_ratio_ci, paired_difference_ci
+from .loop import predict
+
+__all__ = ["other_patient_reports", "ReportOverride", "text_conditions", "format_conditions", "CONDITIONS"]
+
+CONDITIONS = ("report", "no_report", "other_patient_report")
+
+
+def other_patient_reports(texts: Sequence[str], patient_ids: Sequence[str], seed: int = 0) -> list[str]:
+    """For each scan, the report of a scan of another patient (a seeded shuffle; ``""`` only when there is one patient)."""
+    n = len(texts)
+    order = np.random.default_rng(seed).permutation(n)
+    out = [""] * n
+    for k, i in enumerate(order):
+        for step in range(1, n):  # the next scan in the shuffled order that belongs to someone else
+            j = order[(k + step) % n]
+            if patient_ids[j] != patient_ids[i]:
+                out[i] = texts[j]
+                break
+    return out
+
+
+class ReportOverride(Dataset):
+    """A dataset whose items carry other reports (``texts[i]`` for item ``i``), everything else unchanged."""
+
+    def __init__(self, ds: Dataset, texts: Sequence[str]) -> None:
+        self.ds, self.texts = ds, list(texts)
+
+    def __len__(self) -> int:
+        return len(self.ds)
+
+    def __getitem__(self, i: int) -> dict:
+        return {**self.ds[i], "text": self.texts[i]}
+
+
+def _scores(task, probs, masks, thresholds, classes, pids, cfg, seed) -> tuple[dict, np.ndarray]:
+    rows = task.per_image(probs, masks, thresholds, classes)
+    first = classes[1]
+    dice = np.array([r["dice"] for r in rows if r["class"] == first], dtype=float)
+    pred = task.masks(probs, thresholds, classes) > 0
+    t = np.asarray(masks).reshape(pred.shape) > 0
+    tp = np.sum(pred & t, axis=(1, 2)).astype(float)
+    fpfn = np.sum(pred ^ t, axis=(1, 2)).astype(float)
+    ci = dict(n_boot=cfg.n_bootstrap, level=cfg.ci_level, seed=seed)
+    ok = np.isfinite(dice)
+    return {"dice": bootstrap_ratio_ci(np.where(ok, dice, 0.0), ok.astype(float), pids, **ci), "global_dice": bootstrap_ratio_ci(2 * tp, 2 * tp + fpfn, pids, **ci)}, dice
+
+
+def text_conditions(model, ds, task, thresholds: dict, classes: Sequence[str], device, amp, cfg, batch_size: int, probs: np.ndarray, seed: int = 0) -> dict:
+    """The three conditions on ``ds`` (``probs``: the predictions with the true reports, in ``ds`` order)."""
+    samples = ds.samples
+    pids = [s.patient_id for s in samples]
+    masks = ds.masks[:, 0]
+    texts = [s.text or "" for s in samples]
+    alt = {"no_report": [""] * len(samples), "other_patient_report": other_patient_reports(texts, pids, seed)}
+    out: dict = {"with_report": int(sum(bool(t) for t in texts)), "n": len(samples), "conditions": {}, "differences": {}}
+    res, dice = {}, {}
+    res["report"], dice["report"] = _scores(task, probs, masks, thresholds, classes, pids, cfg.eval, seed)
+    for name, tx in alt.items():
+        p = predict(model, DataLoader(ReportOverride(ds, tx), batch_size=batch_size), device, task, amp)
+        pr = np.empty_like(p["probs"])
+        pr[p["index"]] = p["probs"]
+        res[name], dice[name] = _scores(task, pr, masks, thresholds, classes, pids, cfg.eval, seed)
+    out["conditions"] = res
+    for name in alt:
+        out["differences"][f"report - {name}"] = paired_difference_ci(dice["report"], dice[name], pids, cfg.eval.n_bootstrap, cfg.eval.ci_level, seed)
+    return out
+
+
+def format_conditions(tc: dict) -> str:
+    """Lines for the metrics table."""
+    def f(v):
+        return "n/a" if v["value"] is None or not np.isfinite(v["value"]) else f"{v['value']:.3f} [{v['ci_low']:.3f}, {v['ci_high']:.3f}]"
+
+    lines = [f"  Dice with the report {f(tc['conditions']['report']['dice'])}, without {f(tc['conditions']['no_report']['dice'])}, "
+             f"with another patient's {f(tc['conditions']['other_patient_report']['dice'])}"]
+    lines += [f"  paired difference {k}: {f(v)}" for k, v in tc["differences"].items()]
+    return "\n".join(lines)
