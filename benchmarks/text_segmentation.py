@@ -1,0 +1,138 @@
+"""Report-guided segmentation (P4) vs our U-Net: same splits, same training budget, 3 seeds each.
+
+    python benchmarks/text_segmentation.py [--only qata|p4zh|p4en] [--seeds 0 1 2] [--epochs-qata N] [--epochs-p4 N]
+                                           [--size-qata H W] [--size-p4 H W] [--film]
+
+qata: ``qata-text`` vs the same recipe with ``model.name=unet`` on the real
+QaTa-COV19 subset (train: 85 % of its train patients, selection: the other
+15 %, reported: its ``val`` split; the official test split is held out
+elsewhere). p4zh / p4en: ``p4-text`` (Chinese / English reports) vs the same
+recipe with ``model.name=unet`` on SYNTHETIC whole-body bone scans
+(``scintix simulate``, metastases only). The split is fixed (split seed 0);
+``train.seed`` varies. Per seed: mean Dice over scans with a lesion and
+pooled Dice with patient-level CIs, the paired per-scan Dice difference
+(text - U-Net) with its CI, and the text model's Dice with its own report, no
+report and another patient's report. Over seeds: the per-scan Dice averaged
+over the 3 seeds of each model, and its paired difference with a CI.
+Writes benchmarks/results/text_segmentation.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import shutil
+import time
+
+import numpy as np
+from _common import RESULTS, SHARED, WORK, reexec_with_allocator_tuning, require, write_result
+
+
+def _per_scan(run_dir) -> dict[str, float]:
+    with open(run_dir / "eval" / "test" / "per_image.csv") as fh:
+        return {r["path"]: float(r["dice"]) if r["dice"] != "" else float("nan") for r in csv.DictReader(fh)}
+
+
+def _pids(run_dir) -> dict[str, str]:
+    with open(run_dir / "eval" / "test" / "per_image.csv") as fh:
+        return {r["path"]: r["patient_id"] for r in csv.DictReader(fh)}
+
+
+def _run(recipe: str, data, name: str, extra: list[str]) -> dict:
+    from scintix.config import load_config
+    from scintix.training.run import train_run
+
+    overrides = [f"data.source={data}", "train.progress=false", "train.tensorboard=false", *extra]
+    cfg = load_config(recipe, overrides)
+    run_dir = WORK / name
+    shutil.rmtree(run_dir, ignore_errors=True)
+    start = time.perf_counter()
+    train_run(cfg, run_dir)
+    wall = round(time.perf_counter() - start, 1)
+    test = json.loads((run_dir / "eval" / "test" / "metrics.json").read_text())
+    cls = next(iter(test["per_class"]))
+    m = test["per_class"][cls]
+    hist = list(csv.DictReader(open(run_dir / "history.csv")))
+    return {"recipe": recipe, "overrides": overrides, "wall_seconds": wall, "epochs_run": len(hist), "run_dir": str(run_dir),
+            "dice": m["dice"], "global_dice": m["global_dice"], "lesion_sensitivity": m["lesion_sensitivity"],
+            "false_positive_lesions_per_image": m["false_positive_lesions_per_image"], "n": test["n"], "patients": test["patients"],
+            "text_conditions": test.get("text_conditions"), "synthetic": test.get("synthetic")}
+
+
+def _compare(a_dirs, b_dirs, seed: int = 0) -> dict:
+    """Per-scan Dice of model a minus model b (each averaged over its seeds), paired, patient-level CI."""
+    from scintix.evaluation.bootstrap import paired_difference_ci
+
+    a = [_per_scan(d) for d in a_dirs]
+    b = [_per_scan(d) for d in b_dirs]
+    keys = sorted(set.intersection(*(set(x) for x in a + b)))
+    pid = _pids(a_dirs[0])
+    av = np.nanmean([[x[k] for k in keys] for x in a], axis=0)
+    bv = np.nanmean([[x[k] for k in keys] for x in b], axis=0)
+    return paired_difference_ci(av, bv, [pid[k] for k in keys], 2000, 0.95, seed)
+
+
+def _dataset(name: str):
+    from scintix.cli.__main__ import main as cli
+
+    if name == "qata":
+        return require(SHARED / "qata-cov19-text")
+    sim = WORK / "sim-p4-text"
+    if not (sim / "manifest.csv").is_file():
+        cli(["simulate", str(sim), "--n", "200", "--seed", "0", "--prevalence", "metastasis=0.6", "arthritis=0"])
+    return sim
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--only", choices=["qata", "p4zh", "p4en"], action="append")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--epochs-qata", type=int, default=6)
+    ap.add_argument("--epochs-p4", type=int, default=15)
+    ap.add_argument("--size-qata", type=int, nargs=2, default=[96, 96])
+    ap.add_argument("--size-p4", type=int, nargs=2, default=[256, 64])
+    ap.add_argument("--film", action="store_true", help="also the FiLM variant (seed 0 only)")
+    a = ap.parse_args()
+    import torch
+
+    previous = RESULTS / "text_segmentation.json"
+    results = json.loads(previous.read_text())["datasets"] if previous.is_file() else {}  # datasets not repeated now are kept
+    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"cpu ({torch.get_num_threads()} threads)"
+    for name in a.only or ["qata", "p4zh"]:
+        data = _dataset(name)
+        if name == "qata":
+            recipe, size, epochs, extra = "qata-text", a.size_qata, a.epochs_qata, []
+        else:
+            recipe, size, epochs = "p4-text", a.size_p4, a.epochs_p4
+            extra = ["data.report_column=report_zh" if name == "p4zh" else "data.report_column=report"]
+        common = [f"data.image_size=[{size[0]},{size[1]}]", f"train.epochs={epochs}", "eval.n_bootstrap=1000", *extra]
+        entry: dict = {"recipe": recipe, "image_size": size, "epochs": epochs, "split_seed": 0, "seeds": a.seeds, "runs": {}}
+        dirs: dict[str, list] = {"unet": [], "text_unet": []}
+        for seed in a.seeds:
+            for model in ("unet", "text_unet"):
+                tag = f"{name}-{model}-s{seed}"
+                res = _run(recipe, data, f"text-seg-{tag}", [*common, f"model.name={model}", f"train.seed={seed}"])
+                entry["runs"][tag] = res
+                dirs[model].append(WORK / f"text-seg-{tag}")
+                print(tag, "dice", round(res["dice"]["value"], 4), "global", round(res["global_dice"]["value"], 4), f"{res['wall_seconds']} s", flush=True)
+            entry["runs"][f"{name}-paired-s{seed}"] = _compare([dirs["text_unet"][-1]], [dirs["unet"][-1]], seed)
+            results[name] = {**entry, "device": device}
+            write_result("text_segmentation", {"device": device, "datasets": results})
+        if a.film:
+            tag = f"{name}-text_unet_film-s{a.seeds[0]}"
+            entry["runs"][tag] = _run(recipe, data, f"text-seg-{tag}", [*common, "model.name=text_unet_film", f"train.seed={a.seeds[0]}"])
+            entry["film_minus_unet_seed0"] = _compare([WORK / f"text-seg-{tag}"], [dirs["unet"][0]])
+        entry["text_minus_unet_over_seeds"] = _compare(dirs["text_unet"], dirs["unet"])
+        for model in dirs:
+            vals = [entry["runs"][f"{name}-{model}-s{s}"]["dice"]["value"] for s in a.seeds]
+            entry[f"{model}_dice_mean_sd"] = [float(np.mean(vals)), float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.0]
+        results[name] = {**entry, "device": device}
+        write_result("text_segmentation", {"device": device, "datasets": results})
+        d = entry["text_minus_unet_over_seeds"]
+        print(name, "text - unet Dice", round(d["value"], 4), [round(d["ci_low"], 4), round(d["ci_high"], 4)], flush=True)
+
+
+if __name__ == "__main__":
+    reexec_with_allocator_tuning()
+    main()
