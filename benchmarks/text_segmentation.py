@@ -14,7 +14,8 @@ pooled Dice with patient-level CIs, the paired per-scan Dice difference
 (text - U-Net) with its CI, and the text model's Dice with its own report, no
 report and another patient's report. Over seeds: the per-scan Dice averaged
 over the 3 seeds of each model, and its paired difference with a CI.
-Writes benchmarks/results/text_segmentation.json.
+Writes benchmarks/results/text_segmentation.json. A run folder that finished
+with the same config is reused (its training time read from its history).
 """
 
 from __future__ import annotations
@@ -26,7 +27,14 @@ import shutil
 import time
 
 import numpy as np
-from _common import RESULTS, SHARED, WORK, reexec_with_allocator_tuning, require, write_result
+from _common import (
+    RESULTS,
+    SHARED,
+    WORK,
+    reexec_with_allocator_tuning,
+    require,
+    write_result,
+)
 
 
 def _per_scan(run_dir) -> dict[str, float]:
@@ -40,16 +48,22 @@ def _pids(run_dir) -> dict[str, str]:
 
 
 def _run(recipe: str, data, name: str, extra: list[str]) -> dict:
-    from scintix.config import load_config
+    import yaml
+
+    from scintix.config import config_to_dict, load_config
     from scintix.training.run import train_run
 
     overrides = [f"data.source={data}", "train.progress=false", "train.tensorboard=false", *extra]
     cfg = load_config(recipe, overrides)
     run_dir = WORK / name
-    shutil.rmtree(run_dir, ignore_errors=True)
-    start = time.perf_counter()
-    train_run(cfg, run_dir)
-    wall = round(time.perf_counter() - start, 1)
+    done = run_dir / "eval" / "test" / "metrics.json"
+    if done.is_file() and (run_dir / "config.yaml").read_text() == yaml.safe_dump(config_to_dict(cfg), sort_keys=False):
+        wall = float(list(csv.DictReader(open(run_dir / "history.csv")))[-1]["elapsed_s"])  # finished earlier with this config: reused
+    else:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        start = time.perf_counter()
+        train_run(cfg, run_dir)
+        wall = round(time.perf_counter() - start, 1)
     test = json.loads((run_dir / "eval" / "test" / "metrics.json").read_text())
     cls = next(iter(test["per_class"]))
     m = test["per_class"][cls]

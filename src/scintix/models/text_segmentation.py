@@ -5,8 +5,9 @@
 channels) by *gated cross-attention*, as GuideDecoder (Zhong et al., MICCAI
 2023) fuses text into its decoder: each pixel's features (layer-normalised,
 plus a fixed 2-D sine position code, so "lower left lung" can be tied to a
-place) query the report tokens; the answer, projected back to the stage's
-channels, is added to the features scaled by ``tanh(gate)``. The gates start
+place) query the report tokens; the answer, read together with the query by
+a small MLP (so a word can mean something at one place and not at another),
+is added to the features scaled by ``tanh(gate)``. The gates start
 at 0, so an untrained text model *is* the plain U-Net (same weights, same
 output) and training moves away from it only as far as the text helps
 (Flamingo's tanh gating). ``text_unet_film`` is the simpler comparison:
@@ -50,7 +51,11 @@ from .segmentation import Segmenter, sliding_window
 __all__ = ["TextSegmenter", "GatedCrossAttention", "FiLM", "text_unet", "text_unet_film", "position_code"]
 
 UNET_FEATURES = (32, 32, 64, 128, 256, 32)
-DECODER_CHANNELS = (128, 64, 32, 32)  # after upcat_4, upcat_3, upcat_2, upcat_1
+
+
+def decoder_channels(features: Sequence[int]) -> tuple[int, int, int, int]:
+    """Channels after BasicUNet's upcat_4, upcat_3, upcat_2, upcat_1 (128, 64, 32, 32 for the default features)."""
+    return (features[3], features[2], features[1], features[5])
 
 
 def position_code(h: int, w: int, channels: int, device=None, dtype=None) -> torch.Tensor:
@@ -75,7 +80,8 @@ class GatedCrossAttention(nn.Module):
         self.norm = nn.LayerNorm(channels)
         self.text_norm = nn.LayerNorm(text_dim)
         self.attn = nn.MultiheadAttention(channels, heads, kdim=text_dim, vdim=text_dim, batch_first=True)
-        self.out = nn.Sequential(nn.Linear(channels, channels), nn.GELU(), nn.Linear(channels, channels))
+        # the answer is read together with the pixel's own query (features + position): "left" means something only at a place
+        self.out = nn.Sequential(nn.Linear(2 * channels, channels), nn.GELU(), nn.Linear(channels, channels))
         self.gate = nn.Parameter(torch.zeros(1))
         self.record_attention = False
         self.attention: torch.Tensor | None = None
@@ -87,7 +93,7 @@ class GatedCrossAttention(nn.Module):
         a, weights = self.attn(q, t, t, key_padding_mask=padding, need_weights=self.record_attention, average_attn_weights=True)
         if self.record_attention:
             self.attention = weights.detach()
-        delta = torch.tanh(self.gate).to(a.dtype) * self.out(a) * has_text.to(a.dtype)[:, None, None]
+        delta = torch.tanh(self.gate).to(a.dtype) * self.out(torch.cat([a, q.to(a.dtype)], -1)) * has_text.to(a.dtype)[:, None, None]
         return x + delta.transpose(1, 2).reshape(b, c, h, w).to(x.dtype)
 
 
@@ -121,7 +127,8 @@ class TextSegmenter(Segmenter):
 
     inputs = ("image", "text")
 
-    def __init__(self, net: nn.Module, num_classes: int, tokenizer, encoder: nn.Module, fusion: str = "cross_attention", report_dropout: float = 0.0) -> None:
+    def __init__(self, net: nn.Module, num_classes: int, tokenizer, encoder: nn.Module, fusion: str = "cross_attention", report_dropout: float = 0.0,
+                 features: Sequence[int] = UNET_FEATURES) -> None:
         super().__init__(net, num_classes, 16, "net.upcat_1")
         if fusion not in ("cross_attention", "film"):
             raise ValueError(f"fusion {fusion!r}: cross_attention or film")
@@ -130,7 +137,7 @@ class TextSegmenter(Segmenter):
         self.fusion = fusion
         self.report_dropout = float(report_dropout)
         make = (lambda c: GatedCrossAttention(c, encoder.dim)) if fusion == "cross_attention" else (lambda c: FiLM(c, encoder.dim))
-        self.fusions = nn.ModuleList(make(c) for c in DECODER_CHANNELS)
+        self.fusions = nn.ModuleList(make(c) for c in decoder_channels(features))
         self._text: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
 
     def encode_text(self, text: Sequence[str | None] | str | None, batch: int, device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -188,7 +195,7 @@ class TextSegmenter(Segmenter):
 
 
 def _build(fusion: str, in_channels: int, num_classes: int, dropout: float, tokenizer, text_dim: int, text_layers: int, text_heads: int,
-           report_dropout: float, hf_model: str | None, hf_freeze: bool, max_length: int) -> TextSegmenter:
+           report_dropout: float, hf_model: str | None, hf_freeze: bool, max_length: int, features: Sequence[int]) -> TextSegmenter:
     from monai.networks.nets import BasicUNet
 
     if hf_model:
@@ -200,22 +207,24 @@ def _build(fusion: str, in_channels: int, num_classes: int, dropout: float, toke
     else:
         tokenizer = tokenizer if tokenizer is not None else build_tokenizer([], "word", max_length)  # a placeholder until the run builds its own
         encoder = TransformerTextEncoder(len(tokenizer), text_dim, text_layers, text_heads, max(getattr(tokenizer, "max_length", max_length), 2))
-    net = BasicUNet(spatial_dims=2, in_channels=in_channels, out_channels=num_classes, features=UNET_FEATURES, dropout=dropout)
-    return TextSegmenter(net, num_classes, tokenizer, encoder, fusion, report_dropout)
+    net = BasicUNet(spatial_dims=2, in_channels=in_channels, out_channels=num_classes, features=tuple(features), dropout=dropout)
+    return TextSegmenter(net, num_classes, tokenizer, encoder, fusion, report_dropout, features)
 
 
 def text_unet(in_channels: int = 1, num_classes: int = 2, dropout: float = 0.0, small_input: bool = False, tokenizer: Tokenizer | None = None,
               text_dim: int = 128, text_layers: int = 2, text_heads: int = 4, report_dropout: float = 0.25, hf_model: str | None = None,
-              hf_freeze: bool = True, max_length: int = 128) -> TextSegmenter:
-    """``unet`` + the report fused into every decoder stage by gated cross-attention (GuideDecoder-style)."""
-    return _build("cross_attention", in_channels, num_classes, dropout, tokenizer, text_dim, text_layers, text_heads, report_dropout, hf_model, hf_freeze, max_length)
+              hf_freeze: bool = True, max_length: int = 128, features: Sequence[int] = UNET_FEATURES) -> TextSegmenter:
+    """``unet`` + the report fused into every decoder stage by gated cross-attention (GuideDecoder-style).
+
+    ``features``: BasicUNet's six widths (the ``unet`` model's by default, so the two compare at equal image capacity)."""
+    return _build("cross_attention", in_channels, num_classes, dropout, tokenizer, text_dim, text_layers, text_heads, report_dropout, hf_model, hf_freeze, max_length, features)
 
 
 def text_unet_film(in_channels: int = 1, num_classes: int = 2, dropout: float = 0.0, small_input: bool = False, tokenizer: Tokenizer | None = None,
                    text_dim: int = 128, text_layers: int = 2, text_heads: int = 4, report_dropout: float = 0.25, hf_model: str | None = None,
-                   hf_freeze: bool = True, max_length: int = 128) -> TextSegmenter:
+                   hf_freeze: bool = True, max_length: int = 128, features: Sequence[int] = UNET_FEATURES) -> TextSegmenter:
     """``unet`` + FiLM from the pooled report vector at every decoder stage (the simpler comparison)."""
-    return _build("film", in_channels, num_classes, dropout, tokenizer, text_dim, text_layers, text_heads, report_dropout, hf_model, hf_freeze, max_length)
+    return _build("film", in_channels, num_classes, dropout, tokenizer, text_dim, text_layers, text_heads, report_dropout, hf_model, hf_freeze, max_length, features)
 
 
 text_unet.kind = text_unet_film.kind = "segmentation"  # type: ignore[attr-defined]

@@ -1,0 +1,206 @@
+"""P4's text path: tokenizers, the gated text-guided U-Net, report dropout, a report-dependent task, the CLI end to end."""
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from scintix.models import create_model
+from scintix.text import build_tokenizer, detect_kind, load_tokenizer
+from scintix.text.tokenizer import CLS, PAD, UNK
+
+ZH = ["合成图像。右侧股骨见局灶性放射性浓聚（共1处），考虑骨转移。", "全身骨骼显影清晰，未见异常放射性浓聚。"]
+EN = ["Focal increased uptake in the right femur (1 lesion).", "Bilateral pulmonary infection, two infected areas, lower left lung."]
+
+
+def test_tokenizers_round_trip_chinese_and_english(tmp_path):
+    zh = build_tokenizer(ZH, "auto", max_length=64)
+    assert zh.kind == "char" and detect_kind(EN) == "word"
+    assert zh.tokens(ZH[0]) == ["[CLS]", *[c for c in ZH[0].replace("（", "(").replace("）", ")").replace("，", ",") if not c.isspace()]]  # NFKC folds full-width marks
+    assert UNK not in zh.ids(ZH[1]) and zh.ids("左侧")[1:] == [UNK, zh.index["侧"]]  # 左 was never seen in training
+    en = build_tokenizer(EN, "word", max_length=64)
+    assert en.tokens("Uptake in the LEFT femur.") == ["[CLS]", "uptake", "in", "the", "left", "femur", "."]
+    assert en.tokens("metastasis")[1] == "[UNK]"
+    for tok in (zh, en):  # saved with the run, loaded identically
+        tok.save(tmp_path / f"{tok.kind}.json")
+        back = load_tokenizer(tmp_path / f"{tok.kind}.json")
+        assert back.vocab == tok.vocab and back.kind == tok.kind and back.ids(ZH[0] + EN[0]) == tok.ids(ZH[0] + EN[0])
+    ids, padding, has_text = en.encode([EN[0], "", None, "x " * 200])
+    assert ids.shape == (4, 64) and ids[:, 0].eq(CLS).all()
+    assert has_text.tolist() == [True, False, False, True] and padding[1, 1:].all() and not padding[3].any()  # cut to max_length
+    assert ids[1, 1:].eq(PAD).all()
+    assert build_tokenizer(EN, "word", min_freq=2).tokens("the lung")[1:] == ["[UNK]", "[UNK]"]  # seen once each
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(ValueError, match="bad.json: damaged tokenizer file"):
+        load_tokenizer(tmp_path / "bad.json")
+
+
+def test_zero_gate_is_the_plain_unet_and_no_report_is_the_image_path():
+    tok = build_tokenizer(EN, "word")
+    torch.manual_seed(0)
+    text_model = create_model("text_unet", tokenizer=tok).eval()
+    unet = create_model("unet").eval()
+    unet.net.load_state_dict(text_model.net.state_dict())
+    x = torch.randn(2, 1, 48, 40)
+    with torch.no_grad():
+        plain = unet(x)
+        assert torch.equal(text_model(x, text=EN), plain)  # gates at 0: exactly the U-Net, whatever the report
+        for f in text_model.fusions:
+            f.gate.data.fill_(0.7)
+        guided = text_model(x, text=EN)
+        assert (guided - plain).abs().amax() > 1e-3  # open gates: the report changes the output ...
+        assert torch.equal(text_model(x), plain) and torch.equal(text_model(x, text=["", None]), plain)  # ... and no report is the image path
+        assert torch.equal(text_model(x, text=[EN[0], ""])[1], plain[1])  # per scan, in a mixed batch
+    film = create_model("text_unet_film", tokenizer=tok).eval()
+    unet.net.load_state_dict(film.net.state_dict())
+    with torch.no_grad():
+        assert torch.equal(film(x, text=EN), unet(x))  # FiLM starts as the identity too
+
+
+def test_report_dropout_withholds_reports_in_training_only():
+    tok = build_tokenizer(EN, "word")
+    m = create_model("text_unet", tokenizer=tok, report_dropout=0.4)
+    torch.manual_seed(0)
+    _, _, kept = m.train().encode_text([EN[0]] * 2000, 2000, "cpu")
+    assert 0.55 < kept.float().mean() < 0.65
+    _, _, kept = m.eval().encode_text([EN[0]] * 50, 50, "cpu")
+    assert kept.all()
+
+
+def _two_blobs(n: int, rng):
+    """Two identical blobs left and right; the report says which one is the lesion."""
+    x = rng.normal(0, 0.05, (n, 1, 32, 32)).astype(np.float32)
+    y = np.zeros((n, 1, 32, 32), np.int64)
+    texts = []
+    for i in range(n):
+        rows = rng.integers(4, 22, 2)
+        x[i, 0, rows[0] : rows[0] + 6, 4:10] += 1.0
+        x[i, 0, rows[1] : rows[1] + 6, 22:28] += 1.0
+        side = int(rng.integers(0, 2))
+        cols = (slice(4, 10), slice(22, 28))[side]
+        y[i, 0, rows[side] : rows[side] + 6, cols] = 1
+        texts.append(f"lesion in the {('left', 'right')[side]} lobe")
+    return torch.from_numpy(x), torch.from_numpy(y), texts
+
+
+@pytest.mark.slow
+def test_a_report_dependent_task_is_learned_with_the_report_only():
+    """Two identical blobs; only the report says which is the lesion. Same small U-Net, same steps, with and without the text path."""
+    from monai.networks.nets import BasicUNet
+
+    from scintix.models.segmentation import Segmenter
+    from scintix.tasks import get_task
+
+    rng = np.random.default_rng(0)
+    x, y, texts = _two_blobs(128, rng)
+    xt, yt, tt = _two_blobs(32, rng)
+    tok = build_tokenizer(texts, "word")
+    features = (8, 8, 16, 32, 64, 8)
+    dice, flipped = {}, None
+    for name in ("unet", "text_unet"):
+        torch.manual_seed(0)
+        if name == "text_unet":
+            m = create_model(name, tokenizer=tok, report_dropout=0.0, features=features, text_dim=32, text_layers=1, text_heads=2)
+        else:
+            m = Segmenter(BasicUNet(spatial_dims=2, in_channels=1, out_channels=2, features=features), 2, 16, "net.upcat_1")
+        loss_fn = get_task("segmentation").criterion()
+        opt = torch.optim.Adam(m.parameters(), lr=5e-3)
+        extra = (lambda idx: {"text": [texts[i] for i in idx]}) if name == "text_unet" else (lambda idx: {})
+        for step in range(160):
+            idx = np.random.default_rng(step).choice(len(x), 16, replace=False)
+            opt.zero_grad()
+            loss_fn(m.train()(x[idx], **extra(idx)), y[idx]).backward()
+            opt.step()
+        with torch.no_grad():
+            pred = m.eval()(xt, **({"text": tt} if name == "text_unet" else {})).argmax(1).bool()
+            if name == "text_unet":  # the other side named: the other blob
+                swap = [t.replace("left", "?").replace("right", "left").replace("?", "right") for t in tt]
+                flipped = m(xt, text=swap).argmax(1).bool()
+        t = yt[:, 0].bool()
+        dice[name] = float(2 * (pred & t).sum() / (pred.sum() + t.sum()))
+    assert dice["text_unet"] > 0.9, dice
+    assert dice["unet"] < 0.75, dice  # it cannot know which blob: at best both (Dice 2/3) or a guess
+    assert float(2 * (flipped & t).sum() / (flipped.sum() + t.sum())) < 0.2  # it follows the text, right or wrong
+
+
+def test_hf_folder_offline(tmp_path):
+    transformers = pytest.importorskip("transformers")
+    from scintix.text.hf import load_hf_model
+
+    with pytest.raises(FileNotFoundError, match="nope: no such model folder"):
+        load_hf_model(tmp_path / "nope")
+    folder = tmp_path / "tiny-bert"
+    folder.mkdir()
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *"右侧股骨见浓聚", "left", "lung"]
+    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
+    transformers.BertTokenizer.from_pretrained(str(folder), local_files_only=True).save_pretrained(folder)  # reads vocab.txt (vocab_file= is ignored in 5.x)
+    cfg = transformers.BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64, max_position_embeddings=64)
+    transformers.BertModel(cfg).save_pretrained(folder)
+    m = create_model("text_unet", hf_model=str(folder), hf_freeze=True)
+    assert m.tokenizer.tokens("右侧股骨 left")[:6] == ["[CLS]", "右", "侧", "股", "骨", "left"]
+    m.train()
+    assert not m.text_encoder.model.training and not any(p.requires_grad for p in m.text_encoder.parameters())
+    out = m(torch.randn(2, 1, 32, 32), text=["右侧股骨见浓聚", ""])
+    assert out.shape == (2, 2, 32, 32) and torch.isfinite(out).all()
+
+
+def _qata_like(root: Path, n: int = 16) -> Path:
+    """A tiny QaTa-style folder: image, mask, one report sentence per image, a predefined split."""
+    rng = np.random.default_rng(1)
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    rows = [["path", "mask", "report", "patient_id", "split"]]
+    for i in range(n):
+        img = rng.integers(0, 60, (32, 32)).astype(np.uint8)
+        mask = np.zeros((32, 32), np.uint8)
+        side = i % 2
+        c0 = 4 if side == 0 else 20
+        img[10:20, c0 : c0 + 8] = 220
+        mask[10:20, c0 : c0 + 8] = 255
+        Image.fromarray(img).save(root / "images" / f"c{i}.png")
+        Image.fromarray(mask).save(root / "masks" / f"c{i}.png")
+        rows.append([f"images/c{i}.png", f"masks/c{i}.png", f"Unilateral pulmonary infection, one infected area, {('left', 'right')[side]} lung.", f"S{i}", "val" if i >= 12 else "train"])
+    with open(root / "labels.csv", "w", newline="") as fh:
+        csv.writer(fh).writerows(rows)
+    return root
+
+
+@pytest.mark.slow
+def test_qata_text_cli_run_predict_explain_with_and_without_reports(tmp_path, capsys):
+    from scintix.cli.__main__ import main
+
+    data, run = _qata_like(tmp_path / "qata"), tmp_path / "run"
+    args = ["-o", "train.epochs=1", "-o", "data.image_size=[32,32]", "-o", "eval.n_bootstrap=20", "-o", "train.batch_size=4", "-o", "train.progress=false",
+            "-o", "train.tensorboard=false", "-o", "data.split.val_from_train=0.25", "-o", "train.channels_last=false"]
+    assert main(["run", "--recipe", "qata-text", "--data", str(data), "--out", str(run), *args]) == 0
+    out = capsys.readouterr().out
+    assert "Dice with the report" in out and "paired difference report - no_report" in out
+    tok = json.loads((run / "tokenizer.json").read_text())
+    assert tok["kind"] == "word" and "lung" in tok["vocab"]
+    m = json.loads((run / "eval" / "test" / "metrics.json").read_text())
+    tc = m["text_conditions"]
+    assert set(tc["conditions"]) == {"report", "no_report", "other_patient_report"} and tc["with_report"] == m["n"] == 4
+    assert set(tc["differences"]) == {"report - no_report", "report - other_patient_report"}
+    gallery = json.loads((run / "eval" / "test" / "gallery.json").read_text())
+    assert gallery and all(g["report"].startswith("Unilateral") for g in gallery)
+    assert main(["report", str(run)]) == 0
+    page = (run / "report.html").read_text()
+    assert "How much the model relies on the report" in page and "Unilateral pulmonary infection" in page
+    # predict: the manifest's reports, none (a folder of images), one given on the command line
+    capsys.readouterr()
+    assert main(["predict", str(run), str(data / "labels.csv"), "--out", str(tmp_path / "with.csv")]) == 0
+    assert main(["predict", str(run), str(data / "images"), "--out", str(tmp_path / "without.csv")]) == 0
+    assert main(["predict", str(run), str(data / "images" / "c0.png"), "--out", str(tmp_path / "given.csv"), "--report", "infection in the left lung"]) == 0
+    with_rows = list(csv.DictReader(open(tmp_path / "with.csv")))
+    without = list(csv.DictReader(open(tmp_path / "without.csv")))
+    given = list(csv.DictReader(open(tmp_path / "given.csv")))
+    assert len(with_rows) == len(without) == 16 and all(r["error"] == "" for r in with_rows + without + given)
+    assert all(r["report"].startswith("Unilateral") for r in with_rows) and all(r["report"] == "" for r in without)
+    assert given[0]["report"] == "infection in the left lung"
+    assert main(["explain", str(run), str(data / "images" / "c0.png"), "--out", str(tmp_path / "maps"), "--report", "infection in the left lung"]) == 0
+    words = (tmp_path / "maps" / "c0_words.html").read_text()
+    assert "left" in words and "share of attention" in words
