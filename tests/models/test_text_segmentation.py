@@ -204,3 +204,14 @@ def test_qata_text_cli_run_predict_explain_with_and_without_reports(tmp_path, ca
     assert main(["explain", str(run), str(data / "images" / "c0.png"), "--out", str(tmp_path / "maps"), "--report", "infection in the left lung"]) == 0
     words = (tmp_path / "maps" / "c0_words.html").read_text()
     assert "left" in words and "share of attention" in words
+    # serving: the report is a form field; without it the model reads the image alone
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from scintix.serve.app import ServeSettings, create_app
+
+    png = (data / "images" / "c0.png").read_bytes()
+    with TestClient(create_app(ServeSettings([str(run)]))) as c:
+        with_report = c.post("/api/predict", files={"file": ("c0.png", png, "image/png")}, data={"report": "infection in the left lung"}).json()
+        without = c.post("/api/predict", files={"file": ("c0.png", png, "image/png")}).json()
+    assert with_report["results"][0]["read_report"] is True and without["results"][0]["read_report"] is False

@@ -39,6 +39,19 @@ def _selection(health: dict, cfg: dict) -> str:
     return text
 
 
+def _text_path(run_dir: Path, cfg: dict) -> list[str]:
+    """A text-guided model: what it reads and how (nothing for image-only models)."""
+    tok = run_dir / "tokenizer.json"
+    if not tok.is_file():
+        return []
+    t = json.loads(tok.read_text(encoding="utf-8"))
+    txt, col = cfg.get("text", {}), cfg["data"].get("report_column", "report")
+    what = (f"a local Hugging Face model ({t.get('folder')})" if t.get("type") == "hf"
+            else f"a {t.get('kind')}-level tokenizer ({len(t.get('vocab', []))} tokens, built from the training reports) and a text encoder trained from scratch")
+    return [f"Reads the report (manifest column `{col}`) through {what}; reports withheld from {txt.get('report_dropout', 0):.0%} of training scans, "
+            "so it also runs without one (its image path)."]
+
+
 def write_model_card(run_dir: str | Path) -> Path:
     """Write and return ``model_card.md``: intended use, data, metrics with CIs, limitations."""
     run_dir = Path(run_dir)
@@ -63,6 +76,7 @@ def write_model_card(run_dir: str | Path) -> Path:
         f"{m['name']}" + (f", initialised from {m['weights']}" if m.get("weights") else ", trained from scratch") + f"; input {d['image_size'][0]}x{d['image_size'][1]}"
         + (f", views {d['views']} as channels" if d.get("views") else "") + (f", CT windows {d['windows']}" if d.get("windows") else "") + f", intensity normalisation {d['normalize']}.",
         f"Trained {_epochs(run_dir)} epoch(s) on {meta.get('device', '?')}; seed {cfg['train']['seed']}; {_selection(health, cfg)}.",
+        *_text_path(run_dir, cfg),
         "",
         "## Data",
         f"{summary.get('images')} images of {summary.get('patients')} patients from `{summary.get('source')}`; split {summary.get('split_method')}.",
@@ -84,6 +98,11 @@ def write_model_card(run_dir: str | Path) -> Path:
         for cls, met in res.get("per_class", {}).items():
             keys = SEG_KEY_METRICS if "dice" in met else KEY_METRICS
             lines.append(f"  - {cls}: " + "; ".join(f"{k} {_ci(met.get(k))}" for k in keys))
+        tc = res.get("text_conditions")
+        if tc:
+            c = tc["conditions"]
+            lines.append(f"  - Dice with the scan's report {_ci(c['report']['dice'])}, with no report {_ci(c['no_report']['dice'])}, "
+                         f"with another patient's report {_ci(c['other_patient_report']['dice'])}")
     calib = eval_dir / "calibration.json"
     if calib.is_file():
         c = json.loads(calib.read_text())

@@ -107,14 +107,14 @@ def create_app(settings: ServeSettings):
         if view and view not in VIEWS:
             raise HTTPException(400, f"unknown view {view!r}; choose from {list(VIEWS)} (or leave it out)")
 
-    async def handle(file: UploadFile, model: str | None, method: str | None, view: str | None):
+    async def handle(file: UploadFile, model: str | None, method: str | None, view: str | None, report: str | None = None):
         start = time.perf_counter()
         sr = pick(model)
         check_options(method, view)
         path, kind, size = await receive(file)
         status = 200
         try:
-            out = await compute(analyse, sr, path, method, view or None)
+            out = await compute(analyse, sr, path, method, view or None, report)
             if not out["results"]:
                 status = 422
             return JSONResponse(out, status_code=status)
@@ -139,15 +139,17 @@ def create_app(settings: ServeSettings):
                 "limits": {"max_bytes": settings.limits.max_bytes, "max_pixels": settings.limits.max_pixels}, "notice": "NOT FOR DIAGNOSTIC USE"}
 
     @app.post("/api/predict", dependencies=[Depends(check_token)])
-    async def predict(file: UploadFile = File(...), model: str | None = Form(None), view: str | None = Form(None)):
+    async def predict(file: UploadFile = File(...), model: str | None = Form(None), view: str | None = Form(None), report: str | None = Form(None)):
         """Calibrated probabilities and the decision at the run's validation threshold, per view. ``view`` (ant/post) names the
-        view of an upload whose header does not say (needed to crop a whole-body PNG for a chest-side model)."""
-        return await handle(file, model, None, view)
+        view of an upload whose header does not say (needed to crop a whole-body PNG for a chest-side model). ``report``: the
+        scan's report, for a text-guided segmentation run (without one it reads the image alone)."""
+        return await handle(file, model, None, view, report)
 
     @app.post("/api/explain", dependencies=[Depends(check_token)])
-    async def explain(file: UploadFile = File(...), model: str | None = Form(None), method: str = Form("gradcam"), view: str | None = Form(None)):
+    async def explain(file: UploadFile = File(...), model: str | None = Form(None), method: str = Form("gradcam"), view: str | None = Form(None),
+                      report: str | None = Form(None)):
         """As /api/predict, plus a heat map per view (RGBA PNG, base64) to lay over the image."""
-        return await handle(file, model, method, view)
+        return await handle(file, model, method, view, report)
 
     @app.post("/api/dicom", dependencies=[Depends(check_token)])
     async def dicom(file: UploadFile = File(...), model: str | None = Form(None), deidentify: bool = Form(False), method: str | None = Form(None)):

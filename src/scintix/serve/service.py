@@ -100,12 +100,13 @@ def png_base64(rgb_or_grey: np.ndarray) -> str:
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def analyse(served: ServedRun, path: Path, method: str | None = None, view: str | None = None) -> dict:
+def analyse(served: ServedRun, path: Path, method: str | None = None, view: str | None = None, report: str | None = None) -> dict:
     """Predict (and with ``method`` explain) one stored upload: one result per view, each with its image, and heat map or mask, as PNG.
 
     ``view`` (ant/post) names the view of a single-view upload whose header does not (a PNG). Whole-body views carry their body
     regions; for a model of one region (``data.region``) the result also holds the whole view (``source_png``) and the box the
-    model read (``crop_box``), since its image is only that crop.
+    model read (``crop_box``), since its image is only that crop. ``report``: the scan's report, read by a text-guided
+    run (without one it uses its image path alone); other runs ignore it.
     """
     run = served.run
     arrays: dict[str, np.ndarray] = {}
@@ -119,7 +120,7 @@ def analyse(served: ServedRun, path: Path, method: str | None = None, view: str 
         raise ValueError("heat maps need the torch engine; this server runs ONNX")
     with served.lock:
         forward, maps_of = _one_pass(served, method) if explain else (None, None)
-        rows = predict_units(run, records, arrays_out=arrays, probs_out=probs, crops_out=crops, forward=forward)
+        rows = predict_units(run, records, arrays_out=arrays, probs_out=probs, crops_out=crops, forward=forward, report=(report or "").strip() or None)
     ok = [r for r in rows if not r.get("error")]
     maps = maps_of(list(arrays)) if explain else None
     named = {r.path: r.view for r in records if r.view}  # a single-view file whose header names its view
@@ -135,6 +136,8 @@ def analyse(served: ServedRun, path: Path, method: str | None = None, view: str 
             mask[label > 0] = (255, 0, 0, 255)
             res["mask_png"] = png_base64(mask)
             res.update({k: r[k] for k in ("lesion_pixels", "lesion_fraction", "max_lesion_prob")})
+            if "report" in r:  # a text-guided run: whether it read a report (no: its image path alone)
+                res["read_report"] = bool(r["report"])
         else:
             res["probabilities"] = {c: r[f"prob_{c}"] for c in run.classes}
             res["predicted"] = r["predicted"]
