@@ -52,6 +52,7 @@ class SplitConfig:
     use_predefined: bool = True  # keep a manifest's own split column (e.g. MedMNIST's official split)
     val_from_train: float = 0.0  # > 0 with a predefined split: this share of the train patients (grouped, stratified) becomes val, ...
     predefined_val_as: str = "val"  # ... and the manifest's own val is then used as: val | test (e.g. QaTa, whose official test is held out)
+    inner_val: float = 0.0  # > 0 with folds >= 2 (cross-validation, `scintix cv`): fold `fold` is the out-of-fold test, and this share of the other folds' patients is val
 
     def __post_init__(self) -> None:
         from .data.splits import check_ratios
@@ -63,6 +64,7 @@ class SplitConfig:
         _require(self.folds == 0 or self.folds >= 2, f"data.split.folds={self.folds}: 0 (no folds) or >= 2")
         _require(self.fold == 0 if self.folds == 0 else 0 <= self.fold < self.folds, f"data.split.fold={self.fold}: " + (f"must lie in 0..{self.folds - 1}" if self.folds else "needs data.split.folds >= 2"))
         _require(0 <= self.val_from_train < 1, f"data.split.val_from_train={self.val_from_train}: a share in [0, 1)")
+        _require(0 <= self.inner_val < 1 and (self.inner_val == 0 or self.folds >= 2), f"data.split.inner_val={self.inner_val}: a share in [0, 1), with data.split.folds >= 2")
         _require(self.predefined_val_as in ("val", "test"), f"data.split.predefined_val_as={self.predefined_val_as!r}: val or test")
 
 

@@ -15,6 +15,7 @@ from ..tasks import get_task
 from .datasets import Sample, build_samples
 from .manifest import Record, encode_labels, load_data
 from .splits import (
+    cv_fold_split,
     find_duplicates,
     fold_to_split,
     hash_images,
@@ -97,6 +98,12 @@ def prepare_data(cfg, run_dir: str | Path, make_synthetic=None, write: bool = Tr
             how = "predefined split column of the manifest"
             if d.split.val_from_train > 0:
                 assignment, how = _carve_val(recs, yy, assignment, d, duplicates)
+        elif d.split.folds >= 2 and d.split.inner_val > 0:  # cross-validation: every patient is out of fold (test) exactly once
+            folds = make_folds(recs, yy, d.split.folds, d.task, test_ratio=0.0, seed=d.split.seed, duplicates=duplicates)
+            save_split(run_dir / "folds.csv", recs, folds, hashes)
+            assignment = cv_fold_split(recs, yy, folds, d.split.fold, d.split.inner_val, d.task, d.split.seed, duplicates)
+            how = (f"{d.split.folds}-fold cross-validation by patient, stratified: fold {d.split.fold} is the out-of-fold test, "
+                   f"{d.split.inner_val:.0%} of the other folds' patients are val, seed {d.split.seed}")
         elif d.split.folds >= 2:
             folds = make_folds(recs, yy, d.split.folds, d.task, test_ratio=d.split.ratios[2], seed=d.split.seed, duplicates=duplicates)
             save_split(run_dir / "folds.csv", recs, folds, hashes)

@@ -95,7 +95,7 @@ def patient_groups(records: Sequence[Record], duplicates: Sequence[DuplicateGrou
         return x
 
     for g in duplicates:
-        roots = sorted({find(p) for p in g.patient_ids})
+        roots = sorted({find(p) for p in g.patient_ids if p in parent})  # a group may reach beyond these records (a subset being split)
         for other in roots[1:]:
             parent[other] = roots[0]
     return {p: find(p) for p in parent}
@@ -202,6 +202,27 @@ def make_folds(
     rest = {g: s for g, s in strata.items() if first[g] == "rest"}
     folds = assign_groups(rest, {str(i): 1.0 for i in range(k)}, seed + 1)
     return {r.path: folds.get(groups[r.patient_id], "test") for r in records}
+
+
+def cv_fold_split(
+    records: Sequence[Record],
+    y: np.ndarray,
+    folds: Mapping[str, str],
+    fold: int,
+    inner_val: float,
+    task: str = "binary",
+    seed: int = 0,
+    duplicates: Sequence[DuplicateGroup] = (),
+) -> dict[str, str]:
+    """One cross-validation run's split: fold ``fold`` is ``test`` (out of fold); of the other folds' patients, a grouped,
+    stratified ``inner_val`` share is ``val`` (model selection, thresholds, calibration), the rest ``train``.
+
+    The out-of-fold patients take no part in any choice of the run, so pooling every fold's test predictions gives an
+    honest out-of-fold estimate. Records outside ``folds`` (e.g. a held-out test part) keep ``test``.
+    """
+    pool = [i for i, r in enumerate(records) if folds.get(r.path) not in (None, "test", str(fold))]
+    inner = make_split([records[i] for i in pool], np.asarray(y)[pool], task, (1 - inner_val, inner_val, 0.0), seed + 7919 * (fold + 1), duplicates)
+    return {r.path: inner.get(r.path, "test") for r in records if r.path in folds}
 
 
 def fold_to_split(assignment: Mapping[str, str], fold: int) -> dict[str, str]:

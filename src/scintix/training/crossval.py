@@ -1,0 +1,190 @@
+"""``scintix cv``: compare recipes the way that does not fool us, by patient-grouped, stratified k-fold cross-validation.
+
+Every patient is out of fold exactly once. Fold ``f``'s run trains on the
+other folds, less a grouped, stratified ``inner_val`` share of their patients
+that is its validation split (checkpoint selection, threshold, temperature),
+and is tested on fold ``f`` (``data.split.inner_val``, see
+:func:`scintix.data.splits.cv_fold_split`). Nothing about the out-of-fold
+patients steers their own run, so the pooled out-of-fold predictions give an
+honest estimate over all patients: per-fold AUC (mean and sd), the pooled
+out-of-fold AUC with a patient-level CI, and sensitivity/specificity at each
+fold's own validation threshold. Two CV folders made with the same folds
+compare paired (:func:`compare_cv`). Fold runs are ordinary run folders
+(``fold0/`` ...): an interrupted CV resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from ..config import RunConfig
+from ..evaluation.bootstrap import bootstrap_ratio_ci
+
+__all__ = ["cross_validate", "summarize_cv", "compare_cv", "pooled_auc_ci", "paired_auc_difference"]
+
+log = logging.getLogger(__name__)
+
+
+def fold_config(cfg: RunConfig, folds: int, fold: int, inner_val: float) -> RunConfig:
+    split = replace(cfg.data.split, folds=folds, fold=fold, inner_val=inner_val, file=None, use_predefined=False)
+    return replace(cfg, data=replace(cfg.data, split=split))
+
+
+def cross_validate(cfg: RunConfig, out_dir: str | Path, folds: int = 5, inner_val: float = 0.15, max_epochs: int | None = None) -> dict:
+    """Train and evaluate every fold not yet done (a fold with a checkpoint resumes), then :func:`summarize_cv`."""
+    from .run import train_run
+
+    if cfg.data.task not in ("binary",):
+        raise ValueError(f"scintix cv pools out-of-fold probabilities of a binary task; data.task is {cfg.data.task!r}")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for f in range(folds):
+        run_dir = out_dir / f"fold{f}"
+        if (run_dir / "eval" / "test" / "predictions.csv").is_file():
+            log.info("fold %d: done earlier (%s)", f, run_dir)
+            continue
+        resume = (run_dir / "checkpoints" / "last.pt").is_file()
+        log.info("fold %d of %d%s", f + 1, folds, " (resuming)" if resume else "")
+        train_run(fold_config(cfg, folds, f, inner_val), run_dir, resume=resume, max_epochs=max_epochs)
+    return summarize_cv(out_dir)
+
+
+def _auc(y: np.ndarray, p: np.ndarray) -> float:
+    from sklearn.metrics import roc_auc_score
+
+    return float(roc_auc_score(y, p)) if 0 < y.sum() < len(y) else float("nan")
+
+
+def _patient_draws(patient_ids, n_boot: int, seed: int):
+    _, index = np.unique(np.asarray(patient_ids, dtype=str), return_inverse=True)
+    members = [np.flatnonzero(index == k) for k in range(index.max() + 1)]
+    rng = np.random.default_rng(seed)
+    for _ in range(n_boot):
+        yield np.concatenate([members[k] for k in rng.integers(0, len(members), len(members))])
+
+
+def pooled_auc_ci(y, p, patient_ids, n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> dict:
+    """ROC-AUC of pooled predictions with a percentile CI from resampling patients."""
+    y, p = np.asarray(y, float), np.asarray(p, float)
+    reps = [a for a in (_auc(y[i], p[i]) for i in _patient_draws(patient_ids, n_boot, seed)) if np.isfinite(a)]
+    lo, hi = np.quantile(reps, [(1 - level) / 2, (1 + level) / 2]) if reps else (float("nan"), float("nan"))
+    return {"value": _auc(y, p), "ci_low": float(lo), "ci_high": float(hi)}
+
+
+def paired_auc_difference(y, pa, pb, patient_ids, n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> dict:
+    """AUC(a) - AUC(b) on the same predictions' patients, each replicate resampling patients once for both."""
+    y, pa, pb = (np.asarray(v, float) for v in (y, pa, pb))
+    reps = []
+    for i in _patient_draws(patient_ids, n_boot, seed):
+        d = _auc(y[i], pa[i]) - _auc(y[i], pb[i])
+        if np.isfinite(d):
+            reps.append(d)
+    lo, hi = np.quantile(reps, [(1 - level) / 2, (1 + level) / 2]) if reps else (float("nan"), float("nan"))
+    return {"value": _auc(y, pa) - _auc(y, pb), "ci_low": float(lo), "ci_high": float(hi), "share_a_better": float(np.mean(np.asarray(reps) > 0)) if reps else float("nan")}
+
+
+def _fold_dirs(out_dir: Path) -> list[Path]:
+    dirs = sorted((d for d in out_dir.glob("fold*") if d.is_dir() and d.name[4:].isdigit()), key=lambda d: int(d.name[4:]))
+    if not dirs:
+        raise FileNotFoundError(f"{out_dir}: no fold runs (fold0/, fold1/, ...); run `scintix cv` first")
+    return dirs
+
+
+def oof_predictions(out_dir: str | Path) -> tuple[list[dict], str]:
+    """Every fold's test predictions (the out-of-fold ones), with the fold, and the positive class's name."""
+    out_dir = Path(out_dir)
+    rows, positive, folds_file = [], None, None
+    for d in _fold_dirs(out_dir):
+        pred = d / "eval" / "test" / "predictions.csv"
+        if not pred.is_file():
+            raise FileNotFoundError(f"{d}: not evaluated yet (no eval/test/predictions.csv); run `scintix cv` again to finish it")
+        text = (d / "folds.csv").read_text() if (d / "folds.csv").is_file() else None
+        if folds_file is not None and text != folds_file:
+            raise ValueError(f"{d}: its fold assignment differs from the other folds' (different data or split seed)")
+        folds_file = text
+        with open(pred, newline="", encoding="utf-8") as fh:
+            for r in csv.DictReader(fh):
+                probs = [k for k in r if k.startswith("prob_")]
+                positive = positive or probs[-1][5:]
+                rows.append({"fold": int(d.name[4:]), "path": r["path"], "patient_id": r["patient_id"], "target": r["target"],
+                             "prob": float(r[f"prob_{positive}"]), "predicted": r["predicted"]})
+    return rows, positive or ""
+
+
+def summarize_cv(out_dir: str | Path, n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> dict:
+    """``cv_summary.json`` and ``oof_predictions.csv`` from the fold runs; returns the summary."""
+    out_dir = Path(out_dir)
+    rows, positive = oof_predictions(out_dir)
+    per_fold = []
+    for d in _fold_dirs(out_dir):
+        m = json.loads((d / "eval" / "test" / "metrics.json").read_text())
+        met = m["per_class"][positive]
+        per_fold.append({"fold": int(d.name[4:]), "n": m["n"], "patients": m["patients"], "positives": m["positives"][positive],
+                         "threshold": m["thresholds"][positive], **{k: met[k]["value"] for k in ("roc_auc", "pr_auc", "sensitivity", "specificity") if k in met}})
+    y = np.array([r["target"] == positive for r in rows], float)
+    p = np.array([r["prob"] for r in rows])
+    pids = [r["patient_id"] for r in rows]
+    called = np.array([r["predicted"] == positive for r in rows], float)
+    aucs = np.array([f["roc_auc"] for f in per_fold], float)
+    ci = dict(n_boot=n_boot, level=level, seed=seed)
+    summary = {
+        "folds": len(per_fold), "n": len(rows), "patients": len(set(pids)), "positives": int(y.sum()), "positive_class": positive,
+        "per_fold": per_fold,
+        "fold_auc_mean": float(np.nanmean(aucs)), "fold_auc_sd": float(np.nanstd(aucs, ddof=1)) if len(aucs) > 1 else 0.0,
+        "pooled_oof_auc": pooled_auc_ci(y, p, pids, **ci),
+        "pooled_sensitivity_at_fold_thresholds": bootstrap_ratio_ci(called * y, y, pids, **ci),
+        "pooled_specificity_at_fold_thresholds": bootstrap_ratio_ci((1 - called) * (1 - y), 1 - y, pids, **ci),
+        "ci": f"{level:.0%} patient-level bootstrap, {n_boot} replicates",
+        "protocol": "patient-grouped stratified k-fold; each fold's run selects, thresholds and calibrates on an inner grouped validation split of the other folds",
+    }
+    synthetic = any(json.loads((d / "meta.json").read_text()).get("synthetic") for d in _fold_dirs(out_dir) if (d / "meta.json").is_file())
+    summary["synthetic"] = bool(synthetic)
+    with open(out_dir / "oof_predictions.csv", "w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    (out_dir / "cv_summary.json").write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+def compare_cv(a_dir: str | Path, b_dir: str | Path, n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> dict:
+    """Recipe A vs recipe B on the same folds: pooled out-of-fold AUC difference (paired by image, CI by patient) and per-fold differences."""
+    ra, pos_a = oof_predictions(a_dir)
+    rb, pos_b = oof_predictions(b_dir)
+    if pos_a != pos_b:
+        raise ValueError(f"{a_dir} and {b_dir} name different positive classes ({pos_a!r}, {pos_b!r})")
+    fa = {r["path"]: r for r in ra}
+    fb = {r["path"]: r for r in rb}
+    if set(fa) != set(fb) or any(fa[k]["fold"] != fb[k]["fold"] for k in fa):
+        raise ValueError(f"{a_dir} and {b_dir} were not cross-validated on the same images and folds: a paired comparison needs both")
+    keys = sorted(fa)
+    y = np.array([fa[k]["target"] == pos_a for k in keys], float)
+    pa, pb = np.array([fa[k]["prob"] for k in keys]), np.array([fb[k]["prob"] for k in keys])
+    pids = [fa[k]["patient_id"] for k in keys]
+    folds = np.array([fa[k]["fold"] for k in keys])
+    per_fold = [float(_auc(y[folds == f], pa[folds == f]) - _auc(y[folds == f], pb[folds == f])) for f in sorted(set(folds))]
+    return {"a": str(a_dir), "b": str(b_dir), "n": len(keys), "patients": len(set(pids)),
+            "pooled_auc_a": _auc(y, pa), "pooled_auc_b": _auc(y, pb),
+            "pooled_auc_difference": paired_auc_difference(y, pa, pb, pids, n_boot, level, seed),
+            "per_fold_difference": per_fold, "per_fold_difference_mean": float(np.mean(per_fold)),
+            "per_fold_difference_sd": float(np.std(per_fold, ddof=1)) if len(per_fold) > 1 else 0.0}
+
+
+def format_summary(s: dict) -> str:
+    def f(m):
+        return f"{m['value']:.4f} [{m['ci_low']:.4f}, {m['ci_high']:.4f}]"
+
+    lines = ["*** SYNTHETIC DATA: these numbers say nothing about real scans ***"] if s.get("synthetic") else []
+    lines.append(f"{s['folds']}-fold cross-validation: {s['n']} images, {s['patients']} patients, {s['positives']} positive ({s['positive_class']})")
+    for r in s["per_fold"]:
+        lines.append(f"  fold {r['fold']}: ROC-AUC {r['roc_auc']:.4f}  ({r['n']} images, {r['positives']} positive, threshold {r['threshold']:.3f} from its own val)")
+    lines.append(f"fold ROC-AUC mean {s['fold_auc_mean']:.4f} +- {s['fold_auc_sd']:.4f} (sd)")
+    lines.append(f"pooled out-of-fold ROC-AUC {f(s['pooled_oof_auc'])}")
+    lines.append(f"pooled sensitivity {f(s['pooled_sensitivity_at_fold_thresholds'])}, specificity {f(s['pooled_specificity_at_fold_thresholds'])} at each fold's val threshold")
+    return "\n".join(lines)

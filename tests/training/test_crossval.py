@@ -1,0 +1,66 @@
+"""scintix cv: every patient out of fold exactly once, selection inside the training folds, honest pooled summary."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from scintix.cli.__main__ import main
+from scintix.training.crossval import compare_cv, paired_auc_difference, pooled_auc_ci
+
+FAST = ["-o", "model.name=small_cnn", "-o", "data.image_size=[24,16]", "-o", "train.batch_size=8", "-o", "train.channels_last=false", "-o", "train.progress=false",
+        "-o", "train.tensorboard=false", "-o", "eval.n_bootstrap=50", "-o", "data.view_filter=null", "-o", "data.views=null", "-o", "train.epochs=1"]
+
+
+def _split(run_dir):
+    with open(run_dir / "split.csv", newline="") as fh:
+        return {r["path"]: (r["patient_id"], r["split"]) for r in csv.DictReader(fh)}
+
+
+@pytest.mark.slow
+def test_cv_folds_summary_resume_and_paired_comparison(tiny_manifest, tmp_path, capsys):
+    cv = tmp_path / "cv"
+    assert main(["cv", "--data", str(tiny_manifest), "--out", str(cv), "--folds", "2", "--inner-val", "0.3", *FAST]) == 0
+    out = capsys.readouterr().out
+    assert "pooled out-of-fold ROC-AUC" in out and "fold 1:" in out
+    splits = [_split(cv / f"fold{f}") for f in range(2)]
+    tested = {}
+    for f, sp in enumerate(splits):
+        by_patient = {}
+        for path, (pid, part) in sp.items():
+            by_patient.setdefault(pid, set()).add(part)
+            if part == "test":
+                tested.setdefault(pid, set()).add(f)
+        assert all(len(parts) == 1 for parts in by_patient.values())  # a patient's images stay in one part of each run
+        assert {"train", "val", "test"} == {p for parts in by_patient.values() for p in parts}
+    assert set(tested) == {p for sp in splits for p, _ in sp.values()} and all(len(f) == 1 for f in tested.values())  # out of fold exactly once
+    assert tested["P0"] == tested["P11"]  # exact duplicates (same pixels) are kept together
+    labels = {row["patient_id"]: row["label"] for row in csv.DictReader(open(tiny_manifest))}
+    assert all(any(labels[p] == "1" for p, f in tested.items() if f == {k}) for k in range(2))  # stratified: every fold holds a positive
+    s = json.loads((cv / "cv_summary.json").read_text())
+    fold_metrics = [json.loads((cv / f"fold{f}" / "eval" / "test" / "metrics.json").read_text()) for f in range(2)]
+    aucs = [m["per_class"][s["positive_class"]]["roc_auc"]["value"] for m in fold_metrics]
+    assert s["n"] == sum(m["n"] for m in fold_metrics) == 24 and s["patients"] == 12
+    assert s["fold_auc_mean"] == pytest.approx(np.nanmean(aucs)) and [r["roc_auc"] for r in s["per_fold"]] == pytest.approx(aucs, nan_ok=True)
+    oof = list(csv.DictReader(open(cv / "oof_predictions.csv")))
+    assert len(oof) == 24 and {int(r["fold"]) for r in oof} == {0, 1}
+    mtime = (cv / "fold0" / "checkpoints" / "best.pt").stat().st_mtime
+    assert main(["cv", "--data", str(tiny_manifest), "--out", str(cv), "--folds", "2", "--inner-val", "0.3", *FAST]) == 0  # finished folds are not retrained
+    assert (cv / "fold0" / "checkpoints" / "best.pt").stat().st_mtime == mtime
+    same = compare_cv(cv, cv)
+    assert same["pooled_auc_difference"]["value"] == 0 and same["pooled_auc_difference"]["ci_low"] == 0 == same["pooled_auc_difference"]["ci_high"]
+
+
+def test_pooled_and_paired_auc_cis():
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1], 50)
+    good = y + rng.normal(0, 0.5, 100)
+    noise = rng.normal(0, 1, 100)
+    pids = [f"P{i // 2}" for i in range(100)]
+    ci = pooled_auc_ci(y, good, pids, n_boot=200)
+    assert ci["ci_low"] <= ci["value"] <= ci["ci_high"] and ci["value"] > 0.85
+    d = paired_auc_difference(y, good, noise, pids, n_boot=200)
+    assert d["ci_low"] > 0 and d["share_a_better"] == 1.0
+    zero = paired_auc_difference(y, good, good, pids, n_boot=50)
+    assert zero["value"] == zero["ci_low"] == zero["ci_high"] == 0
