@@ -1,0 +1,57 @@
+"""P1 recipes compared by 5-fold patient-grouped cross-validation over all of BS-80K (anterior crops).
+
+    python benchmarks/p1_cv.py [--only NAME ...] [--folds 5] [--epochs N]
+
+Each variant is ``p1-thoracic`` plus overrides (below), cross-validated with
+``scintix cv``'s protocol (fold = out-of-fold test; checkpoint, threshold and
+temperature chosen on a grouped 15 % of the other folds' patients). Writes
+benchmarks/results/p1_cv.json: per-fold AUC, mean +- sd, pooled out-of-fold
+AUC with a patient-level CI, and each variant's paired difference from
+``baseline`` on the same folds. Fold runs resume.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+from _common import RESULTS, SHARED, WORK, reexec_with_allocator_tuning, require, write_result
+
+VARIANTS = {
+    "baseline": [],  # p1-thoracic exactly as the README runs it (anterior view)
+    "stride1_stem": ["model.small_input=true"],  # the hot spots are a few pixels: keep full resolution in the stem
+}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--only", action="append", choices=sorted(VARIANTS))
+    ap.add_argument("--folds", type=int, default=5)
+    ap.add_argument("--epochs", type=int, default=None)
+    a = ap.parse_args()
+    import torch
+
+    from scintix.config import load_config
+    from scintix.training.crossval import compare_cv, cross_validate
+
+    data = require(SHARED / "bs80k-chest-region" / "labels.csv")
+    previous = RESULTS / "p1_cv.json"
+    results = json.loads(previous.read_text())["variants"] if previous.is_file() else {}
+    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"cpu ({torch.get_num_threads()} threads)"
+    for name in a.only or list(VARIANTS):
+        overrides = [f"data.source={data}", "train.progress=false", "train.tensorboard=false", *VARIANTS[name], *([f"train.epochs={a.epochs}"] if a.epochs else [])]
+        start = time.perf_counter()
+        summary = cross_validate(load_config("p1-thoracic", overrides), WORK / f"p1-cv-{name}", a.folds, 0.15)
+        results[name] = {"overrides": overrides, "folds": a.folds, "wall_seconds_this_call": round(time.perf_counter() - start, 1), **summary}
+        if name != "baseline" and (WORK / "p1-cv-baseline" / "cv_summary.json").is_file():
+            results[name]["minus_baseline"] = compare_cv(WORK / f"p1-cv-{name}", WORK / "p1-cv-baseline")
+        write_result("p1_cv", {"device": device, "variants": results})
+        s = results[name]
+        print(name, "pooled OOF AUC", round(s["pooled_oof_auc"]["value"], 4), [round(s["pooled_oof_auc"]["ci_low"], 4), round(s["pooled_oof_auc"]["ci_high"], 4)],
+              "folds", round(s["fold_auc_mean"], 4), "+-", round(s["fold_auc_sd"], 4), flush=True)
+
+
+if __name__ == "__main__":
+    reexec_with_allocator_tuning()
+    main()
