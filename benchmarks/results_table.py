@@ -253,13 +253,16 @@ def text_segmentation() -> list[str]:
                 continue
             model, seed = tag.split("-")[1], tag.split("-s")[-1]
             tc = (r.get("text_conditions") or {}).get("conditions", {})
-            paired = e["runs"].get(f"{key}-paired-s{seed}") if model == "text_unet" else (e.get("film_minus_unet_seed0") if model == "text_unet_film" else None)
+            paired = e["runs"].get(f"{key}-paired-s{seed}") if model == "text_unet" else (e["runs"].get(f"{key}-film-paired-s{seed}", e.get("film_minus_unet_seed0")) if model == "text_unet_film" else None)
             out.append(f"| {names.get(key, key)} {tuple(e['image_size'])}, {e['epochs']} ep. | {model} | {seed} | {ci(r['dice'])} | {ci(r['global_dice'])} | "
                        f"{ci(paired) if paired else ''} | {ci(tc['no_report']['dice']) if tc else ''} | {ci(tc['other_patient_report']['dice']) if tc else ''} | {r['wall_seconds'] / 60:.1f} min |")
         if "text_minus_unet_over_seeds" in e:
             u, t = e.get("unet_dice_mean_sd", [float("nan")] * 2), e.get("text_unet_dice_mean_sd", [float("nan")] * 2)
-            out.append(f"| {names.get(key, key)} | **over {len(e['seeds'])} seeds** | | U-Net {u[0]:.3f} ± {u[1]:.3f}, text {t[0]:.3f} ± {t[1]:.3f} | | "
+            out.append(f"| {names.get(key, key)} | **text_unet, over {len(e['seeds'])} seeds** | | U-Net {u[0]:.3f} ± {u[1]:.3f}, text {t[0]:.3f} ± {t[1]:.3f} | | "
                        f"**{ci(e['text_minus_unet_over_seeds'])}** | | | |")
+        if "film_minus_unet_over_seeds" in e:
+            out.append(f"| {names.get(key, key)} | **text_unet_film, over its seeds** | | | | **{ci(e['film_minus_unet_over_seeds'])}** "
+                       f"(vs text_unet: {ci(e['film_minus_text_unet_over_seeds'])}) | | | |")
     out.append("")
     return out
 

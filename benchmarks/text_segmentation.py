@@ -106,7 +106,8 @@ def main() -> None:
     ap.add_argument("--epochs-p4", type=int, default=15)
     ap.add_argument("--size-qata", type=int, nargs=2, default=[96, 96])
     ap.add_argument("--size-p4", type=int, nargs=2, default=[256, 64])
-    ap.add_argument("--film", action="store_true", help="also the FiLM variant (seed 0 only)")
+    ap.add_argument("--film", action="store_true", help="also the FiLM variant")
+    ap.add_argument("--film-seeds", type=int, nargs="+", default=None, help="its seeds (default: --seeds)")
     a = ap.parse_args()
     import torch
 
@@ -136,10 +137,17 @@ def main() -> None:
             entry["runs"][f"{name}-paired-s{seed}"] = _compare([dirs["text_unet"][-1]], [dirs["unet"][-1]], seed)
             results[name] = {**entry, "device": device}
             write_result("text_segmentation", {"device": device, "datasets": results})
-        if a.film:
-            tag = f"{name}-text_unet_film-s{a.seeds[0]}"
-            entry["runs"][tag] = _run(recipe, data, f"text-seg-{tag}", [*common, "model.name=text_unet_film", f"train.seed={a.seeds[0]}"])
-            entry["film_minus_unet_seed0"] = _compare([WORK / f"text-seg-{tag}"], [dirs["unet"][0]])
+        if a.film:  # the simpler fusion, same seeds
+            dirs["text_unet_film"] = []
+            for seed in a.film_seeds or a.seeds:
+                tag = f"{name}-text_unet_film-s{seed}"
+                entry["runs"][tag] = _run(recipe, data, f"text-seg-{tag}", [*common, "model.name=text_unet_film", f"train.seed={seed}"])
+                dirs["text_unet_film"].append(WORK / f"text-seg-{tag}")
+                entry["runs"][f"{name}-film-paired-s{seed}"] = _compare([dirs["text_unet_film"][-1]], [dirs["unet"][a.seeds.index(seed)]], seed)
+                print(tag, "dice", round(entry["runs"][tag]["dice"]["value"], 4), f"{entry['runs'][tag]['wall_seconds']} s", flush=True)
+            n = len(dirs["text_unet_film"])
+            entry["film_minus_unet_over_seeds"] = _compare(dirs["text_unet_film"], dirs["unet"][:n])
+            entry["film_minus_text_unet_over_seeds"] = _compare(dirs["text_unet_film"], dirs["text_unet"][:n])
         entry["text_minus_unet_over_seeds"] = _compare(dirs["text_unet"], dirs["unet"])
         for model in dirs:
             vals = [entry["runs"][f"{name}-{model}-s{s}"]["dice"]["value"] for s in a.seeds]
