@@ -16,7 +16,14 @@ import argparse
 import json
 import time
 
-from _common import RESULTS, SHARED, WORK, reexec_with_allocator_tuning, require, write_result
+from _common import (
+    RESULTS,
+    SHARED,
+    WORK,
+    reexec_with_allocator_tuning,
+    require,
+    write_result,
+)
 
 VARIANTS = {
     "baseline": [],  # p1-thoracic exactly as the README runs it (anterior view)
