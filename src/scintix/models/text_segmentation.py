@@ -198,6 +198,8 @@ def _build(fusion: str, in_channels: int, num_classes: int, dropout: float, toke
            report_dropout: float, hf_model: str | None, hf_freeze: bool, max_length: int, features: Sequence[int]) -> TextSegmenter:
     from monai.networks.nets import BasicUNet
 
+    # the U-Net first: with the same seed it starts from exactly the weights of the `unet` model (paired comparisons)
+    net = BasicUNet(spatial_dims=2, in_channels=in_channels, out_channels=num_classes, features=tuple(features), dropout=dropout)
     if hf_model:
         encoder: nn.Module = HFTextEncoder(hf_model, hf_freeze)
         if tokenizer is None:
@@ -207,7 +209,6 @@ def _build(fusion: str, in_channels: int, num_classes: int, dropout: float, toke
     else:
         tokenizer = tokenizer if tokenizer is not None else build_tokenizer([], "word", max_length)  # a placeholder until the run builds its own
         encoder = TransformerTextEncoder(len(tokenizer), text_dim, text_layers, text_heads, max(getattr(tokenizer, "max_length", max_length), 2))
-    net = BasicUNet(spatial_dims=2, in_channels=in_channels, out_channels=num_classes, features=tuple(features), dropout=dropout)
     return TextSegmenter(net, num_classes, tokenizer, encoder, fusion, report_dropout, features)
 
 
