@@ -49,6 +49,9 @@ def test_zero_gate_is_the_plain_unet_and_no_report_is_the_image_path():
     x = torch.randn(2, 1, 48, 40)
     with torch.no_grad():
         plain = unet(x)
+        assert (text_model(x, text=EN) - plain).abs().amax() > 0  # the gates start near 0, not at 0
+        for f in text_model.fusions:
+            f.gate.zero_()
         assert torch.equal(text_model(x, text=EN), plain)  # gates at 0: exactly the U-Net, whatever the report
         for f in text_model.fusions:
             f.gate.data.fill_(0.7)

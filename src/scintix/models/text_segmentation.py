@@ -7,10 +7,10 @@ channels) by *gated cross-attention*, as GuideDecoder (Zhong et al., MICCAI
 plus a fixed 2-D sine position code, so "lower left lung" can be tied to a
 place) query the report tokens; the answer, read together with the query by
 a small MLP (so a word can mean something at one place and not at another),
-is added to the features scaled by ``tanh(gate)``. The gates start
-at 0, so an untrained text model *is* the plain U-Net (same weights, same
-output) and training moves away from it only as far as the text helps
-(Flamingo's tanh gating). ``text_unet_film`` is the simpler comparison:
+is added to the features scaled by ``tanh(gate)`` (Flamingo's tanh gating).
+The gates start near zero (0.1, see ``GATE_INIT``), so training starts close
+to the plain U-Net, whose weights it shares exactly with the same seed; with
+the gates at 0 the text model *is* the plain U-Net (same output, tested). ``text_unet_film`` is the simpler comparison:
 FiLM (Perez et al. 2018) from the masked-mean report vector, one
 scale-and-shift per channel at each decoder stage, zero-initialised.
 
@@ -51,6 +51,10 @@ from .segmentation import Segmenter, sliding_window
 __all__ = ["TextSegmenter", "GatedCrossAttention", "FiLM", "text_unet", "text_unet_film", "position_code"]
 
 UNET_FEATURES = (32, 32, 64, 128, 256, 32)
+# Near zero, not zero: with tanh(gate) = 0 the attention and its MLP get no gradient until the gate itself has grown, and on
+# a toy task where only the report says which of two blobs is the lesion, 2 of 4 seeds had not learned it after 160 steps;
+# at 0.1, 4 of 4 had (Dice 1.0). The model starts within 10 % of the plain U-Net's fused features.
+GATE_INIT = 0.1
 
 
 def decoder_channels(features: Sequence[int]) -> tuple[int, int, int, int]:
@@ -74,7 +78,7 @@ def position_code(h: int, w: int, channels: int, device=None, dtype=None) -> tor
 class GatedCrossAttention(nn.Module):
     """Pixels attend to report tokens; the answer is added through a tanh gate that starts at 0."""
 
-    def __init__(self, channels: int, text_dim: int, heads: int | None = None) -> None:
+    def __init__(self, channels: int, text_dim: int, heads: int | None = None, gate_init: float = GATE_INIT) -> None:
         super().__init__()
         heads = heads or max(1, channels // 32)
         self.norm = nn.LayerNorm(channels)
@@ -82,7 +86,7 @@ class GatedCrossAttention(nn.Module):
         self.attn = nn.MultiheadAttention(channels, heads, kdim=text_dim, vdim=text_dim, batch_first=True)
         # the answer is read together with the pixel's own query (features + position): "left" means something only at a place
         self.out = nn.Sequential(nn.Linear(2 * channels, channels), nn.GELU(), nn.Linear(channels, channels))
-        self.gate = nn.Parameter(torch.zeros(1))
+        self.gate = nn.Parameter(torch.full((1,), float(gate_init)))
         self.record_attention = False
         self.attention: torch.Tensor | None = None
 
