@@ -48,16 +48,15 @@ def _pids(run_dir) -> dict[str, str]:
 
 
 def _run(recipe: str, data, name: str, extra: list[str]) -> dict:
-    import yaml
-
-    from scintix.config import config_to_dict, load_config
+    from scintix.config import load_config
+    from scintix.runfolder import load_run_config
     from scintix.training.run import train_run
 
     overrides = [f"data.source={data}", "train.progress=false", "train.tensorboard=false", *extra]
     cfg = load_config(recipe, overrides)
     run_dir = WORK / name
     done = run_dir / "eval" / "test" / "metrics.json"
-    if done.is_file() and (run_dir / "config.yaml").read_text() == yaml.safe_dump(config_to_dict(cfg), sort_keys=False):
+    if done.is_file() and load_run_config(run_dir) == cfg:  # parsed, so settings added since then count at their defaults
         wall = float(list(csv.DictReader(open(run_dir / "history.csv")))[-1]["elapsed_s"])  # finished earlier with this config: reused
     else:
         shutil.rmtree(run_dir, ignore_errors=True)
