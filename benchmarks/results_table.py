@@ -243,17 +243,20 @@ def text_segmentation() -> list[str]:
            f"Device: {d.get('device')}. Same recipe, split (seed 0) and training budget for both models; only `model.name` differs "
            "(`unet` vs `text_unet`, gated cross-attention at every decoder stage). Dice: mean over scans with a lesion, at the "
            "threshold chosen on validation; 95% CIs: patient-level bootstrap. Paired difference: per-scan Dice of the text model "
-           "minus the U-Net's on the same scans. Wall time: training + evaluation of one run.", "",
+           "minus the U-Net's on the same scans. Wall time: training + evaluation of one run. Rows marked 'at 2222f81' were made "
+           "with that commit's text_unet (gates initialised at 0, text encoder built before the U-Net); the others with the shipped "
+           "code (gates at 0.1, the U-Net built first, so it starts from unet's weights).", "",
            "| data | model | seed | Dice | pooled Dice | paired diff. vs U-Net | Dice, no report | Dice, another patient's report | wall |",
            "|---|---|---|---|---|---|---|---|---|"]
-    names = {"qata": "QaTa-COV19 val (real)", "p4zh": "bone scans, Chinese reports (SYNTHETIC)", "p4en": "bone scans, English reports (SYNTHETIC)"}
+    names = {"qata": "QaTa-COV19 val (real), at 2222f81", "qata_shipped_code": "QaTa-COV19 val (real)", "p4zh": "bone scans, Chinese reports (SYNTHETIC)",
+             "p4zh_at_2222f81": "bone scans, Chinese reports (SYNTHETIC), at 2222f81", "p4en": "bone scans, English reports (SYNTHETIC)"}
     for key, e in d["datasets"].items():
         for tag, r in e["runs"].items():
             if "recipe" not in r:
                 continue
-            model, seed = tag.split("-")[1], tag.split("-s")[-1]
+            prefix, model, seed = tag.split("-")[0], tag.split("-")[1], tag.split("-s")[-1]
             tc = (r.get("text_conditions") or {}).get("conditions", {})
-            paired = e["runs"].get(f"{key}-paired-s{seed}") if model == "text_unet" else (e["runs"].get(f"{key}-film-paired-s{seed}", e.get("film_minus_unet_seed0")) if model == "text_unet_film" else None)
+            paired = e["runs"].get(f"{prefix}-paired-s{seed}") if model == "text_unet" else (e["runs"].get(f"{prefix}-film-paired-s{seed}", e.get("film_minus_unet_seed0")) if model == "text_unet_film" else None)
             out.append(f"| {names.get(key, key)} {tuple(e['image_size'])}, {e['epochs']} ep. | {model} | {seed} | {ci(r['dice'])} | {ci(r['global_dice'])} | "
                        f"{ci(paired) if paired else ''} | {ci(tc['no_report']['dice']) if tc else ''} | {ci(tc['other_patient_report']['dice']) if tc else ''} | {r['wall_seconds'] / 60:.1f} min |")
         if "text_minus_unet_over_seeds" in e:

@@ -149,7 +149,7 @@ def main() -> None:
             entry["film_minus_text_unet_over_seeds"] = _compare(dirs["text_unet_film"], dirs["text_unet"][:n])
         entry["text_minus_unet_over_seeds"] = _compare(dirs["text_unet"], dirs["unet"])
         for model in dirs:
-            vals = [entry["runs"][f"{name}-{model}-s{s}"]["dice"]["value"] for s in a.seeds]
+            vals = [entry["runs"][f"{name}-{model}-s{s}"]["dice"]["value"] for s in (a.film_seeds or a.seeds if model == "text_unet_film" else a.seeds)]
             entry[f"{model}_dice_mean_sd"] = [float(np.mean(vals)), float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.0]
         results[name] = {**entry, "device": device}
         write_result("text_segmentation", {"device": device, "datasets": results})
