@@ -34,6 +34,8 @@ import time
 from pathlib import Path
 from typing import Sequence
 
+from .cv import add_cv_parser, cmd_cv
+
 log = logging.getLogger("scintix")
 
 
@@ -56,15 +58,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = ap.add_subparsers(dest="command", required=True)
     _common_run_args(sub.add_parser("run", help="train + evaluate a recipe and print the metrics table"))
     _common_run_args(sub.add_parser("train", help="same as run"))
-    p = sub.add_parser("cv", help="patient-grouped, stratified k-fold cross-validation of a recipe: per-fold and pooled out-of-fold AUC with CIs (resumable)")
-    p.add_argument("--recipe", default="quickstart", help="recipe name or YAML file [quickstart]")
-    p.add_argument("--data", help="manifest CSV, MedMNIST .npz, or a folder holding one")
-    p.add_argument("--out", help="CV folder (fold0/ ... fold<k-1>/, cv_summary.json); an existing one is resumed")
-    p.add_argument("--folds", type=int, default=5, help="k [5]")
-    p.add_argument("--inner-val", type=float, default=0.15, help="share of each fold run's training patients held out as its validation split [0.15]")
-    p.add_argument("--epochs", type=int, help="shortcut for -o train.epochs=N")
-    p.add_argument("-o", "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="config override")
-    p.add_argument("--compare", nargs=2, metavar=("CV_A", "CV_B"), help="instead: compare two finished CV folders made on the same folds (paired)")
+    add_cv_parser(sub)
     p = sub.add_parser("evaluate", help="(re-)evaluate a run: threshold on val, metrics with CIs")
     p.add_argument("run_dir")
     p = sub.add_parser("predict", help="predict a file, folder or manifest with a saved run")
@@ -167,31 +161,6 @@ def _launch(nproc: int, out: str) -> int:
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", "-m", "scintix.cli", *argv]
     log.info("launching %d processes: %s", nproc, " ".join(cmd))
     return subprocess.call(cmd, env={**os.environ, "SCINTIX_NO_REEXEC": "1"})
-
-
-def cmd_cv(a: argparse.Namespace) -> int:
-    from ..training.crossval import compare_cv, cross_validate, format_summary
-
-    if a.compare:
-        res = compare_cv(*a.compare)
-        d = res["pooled_auc_difference"]
-        print(f"pooled out-of-fold ROC-AUC: A {res['pooled_auc_a']:.4f}, B {res['pooled_auc_b']:.4f} ({res['n']} images, {res['patients']} patients)")
-        print(f"A - B: {d['value']:+.4f} [{d['ci_low']:+.4f}, {d['ci_high']:+.4f}] (paired, patient-level bootstrap); "
-              f"per fold {res['per_fold_difference_mean']:+.4f} +- {res['per_fold_difference_sd']:.4f}")
-        return 0
-    if not a.out:
-        raise ValueError("scintix cv needs --out CV_FOLDER (give the same one again to resume)")
-    if a.folds < 2:
-        raise ValueError(f"--folds {a.folds}: at least 2")
-    if not 0 < a.inner_val < 1:
-        raise ValueError(f"--inner-val {a.inner_val}: a share in (0, 1)")
-    from ..config import load_config
-
-    overrides = list(a.overrides) + ([f"data.source={json.dumps(str(Path(a.data).resolve()))}"] if a.data else []) + ([f"train.epochs={a.epochs}"] if a.epochs else [])
-    summary = cross_validate(load_config(a.recipe, overrides), a.out, a.folds, a.inner_val)
-    print(format_summary(summary))
-    print(f"cv folder: {a.out} (cv_summary.json, oof_predictions.csv)")
-    return 0
 
 
 def cmd_run(a: argparse.Namespace) -> int:

@@ -66,7 +66,11 @@ class Segmenter(nn.Module):
         ph, pw = (-h) % self.multiple, (-w) % self.multiple
         if ph or pw:
             x = F.pad(x, (0, pw, 0, ph))
-        return self.net(x)[..., :h, :w]
+        return self._run_net(x)[..., :h, :w]
+
+    def _run_net(self, x: torch.Tensor) -> torch.Tensor:
+        """The network on an input padded to ``multiple`` (subclasses that feed more than the image override this)."""
+        return self.net(x)
 
 
 def unet(in_channels: int = 1, num_classes: int = 2, dropout: float = 0.0, small_input: bool = False) -> Segmenter:

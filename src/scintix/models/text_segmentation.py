@@ -172,13 +172,7 @@ class TextSegmenter(Segmenter):
         finally:
             self._text = None
 
-    def _forward_padded(self, x: torch.Tensor) -> torch.Tensor:
-        import torch.nn.functional as F
-
-        h, w = x.shape[-2:]
-        ph, pw = (-h) % self.multiple, (-w) % self.multiple
-        if ph or pw:
-            x = F.pad(x, (0, pw, 0, ph))
+    def _run_net(self, x: torch.Tensor) -> torch.Tensor:
         n = self.net
         feats, padding, has_text = self._text
         x0 = n.conv_0(x)
@@ -189,7 +183,7 @@ class TextSegmenter(Segmenter):
         u = x4
         for up, skip, fuse in zip((n.upcat_4, n.upcat_3, n.upcat_2, n.upcat_1), (x3, x2, x1, x0), self.fusions):
             u = fuse(up(u, skip), feats, padding, has_text)
-        return n.final_conv(u)[..., :h, :w]
+        return n.final_conv(u)
 
     def record_attention(self, on: bool = True) -> None:
         for f in self.fusions:

@@ -30,19 +30,19 @@ def _transformers():
     return transformers
 
 
-def load_hf_tokenizer(folder: str | Path):
+def _load(folder: str | Path, what: str):
     folder = _check(folder)
     tf = _transformers()
+    loader = tf.AutoTokenizer if what == "tokenizer" else tf.AutoModel
     try:
-        return tf.AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+        return loader.from_pretrained(str(folder), local_files_only=True)
     except (OSError, ValueError) as exc:
-        raise ValueError(f"{folder}: cannot load its tokenizer ({str(exc).splitlines()[0][:200]})") from None
+        raise ValueError(f"{folder}: cannot load its {what} ({str(exc).splitlines()[0][:200]})") from None
+
+
+def load_hf_tokenizer(folder: str | Path):
+    return _load(folder, "tokenizer")
 
 
 def load_hf_model(folder: str | Path):
-    folder = _check(folder)
-    tf = _transformers()
-    try:
-        return tf.AutoModel.from_pretrained(str(folder), local_files_only=True)
-    except (OSError, ValueError) as exc:
-        raise ValueError(f"{folder}: cannot load its model ({str(exc).splitlines()[0][:200]})") from None
+    return _load(folder, "model")

@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from ..config import RunConfig
-from ..evaluation.bootstrap import bootstrap_ratio_ci
+from ..evaluation.bootstrap import bootstrap_ci, bootstrap_ratio_ci
+from ..evaluation.metrics import roc_auc
 
 __all__ = ["cross_validate", "summarize_cv", "compare_cv", "pooled_auc_ci", "paired_auc_difference"]
 
@@ -55,38 +56,21 @@ def cross_validate(cfg: RunConfig, out_dir: str | Path, folds: int = 5, inner_va
     return summarize_cv(out_dir)
 
 
-def _auc(y: np.ndarray, p: np.ndarray) -> float:
-    from sklearn.metrics import roc_auc_score
-
-    return float(roc_auc_score(y, p)) if 0 < y.sum() < len(y) else float("nan")
-
-
-def _patient_draws(patient_ids, n_boot: int, seed: int):
-    _, index = np.unique(np.asarray(patient_ids, dtype=str), return_inverse=True)
-    members = [np.flatnonzero(index == k) for k in range(index.max() + 1)]
-    rng = np.random.default_rng(seed)
-    for _ in range(n_boot):
-        yield np.concatenate([members[k] for k in rng.integers(0, len(members), len(members))])
-
-
 def pooled_auc_ci(y, p, patient_ids, n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> dict:
-    """ROC-AUC of pooled predictions with a percentile CI from resampling patients."""
-    y, p = np.asarray(y, float), np.asarray(p, float)
-    reps = [a for a in (_auc(y[i], p[i]) for i in _patient_draws(patient_ids, n_boot, seed)) if np.isfinite(a)]
-    lo, hi = np.quantile(reps, [(1 - level) / 2, (1 + level) / 2]) if reps else (float("nan"), float("nan"))
-    return {"value": _auc(y, p), "ci_low": float(lo), "ci_high": float(hi)}
+    """ROC-AUC of pooled predictions with a percentile CI from resampling patients (:func:`~scintix.evaluation.bootstrap.bootstrap_ci`)."""
+    return bootstrap_ci(y, p, patient_ids, 0.5, n_boot, level, seed)["roc_auc"]
 
 
 def paired_auc_difference(y, pa, pb, patient_ids, n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> dict:
     """AUC(a) - AUC(b) on the same predictions' patients, each replicate resampling patients once for both."""
     y, pa, pb = (np.asarray(v, float) for v in (y, pa, pb))
-    reps = []
-    for i in _patient_draws(patient_ids, n_boot, seed):
-        d = _auc(y[i], pa[i]) - _auc(y[i], pb[i])
-        if np.isfinite(d):
-            reps.append(d)
-    lo, hi = np.quantile(reps, [(1 - level) / 2, (1 + level) / 2]) if reps else (float("nan"), float("nan"))
-    return {"value": _auc(y, pa) - _auc(y, pb), "ci_low": float(lo), "ci_high": float(hi), "share_a_better": float(np.mean(np.asarray(reps) > 0)) if reps else float("nan")}
+    _, index = np.unique(np.asarray(patient_ids, dtype=str), return_inverse=True)
+    n_pat = int(index.max()) + 1
+    weights = np.random.default_rng(seed).multinomial(n_pat, np.full(n_pat, 1.0 / n_pat), size=n_boot).astype(float)[:, index]
+    reps = np.array([roc_auc(y, pa, w) - roc_auc(y, pb, w) for w in weights])
+    reps = reps[np.isfinite(reps)]
+    lo, hi = np.quantile(reps, [(1 - level) / 2, (1 + level) / 2]) if len(reps) else (float("nan"), float("nan"))
+    return {"value": roc_auc(y, pa) - roc_auc(y, pb), "ci_low": float(lo), "ci_high": float(hi), "share_a_better": float(np.mean(reps > 0)) if len(reps) else float("nan")}
 
 
 def _fold_dirs(out_dir: Path) -> list[Path]:
@@ -168,9 +152,9 @@ def compare_cv(a_dir: str | Path, b_dir: str | Path, n_boot: int = 1000, level: 
     pa, pb = np.array([fa[k]["prob"] for k in keys]), np.array([fb[k]["prob"] for k in keys])
     pids = [fa[k]["patient_id"] for k in keys]
     folds = np.array([fa[k]["fold"] for k in keys])
-    per_fold = [float(_auc(y[folds == f], pa[folds == f]) - _auc(y[folds == f], pb[folds == f])) for f in sorted(set(folds))]
+    per_fold = [roc_auc(y[folds == f], pa[folds == f]) - roc_auc(y[folds == f], pb[folds == f]) for f in sorted(set(folds))]
     return {"a": str(a_dir), "b": str(b_dir), "n": len(keys), "patients": len(set(pids)),
-            "pooled_auc_a": _auc(y, pa), "pooled_auc_b": _auc(y, pb),
+            "pooled_auc_a": roc_auc(y, pa), "pooled_auc_b": roc_auc(y, pb),
             "pooled_auc_difference": paired_auc_difference(y, pa, pb, pids, n_boot, level, seed),
             "per_fold_difference": per_fold, "per_fold_difference_mean": float(np.mean(per_fold)),
             "per_fold_difference_sd": float(np.std(per_fold, ddof=1)) if len(per_fold) > 1 else 0.0}

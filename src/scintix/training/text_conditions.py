@@ -17,7 +17,7 @@ from typing import Sequence
 import numpy as np
 from torch.utils.data import DataLoader, Dataset
 
-from ..evaluation.bootstrap import bootstrap_ratio_ci, paired_difference_ci
+from ..evaluation.bootstrap import paired_difference_ci
 from .loop import predict
 
 __all__ = ["other_patient_reports", "ReportOverride", "text_conditions", "format_conditions", "CONDITIONS"]
@@ -53,16 +53,11 @@ class ReportOverride(Dataset):
 
 
 def _scores(task, probs, masks, thresholds, classes, pids, cfg, seed) -> tuple[dict, np.ndarray]:
+    """The task's own Dice and pooled Dice (with CIs) for the first foreground class, and the per-scan Dice for pairing."""
     rows = task.per_image(probs, masks, thresholds, classes)
-    first = classes[1]
-    dice = np.array([r["dice"] for r in rows if r["class"] == first], dtype=float)
-    pred = task.masks(probs, thresholds, classes) > 0
-    t = np.asarray(masks).reshape(pred.shape) > 0
-    tp = np.sum(pred & t, axis=(1, 2)).astype(float)
-    fpfn = np.sum(pred ^ t, axis=(1, 2)).astype(float)
-    ci = dict(n_boot=cfg.n_bootstrap, level=cfg.ci_level, seed=seed)
-    ok = np.isfinite(dice)
-    return {"dice": bootstrap_ratio_ci(np.where(ok, dice, 0.0), ok.astype(float), pids, **ci), "global_dice": bootstrap_ratio_ci(2 * tp, 2 * tp + fpfn, pids, **ci)}, dice
+    metrics = task.evaluate(probs, masks, pids, thresholds, classes, cfg, seed=seed, rows=rows)["per_class"][classes[1]]
+    dice = np.array([r["dice"] for r in rows if r["class"] == classes[1]], dtype=float)
+    return {"dice": metrics["dice"], "global_dice": metrics["global_dice"]}, dice
 
 
 def text_conditions(model, ds, task, thresholds: dict, classes: Sequence[str], device, amp, cfg, batch_size: int, probs: np.ndarray, seed: int = 0) -> dict:
