@@ -1,7 +1,7 @@
 """Report-guided segmentation (P4) vs our U-Net: same splits, same training budget, 3 seeds each.
 
     python benchmarks/text_segmentation.py [--only qata|p4zh|p4en] [--seeds 0 1 2] [--epochs-qata N] [--epochs-p4 N]
-                                           [--size-qata H W] [--size-p4 H W] [--film]
+                                           [--size-qata H W] [--size-p4 H W] [--film] [--warm]
 
 qata: ``qata-text`` vs the same recipe with ``model.name=unet`` on the real
 QaTa-COV19 subset (train: 85 % of its train patients, selection: the other
@@ -14,6 +14,11 @@ pooled Dice with patient-level CIs, the paired per-scan Dice difference
 (text - U-Net) with its CI, and the text model's Dice with its own report, no
 report and another patient's report. Over seeds: the per-scan Dice averaged
 over the 3 seeds of each model, and its paired difference with a CI.
+--warm (two-stage training, same total budget for both arms): each seed's
+U-Net run above is the first stage; from its best checkpoint
+(``model.weights``) one run continues the U-Net and one trains ``text_unet``
+(its image path starts as that U-Net, the text layers at init), for the same
+epochs; the paired difference is text - continued U-Net.
 Writes benchmarks/results/text_segmentation.json. A run folder that finished
 with the same config is reused (its training time read from its history).
 """
@@ -97,6 +102,23 @@ def _dataset(name: str):
     return sim
 
 
+def _warm(name: str, recipe: str, data, common: list[str], seeds, first_stage: list, entry: dict) -> dict[str, list]:
+    """Second stage from each seed's trained U-Net: U-Net continued vs text_unet warm-started, same epochs."""
+    dirs: dict[str, list] = {"warm_unet": [], "warm_text_unet": []}
+    for seed, stage1 in zip(seeds, first_stage):
+        start = f"model.weights={stage1 / 'checkpoints' / 'best.pt'}"
+        for model in ("unet", "text_unet"):
+            tag = f"{name}-warm_{model}-s{seed}"
+            res = _run(recipe, data, f"text-seg-{tag}", [*common, f"model.name={model}", f"train.seed={seed}", start])
+            entry["runs"][tag] = {**res, "first_stage": str(stage1)}
+            dirs[f"warm_{model}"].append(WORK / f"text-seg-{tag}")
+            print(tag, "dice", round(res["dice"]["value"], 4), f"{res['wall_seconds']} s", flush=True)
+        entry["runs"][f"{name}-warm-paired-s{seed}"] = _compare([dirs["warm_text_unet"][-1]], [dirs["warm_unet"][-1]], seed)
+    entry["warm_text_minus_warm_unet_over_seeds"] = _compare(dirs["warm_text_unet"], dirs["warm_unet"])
+    entry["warm_unet_minus_unet_over_seeds"] = _compare(dirs["warm_unet"], first_stage)
+    return dirs
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--only", choices=["qata", "p4zh", "p4en"], action="append")
@@ -106,8 +128,11 @@ def main() -> None:
     ap.add_argument("--size-qata", type=int, nargs=2, default=[96, 96])
     ap.add_argument("--size-p4", type=int, nargs=2, default=[256, 64])
     ap.add_argument("--film", action="store_true", help="also the FiLM variant")
+    ap.add_argument("--warm", action="store_true", help="the two-stage protocol instead (U-Net, then U-Net continued vs text_unet warm-started); key <name>_warm")
     ap.add_argument("--film-seeds", type=int, nargs="+", default=None, help="its seeds (default: --seeds)")
     a = ap.parse_args()
+    if a.warm and a.film:
+        ap.error("--warm and --film: run them one after the other")
     import torch
 
     previous = RESULTS / "text_segmentation.json"
@@ -122,9 +147,11 @@ def main() -> None:
             extra = ["data.report_column=report_zh" if name == "p4zh" else "data.report_column=report"]
         common = [f"data.image_size=[{size[0]},{size[1]}]", f"train.epochs={epochs}", "eval.n_bootstrap=1000", *extra]
         entry: dict = {"recipe": recipe, "image_size": size, "epochs": epochs, "split_seed": 0, "seeds": a.seeds, "runs": {}}
-        dirs: dict[str, list] = {"unet": [], "text_unet": []}
+        key = f"{name}_warm" if a.warm else name
+        models = ("unet",) if a.warm else ("unet", "text_unet")
+        dirs: dict[str, list] = {m: [] for m in models}
         for seed in a.seeds:
-            for model in ("unet", "text_unet"):
+            for model in models:
                 tag = f"{name}-{model}-s{seed}"
                 folder, over = f"text-seg-{tag}", [*common, f"model.name={model}", f"train.seed={seed}"]
                 if name == "p4en" and model == "unet":  # the U-Net reads no report: p4zh's run of the same seed is the same run
@@ -133,8 +160,9 @@ def main() -> None:
                 entry["runs"][tag] = res
                 dirs[model].append(WORK / folder)
                 print(tag, "dice", round(res["dice"]["value"], 4), "global", round(res["global_dice"]["value"], 4), f"{res['wall_seconds']} s", flush=True)
-            entry["runs"][f"{name}-paired-s{seed}"] = _compare([dirs["text_unet"][-1]], [dirs["unet"][-1]], seed)
-            results[name] = {**entry, "device": device}
+            if not a.warm:
+                entry["runs"][f"{name}-paired-s{seed}"] = _compare([dirs["text_unet"][-1]], [dirs["unet"][-1]], seed)
+            results[key] = {**entry, "device": device}
             write_result("text_segmentation", {"device": device, "datasets": results})
         if a.film:  # the simpler fusion, same seeds
             dirs["text_unet_film"] = []
@@ -147,14 +175,18 @@ def main() -> None:
             n = len(dirs["text_unet_film"])
             entry["film_minus_unet_over_seeds"] = _compare(dirs["text_unet_film"], dirs["unet"][:n])
             entry["film_minus_text_unet_over_seeds"] = _compare(dirs["text_unet_film"], dirs["text_unet"][:n])
-        entry["text_minus_unet_over_seeds"] = _compare(dirs["text_unet"], dirs["unet"])
+        if a.warm:
+            dirs.update(_warm(name, recipe, data, common, a.seeds, dirs["unet"], entry))
+        if a.warm:
+            d = entry["warm_text_minus_warm_unet_over_seeds"]
+        else:
+            d = entry["text_minus_unet_over_seeds"] = _compare(dirs["text_unet"], dirs["unet"])
         for model in dirs:
             vals = [entry["runs"][f"{name}-{model}-s{s}"]["dice"]["value"] for s in (a.film_seeds or a.seeds if model == "text_unet_film" else a.seeds)]
             entry[f"{model}_dice_mean_sd"] = [float(np.mean(vals)), float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.0]
-        results[name] = {**entry, "device": device}
+        results[key] = {**entry, "device": device}
         write_result("text_segmentation", {"device": device, "datasets": results})
-        d = entry["text_minus_unet_over_seeds"]
-        print(name, "text - unet Dice", round(d["value"], 4), [round(d["ci_low"], 4), round(d["ci_high"], 4)], flush=True)
+        print(key, "text - unet Dice", round(d["value"], 4), [round(d["ci_low"], 4), round(d["ci_high"], 4)], flush=True)
 
 
 if __name__ == "__main__":

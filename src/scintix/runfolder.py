@@ -72,8 +72,12 @@ def in_channels(cfg: RunConfig) -> int:
     return (len(cfg.data.views) if cfg.data.views else 1) * (len(cfg.data.windows) if cfg.data.windows else 1)
 
 
-def build_model_for_run(cfg: RunConfig, n_classes: int, tokenizer=None, run_dir: str | Path | None = None) -> torch.nn.Module:
-    """The configured model; a report-guided one gets ``tokenizer``, or the one saved in ``run_dir`` (``tokenizer.json``)."""
+def build_model_for_run(cfg: RunConfig, n_classes: int, tokenizer=None, run_dir: str | Path | None = None, pretrained: bool = True) -> torch.nn.Module:
+    """The configured model; a report-guided one gets ``tokenizer``, or the one saved in ``run_dir`` (``tokenizer.json``).
+
+    ``pretrained=False`` skips ``model.weights``: a trained run's own checkpoint is loaded next, so the
+    starting-point file is neither read again nor required to still exist.
+    """
     m = cfg.model
     extra = {}
     if m.name in MODELS and "text" in builder_inputs(m.name):
@@ -84,7 +88,7 @@ def build_model_for_run(cfg: RunConfig, n_classes: int, tokenizer=None, run_dir:
             tokenizer = load_tokenizer(Path(run_dir) / "tokenizer.json")
         extra = dict(tokenizer=tokenizer, text_dim=t.dim, text_layers=t.layers, text_heads=t.heads, report_dropout=t.report_dropout,
                      hf_model=t.hf_model, hf_freeze=t.hf_freeze, max_length=t.max_length)
-    model = create_model(m.name, in_channels=in_channels(cfg), num_classes=n_classes, weights=m.weights, weights_reduce=m.weights_reduce,
+    model = create_model(m.name, in_channels=in_channels(cfg), num_classes=n_classes, weights=m.weights if pretrained else None, weights_reduce=m.weights_reduce,
                          freeze=m.freeze_backbone, dropout=m.dropout, small_input=m.small_input or None, deep_supervision=m.deep_supervision, **extra)
     if cfg.data.patch_size and hasattr(model, "roi_size"):
         model.roi_size = tuple(cfg.data.patch_size)  # trained on patches: whole scans are inferred by sliding window
@@ -145,7 +149,7 @@ def load_run(run_dir: str | Path) -> LoadedRun:
     temperature = read_json(calib).get("temperature", 1.0) if calib.is_file() else 1.0
     if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not math.isfinite(temperature) or temperature <= 0:
         raise ValueError(f"{calib}: invalid calibration temperature {temperature!r} (must be a finite number > 0); re-run `scintix evaluate {run_dir}`")
-    model = build_model_for_run(cfg, len(classes), run_dir=run_dir)
+    model = build_model_for_run(cfg, len(classes), run_dir=run_dir, pretrained=False)
     load_model_state(model, ck["model"], run_dir / "checkpoints" / "best.pt")
     device = resolve_device(cfg.train.device)
     amp = resolve_precision(cfg.train.precision, device)

@@ -65,6 +65,29 @@ def test_zero_gate_is_the_plain_unet_and_no_report_is_the_image_path():
         assert torch.equal(film(x, text=EN), unet(x))  # FiLM starts as the identity too
 
 
+def test_warm_start_from_a_trained_unet_checkpoint(tmp_path):
+    torch.manual_seed(3)
+    unet = create_model("unet").eval()
+    for p in unet.parameters():  # "trained": away from any seed's init
+        p.data.add_(0.01 * torch.randn_like(p))
+    torch.save({"model": unet.state_dict(), "epoch": 5}, tmp_path / "best.pt")  # a scintix run's checkpoint
+    torch.manual_seed(0)
+    fresh = create_model("text_unet", tokenizer=build_tokenizer(EN, "word"))
+    torch.manual_seed(0)
+    warm = create_model("text_unet", tokenizer=build_tokenizer(EN, "word"), weights=tmp_path / "best.pt").eval()
+    assert all(torch.equal(a, b) for a, b in zip(unet.net.state_dict().values(), warm.net.state_dict().values()))
+    fresh_text = {k: v for k, v in fresh.state_dict().items() if not k.startswith("net.")}
+    assert all(torch.equal(v, warm.state_dict()[k]) for k, v in fresh_text.items())  # the text layers stay at their init
+    x = torch.randn(1, 1, 48, 40)
+    with torch.no_grad():
+        for f in warm.fusions:
+            f.gate.zero_()
+        assert torch.equal(warm(x, text=EN[:1]), unet(x))  # it starts as the trained U-Net
+    torch.save({"model": create_model("small_cnn").state_dict()}, tmp_path / "cnn.pt")
+    with pytest.raises(ValueError, match="backbone tensors of 'text_unet' match"):  # a file for another network is refused
+        create_model("text_unet", tokenizer=build_tokenizer(EN, "word"), weights=tmp_path / "cnn.pt")
+
+
 def test_report_dropout_withholds_reports_in_training_only():
     tok = build_tokenizer(EN, "word")
     m = create_model("text_unet", tokenizer=tok, report_dropout=0.4)

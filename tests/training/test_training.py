@@ -229,3 +229,16 @@ def test_segmentation_trained_on_patches_is_evaluated_on_whole_scans(tmp_path):
 
     first = next((run / "eval" / "test" / "masks").glob("*.png"))
     assert Image.open(first).size == (32, 128)  # whole scans, by sliding window
+
+
+def test_a_run_started_from_a_weight_file_no_longer_needs_that_file(tiny_manifest, tmp_path):
+    from scintix.runfolder import load_run
+    from scintix.training.evaluate import evaluate_run
+
+    first = train_run(_cfg(tiny_manifest, "train.epochs=1"), tmp_path / "first")
+    start = tmp_path / "start.pt"
+    start.write_bytes((first / "checkpoints" / "best.pt").read_bytes())
+    second = train_run(_cfg(tiny_manifest, "train.epochs=1", f"model.weights={start}"), tmp_path / "second")
+    start.unlink()  # the starting point is gone: the trained run is self-contained
+    assert load_run(second).model is not None
+    assert "test" in evaluate_run(second)

@@ -130,6 +130,7 @@ class TextSegmenter(Segmenter):
     """
 
     inputs = ("image", "text")
+    backbone_prefix = "net."  # model.weights: a trained `unet` run's checkpoint warm-starts the image path
 
     def __init__(self, net: nn.Module, num_classes: int, tokenizer, encoder: nn.Module, fusion: str = "cross_attention", report_dropout: float = 0.0,
                  features: Sequence[int] = UNET_FEATURES) -> None:

@@ -123,7 +123,10 @@ def load_pretrained(model: nn.Module, name: str, path: str | Path, reduce: Liter
                     state[first] = adapt_first_conv(state[first], own[first].shape[1], reduce)
     usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
     skipped = sorted(set(state) - set(usable))
-    backbone = [k for k in own if not k.startswith("fc.") and not k.endswith("num_batches_tracked")]
+    # A model whose image path is one submodule (a report-guided segmenter: `net.`) names it, so a plain
+    # U-Net checkpoint is a full match for that path and the text layers it lacks are left at init (warm start).
+    prefix = getattr(model, "backbone_prefix", "")
+    backbone = [k for k in own if k.startswith(prefix) and not k.startswith("fc.") and not k.endswith("num_batches_tracked")]
     found = sum(k in usable for k in backbone)
     if found < len(backbone) / 2:
         raise ValueError(f"{path}: only {found} of {len(backbone)} backbone tensors of {name!r} match this file (wrong architecture or layout?); e.g. file keys {list(state)[:3]}")

@@ -48,7 +48,7 @@ def evaluate_run(run_dir: str | Path, data: PreparedData | None = None, datasets
         datasets = build_datasets(replace(cfg, augment=replace(cfg.augment, enabled=False)), data)
     device = resolve_device(cfg.train.device)
     amp = resolve_precision(cfg.train.precision, device)
-    model = build_model_for_run(cfg, len(data.classes), run_dir=run_dir)
+    model = build_model_for_run(cfg, len(data.classes), run_dir=run_dir, pretrained=False)
     ck_path = run_dir / "checkpoints" / f"{checkpoint}.pt"
     ck = load_checkpoint(ck_path)
     load_model_state(model, ck["model"], ck_path)
