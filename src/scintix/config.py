@@ -87,6 +87,8 @@ class DataConfig:
     patch_size: tuple[int, int] | None = None  # segmentation: train on random (H, W) crops of image_size, infer by sliding window; None = whole images
     patch_fg_prob: float = 0.33  # share of training crops centred on a foreground pixel (small-lesion oversampling)
     region: str | None = None  # the body region the images show (thorax | chest_right | chest_left): predict/serve crop whole-body inputs to it first
+    generated: tuple[str, ...] = ()  # manifests of generated images (`scintix gan sample`): training rows only, never val/test
+    generated_ratio: float | None = None  # use at most this many generated images per real training image (seeded subset); None = all
     report_column: str = "report"  # the manifest column holding each scan's report (the simulator's Chinese ones: report_zh)
     split: SplitConfig = field(default_factory=SplitConfig)
 
@@ -104,6 +106,7 @@ class DataConfig:
         _require(self.patch_size is None or (len(self.patch_size) == 2 and all(MIN_IMAGE_SIZE <= p <= s for p, s in zip(self.patch_size, self.image_size))),
                  f"data.patch_size={self.patch_size}: (H, W) between {MIN_IMAGE_SIZE} px and data.image_size {list(self.image_size)}")
         _require(0 <= self.patch_fg_prob <= 1, f"data.patch_fg_prob={self.patch_fg_prob}: a probability in [0, 1]")
+        _require(self.generated_ratio is None or (math.isfinite(self.generated_ratio) and self.generated_ratio >= 0), f"data.generated_ratio={self.generated_ratio}: >= 0, or null (all)")
         _require(not self.views or len(set(self.views)) == len(self.views), f"data.views={list(self.views or ())}: a view is named twice")
         from .transforms.regions import REGIONS
 
@@ -211,6 +214,34 @@ class EvalConfig:
 
 
 @dataclass(frozen=True)
+class GanConfig:
+    """``scintix gan train``: a class-conditional DCGAN (:mod:`scintix.synthesis`) on the training split of ``data``."""
+
+    epochs: int = 100
+    batch_size: int = 32
+    latent_dim: int = 128
+    base_channels: int = 32  # generator/discriminator width at full resolution (x8 at the coarse end, capped)
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    betas: tuple[float, float] = (0.0, 0.99)  # Adam; beta1 = 0 as in SN-GAN / BigGAN
+    loss: str = "hinge"  # hinge | nonsaturating
+    r1_gamma: float = 0.0  # > 0: R1 gradient penalty on real images, weight gamma / 2
+    diffaug: tuple[str, ...] = ("color", "translation", "cutout")  # differentiable augmentation before the discriminator; [] = none
+    ema: float = 0.999  # decay of the generator-weight average used for sampling; 0 = no average
+    conditional: bool = True  # condition on the class (one-hot) or the labels (multi-hot)
+    grid_per_class: int = 8  # sample grid written after every epoch: this many images per class
+
+    def __post_init__(self) -> None:
+        _require(self.epochs >= 1 and self.batch_size >= 2, f"gan.epochs={self.epochs}, gan.batch_size={self.batch_size}: epochs >= 1, batch >= 2")
+        _require(self.latent_dim >= 1 and self.base_channels >= 4, f"gan.latent_dim={self.latent_dim}, gan.base_channels={self.base_channels}: >= 1, >= 4")
+        _require(self.lr_g > 0 and self.lr_d > 0, f"gan.lr_g={self.lr_g}, gan.lr_d={self.lr_d}: > 0")
+        _require(self.loss in ("hinge", "nonsaturating"), f"gan.loss={self.loss!r}: hinge or nonsaturating")
+        _require(self.r1_gamma >= 0 and 0 <= self.ema < 1, f"gan.r1_gamma={self.r1_gamma}, gan.ema={self.ema}: gamma >= 0, ema in [0, 1)")
+        _require(all(p in ("color", "translation", "cutout") for p in self.diffaug), f"gan.diffaug={list(self.diffaug)}: names among color, translation, cutout")
+        _require(self.grid_per_class >= 1, f"gan.grid_per_class={self.grid_per_class}: at least 1")
+
+
+@dataclass(frozen=True)
 class RunConfig:
     name: str = "run"
     description: str = ""
@@ -218,6 +249,7 @@ class RunConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     text: TextConfig = field(default_factory=TextConfig)
+    gan: GanConfig = field(default_factory=GanConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     synthetic: dict[str, Any] = field(default_factory=dict)  # options for the built-in synthetic data
@@ -351,7 +383,7 @@ def _require(ok: bool, message: str) -> None:
         raise ValueError(message)
 
 
-_SECTIONS = {c.__name__: c for c in (DataConfig, SplitConfig, AugmentConfig, ModelConfig, TextConfig, TrainConfig, EvalConfig)}
+_SECTIONS = {c.__name__: c for c in (DataConfig, SplitConfig, AugmentConfig, ModelConfig, TextConfig, GanConfig, TrainConfig, EvalConfig)}
 
 
 def config_to_dict(cfg: Any) -> dict:

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Sequence
 
 from .cv import add_cv_parser, cmd_cv
+from .gan import add_gan_parser, cmd_gan
 
 log = logging.getLogger("scintix")
 
@@ -59,6 +60,7 @@ def _parser() -> argparse.ArgumentParser:
     _common_run_args(sub.add_parser("run", help="train + evaluate a recipe and print the metrics table"))
     _common_run_args(sub.add_parser("train", help="same as run"))
     add_cv_parser(sub)
+    add_gan_parser(sub)
     p = sub.add_parser("evaluate", help="(re-)evaluate a run: threshold on val, metrics with CIs")
     p.add_argument("run_dir")
     p = sub.add_parser("predict", help="predict a file, folder or manifest with a saved run")
@@ -438,7 +440,7 @@ def cmd_models(a: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "train": cmd_run, "cv": cmd_cv, "evaluate": cmd_evaluate, "predict": cmd_predict, "export": cmd_export, "serve": cmd_serve, "split": cmd_split, "augment": cmd_augment, "synthetic": cmd_synthetic, "simulate": cmd_simulate, "crop": cmd_crop, "manifest": cmd_manifest, "explain": cmd_explain, "report": cmd_report, "recipes": cmd_recipes, "models": cmd_models}
+COMMANDS = {"run": cmd_run, "train": cmd_run, "cv": cmd_cv, "gan": cmd_gan, "evaluate": cmd_evaluate, "predict": cmd_predict, "export": cmd_export, "serve": cmd_serve, "split": cmd_split, "augment": cmd_augment, "synthetic": cmd_synthetic, "simulate": cmd_simulate, "crop": cmd_crop, "manifest": cmd_manifest, "explain": cmd_explain, "report": cmd_report, "recipes": cmd_recipes, "models": cmd_models}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -13,6 +13,12 @@ import numpy as np
 
 from ..tasks import get_task
 from .datasets import Sample, build_samples
+from .generated import (
+    GeneratedDataError,
+    attach_generated,
+    is_generated,
+    load_generated,
+)
 from .manifest import Record, encode_labels, load_data
 from .splits import (
     cv_fold_split,
@@ -69,6 +75,16 @@ def prepare_data(cfg, run_dir: str | Path, make_synthetic=None, write: bool = Tr
         records = _relabel(records, d.label_column, source)
     if d.report_column != "report":  # e.g. the simulator's Chinese reports
         records = [dataclasses.replace(r, report=(r.extra.get(d.report_column) or "").strip() or None) for r in records]
+    # generated images (GAN) never enter the split: it is made on real images, they join train afterwards
+    generated = [r for r in records if is_generated(r)] + load_generated(d.generated)
+    records = [r for r in records if not is_generated(r)]
+    if generated and task.dense:
+        raise GeneratedDataError("generated images (generated=1 / data.generated) carry no masks: segmentation trains on real scans only")
+    if generated and d.views:
+        raise GeneratedDataError(f"generated images are single views; data.views={list(d.views)} stacks views per patient (use data.view_filter)")
+    if d.report_column != "report":
+        generated = [dataclasses.replace(r, report=(r.extra.get(d.report_column) or "").strip() or None) for r in generated]
+    # the run is branded SYNTHETIC by what it is evaluated on: real rows (generated rows say whether their generator learned from simulated scans)
     synthetic = synthetic or any(r.extra.get("synthetic") == "1" for r in records)
     mask_errors: list[str] = []
     if task.dense:
@@ -87,6 +103,8 @@ def prepare_data(cfg, run_dir: str | Path, make_synthetic=None, write: bool = Tr
             raise ValueError(f"split file lists {len(extra)} image(s) absent from the data, e.g. {extra[:2]}; it belongs to other data")
         duplicates = find_duplicates(records, hashes)
         how = f"reused {split_file if split_file.is_file() else d.split.file}"
+        if not split_file.is_file() and write:  # the run folder keeps the split it used
+            save_split(split_file, records, assignment, hashes)
     else:
         hashes, errors = hash_images(records)
         duplicates = find_duplicates(records, hashes)
@@ -113,6 +131,12 @@ def prepare_data(cfg, run_dir: str | Path, make_synthetic=None, write: bool = Tr
             assignment = make_split(recs, yy, d.task, tuple(d.split.ratios), d.split.seed, duplicates)
             how = f"patient-grouped, label-stratified {tuple(d.split.ratios)}, seed {d.split.seed}"
         save_split(split_file, recs, assignment, hashes)
+    assignment = dict(assignment)
+    n_real_train = sum(1 for r in records if assignment.get(r.path) == "train" and (d.view_filter is None or r.view == d.view_filter))
+    extra = attach_generated(generated, records, assignment, d.generated_ratio, d.split.seed, n_real_train)
+    if extra:
+        y_gen, _ = encode_labels(extra, classes, task)
+        records, y = records + extra, np.concatenate([y, y_gen])
     errors = mask_errors + list(errors)
     for e in errors:
         log.error("unreadable, left out: %s", e)
@@ -121,6 +145,12 @@ def prepare_data(cfg, run_dir: str | Path, make_synthetic=None, write: bool = Tr
     summary = _summary(records, classes, by_split, duplicates, leakage_report(records, assignment, hashes), errors, how, task)
     summary["synthetic"] = synthetic
     summary["source"] = str(source)
+    if extra:  # the model card says how many training images were generated, and by what
+        gen_paths = {r.path for r in extra}
+        n_gen = sum(1 for smp in by_split["train"] if smp.paths[0] in gen_paths)
+        summary["generated"] = {"train_images": n_gen, "real_train_images": len(by_split["train"]) - n_gen,
+                                "generator_runs": sorted({r.extra.get("generator_run", "") for r in extra}),
+                                "class_counts": {c: int(n) for c, n in Counter(r.label for r in extra).items()}}
     if write:  # False: another process (rank 0 of a distributed run) writes it
         (run_dir / "data_summary.json").write_text(json.dumps(summary, indent=2))
     return PreparedData(records, classes, by_split, summary, synthetic)

@@ -83,6 +83,11 @@ def write_model_card(run_dir: str | Path) -> Path:
     ]
     for s, v in summary.get("splits", {}).items():
         lines.append(f"- {s}: {v.get('samples')} samples, {v.get('patients')} patients, classes {v.get('class_counts')}")
+    gen = summary.get("generated")
+    if gen:
+        lines.append(f"- generated: {gen['train_images']} of the {gen['train_images'] + gen['real_train_images']} training images were made by a GAN "
+                     f"({', '.join(gen['generator_runs'])}; per class {gen['class_counts']}), trained on this split's training patients only; "
+                     "validation and test images are all real")
     leak = summary.get("leakage", {})
     lines += [f"- duplicates: {len(summary.get('duplicate_groups', []))} exact-duplicate group(s); patients in several splits: {len(leak.get('patients_in_several_splits', []))}", ""]
     lines += ["## Performance (95% CI, patient-level bootstrap)"]

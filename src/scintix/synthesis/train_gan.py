@@ -1,0 +1,236 @@
+"""``scintix gan train``: the conditional DCGAN's training loop, on the training split only.
+
+Two models, two optimizers, one loop, kept apart from the classifier loop
+(:mod:`scintix.training`), with its conventions: a run folder
+(``config.yaml``, ``meta.json``, ``split.csv``, ``data_summary.json``,
+``history.csv``, ``checkpoints/last.pt``), one seed, resumable checkpoints
+(the random state is saved too, so a resumed run continues exactly where the
+first stopped), a progress bar. After every epoch a sample grid
+``samples/epoch_NNN.png`` (one row per class, fixed noise, the EMA generator).
+
+The generator learns only from the ``train`` split of the same patient-grouped
+split the classifier would make (``split.csv``): a classifier trained on its
+images must keep those patients out of validation and test, and
+:func:`scintix.data.generated.attach_generated` refuses one that does not.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import json
+import logging
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+
+from .. import __version__
+from ..config import RunConfig, config_to_dict
+from ..data.datasets import CachedDataset
+from ..data.prepare import prepare_data
+from ..tasks import get_task
+from ..training.checkpoint import load_checkpoint, save_checkpoint
+from ..training.perf import resolve_device
+from ..training.seed import seed_everything
+from .diffaug import diff_augment
+from .gan import Discriminator, Generator, d_loss, g_loss, r1_penalty, up_steps
+
+__all__ = ["train_gan", "build_gan", "conditions", "to_unit", "BOUNDED"]
+
+log = logging.getLogger(__name__)
+
+BOUNDED = ("percentile", "minmax")  # normalisations with images in [0, 1], which tanh's [-1, 1] maps onto
+
+
+def build_gan(cfg: RunConfig, n_conditions: int, channels: int) -> tuple[Generator, Discriminator]:
+    g = cfg.gan
+    k = n_conditions if g.conditional else 0
+    return (Generator(cfg.data.image_size, g.latent_dim, k, channels, g.base_channels), Discriminator(cfg.data.image_size, k, channels, g.base_channels))
+
+
+def conditions(targets: np.ndarray, n_classes: int, multilabel: bool) -> torch.Tensor:
+    """Per image, the condition vector: one-hot of the class, or the multi-hot label vector."""
+    t = torch.as_tensor(np.asarray(targets))
+    if multilabel:
+        return t.float().reshape(len(t), -1)
+    return torch.nn.functional.one_hot(t.long().reshape(-1), n_classes).float()
+
+
+def to_unit(x: torch.Tensor) -> torch.Tensor:
+    """Generator output ``[-1, 1]`` -> image ``[0, 1]``."""
+    return (x.clamp(-1, 1) + 1) / 2
+
+
+@torch.no_grad()
+def _ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
+    """``ema = decay * ema + (1 - decay) * model``; decay 0 copies the model."""
+    for pe, p in zip(ema.parameters(), model.parameters()):
+        pe.lerp_(p, 1 - decay)
+    for be, b in zip(ema.buffers(), model.buffers()):  # BatchNorm statistics: copied
+        be.copy_(b)
+
+
+def _check(cfg: RunConfig) -> None:
+    up_steps(cfg.data.image_size)
+    if cfg.data.normalize not in BOUNDED:
+        raise ValueError(f"data.normalize={cfg.data.normalize!r}: a GAN needs images in [0, 1] (data.normalize: {' or '.join(BOUNDED)})")
+    if get_task(cfg.data.task).dense:
+        raise ValueError("data.task=segmentation: the GAN generates images conditioned on classes; use a classification manifest")
+    if cfg.data.views:
+        raise ValueError(f"data.views={list(cfg.data.views)}: the GAN generates one view at a time (use data.view_filter)")
+    if cfg.data.generated:
+        raise ValueError("data.generated is set: a generator is trained on real images only (remove data.generated)")
+
+
+def train_gan(cfg: RunConfig | None, run_dir: str | Path, resume: bool = False, max_epochs: int | None = None) -> Path:
+    """Train the conditional DCGAN of ``cfg.gan`` on the training split of ``cfg.data``; returns the run folder.
+
+    Args:
+        cfg: the resolved config (ignored on resume: the saved one is used).
+        run_dir: the run folder; must not hold a GAN run unless ``resume``.
+        resume: continue from ``checkpoints/last.pt``.
+        max_epochs: stop after this many epochs in total (an interruption, in tests).
+    """
+    run_dir = Path(run_dir)
+    last = run_dir / "checkpoints" / "last.pt"
+    if resume:
+        if not last.is_file():
+            raise FileNotFoundError(f"{run_dir}: nothing to resume (no checkpoints/last.pt)")
+        from ..runfolder import load_run_config
+
+        cfg = load_run_config(run_dir)
+    elif last.exists():
+        raise FileExistsError(f"{run_dir} already holds a GAN run; use --resume to continue it or pick another --out")
+    assert cfg is not None
+    _check(cfg)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    seed_everything(cfg.train.seed, cfg.train.deterministic)
+    if not resume:
+        (run_dir / "config.yaml").write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
+    data = prepare_data(cfg, run_dir)
+    task = get_task(cfg.data.task)
+    d = cfg.data
+    ds = CachedDataset(data.samples["train"], tuple(d.image_size), d.normalize, tuple(d.percentiles), progress=cfg.train.progress, windows=d.windows)
+    if len(ds) < 2:
+        raise ValueError(f"{run_dir}: {len(ds)} readable training image(s); a GAN needs more")
+    images = torch.from_numpy(ds.images) * 2 - 1  # [0, 1] -> [-1, 1]
+    cond = conditions(ds.targets, len(data.classes), task.multilabel)
+    device = resolve_device(cfg.train.device)
+    g = cfg.gan
+    gen, disc = build_gan(cfg, len(data.classes), images.shape[1])
+    gen, disc = gen.to(device), disc.to(device)
+    ema = copy.deepcopy(gen).eval().requires_grad_(False)
+    opt_g = torch.optim.Adam(gen.parameters(), lr=g.lr_g, betas=tuple(g.betas))
+    opt_d = torch.optim.Adam(disc.parameters(), lr=g.lr_d, betas=tuple(g.betas))
+    fixed = torch.Generator().manual_seed(cfg.train.seed + 1)
+    grid_z = torch.randn(len(data.classes) * g.grid_per_class, g.latent_dim, generator=fixed)
+    grid_y = torch.eye(len(data.classes)).repeat_interleave(g.grid_per_class, 0)  # row c: class c (multi-label: label c alone)
+    history: list[dict] = []
+    epoch = 0
+    if resume:
+        ck = load_checkpoint(last)
+        gen.load_state_dict(ck["generator"])
+        disc.load_state_dict(ck["discriminator"])
+        ema.load_state_dict(ck["model"])
+        opt_g.load_state_dict(ck["opt_g"])
+        opt_d.load_state_dict(ck["opt_d"])
+        epoch, history = ck["epoch"], ck["history"]
+        torch.set_rng_state(ck["rng"])
+        log.info("resuming %s at epoch %d", run_dir, epoch)
+    meta = {"kind": "gan", "scintix_version": __version__, "torch_version": torch.__version__, "python": platform.python_version(), "device": str(device),
+            "seed": cfg.train.seed, "synthetic": data.synthetic, "classes": data.classes, "multilabel": task.multilabel, "image_size": list(d.image_size),
+            "channels": int(images.shape[1]), "train_images": len(ds), "train_patients": len({s.patient_id for s in ds.samples}),
+            "parameters": {"generator": sum(p.numel() for p in gen.parameters()), "discriminator": sum(p.numel() for p in disc.parameters())}}
+    (run_dir / "meta.json").write_text(json.dumps(meta, indent=2))
+    n, bs = len(images), min(g.batch_size, len(images))
+    stop = min(g.epochs, max_epochs) if max_epochs else g.epochs
+    started = time.perf_counter() - (history[-1]["elapsed_s"] if history else 0.0)
+    while epoch < stop:
+        gen.train()
+        disc.train()
+        order = torch.randperm(n)
+        sums = {"d_loss": 0.0, "g_loss": 0.0, "d_real": 0.0, "d_fake": 0.0}
+        steps = range(0, n - bs + 1, bs)
+        if cfg.train.progress:
+            from tqdm.auto import tqdm
+
+            steps = tqdm(steps, desc=f"gan epoch {epoch + 1}/{g.epochs}", leave=False, disable=None)
+        for start in steps:
+            idx = order[start : start + bs]
+            stats = gan_step(gen, disc, opt_g, opt_d, images[idx].to(device), cond[idx].to(device), cfg)
+            _ema_update(ema, gen, g.ema)
+            for k in sums:
+                sums[k] += stats[k]
+        epoch += 1
+        n_steps = max(1, len(range(0, n - bs + 1, bs)))
+        row = {"epoch": epoch, **{k: round(v / n_steps, 5) for k, v in sums.items()}, "elapsed_s": round(time.perf_counter() - started, 1)}
+        history.append(row)
+        write_grid(run_dir / "samples" / f"epoch_{epoch:03d}.png", sample(ema, grid_z, grid_y if g.conditional else None, device), len(data.classes))
+        save_checkpoint({"model": ema.state_dict(), "generator": gen.state_dict(), "discriminator": disc.state_dict(), "opt_g": opt_g.state_dict(),
+                         "opt_d": opt_d.state_dict(), "epoch": epoch, "history": history, "rng": torch.get_rng_state(), "classes": data.classes}, last)
+        _write_history(run_dir / "history.csv", history)
+        log.info("gan epoch %d: D %.4f (real %.3f, fake %.3f), G %.4f", epoch, row["d_loss"], row["d_real"], row["d_fake"], row["g_loss"])
+    return run_dir
+
+
+def gan_step(gen: Generator, disc: Discriminator, opt_g, opt_d, real: torch.Tensor, y: torch.Tensor, cfg: RunConfig) -> dict[str, float]:
+    """One discriminator step and one generator step on a batch of real images ``(B, C, H, W)`` in ``[-1, 1]`` with conditions ``y``."""
+    g = cfg.gan
+    y = y if g.conditional else None
+    z = torch.randn(len(real), g.latent_dim, device=real.device)
+    with torch.no_grad():
+        fake = gen(z, y)
+    real_in = diff_augment(real, g.diffaug)
+    if g.r1_gamma > 0:
+        real_in = real_in.detach().requires_grad_(True)
+    s_real, s_fake = disc(real_in, y), disc(diff_augment(fake, g.diffaug), y)
+    loss_d = d_loss(s_real, s_fake, g.loss)  # type: ignore[arg-type]
+    if g.r1_gamma > 0:
+        loss_d = loss_d + g.r1_gamma / 2 * r1_penalty(s_real, real_in)
+    opt_d.zero_grad(set_to_none=True)
+    loss_d.backward()
+    opt_d.step()
+    z = torch.randn(len(real), g.latent_dim, device=real.device)
+    loss_g = g_loss(disc(diff_augment(gen(z, y), g.diffaug), y), g.loss)  # type: ignore[arg-type]
+    opt_g.zero_grad(set_to_none=True)
+    loss_g.backward()
+    opt_g.step()
+    return {"d_loss": float(loss_d), "g_loss": float(loss_g), "d_real": float(s_real.mean()), "d_fake": float(s_fake.mean())}
+
+
+@torch.no_grad()
+def sample(gen: Generator, z: torch.Tensor, y: torch.Tensor | None, device, batch: int = 64) -> np.ndarray:
+    """Images ``(N, C, H, W)`` in ``[0, 1]`` (float32) from noise ``z`` and conditions ``y``, in batches."""
+    gen.eval()
+    out = [to_unit(gen(z[i : i + batch].to(device), None if y is None else y[i : i + batch].to(device))).cpu() for i in range(0, len(z), batch)]
+    return torch.cat(out).numpy().astype(np.float32)
+
+
+def write_grid(path: Path, images: np.ndarray, rows: int) -> Path:
+    """A PNG grid of ``(N, C, H, W)`` images in ``[0, 1]`` (first channel), ``rows`` rows, 2-px gaps."""
+    from PIL import Image
+
+    from .._atomic import atomic_path
+
+    n, _, h, w = images.shape
+    cols = max(1, -(-n // rows))
+    canvas = np.ones((rows * (h + 2) - 2, cols * (w + 2) - 2), np.float32)
+    for i in range(n):
+        r, c = divmod(i, cols)
+        canvas[r * (h + 2) : r * (h + 2) + h, c * (w + 2) : c * (w + 2) + w] = images[i, 0]
+    with atomic_path(path) as tmp:
+        Image.fromarray((canvas * 255).round().astype(np.uint8)).save(tmp, format="PNG")
+    return path
+
+
+def _write_history(path: Path, history: list[dict]) -> None:
+    from .._atomic import atomic_path
+
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(history[0]))
+        w.writeheader()
+        w.writerows(history)

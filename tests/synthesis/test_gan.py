@@ -1,0 +1,129 @@
+"""Conditional DCGAN: shapes, one step, training/resume, sampling as a dataset, training-only generated rows, quality metrics."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from scintix.cli.__main__ import main
+from scintix.config import load_config
+from scintix.synthesis.diffaug import diff_augment
+from scintix.synthesis.gan import Discriminator, Generator, up_steps
+from scintix.synthesis.quality import fid, kid, nearest_distances
+from scintix.synthesis.train_gan import gan_step
+
+GAN_FAST = ["data.image_size=[32,16]", "data.view_filter=ant", "data.views=null", "data.split.ratios=[0.5,0.3,0.2]", "train.progress=false",
+            "gan.batch_size=4", "gan.base_channels=4", "gan.latent_dim=8", "gan.grid_per_class=2"]
+
+
+@pytest.mark.parametrize("size", [(64, 64), (256, 64), (160, 64), (32, 16)])
+@pytest.mark.parametrize("k", [0, 2, 3])
+def test_generator_and_discriminator_shapes(size, k):
+    torch.manual_seed(0)
+    g, d = Generator(size, latent_dim=8, num_conditions=k, base=4), Discriminator(size, num_conditions=k, base=4)
+    y = torch.tensor([[1.0, 0, 1], [0, 1, 1]])[:, :k] if k else None  # multi-hot works as a condition too
+    x = g(torch.randn(2, 8), y)
+    assert x.shape == (2, 1, *size) and x.abs().max() <= 1
+    assert d(x, y).shape == (2,)
+
+
+def test_sizes_that_do_not_fit_are_refused():
+    assert up_steps((512, 128)) == 5
+    for bad in [(68, 171), (60, 64), (64, 100)]:
+        with pytest.raises(ValueError, match="shorter side must be 4 x 2"):
+            up_steps(bad)
+
+
+def test_one_step_changes_both_models_and_is_reproducible():
+    cfg = load_config("quickstart", GAN_FAST)
+    real = torch.rand(4, 1, 32, 16) * 2 - 1
+    y = torch.eye(2)[[0, 1, 1, 0]]
+
+    def step(seed):
+        torch.manual_seed(seed)
+        g, d = Generator((32, 16), 8, 2, 1, 4), Discriminator((32, 16), 2, 1, 4)
+        before = [p.detach().clone() for p in (*g.parameters(), *d.parameters())]
+        stats = gan_step(g, d, torch.optim.Adam(g.parameters(), 1e-3), torch.optim.Adam(d.parameters(), 1e-3), real, y, cfg)
+        return g, d, before, stats
+
+    g, d, before, stats = step(0)
+    ng = len(list(g.parameters()))
+    assert any(not torch.equal(a, b) for a, b in zip(before[:ng], g.parameters()))
+    assert any(not torch.equal(a, b) for a, b in zip(before[ng:], d.parameters()))
+    assert all(np.isfinite(v) for v in stats.values())
+    g2, d2, _, stats2 = step(0)
+    assert stats == stats2 and all(torch.equal(a, b) for a, b in zip(g.state_dict().values(), g2.state_dict().values()))
+
+
+def test_diff_augment_keeps_shape_and_empty_policy_is_identity():
+    x = torch.rand(3, 1, 16, 8)
+    assert torch.equal(diff_augment(x, ()), x)
+    gen = torch.Generator().manual_seed(0)
+    for p in ("color", "translation", "cutout"):
+        assert diff_augment(x, [p], gen).shape == x.shape
+    cut = diff_augment(x, ["cutout"], gen)
+    assert (cut == 0).any() and torch.equal(cut[cut != 0], x[cut != 0])
+    moved = diff_augment(torch.ones(1, 1, 16, 8), ["translation"], torch.Generator().manual_seed(3))
+    assert moved.sum() <= 16 * 8  # zero-filled, never invented
+
+
+def test_quality_metrics_by_hand():
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(200, 4))
+    assert fid(a, a) == pytest.approx(0, abs=1e-6)
+    assert abs(kid(a, rng.normal(size=(200, 4)))) < 0.05  # same distribution
+    assert kid(a, rng.normal(size=(200, 4)) + 3) > 1  # shifted
+    assert fid(a, a + 1) == pytest.approx(4.0, rel=1e-6)  # |mu diff|^2, same covariance
+    x = np.array([[0.0, 0.0], [1.0, 1.0]])
+    k = kid(x, x)  # hand: kxx offdiag = (0/2+1)^3 = 1, kab = [[1, 1], [1, 8]] -> 1 + 1 - 2 * 11/4
+    assert k == pytest.approx(1 + 1 - 2 * 11 / 4)
+    idx, dist = nearest_distances(np.array([[[0.0, 0.0]], [[1.0, 0.5]]]), np.array([[[1.0, 1.0]], [[0.0, 0.2]]]))
+    assert idx.tolist() == [1, 0] and dist == pytest.approx([np.sqrt(0.04 / 2), np.sqrt(0.25 / 2)])
+
+
+def test_train_resume_sample_and_train_a_classifier_on_real_plus_generated(tiny_manifest, tmp_path, tiny_run):
+    over = [x for o in GAN_FAST for x in ("-o", o)]
+    assert main(["gan", "train", str(tiny_manifest), "--out", str(tmp_path / "gan"), "--epochs", "2", *over]) == 0
+    straight = torch.load(tmp_path / "gan" / "checkpoints" / "last.pt", weights_only=True)
+    from scintix.synthesis.train_gan import train_gan
+
+    train_gan(load_config("quickstart", [f"data.source={tiny_manifest}", "gan.epochs=2", *GAN_FAST]), tmp_path / "cut", max_epochs=1)
+    assert main(["gan", "train", str(tiny_manifest), "--out", str(tmp_path / "cut"), "--resume"]) == 0
+    resumed = torch.load(tmp_path / "cut" / "checkpoints" / "last.pt", weights_only=True)
+    assert all(torch.equal(straight["model"][k], resumed["model"][k]) for k in straight["model"])  # resumed = uninterrupted
+    assert (tmp_path / "gan" / "samples" / "epoch_002.png").is_file() and len(straight["history"]) == 2
+
+    assert main(["gan", "sample", str(tmp_path / "gan"), "--out", str(tmp_path / "gen"), "--per-class", "abnormal=6", "normal=2"]) == 0
+    rows = list(csv.DictReader(open(tmp_path / "gen" / "manifest.csv")))
+    assert [r["label"] for r in rows] == ["abnormal"] * 6 + ["normal"] * 2 and {r["generated"] for r in rows} == {"1"} and rows[0]["view"] == "ant"
+    assert rows[0]["generator_run"] == str((tmp_path / "gan").resolve()) and rows[0]["synthetic"] == "0"
+
+    clf = ["-o", "model.name=small_cnn", "-o", "data.image_size=[24,16]", "-o", "train.batch_size=8", "-o", "train.channels_last=false", "-o", "train.tensorboard=false",
+           "-o", "eval.n_bootstrap=20", "-o", "data.views=null", "-o", "data.view_filter=ant", "-o", "train.progress=false", "--epochs", "1"]
+    same_split = ["-o", f"data.split.file={tmp_path / 'gan' / 'split.csv'}"]
+    gen = ["-o", f"data.generated=[{tmp_path / 'gen' / 'manifest.csv'}]"]
+    assert main(["run", "--data", str(tiny_manifest), "--out", str(tmp_path / "clf"), *clf, *same_split, *gen, "-o", "data.generated_ratio=1.0"]) == 0
+    summary = json.loads((tmp_path / "clf" / "data_summary.json").read_text())
+    g = summary["generated"]
+    assert g["real_train_images"] == summary["splits"]["train"]["samples"] - g["train_images"] == 7
+    assert g["train_images"] == 7  # ratio 1.0: 8 generated capped at the 7 real training images
+    assert g["class_counts"] == {"abnormal": 5, "normal": 2}  # in proportion to what was generated: 6:2 of 7 -> 5.25:1.75, the larger remainder rounds up
+    assert summary["synthetic"] is False and summary["splits"]["val"]["samples"] + summary["splits"]["test"]["samples"] + g["real_train_images"] == 12  # the 12 real anterior views; val/test real only
+    assert "generated" not in (tmp_path / "clf" / "split.csv").read_text()  # the split file holds real images only
+    card = (tmp_path / "clf" / "model_card.md").read_text() if (tmp_path / "clf" / "model_card.md").is_file() else None
+    if card is None:
+        assert main(["report", str(tmp_path / "clf")]) == 0
+        card = (tmp_path / "clf" / "model_card.md").read_text()
+    assert "7 of the 14 training images were made by a GAN" in card and "SYNTHETIC" not in card
+
+    # a generator that learned from patients of this run's val/test is refused, naming the cause
+    assert main(["run", "--data", str(tiny_manifest), "--out", str(tmp_path / "leak"), *clf, "-o", "data.split.seed=7", *gen]) == 2
+    # generated rows assigned to val/test by their manifest are refused
+    text = (tmp_path / "gen" / "manifest.csv").read_text().splitlines()
+    (tmp_path / "gen" / "manifest.csv").write_text("\n".join([text[0] + ",split", *(line + (",test" if i == 0 else ",") for i, line in enumerate(text[1:]))]) + "\n")
+    assert main(["run", "--data", str(tiny_manifest), "--out", str(tmp_path / "bad"), *clf, *same_split, *gen]) == 2
+
+    res = __import__("scintix.synthesis.quality", fromlist=["quality_report"]).quality_report(tmp_path / "gan", tmp_path / "gen", tiny_run)
+    assert set(res["per_class"]) == {"normal", "abnormal"} and res["nearest"]["real_median_distance"] > 0 and (tmp_path / "gen" / "quality" / "nearest.html").is_file()
