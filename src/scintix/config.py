@@ -242,6 +242,28 @@ class GanConfig:
 
 
 @dataclass(frozen=True)
+class SRConfig:
+    """``scintix sr train``: SRGAN super-resolution (:mod:`scintix.synthesis.srgan`); high-resolution images = ``data.image_size``."""
+
+    scale: int = 2  # 2 | 4
+    features: int = 32  # residual trunk width
+    blocks: int = 8  # residual blocks
+    epochs: int = 30
+    batch_size: int = 16
+    lr: float = 1e-4
+    perceptual_weight: float = 0.0  # > 0 needs feature_run: MSE between its feature maps of SR and real images
+    feature_run: str | None = None  # a trained scintix classifier run on the same domain (its forward_features)
+    adversarial_weight: float = 1e-3  # 0 = SRResNet (content losses only)
+
+    def __post_init__(self) -> None:
+        _require(self.scale in (2, 4), f"sr.scale={self.scale}: 2 or 4")
+        _require(self.features >= 4 and self.blocks >= 1, f"sr.features={self.features}, sr.blocks={self.blocks}: >= 4, >= 1")
+        _require(self.epochs >= 1 and self.batch_size >= 1 and self.lr > 0, f"sr.epochs={self.epochs}, sr.batch_size={self.batch_size}, sr.lr={self.lr}: >= 1, >= 1, > 0")
+        _require(self.perceptual_weight >= 0 and self.adversarial_weight >= 0, "sr.perceptual_weight and sr.adversarial_weight: >= 0")
+        _require(self.perceptual_weight == 0 or self.feature_run, "sr.perceptual_weight > 0 needs sr.feature_run (a trained scintix classifier run)")
+
+
+@dataclass(frozen=True)
 class RunConfig:
     name: str = "run"
     description: str = ""
@@ -250,6 +272,7 @@ class RunConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     text: TextConfig = field(default_factory=TextConfig)
     gan: GanConfig = field(default_factory=GanConfig)
+    sr: SRConfig = field(default_factory=SRConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     synthetic: dict[str, Any] = field(default_factory=dict)  # options for the built-in synthetic data
@@ -383,7 +406,7 @@ def _require(ok: bool, message: str) -> None:
         raise ValueError(message)
 
 
-_SECTIONS = {c.__name__: c for c in (DataConfig, SplitConfig, AugmentConfig, ModelConfig, TextConfig, GanConfig, TrainConfig, EvalConfig)}
+_SECTIONS = {c.__name__: c for c in (DataConfig, SplitConfig, AugmentConfig, ModelConfig, TextConfig, GanConfig, SRConfig, TrainConfig, EvalConfig)}
 
 
 def config_to_dict(cfg: Any) -> dict:

@@ -36,6 +36,7 @@ from typing import Sequence
 
 from .cv import add_cv_parser, cmd_cv
 from .gan import add_gan_parser, cmd_gan
+from .sr import SR_COMMANDS, add_sr_parser, cmd_sr
 
 log = logging.getLogger("scintix")
 
@@ -61,6 +62,7 @@ def _parser() -> argparse.ArgumentParser:
     _common_run_args(sub.add_parser("train", help="same as run"))
     add_cv_parser(sub)
     add_gan_parser(sub)
+    add_sr_parser(sub)
     p = sub.add_parser("evaluate", help="(re-)evaluate a run: threshold on val, metrics with CIs")
     p.add_argument("run_dir")
     p = sub.add_parser("predict", help="predict a file, folder or manifest with a saved run")
@@ -440,11 +442,14 @@ def cmd_models(a: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "train": cmd_run, "cv": cmd_cv, "gan": cmd_gan, "evaluate": cmd_evaluate, "predict": cmd_predict, "export": cmd_export, "serve": cmd_serve, "split": cmd_split, "augment": cmd_augment, "synthetic": cmd_synthetic, "simulate": cmd_simulate, "crop": cmd_crop, "manifest": cmd_manifest, "explain": cmd_explain, "report": cmd_report, "recipes": cmd_recipes, "models": cmd_models}
+COMMANDS = {"run": cmd_run, "train": cmd_run, "cv": cmd_cv, "gan": cmd_gan, "sr": cmd_sr, "evaluate": cmd_evaluate, "predict": cmd_predict, "export": cmd_export, "serve": cmd_serve, "split": cmd_split, "augment": cmd_augment, "synthetic": cmd_synthetic, "simulate": cmd_simulate, "crop": cmd_crop, "manifest": cmd_manifest, "explain": cmd_explain, "report": cmd_report, "recipes": cmd_recipes, "models": cmd_models}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI in this process (tests call this); returns the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if len(argv) > 1 and argv[0] == "sr" and argv[1] not in (*SR_COMMANDS, "-h", "--help"):
+        argv.insert(1, "apply")  # `scintix sr RUN INPUT...`
     a = _parser().parse_args(argv)
     quiet = int(os.environ.get("RANK", "0")) != 0  # under torchrun, one rank speaks
     logging.basicConfig(level=logging.DEBUG if a.verbose else logging.WARNING if quiet else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")

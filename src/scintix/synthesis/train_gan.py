@@ -17,7 +17,6 @@ images must keep those patients out of validation and test, and
 from __future__ import annotations
 
 import copy
-import csv
 import json
 import logging
 import platform
@@ -26,18 +25,17 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 
 from .. import __version__
-from ..config import RunConfig, config_to_dict
+from ..config import RunConfig
 from ..data.datasets import CachedDataset
 from ..data.prepare import prepare_data
 from ..tasks import get_task
 from ..training.checkpoint import load_checkpoint, save_checkpoint
 from ..training.perf import resolve_device
-from ..training.seed import seed_everything
 from .diffaug import diff_augment
 from .gan import Discriminator, Generator, d_loss, g_loss, r1_penalty, up_steps
+from .runs import open_run, write_history
 
 __all__ = ["train_gan", "build_gan", "conditions", "to_unit", "BOUNDED"]
 
@@ -97,20 +95,9 @@ def train_gan(cfg: RunConfig | None, run_dir: str | Path, resume: bool = False, 
     """
     run_dir = Path(run_dir)
     last = run_dir / "checkpoints" / "last.pt"
-    if resume:
-        if not last.is_file():
-            raise FileNotFoundError(f"{run_dir}: nothing to resume (no checkpoints/last.pt)")
-        from ..runfolder import load_run_config
-
-        cfg = load_run_config(run_dir)
-    elif last.exists():
-        raise FileExistsError(f"{run_dir} already holds a GAN run; use --resume to continue it or pick another --out")
-    assert cfg is not None
-    _check(cfg)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    seed_everything(cfg.train.seed, cfg.train.deterministic)
-    if not resume:
-        (run_dir / "config.yaml").write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
+    if cfg is not None and not resume:
+        _check(cfg)  # before anything is written
+    cfg = open_run(cfg, run_dir, resume, "GAN")
     data = prepare_data(cfg, run_dir)
     task = get_task(cfg.data.task)
     d = cfg.data
@@ -172,7 +159,7 @@ def train_gan(cfg: RunConfig | None, run_dir: str | Path, resume: bool = False, 
         write_grid(run_dir / "samples" / f"epoch_{epoch:03d}.png", sample(ema, grid_z, grid_y if g.conditional else None, device), len(data.classes))
         save_checkpoint({"model": ema.state_dict(), "generator": gen.state_dict(), "discriminator": disc.state_dict(), "opt_g": opt_g.state_dict(),
                          "opt_d": opt_d.state_dict(), "epoch": epoch, "history": history, "rng": torch.get_rng_state(), "classes": data.classes}, last)
-        _write_history(run_dir / "history.csv", history)
+        write_history(run_dir / "history.csv", history)
         log.info("gan epoch %d: D %.4f (real %.3f, fake %.3f), G %.4f", epoch, row["d_loss"], row["d_real"], row["d_fake"], row["g_loss"])
     return run_dir
 
@@ -225,12 +212,3 @@ def write_grid(path: Path, images: np.ndarray, rows: int) -> Path:
     with atomic_path(path) as tmp:
         Image.fromarray((canvas * 255).round().astype(np.uint8)).save(tmp, format="PNG")
     return path
-
-
-def _write_history(path: Path, history: list[dict]) -> None:
-    from .._atomic import atomic_path
-
-    with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(history[0]))
-        w.writeheader()
-        w.writerows(history)
