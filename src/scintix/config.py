@@ -87,6 +87,7 @@ class DataConfig:
     patch_size: tuple[int, int] | None = None  # segmentation: train on random (H, W) crops of image_size, infer by sliding window; None = whole images
     patch_fg_prob: float = 0.33  # share of training crops centred on a foreground pixel (small-lesion oversampling)
     region: str | None = None  # the body region the images show (thorax | chest_right | chest_left): predict/serve crop whole-body inputs to it first
+    train_max_labels: int | None = None  # multi-label: keep only training images with at most this many labels (P3 stage 1: single-feature images); val/test unchanged
     generated: tuple[str, ...] = ()  # manifests of generated images (`scintix gan sample`): training rows only, never val/test
     generated_ratio: float | None = None  # use at most this many generated images per real training image (seeded subset); None = all
     report_column: str = "report"  # the manifest column holding each scan's report (the simulator's Chinese ones: report_zh)
@@ -118,6 +119,7 @@ class ModelConfig:
     name: str = "resnet18"
     weights: str | None = None  # local state-dict file (torchvision/timm or scintix layout); nothing is ever downloaded
     weights_reduce: str = "sum"  # how a 3-channel pretrained first conv becomes 1-2 channels: sum | mean
+    train_only: tuple[str, ...] = ()  # glob patterns of the parameters to train, the rest frozen (e.g. P3 stage 2: [features.layer4.*, "*.cross.*", fc.*]); () = all
     freeze_backbone: bool = False  # train only the classifier ...
     unfreeze_epoch: int | None = None  # ... until this epoch (0-based), then everything
     dropout: float | None = None  # None keeps the model's default
@@ -276,6 +278,7 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     synthetic: dict[str, Any] = field(default_factory=dict)  # options for the built-in synthetic data
+    stages: tuple[dict[str, Any], ...] = ()  # training in stages (P3): [{name: ..., set: {dotted.key: value}}, ...]; stage k > 0 starts from stage k-1's best weights, same split
 
 
 def list_recipes() -> list[str]:

@@ -194,7 +194,15 @@ def cmd_run(a: argparse.Namespace) -> int:
     else:
         cfg = load_config(a.recipe, overrides)
         out = a.out or f"runs/{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}"
-        run_dir = train_run(cfg, out)
+        if cfg.stages:  # e.g. P3: single-feature images, then the cross-training set
+            from ..training.stages import run_stages
+
+            *earlier, run_dir = run_stages(cfg, out)
+            for d in earlier:
+                print(f"-- {d.name} --\n" + (d / "eval" / "metrics_table.txt").read_text(), end="")
+            print(f"-- {run_dir.name} (final) --")
+        else:
+            run_dir = train_run(cfg, out)
     if int(os.environ.get("RANK", "0")) != 0:
         return 0  # under torchrun rank 0 alone prints and reports
     results_path = Path(run_dir) / "eval" / "metrics_table.txt"

@@ -142,6 +142,12 @@ def prepare_data(cfg, run_dir: str | Path, make_synthetic=None, write: bool = Tr
         log.error("unreadable, left out: %s", e)
     samples = build_samples(records, y, assignment, d.views, d.view_filter)
     by_split: dict[str, list[Sample]] = {s: [x for x in samples if x.split == s] for s in ("train", "val", "test")}
+    if d.train_max_labels is not None:
+        if not task.multilabel:
+            raise ValueError(f"data.train_max_labels={d.train_max_labels}: for multi-label tasks (data.task=multilabel)")
+        # "normal" counts as no finding: a scan is single-feature when it holds at most this many labels other than a normal class
+        normal = [i for i, c in enumerate(classes) if c.lower() == "normal"]
+        by_split["train"] = [x for x in by_split["train"] if int(np.delete(np.asarray(x.target), normal).sum()) <= d.train_max_labels]
     summary = _summary(records, classes, by_split, duplicates, leakage_report(records, assignment, hashes), errors, how, task)
     summary["synthetic"] = synthetic
     summary["source"] = str(source)

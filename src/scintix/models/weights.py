@@ -23,7 +23,7 @@ from typing import Callable, Literal
 import torch
 from torch import nn
 
-__all__ = ["load_pretrained", "torchvision_key", "adapt_first_conv", "freeze_backbone", "FIRST_CONV"]
+__all__ = ["load_pretrained", "torchvision_key", "adapt_first_conv", "freeze_backbone", "train_only", "FIRST_CONV"]
 
 log = logging.getLogger(__name__)
 
@@ -141,3 +141,22 @@ def freeze_backbone(model: nn.Module, frozen: bool = True) -> None:
     for n, p in model.named_parameters():
         if not n.startswith("fc."):
             p.requires_grad_(not frozen)
+
+
+def train_only(model: nn.Module, patterns) -> tuple[int, int]:
+    """Freeze every parameter whose name matches none of the glob ``patterns`` (e.g. ``features.layer4.*``, ``*.cross.*``, ``fc.*``).
+
+    Returns ``(trainable, total)`` parameter counts. Raises ``ValueError`` when no parameter matches.
+    """
+    from fnmatch import fnmatchcase
+
+    names = [n for n, _ in model.named_parameters()]
+    keep = {n for n in names if any(fnmatchcase(n, p) for p in patterns)}
+    if not keep:
+        raise ValueError(f"model.train_only={list(patterns)} matches no parameter of this model (names look like {names[:2]} ... {names[-1:]})")
+    total = trainable = 0
+    for n, p in model.named_parameters():
+        p.requires_grad_(n in keep)
+        total += p.numel()
+        trainable += p.numel() if n in keep else 0
+    return trainable, total

@@ -25,7 +25,7 @@ from ..config import RunConfig, config_to_dict
 from ..data.datasets import CachedDataset
 from ..data.prepare import prepare_data
 from ..models.registry import MODELS, list_models, model_kind
-from ..models.weights import freeze_backbone
+from ..models.weights import freeze_backbone, train_only
 from ..runfolder import build_model_for_run, load_run_config
 from ..simulate.demo import make_demo_data
 from ..tasks import get_task
@@ -210,6 +210,9 @@ def train_run(cfg: RunConfig, run_dir: str | Path, resume: bool = False, max_epo
         if not ctx.is_main:
             tokenizer = _tokenizer(cfg, ds["train"], run_dir, True)
     model = build_model_for_run(cfg, len(data.classes), tokenizer).to(device)
+    if cfg.model.train_only:
+        trainable, total = train_only(model, cfg.model.train_only)
+        log.info("model.train_only: training %d of %d parameters (%s)", trainable, total, ", ".join(cfg.model.train_only))
     if ctx.active and has_batchnorm(model):
         model = convert_sync_batchnorm(model, device.type == "cuda")  # statistics of the global batch, as one process would see
     weights = task.class_weights(ds["train"].targets, len(data.classes)) if t.class_balance == "loss" else None
