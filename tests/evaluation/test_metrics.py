@@ -97,3 +97,33 @@ def test_thresholds():
     assert choose_threshold(np.zeros(5), S, "youden", fixed=0.5) == 0.5  # one class: fall back to fixed
     with pytest.raises(ValueError, match="unknown threshold method"):
         choose_threshold(Y, S, "f1")
+
+
+def test_sample_based_multilabel_metrics_by_hand():
+    from scintix.evaluation.metrics import sample_based
+
+    y = np.array([[1, 0, 1], [0, 1, 0], [0, 0, 0], [1, 1, 1]])
+    p = np.array([[1, 1, 0], [0, 1, 0], [0, 0, 0], [0, 0, 0]])
+    m = sample_based(y, p)
+    assert m["accuracy"].tolist() == pytest.approx([1 / 3, 1, 1, 0])  # |Y&P|/|Y|P|; both empty agree -> 1
+    assert m["precision"].tolist() == pytest.approx([1 / 2, 1, 1, 0])  # nothing predicted but labels present -> 0
+    assert m["sensitivity"].tolist() == pytest.approx([1 / 2, 1, 1, 0])
+    assert m["specificity"].tolist() == pytest.approx([0, 1, 1, 0])  # row 4: no negatives, yet all predicted negative -> 0
+    assert m["f1"].tolist() == pytest.approx([2 / 4, 1, 1, 0])
+    assert m["exact_match"].tolist() == [0, 1, 1, 0]
+
+
+def test_multilabel_evaluation_reports_sample_based_metrics_with_cis():
+    from types import SimpleNamespace
+
+    from scintix.tasks import get_task
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, (40, 3))
+    probs = np.clip(y * 0.7 + rng.random((40, 3)) * 0.4, 0, 1)
+    cfg = SimpleNamespace(n_bootstrap=200, ci_level=0.95)
+    out = get_task("multilabel").evaluate(probs, y, [f"P{i // 2}" for i in range(40)], {"a": 0.5, "b": 0.5, "c": 0.5}, ["a", "b", "c"], cfg)
+    sb = out["sample_based"]
+    assert sb["f1"]["value"] == pytest.approx(np.mean([2 * ((a & b).sum()) / max(a.sum() + b.sum(), 1) if a.sum() + b.sum() else 1.0
+                                                       for a, b in zip(y.astype(bool), probs >= 0.5)]))
+    assert sb["accuracy"]["ci_low"] <= sb["accuracy"]["value"] <= sb["accuracy"]["ci_high"]

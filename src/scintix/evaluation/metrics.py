@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = [
+    "sample_based",
     "confusion_counts",
     "metrics_from_counts",
     "roc_auc",
@@ -90,3 +91,32 @@ def binary_metrics(y: np.ndarray, score: np.ndarray, threshold: float = 0.5) -> 
     out["roc_auc"] = roc_auc(y, score)
     out["pr_auc"] = pr_auc(y, score)
     return out
+
+
+def sample_based(y: np.ndarray, pred: np.ndarray) -> dict[str, np.ndarray]:
+    """Multi-label, per sample (example-based, as P2 reports them): ``{metric: (N,) values}``; their means are the metrics.
+
+    With ``Y`` the true and ``P`` the predicted label sets of a sample:
+    accuracy ``|Y & P| / |Y | P|`` (Jaccard), precision ``|Y & P| / |P|``,
+    sensitivity ``|Y & P| / |Y|``, specificity ``|~Y & ~P| / |~Y|``, F1
+    ``2 |Y & P| / (|Y| + |P|)``, exact match ``Y == P``. An empty denominator
+    scores 1 when its numerator's sets agree (both empty), else 0.
+
+    >>> {k: v.tolist() for k, v in sample_based(np.array([[1, 0, 1]]), np.array([[1, 1, 0]])).items()}["accuracy"]
+    [0.3333333333333333]
+    """
+    y, p = np.asarray(y).astype(bool), np.asarray(pred).astype(bool)
+    inter, union = (y & p).sum(1), (y | p).sum(1)
+    ny, np_, neg_both, neg_y = y.sum(1), p.sum(1), (~y & ~p).sum(1), (~y).sum(1)
+
+    def ratio(num, den, agree):
+        return np.where(den > 0, num / np.maximum(den, 1), agree.astype(float))
+
+    return {
+        "accuracy": ratio(inter, union, union == 0),
+        "precision": ratio(inter, np_, ny == 0),
+        "sensitivity": ratio(inter, ny, np_ == 0),
+        "specificity": ratio(neg_both, neg_y, (~p).sum(1) == 0),
+        "f1": ratio(2 * inter, ny + np_, ny + np_ == 0),
+        "exact_match": (y == p).all(1).astype(float),
+    }

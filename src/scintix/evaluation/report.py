@@ -123,6 +123,12 @@ def format_table(results: dict[str, dict], synthetic: bool = False) -> str:
             lines.append(f"{m:<20}" + "".join(f"{_fmt(r['per_class'][cls][m]):<28}" for r in results.values()))
         lines.append(f"{'threshold':<20}" + "".join(f"{r['thresholds'][cls]:<28.4f}" for r in results.values()))
         lines.append(f"{'n (patients)':<20}" + "".join(f"{str(r['n']) + ' (' + str(r['patients']) + ')':<28}" for r in results.values()))
+    first = next(iter(results.values()))
+    if "sample_based" in first:  # multi-label: per-sample set agreement (P2's table)
+        header = f"{'sample-based':<20}" + "".join(f"{s:<28}" for s in results)
+        lines += [header, "-" * len(header)]
+        for m in first["sample_based"]:
+            lines.append(f"{m:<20}" + "".join(f"{_fmt(r['sample_based'][m]):<28}" for r in results.values()))
     return "\n".join(lines)
 
 

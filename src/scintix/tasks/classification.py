@@ -197,8 +197,16 @@ class MultilabelTask(ClassificationTask):
     def sampler_key(self, targets):
         return np.asarray(targets).argmax(1)
 
-    def _extra_metrics(self, *args) -> dict:
-        return {}
+    def _extra_metrics(self, probs, targets, y, patient_ids, thresholds, classes, cfg, seed) -> dict:
+        """Sample-based metrics (P2's table) at the validation thresholds, with patient-level CIs."""
+        if not len(probs):
+            return {}
+        from ..evaluation.bootstrap import bootstrap_ratio_ci
+        from ..evaluation.metrics import sample_based
+
+        pred = np.stack([probs[:, c] >= thresholds[classes[c]] for c in range(len(classes))], axis=1)
+        per = sample_based(y, pred)
+        return {"sample_based": {m: bootstrap_ratio_ci(v, np.ones_like(v), patient_ids, cfg.n_bootstrap, cfg.ci_level, seed) for m, v in per.items()}}
 
     def decide(self, p, thresholds, classes) -> str:
         return ";".join(classes[c] for c in self.columns(len(classes)) if p[c] >= thresholds[classes[c]])
