@@ -186,7 +186,7 @@ def gan_step(gen: Generator, disc: Discriminator, opt_g, opt_d, real: torch.Tens
     opt_g.zero_grad(set_to_none=True)
     loss_g.backward()
     opt_g.step()
-    return {"d_loss": float(loss_d), "g_loss": float(loss_g), "d_real": float(s_real.mean()), "d_fake": float(s_fake.mean())}
+    return {"d_loss": loss_d.item(), "g_loss": loss_g.item(), "d_real": s_real.detach().mean().item(), "d_fake": s_fake.detach().mean().item()}
 
 
 @torch.no_grad()
