@@ -205,9 +205,11 @@ class EvalConfig:
     ci_level: float = 0.95
     splits: tuple[str, ...] = ("val", "test")
     calibrate: bool = True  # temperature scaling fitted on val; calibrated probabilities everywhere after
+    tta: tuple[str, ...] = ()  # test-time augmentation, classification: [identity, shift] averages the probabilities over 2-px shifts; () = none
 
     def __post_init__(self) -> None:
         _require(self.threshold in ("youden", "specificity", "fixed"), f"eval.threshold={self.threshold!r}; valid: youden, specificity, fixed")
+        _require(all(t in ("identity", "shift") for t in self.tta), f"eval.tta={list(self.tta)}: names among identity, shift")
         _require(0 <= self.target_specificity <= 1, f"eval.target_specificity={self.target_specificity}: in [0, 1]")
         _require(0 <= self.fixed_threshold <= 1, f"eval.fixed_threshold={self.fixed_threshold}: in [0, 1]")
         _require(self.n_bootstrap >= 0, f"eval.n_bootstrap={self.n_bootstrap}: >= 0")

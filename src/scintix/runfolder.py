@@ -127,6 +127,8 @@ def load_run(run_dir: str | Path) -> LoadedRun:
     from .training.perf import resolve_device, resolve_precision
 
     run_dir = Path(run_dir)
+    if (run_dir / ENSEMBLE_FILE).is_file():
+        return load_ensemble(run_dir)
     cfg = load_run_config(run_dir)
     ck = load_checkpoint(run_dir / "checkpoints" / "best.pt")
     classes = ck.get("classes")
@@ -151,9 +153,66 @@ def load_run(run_dir: str | Path) -> LoadedRun:
         raise ValueError(f"{calib}: invalid calibration temperature {temperature!r} (must be a finite number > 0); re-run `scintix evaluate {run_dir}`")
     model = build_model_for_run(cfg, len(classes), run_dir=run_dir, pretrained=False)
     load_model_state(model, ck["model"], run_dir / "checkpoints" / "best.pt")
+    model = with_tta(model, cfg, task)
     device = resolve_device(cfg.train.device)
     amp = resolve_precision(cfg.train.precision, device)
     model.to(device).eval()
     meta = run_dir / "meta.json"
     synthetic = bool(meta.is_file() and read_json(meta).get("synthetic"))
     return LoadedRun(run_dir, cfg, model, classes, thresholds, float(temperature), device, amp, task, synthetic)
+
+
+ENSEMBLE_FILE = "ensemble.json"
+# what must agree between members: one preprocessing for all of them
+_SHARED_DATA = ("task", "image_size", "normalize", "percentiles", "views", "view_filter", "windows", "region")
+
+
+def with_tta(model: torch.nn.Module, cfg: RunConfig, task: Task) -> torch.nn.Module:
+    """``model`` wrapped in test-time augmentation when ``eval.tta`` names transforms (classification only)."""
+    if not cfg.eval.tta:
+        return model
+    if task.dense:
+        raise ValueError(f"eval.tta={list(cfg.eval.tta)}: test-time augmentation is for classification runs")
+    from .models.ensemble import TTA
+
+    return TTA(model, cfg.eval.tta, task.multilabel)
+
+
+def write_ensemble(out_dir: str | Path, members: list[str | Path]) -> Path:
+    """An ensemble folder (``ensemble.json``) of trained, evaluated runs: ``load_run`` / predict / serve take it like a run."""
+    out_dir = Path(out_dir)
+    members = [Path(m).resolve() for m in members]
+    runs = [load_run(m) for m in members]  # every member must load (and agree, below) before anything is written
+    _check_members(runs)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / ENSEMBLE_FILE
+    path.write_text(json.dumps({"members": [str(m) for m in members],
+                                "method": "mean of the members' calibrated probabilities; threshold per class = mean of the members' validation thresholds"}, indent=2))
+    return path
+
+
+def _check_members(runs: list[LoadedRun]) -> None:
+    first = runs[0]
+    for r in runs[1:]:
+        if r.classes != first.classes:
+            raise ValueError(f"{r.run_dir}: classes {r.classes} differ from {first.run_dir}'s {first.classes}; an ensemble's members share their classes")
+        for k in _SHARED_DATA:
+            if getattr(r.cfg.data, k) != getattr(first.cfg.data, k):
+                raise ValueError(f"{r.run_dir}: data.{k}={getattr(r.cfg.data, k)!r} differs from {first.run_dir}'s {getattr(first.cfg.data, k)!r}; members must read images alike")
+
+
+def load_ensemble(folder: str | Path) -> LoadedRun:
+    """The runs named in ``folder/ensemble.json`` as one :class:`LoadedRun` (mean calibrated probability, mean thresholds)."""
+    from .models.ensemble import Ensemble
+
+    folder = Path(folder)
+    spec = read_json(folder / ENSEMBLE_FILE)
+    members = spec.get("members")
+    if not isinstance(members, list) or not members or not all(isinstance(m, str) for m in members):
+        raise ValueError(f"{folder / ENSEMBLE_FILE}: 'members' must list run folders")
+    runs = [load_run(Path(m) if Path(m).is_absolute() else folder / m) for m in members]
+    _check_members(runs)
+    first = runs[0]
+    model = Ensemble([r.model for r in runs], [r.temperature for r in runs], first.task.multilabel).to(first.device).eval()
+    thresholds = {c: float(np.mean([r.thresholds[c] for r in runs])) for c in first.thresholds}
+    return LoadedRun(folder, first.cfg, model, first.classes, thresholds, 1.0, first.device, first.amp, first.task, any(r.synthetic for r in runs))

@@ -45,6 +45,10 @@ def test_cv_folds_summary_resume_and_paired_comparison(tiny_manifest, tmp_path, 
     assert s["fold_auc_mean"] == pytest.approx(np.nanmean(aucs)) and [r["roc_auc"] for r in s["per_fold"]] == pytest.approx(aucs, nan_ok=True)
     oof = list(csv.DictReader(open(cv / "oof_predictions.csv")))
     assert len(oof) == 24 and {int(r["fold"]) for r in oof} == {0, 1}
+    from scintix.runfolder import load_run
+
+    ens = load_run(cv)  # the fold models, averaged: one model for new patients
+    assert len(ens.model.members) == 2 and ens.thresholds["abnormal"] == pytest.approx(np.mean([load_run(cv / f"fold{f}").thresholds["abnormal"] for f in range(2)]))
     mtime = (cv / "fold0" / "checkpoints" / "best.pt").stat().st_mtime
     assert main(["cv", "--data", str(tiny_manifest), "--out", str(cv), "--folds", "2", "--inner-val", "0.3", *FAST]) == 0  # finished folds are not retrained
     assert (cv / "fold0" / "checkpoints" / "best.pt").stat().st_mtime == mtime

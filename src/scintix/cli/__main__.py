@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-from .cv import add_cv_parser, cmd_cv
+from .cv import add_cv_parser, cmd_cv, cmd_ensemble
 from .gan import add_gan_parser, cmd_gan
 from .sr import SR_COMMANDS, add_sr_parser, cmd_sr
 
@@ -450,7 +450,7 @@ def cmd_models(a: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "train": cmd_run, "cv": cmd_cv, "gan": cmd_gan, "sr": cmd_sr, "evaluate": cmd_evaluate, "predict": cmd_predict, "export": cmd_export, "serve": cmd_serve, "split": cmd_split, "augment": cmd_augment, "synthetic": cmd_synthetic, "simulate": cmd_simulate, "crop": cmd_crop, "manifest": cmd_manifest, "explain": cmd_explain, "report": cmd_report, "recipes": cmd_recipes, "models": cmd_models}
+COMMANDS = {"run": cmd_run, "train": cmd_run, "cv": cmd_cv, "ensemble": cmd_ensemble, "gan": cmd_gan, "sr": cmd_sr, "evaluate": cmd_evaluate, "predict": cmd_predict, "export": cmd_export, "serve": cmd_serve, "split": cmd_split, "augment": cmd_augment, "synthetic": cmd_synthetic, "simulate": cmd_simulate, "crop": cmd_crop, "manifest": cmd_manifest, "explain": cmd_explain, "report": cmd_report, "recipes": cmd_recipes, "models": cmd_models}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-__all__ = ["add_cv_parser", "cmd_cv"]
+__all__ = ["add_cv_parser", "cmd_cv", "cmd_ensemble"]
 
 
 def add_cv_parser(sub) -> None:
@@ -18,6 +18,9 @@ def add_cv_parser(sub) -> None:
     p.add_argument("--inner-val", type=float, default=0.15, help="share of each fold run's training patients held out as its validation split [0.15]")
     p.add_argument("--epochs", type=int, help="shortcut for -o train.epochs=N")
     p.add_argument("-o", "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="config override")
+    e = sub.add_parser("ensemble", help="one model from several evaluated runs (mean calibrated probability; `scintix cv` writes one of its folds)")
+    e.add_argument("runs", nargs="+", help="evaluated run folders with the same classes and preprocessing")
+    e.add_argument("--out", required=True, help="ensemble folder (ensemble.json): give it to predict, explain, serve like a run")
     p.add_argument("--compare", nargs=2, metavar=("CV_A", "CV_B"), help="instead: compare two finished CV folders made on the same folds (paired)")
 
 
@@ -43,4 +46,13 @@ def cmd_cv(a: argparse.Namespace) -> int:
     summary = cross_validate(load_config(a.recipe, overrides), a.out, a.folds, a.inner_val)
     print(format_summary(summary))
     print(f"cv folder: {a.out} (cv_summary.json, oof_predictions.csv)")
+    return 0
+
+
+def cmd_ensemble(a: argparse.Namespace) -> int:
+    from ..runfolder import load_ensemble, write_ensemble
+
+    path = write_ensemble(a.out, a.runs)
+    run = load_ensemble(a.out)
+    print(f"ensemble of {len(a.runs)} runs: {path}; thresholds {', '.join(f'{k} {v:.3f}' for k, v in run.thresholds.items())}")
     return 0

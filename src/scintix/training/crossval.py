@@ -53,6 +53,10 @@ def cross_validate(cfg: RunConfig, out_dir: str | Path, folds: int = 5, inner_va
         resume = (run_dir / "checkpoints" / "last.pt").is_file()
         log.info("fold %d of %d%s", f + 1, folds, " (resuming)" if resume else "")
         train_run(fold_config(cfg, folds, f, inner_val), run_dir, resume=resume, max_epochs=max_epochs)
+    if max_epochs is None:  # the k fold models, averaged, as one model for new patients (`scintix predict CV_FOLDER`)
+        from ..runfolder import write_ensemble
+
+        write_ensemble(out_dir, [out_dir / f"fold{f}" for f in range(folds)])
     return summarize_cv(out_dir)
 
 

@@ -23,7 +23,7 @@ from ..data.prepare import PreparedData, prepare_data
 from ..evaluation import calibration, report
 from ..evaluation.card import write_model_card
 from ..evaluation.health import assess_model, health_banner
-from ..runfolder import build_model_for_run, load_run_config
+from ..runfolder import build_model_for_run, load_run_config, with_tta
 from ..tasks import get_task
 from .batchnorm import has_batchnorm, train_eval_gap
 from .checkpoint import load_checkpoint, load_model_state
@@ -52,6 +52,7 @@ def evaluate_run(run_dir: str | Path, data: PreparedData | None = None, datasets
     ck_path = run_dir / "checkpoints" / f"{checkpoint}.pt"
     ck = load_checkpoint(ck_path)
     load_model_state(model, ck["model"], ck_path)
+    model = with_tta(model, cfg, task)
     model.to(device)
     preds = {}
     for split in dict.fromkeys(("val", *cfg.eval.splits)):
