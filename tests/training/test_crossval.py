@@ -68,3 +68,29 @@ def test_pooled_and_paired_auc_cis():
     assert d["ci_low"] > 0 and d["share_a_better"] == 1.0
     zero = paired_auc_difference(y, good, good, pids, n_boot=50)
     assert zero["value"] == zero["ci_low"] == zero["ci_high"] == 0
+
+
+def _fake_cv(root, rows):
+    d = root / "fold0" / "eval" / "test"
+    d.mkdir(parents=True)
+    with open(d / "predictions.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["path", "patient_id", "target", "prob_normal", "prob_abnormal", "predicted"])
+        for pid, target, p in rows:
+            w.writerow([f"{root.name}/{pid}.png", pid, target, 1 - p, p, "abnormal" if p >= 0.5 else "normal"])
+    return root
+
+
+def test_two_view_late_fusion_by_hand(tmp_path):
+    from scintix.evaluation.metrics import roc_auc
+    from scintix.training.crossval import fuse_views
+
+    ant = _fake_cv(tmp_path / "ant", [("P1", "abnormal", 0.9), ("P2", "normal", 0.2), ("P3", "normal", 0.6), ("P4", "normal", 0.1), ("P5", "normal", 0.3)])
+    post = _fake_cv(tmp_path / "post", [("P1", "normal", 0.4), ("P2", "normal", 0.1), ("P3", "abnormal", 0.8), ("P4", "normal", 0.3), ("P6", "abnormal", 0.9)])
+    r = fuse_views(ant, post, "mean", n_boot=200)
+    assert r["patients"] == 4 and r["positive_patients"] == 2  # P5, P6 seen in one view only; truth = abnormal in either view (P1, P3)
+    y, fused = [1, 0, 1, 0], [0.65, 0.15, 0.7, 0.2]
+    assert r["fused_auc"]["value"] == pytest.approx(roc_auc(np.array(y), np.array(fused))) == 1.0
+    assert r["a_auc"]["value"] == pytest.approx(roc_auc(np.array(y), np.array([0.9, 0.2, 0.6, 0.1])))
+    assert r["fused_minus_b"]["value"] == pytest.approx(1.0 - roc_auc(np.array(y), np.array([0.4, 0.1, 0.8, 0.3])))
+    assert fuse_views(ant, post, "max", n_boot=50)["fused_auc"]["value"] == pytest.approx(roc_auc(np.array(y), np.array([0.9, 0.2, 0.8, 0.3])))

@@ -21,6 +21,7 @@ def add_cv_parser(sub) -> None:
     e = sub.add_parser("ensemble", help="one model from several evaluated runs (mean calibrated probability; `scintix cv` writes one of its folds)")
     e.add_argument("runs", nargs="+", help="evaluated run folders with the same classes and preprocessing")
     e.add_argument("--out", required=True, help="ensemble folder (ensemble.json): give it to predict, explain, serve like a run")
+    p.add_argument("--fuse-views", nargs=2, metavar=("CV_VIEW_A", "CV_VIEW_B"), help="instead: patient-level late fusion of two finished CVs of the two views (e.g. ANT, POST)")
     p.add_argument("--compare", nargs=2, metavar=("CV_A", "CV_B"), help="instead: compare two finished CV folders made on the same folds (paired)")
 
 
@@ -33,6 +34,18 @@ def cmd_cv(a: argparse.Namespace) -> int:
         print(f"pooled out-of-fold ROC-AUC: A {res['pooled_auc_a']:.4f}, B {res['pooled_auc_b']:.4f} ({res['n']} images, {res['patients']} patients)")
         print(f"A - B: {d['value']:+.4f} [{d['ci_low']:+.4f}, {d['ci_high']:+.4f}] (paired, patient-level bootstrap); "
               f"per fold {res['per_fold_difference_mean']:+.4f} +- {res['per_fold_difference_sd']:.4f}")
+        return 0
+    if a.fuse_views:
+        from ..training.crossval import fuse_views
+
+        r = fuse_views(*a.fuse_views)
+
+        def f(m):
+            return f"{m['value']:.4f} [{m['ci_low']:.4f}, {m['ci_high']:.4f}]"
+
+        print(f"{r['patients']} patients, {r['positive_patients']} with {r['truth']}: fused ({r['how']}) ROC-AUC {f(r['fused_auc'])}; "
+              f"view A alone {f(r['a_auc'])}, view B alone {f(r['b_auc'])}")
+        print(f"fused - A {f(r['fused_minus_a'])}; fused - B {f(r['fused_minus_b'])} (paired, patient-level bootstrap)")
         return 0
     if not a.out:
         raise ValueError("scintix cv needs --out CV_FOLDER (give the same one again to resume)")

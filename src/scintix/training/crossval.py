@@ -27,7 +27,7 @@ from ..config import RunConfig
 from ..evaluation.bootstrap import bootstrap_ci, bootstrap_ratio_ci
 from ..evaluation.metrics import roc_auc
 
-__all__ = ["cross_validate", "summarize_cv", "compare_cv", "pooled_auc_ci", "paired_auc_difference"]
+__all__ = ["cross_validate", "summarize_cv", "compare_cv", "fuse_views", "pooled_auc_ci", "paired_auc_difference"]
 
 log = logging.getLogger(__name__)
 
@@ -162,6 +162,43 @@ def compare_cv(a_dir: str | Path, b_dir: str | Path, n_boot: int = 1000, level: 
             "pooled_auc_difference": paired_auc_difference(y, pa, pb, pids, n_boot, level, seed),
             "per_fold_difference": per_fold, "per_fold_difference_mean": float(np.mean(per_fold)),
             "per_fold_difference_sd": float(np.std(per_fold, ddof=1)) if len(per_fold) > 1 else 0.0}
+
+
+def fuse_views(a_dir: str | Path, b_dir: str | Path, how: str = "mean", n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> dict:
+    """Patient level, two views (P1): late fusion of two cross-validations' out-of-fold probabilities (e.g. ANT and POST).
+
+    Per patient present in both: truth = abnormal in either view, score = the
+    mean (or max) of the two views' out-of-fold probabilities (each from a model
+    that never saw the patient). Returns the fused AUC and each single view's
+    AUC against the same patient-level truth, with paired differences (CI by patient).
+    """
+    if how not in ("mean", "max"):
+        raise ValueError(f"view fusion {how!r}: mean or max")
+    (ra, pos), (rb, pos_b) = oof_predictions(a_dir), oof_predictions(b_dir)
+    if pos != pos_b:
+        raise ValueError(f"{a_dir} and {b_dir} name different positive classes ({pos!r}, {pos_b!r})")
+
+    def per_patient(rows):
+        out: dict[str, tuple[float, float]] = {}
+        for r in rows:  # a patient with several images in one view: its most abnormal image
+            y, p = float(r["target"] == pos), r["prob"]
+            old = out.get(r["patient_id"], (0.0, 0.0))
+            out[r["patient_id"]] = (max(old[0], y), max(old[1], p))
+        return out
+
+    a, b = per_patient(ra), per_patient(rb)
+    pids = sorted(set(a) & set(b))
+    if len(pids) < 2:
+        raise ValueError(f"{a_dir} and {b_dir} share {len(pids)} patient(s): fusion needs the same patients in both")
+    y = np.array([max(a[k][0], b[k][0]) for k in pids])
+    pa, pb = np.array([a[k][1] for k in pids]), np.array([b[k][1] for k in pids])
+    fused = (pa + pb) / 2 if how == "mean" else np.maximum(pa, pb)
+    ci = dict(n_boot=n_boot, level=level, seed=seed)
+    return {"a": str(a_dir), "b": str(b_dir), "how": how, "patients": len(pids), "positive_patients": int(y.sum()),
+            "truth": f"{pos} in either view", "fused_auc": pooled_auc_ci(y, fused, pids, **ci),
+            "a_auc": pooled_auc_ci(y, pa, pids, **ci), "b_auc": pooled_auc_ci(y, pb, pids, **ci),
+            "fused_minus_a": paired_auc_difference(y, fused, pa, pids, n_boot, level, seed),
+            "fused_minus_b": paired_auc_difference(y, fused, pb, pids, n_boot, level, seed)}
 
 
 def format_summary(s: dict) -> str:
