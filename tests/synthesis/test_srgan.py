@@ -58,3 +58,14 @@ def test_sr_train_evaluate_and_apply(tiny_manifest, tmp_path, tiny_run, capsys):
     out = capsys.readouterr().out
     assert "broken.png: error:" in out
     assert np.asarray(Image.open(tmp_path / "up" / "small_sr_x2.png")).shape == (20, 12)
+
+
+def test_p3_dcgan_then_srgan_sampling(tiny_manifest, tmp_path):
+    common = ["-o", "data.views=null", "-o", "data.view_filter=ant", "-o", "data.split.ratios=[0.5,0.3,0.2]", "-o", "train.progress=false"]
+    assert main(["gan", "train", str(tiny_manifest), "--out", str(tmp_path / "gan"), "--epochs", "1", "-o", "data.image_size=[32,16]", *common,
+                 "-o", "gan.batch_size=4", "-o", "gan.base_channels=4", "-o", "gan.latent_dim=8"]) == 0
+    assert main(["sr", "train", str(tiny_manifest), "--out", str(tmp_path / "sr"), "--scale", "2", "--epochs", "1", "-o", "data.image_size=[64,32]", *common,
+                 "-o", "sr.features=4", "-o", "sr.blocks=1"]) == 0
+    assert main(["gan", "sample", str(tmp_path / "gan"), "--out", str(tmp_path / "gen"), "--n", "4", "--sr", str(tmp_path / "sr")]) == 0
+    assert np.asarray(Image.open(tmp_path / "gen" / "images" / "gen_00000.png")).shape == (64, 32)  # 32x16 generated, x2 super-resolved
+    assert json.loads((tmp_path / "gen" / "provenance.json").read_text())["written_size"] == [64, 32]

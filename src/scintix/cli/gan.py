@@ -27,6 +27,7 @@ def add_gan_parser(sub) -> None:
     s.add_argument("--per-class", nargs="+", default=[], metavar="CLASS=N", help="images per class, e.g. abnormal=200 normal=50")
     s.add_argument("--seed", type=int, default=0, help="noise seed [0]")
     s.add_argument("--device", default="auto")
+    s.add_argument("--sr", help="a `scintix sr` run: up-sample every generated image with it (P3: DCGAN, then SRGAN)")
     q = gsub.add_parser("quality", help="FID and KID per class (features of a scintix classifier) and the nearest training image of each generated one")
     q.add_argument("run_dir", help="the GAN run folder (its training split is the reference)")
     q.add_argument("generated", help="a folder written by `scintix gan sample`")
@@ -70,7 +71,7 @@ def cmd_gan(a: argparse.Namespace) -> int:
         from ..synthesis.sample import load_generator, sample_gan
 
         _, _, meta = load_generator(a.run_dir)
-        manifest = sample_gan(a.run_dir, a.out, parse_per_class(a.per_class, a.n, meta["classes"]), a.seed, a.device)
+        manifest = sample_gan(a.run_dir, a.out, parse_per_class(a.per_class, a.n, meta["classes"]), a.seed, a.device, a.sr)
         print(f"generated images: {manifest} (add to a classifier run with -o data.generated=[{manifest}]: training rows only)")
         return 0
     from ..synthesis.quality import quality_report

@@ -83,14 +83,24 @@ def generate(run_dir: str | Path, per_class: Mapping[str, int], seed: int = 0, d
     return images, labels, meta
 
 
-def sample_gan(run_dir: str | Path, out_dir: str | Path, per_class: Mapping[str, int], seed: int = 0, device: str = "auto") -> Path:
-    """Write ``per_class`` generated images per class and their manifest; returns the manifest path."""
+def sample_gan(run_dir: str | Path, out_dir: str | Path, per_class: Mapping[str, int], seed: int = 0, device: str = "auto", sr_run: str | Path | None = None) -> Path:
+    """Write ``per_class`` generated images per class and their manifest; returns the manifest path.
+
+    ``sr_run``: a ``scintix sr`` run that up-samples every generated image (P3: DCGAN, then SRGAN).
+    """
     from PIL import Image
 
     run_dir, out_dir = Path(run_dir).resolve(), Path(out_dir)
     if (out_dir / "manifest.csv").exists():
         raise FileExistsError(f"{out_dir}: already holds generated images (manifest.csv); pick another --out")
-    images, labels, meta = generate(run_dir, per_class, seed, str(resolve_device(device)))
+    dev = str(resolve_device(device))
+    images, labels, meta = generate(run_dir, per_class, seed, dev)
+    if sr_run is not None:
+        from .train_sr import load_sr
+
+        sr, _ = load_sr(sr_run, dev)
+        with torch.no_grad():
+            images = np.concatenate([sr(torch.from_numpy(images[i : i + 64]).to(dev)).clamp(0, 1).cpu().numpy() for i in range(0, len(images), 64)])
     if meta["channels"] != 1:
         raise ValueError(f"{run_dir}: {meta['channels']}-channel images (stacked views); generated images are written one view at a time")
     cfg = load_run_config(run_dir)
@@ -109,5 +119,6 @@ def sample_gan(run_dir: str | Path, out_dir: str | Path, per_class: Mapping[str,
         w.writerows(rows)
     (out_dir / "provenance.json").write_text(json.dumps({"generator_run": str(run_dir), "epoch": meta["epoch"], "seed": seed, "per_class": dict(per_class),
                                                         "image_size": meta["image_size"], "generator_trained_on_synthetic": bool(meta.get("synthetic")),
+                                                        "super_resolution_run": str(Path(sr_run).resolve()) if sr_run else None, "written_size": list(images.shape[-2:]),
                                                         "note": "GAN-generated images: training rows only, never validation or test"}, indent=2))
     return manifest
