@@ -25,7 +25,14 @@ import shutil
 import time
 
 import numpy as np
-from _common import RESULTS, SHARED, WORK, reexec_with_allocator_tuning, require, write_result
+from _common import (
+    RESULTS,
+    SHARED,
+    WORK,
+    reexec_with_allocator_tuning,
+    require,
+    write_result,
+)
 
 
 def _test_predictions(run_dir):
