@@ -127,3 +127,18 @@ def test_train_resume_sample_and_train_a_classifier_on_real_plus_generated(tiny_
 
     res = __import__("scintix.synthesis.quality", fromlist=["quality_report"]).quality_report(tmp_path / "gan", tmp_path / "gen", tiny_run)
     assert set(res["per_class"]) == {"normal", "abnormal"} and res["nearest"]["real_median_distance"] > 0 and (tmp_path / "gen" / "quality" / "nearest.html").is_file()
+
+
+def test_two_view_generator_writes_view_pairs_that_a_two_view_run_stacks(tiny_manifest, tmp_path):
+    views = ["-o", "data.views=[ant,post]", "-o", "data.view_filter=null"]
+    over = [x for o in GAN_FAST if not o.startswith("data.view") for x in ("-o", o)]
+    assert main(["gan", "train", str(tiny_manifest), "--out", str(tmp_path / "gan"), "--epochs", "1", *over, *views]) == 0
+    assert main(["gan", "sample", str(tmp_path / "gan"), "--out", str(tmp_path / "gen"), "--per-class", "abnormal=3"]) == 0
+    rows = list(csv.DictReader(open(tmp_path / "gen" / "manifest.csv")))
+    assert len(rows) == 6 and [r["view"] for r in rows[:2]] == ["ant", "post"] and rows[0]["patient_id"] == rows[1]["patient_id"]
+    clf = ["-o", "model.name=small_cnn", "-o", "data.image_size=[24,16]", "-o", "train.batch_size=8", "-o", "train.channels_last=false", "-o", "train.tensorboard=false",
+           "-o", "eval.n_bootstrap=20", "-o", "train.progress=false", "--epochs", "1", "-o", f"data.split.file={tmp_path / 'gan' / 'split.csv'}"]
+    assert main(["run", "--data", str(tiny_manifest), "--out", str(tmp_path / "clf"), *clf, *views, "-o", f"data.generated=[{tmp_path / 'gen' / 'manifest.csv'}]",
+                 "-o", "data.generated_ratio=0.3"]) == 0
+    g = json.loads((tmp_path / "clf" / "data_summary.json").read_text())["generated"]
+    assert g["train_images"] == 2 == round(0.3 * g["real_train_images"])  # generated patients (view pairs), capped at 0.3 x 7 real training patients

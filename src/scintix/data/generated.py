@@ -67,9 +67,9 @@ def attach_generated(generated: Sequence[Record], real: Sequence[Record], assign
         generated: candidate generated rows.
         real: the run's real rows (``assignment`` covers them).
         assignment: path -> split of the real rows; updated in place.
-        ratio: at most ``ratio`` x ``n_real_train`` generated rows; None = all.
+        ratio: at most ``ratio`` x ``n_real_train`` generated images (a generated patient's views count once); None = all.
         seed: for the subset.
-        n_real_train: the real training images the run uses (default: the real rows assigned to train).
+        n_real_train: the real training samples the run uses (default: the real rows assigned to train).
         label_of: row -> stratum for the subset (default: its label text).
 
     Raises:
@@ -92,20 +92,24 @@ def attach_generated(generated: Sequence[Record], real: Sequence[Record], assign
                                      f"its images would leak them into training; use its split (data.split.file={Path(run) / 'split.csv'}) or a generator trained on this split's train")
     chosen = list(generated)
     if ratio is not None:
+        # in units of generated images (a generated patient: one row, or one row per view when views are stacked)
+        groups: dict[str, list[Record]] = {}
+        for r in chosen:
+            groups.setdefault(r.patient_id, []).append(r)
         n_train = n_real_train if n_real_train is not None else sum(1 for r in real if assignment.get(r.path) == "train")
         cap = int(round(ratio * n_train))
-        if cap < len(chosen):
+        if cap < len(groups):
             rng = np.random.default_rng(seed)
             key = label_of or (lambda r: r.label)
-            strata: dict[str, list[Record]] = {}
-            for r in chosen:
-                strata.setdefault(key(r), []).append(r)
+            strata: dict[str, list[str]] = {}
+            for pid, rows in groups.items():
+                strata.setdefault(key(rows[0]), []).append(pid)
             # per stratum in proportion to what was generated (largest remainders), each stratum shuffled by the seed
-            quotas = {k: cap * len(v) / len(chosen) for k, v in strata.items()}
+            quotas = {k: cap * len(v) / len(groups) for k, v in strata.items()}
             take = {k: int(q) for k, q in quotas.items()}
             for k in sorted(quotas, key=lambda k: quotas[k] - take[k], reverse=True)[: cap - sum(take.values())]:
                 take[k] += 1
-            chosen = [strata[k][i] for k in sorted(strata) for i in sorted(rng.permutation(len(strata[k]))[: take[k]])]
+            chosen = [r for k in sorted(strata) for i in sorted(rng.permutation(len(strata[k]))[: take[k]]) for r in groups[strata[k][i]]]
     for r in chosen:
         assignment[r.path] = "train"
     return chosen

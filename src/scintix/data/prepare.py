@@ -80,8 +80,6 @@ def prepare_data(cfg, run_dir: str | Path, make_synthetic=None, write: bool = Tr
     records = [r for r in records if not is_generated(r)]
     if generated and task.dense:
         raise GeneratedDataError("generated images (generated=1 / data.generated) carry no masks: segmentation trains on real scans only")
-    if generated and d.views:
-        raise GeneratedDataError(f"generated images are single views; data.views={list(d.views)} stacks views per patient (use data.view_filter)")
     if d.report_column != "report":
         generated = [dataclasses.replace(r, report=(r.extra.get(d.report_column) or "").strip() or None) for r in generated]
     # the run is branded SYNTHETIC by what it is evaluated on: real rows (generated rows say whether their generator learned from simulated scans)
@@ -132,7 +130,8 @@ def prepare_data(cfg, run_dir: str | Path, make_synthetic=None, write: bool = Tr
             how = f"patient-grouped, label-stratified {tuple(d.split.ratios)}, seed {d.split.seed}"
         save_split(split_file, recs, assignment, hashes)
     assignment = dict(assignment)
-    n_real_train = sum(1 for r in records if assignment.get(r.path) == "train" and (d.view_filter is None or r.view == d.view_filter))
+    train_rows = [r for r in records if assignment.get(r.path) == "train" and (d.view_filter is None or r.view == d.view_filter)]
+    n_real_train = len({r.patient_id for r in train_rows}) if d.views else len(train_rows)  # samples: patients when views are stacked
     extra = attach_generated(generated, records, assignment, d.generated_ratio, d.split.seed, n_real_train)
     if extra:
         y_gen, _ = encode_labels(extra, classes, task)

@@ -101,17 +101,20 @@ def sample_gan(run_dir: str | Path, out_dir: str | Path, per_class: Mapping[str,
         sr, _ = load_sr(sr_run, dev)
         with torch.no_grad():
             images = np.concatenate([sr(torch.from_numpy(images[i : i + 64]).to(dev)).clamp(0, 1).cpu().numpy() for i in range(0, len(images), 64)])
-    if meta["channels"] != 1:
-        raise ValueError(f"{run_dir}: {meta['channels']}-channel images (stacked views); generated images are written one view at a time")
+    views = meta.get("views") or None
+    if meta["channels"] != 1 and (not views or len(views) != meta["channels"]):
+        raise ValueError(f"{run_dir}: {meta['channels']}-channel images that are not stacked views; nothing to write them as")
     cfg = load_run_config(run_dir)
     (out_dir / "images").mkdir(parents=True, exist_ok=True)
     rows = []
     for i, (img, label) in enumerate(zip(images, labels)):
-        rel = f"images/gen_{i:05d}.png"
-        Image.fromarray((img[0] * 65535).round().astype(np.uint16)).save(out_dir / rel)
-        rows.append({"path": rel, "label": label, "patient_id": f"gen:{run_dir.name}:{seed}:{i}", "view": cfg.data.view_filter or "",
-                     "generated": "1", "generator_run": str(run_dir), "generator_epoch": str(meta["epoch"]), "generator_seed": str(seed),
-                     "synthetic": "1" if meta.get("synthetic") else "0"})
+        # stacked views (P2's ANT + POST): one file per view, one generated "patient"; a single view: one file
+        for c, view in enumerate(views or [cfg.data.view_filter or ""]):
+            rel = f"images/gen_{i:05d}{'_' + view if views else ''}.png"
+            Image.fromarray((img[c] * 65535).round().astype(np.uint16)).save(out_dir / rel)
+            rows.append({"path": rel, "label": label, "patient_id": f"gen:{run_dir.name}:{seed}:{i}", "view": view,
+                         "generated": "1", "generator_run": str(run_dir), "generator_epoch": str(meta["epoch"]), "generator_seed": str(seed),
+                         "synthetic": "1" if meta.get("synthetic") else "0"})
     manifest = out_dir / "manifest.csv"
     with atomic_path(manifest) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
         w = csv.DictWriter(fh, fieldnames=["path", "label", "patient_id", "view", "generated", "generator_run", "generator_epoch", "generator_seed", "synthetic"])

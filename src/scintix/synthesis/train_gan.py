@@ -78,8 +78,6 @@ def _check(cfg: RunConfig) -> None:
         raise ValueError(f"data.normalize={cfg.data.normalize!r}: a GAN needs images in [0, 1] (data.normalize: {' or '.join(BOUNDED)})")
     if get_task(cfg.data.task).dense:
         raise ValueError("data.task=segmentation: the GAN generates images conditioned on classes; use a classification manifest")
-    if cfg.data.views:
-        raise ValueError(f"data.views={list(cfg.data.views)}: the GAN generates one view at a time (use data.view_filter)")
     if cfg.data.generated:
         raise ValueError("data.generated is set: a generator is trained on real images only (remove data.generated)")
 
@@ -130,7 +128,7 @@ def train_gan(cfg: RunConfig | None, run_dir: str | Path, resume: bool = False, 
         log.info("resuming %s at epoch %d", run_dir, epoch)
     meta = {"kind": "gan", "scintix_version": __version__, "torch_version": torch.__version__, "python": platform.python_version(), "device": str(device),
             "seed": cfg.train.seed, "synthetic": data.synthetic, "classes": data.classes, "multilabel": task.multilabel, "image_size": list(d.image_size),
-            "channels": int(images.shape[1]), "train_images": len(ds), "train_patients": len({s.patient_id for s in ds.samples}),
+            "channels": int(images.shape[1]), "views": list(d.views) if d.views else None, "train_images": len(ds), "train_patients": len({s.patient_id for s in ds.samples}),
             "parameters": {"generator": sum(p.numel() for p in gen.parameters()), "discriminator": sum(p.numel() for p in disc.parameters())}}
     (run_dir / "meta.json").write_text(json.dumps(meta, indent=2))
     n, bs = len(images), min(g.batch_size, len(images))
