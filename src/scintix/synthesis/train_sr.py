@@ -110,7 +110,7 @@ def train_sr(cfg: RunConfig | None, run_dir: str | Path, resume: bool = False, m
                 opt_d.zero_grad(set_to_none=True)
                 loss_d.backward()
                 opt_d.step()
-                sums["d_loss"] += float(loss_d)
+                sums["d_loss"] += loss_d.item()
             content = F.l1_loss(sr, real)
             perceptual = F.mse_loss(feats(sr), feats(real)) if feats is not None else torch.zeros((), device=device)
             adversarial = g_loss(disc(sr), "nonsaturating") if s.adversarial_weight > 0 else torch.zeros((), device=device)
@@ -119,7 +119,7 @@ def train_sr(cfg: RunConfig | None, run_dir: str | Path, resume: bool = False, m
             loss.backward()
             opt_g.step()
             for k, v in (("content", content), ("perceptual", perceptual), ("adversarial", adversarial)):
-                sums[k] += float(v)
+                sums[k] += v.item()
         epoch += 1
         steps = -(-len(hr) // s.batch_size)
         val_psnr = float(_metrics(gen, val_hr, s.scale, device)["sr_psnr"].mean())
