@@ -245,24 +245,32 @@ def text_segmentation() -> list[str]:
            "threshold chosen on validation; 95% CIs: patient-level bootstrap. Paired difference: per-scan Dice of the text model "
            "minus the U-Net's on the same scans. Wall time: training + evaluation of one run. Rows marked 'at 2222f81' were made "
            "with that commit's text_unet (gates initialised at 0, text encoder built before the U-Net); the others with the shipped "
-           "code (gates at 0.1, the U-Net built first, so it starts from unet's weights).", "",
+           "code (gates at 0.1, the U-Net built first, so it starts from unet's weights). 'two-stage' rows: each seed's U-Net "
+           "(the `unet` rows, 15 epochs) is the first stage; from its best checkpoint one run continues the U-Net (warm_unet) and "
+           "one trains text_unet with that U-Net as its image path (warm_text_unet), 15 more epochs each: same total budget.", "",
            "| data | model | seed | Dice | pooled Dice | paired diff. vs U-Net | Dice, no report | Dice, another patient's report | wall |",
            "|---|---|---|---|---|---|---|---|---|"]
     names = {"qata": "QaTa-COV19 val (real), at 2222f81", "qata_shipped_code": "QaTa-COV19 val (real)", "p4zh": "bone scans, Chinese reports (SYNTHETIC)",
-             "p4zh_at_2222f81": "bone scans, Chinese reports (SYNTHETIC), at 2222f81", "p4en": "bone scans, English reports (SYNTHETIC)"}
+             "p4zh_at_2222f81": "bone scans, Chinese reports (SYNTHETIC), at 2222f81",
+             "p4zh_warm": "bone scans, Chinese reports (SYNTHETIC), two-stage", "p4en": "bone scans, English reports (SYNTHETIC)"}
     for key, e in d["datasets"].items():
         for tag, r in e["runs"].items():
             if "recipe" not in r:
                 continue
             prefix, model, seed = tag.split("-")[0], tag.split("-")[1], tag.split("-s")[-1]
             tc = (r.get("text_conditions") or {}).get("conditions", {})
-            paired = e["runs"].get(f"{prefix}-paired-s{seed}") if model == "text_unet" else (e["runs"].get(f"{prefix}-film-paired-s{seed}", e.get("film_minus_unet_seed0")) if model == "text_unet_film" else None)
+            paired = {"text_unet": e["runs"].get(f"{prefix}-paired-s{seed}"), "warm_text_unet": e["runs"].get(f"{prefix}-warm-paired-s{seed}"),
+                      "text_unet_film": e["runs"].get(f"{prefix}-film-paired-s{seed}", e.get("film_minus_unet_seed0"))}.get(model)
             out.append(f"| {names.get(key, key)} {tuple(e['image_size'])}, {e['epochs']} ep. | {model} | {seed} | {ci(r['dice'])} | {ci(r['global_dice'])} | "
                        f"{ci(paired) if paired else ''} | {ci(tc['no_report']['dice']) if tc else ''} | {ci(tc['other_patient_report']['dice']) if tc else ''} | {r['wall_seconds'] / 60:.1f} min |")
         if "text_minus_unet_over_seeds" in e:
             u, t = e.get("unet_dice_mean_sd", [float("nan")] * 2), e.get("text_unet_dice_mean_sd", [float("nan")] * 2)
             out.append(f"| {names.get(key, key)} | **text_unet, over {len(e['seeds'])} seeds** | | U-Net {u[0]:.3f} ± {u[1]:.3f}, text {t[0]:.3f} ± {t[1]:.3f} | | "
                        f"**{ci(e['text_minus_unet_over_seeds'])}** | | | |")
+        if "warm_text_minus_warm_unet_over_seeds" in e:
+            u, t = e.get("warm_unet_dice_mean_sd", [float("nan")] * 2), e.get("warm_text_unet_dice_mean_sd", [float("nan")] * 2)
+            out.append(f"| {names.get(key, key)} | **warm text_unet vs U-Net continued, over {len(e['seeds'])} seeds** | | U-Net {u[0]:.3f} ± {u[1]:.3f}, "
+                       f"text {t[0]:.3f} ± {t[1]:.3f} | | **{ci(e['warm_text_minus_warm_unet_over_seeds'])}** | | | |")
         if "film_minus_unet_over_seeds" in e:
             out.append(f"| {names.get(key, key)} | **text_unet_film, over its seeds** | | | | **{ci(e['film_minus_unet_over_seeds'])}** "
                        f"(vs text_unet: {ci(e['film_minus_text_unet_over_seeds'])}) | | | |")
