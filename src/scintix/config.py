@@ -145,6 +145,7 @@ class TextConfig:
     report_dropout: float = 0.25  # share of training scans whose report is withheld, so the model also works without one
     hf_model: str | None = None  # a local Hugging Face model folder (e.g. a Chinese MacBERT) instead; never downloaded
     hf_freeze: bool = True  # keep its weights fixed (only the fusion layers and the U-Net learn)
+    fuse_stages: tuple[int, ...] = (1, 2, 3, 4)  # decoder stages that read the report: 1 (coarsest) .. 4 (full resolution); GuideDecoder fuses 3
 
     def __post_init__(self) -> None:
         _require(self.tokenizer in ("auto", "char", "word"), f"text.tokenizer={self.tokenizer!r}: auto, char or word")
@@ -153,6 +154,7 @@ class TextConfig:
         _require(self.dim >= 8 and self.heads >= 1 and self.dim % self.heads == 0, f"text.dim={self.dim}, text.heads={self.heads}: dim >= 8, a multiple of heads")
         _require(self.layers >= 1, f"text.layers={self.layers}: at least 1")
         _require(0 <= self.report_dropout < 1, f"text.report_dropout={self.report_dropout}: in [0, 1)")
+        _require(bool(self.fuse_stages) and set(self.fuse_stages) <= {1, 2, 3, 4}, f"text.fuse_stages={list(self.fuse_stages)}: stages among 1, 2, 3, 4")
 
 
 @dataclass(frozen=True)

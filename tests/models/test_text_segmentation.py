@@ -88,6 +88,29 @@ def test_warm_start_from_a_trained_unet_checkpoint(tmp_path):
         create_model("text_unet", tokenizer=build_tokenizer(EN, "word"), weights=tmp_path / "cnn.pt")
 
 
+def test_fusing_only_the_coarser_stages():
+    from scintix.models.text_segmentation import NoFusion
+
+    tok = build_tokenizer(EN, "word")
+    torch.manual_seed(0)
+    model = create_model("text_unet", tokenizer=tok, fuse_stages=(1, 2, 3)).eval()
+    assert isinstance(model.fusions[3], NoFusion) and not list(model.fusions[3].parameters()) and not isinstance(model.fusions[0], NoFusion)
+    torch.manual_seed(0)
+    unet = create_model("unet").eval()
+    x = torch.randn(1, 1, 48, 40)
+    with torch.no_grad():
+        for f in model.fusions[:3]:
+            f.gate.zero_()
+        assert torch.equal(model(x, text=EN[:1]), unet(x))
+    with pytest.raises(ValueError, match="fuse_stages"):
+        create_model("text_unet", tokenizer=tok, fuse_stages=(0, 5))
+    from scintix.config import load_config
+
+    assert load_config("p4-text", ["text.fuse_stages=[1,2,3]"]).text.fuse_stages == (1, 2, 3)
+    with pytest.raises(ValueError, match="text.fuse_stages"):
+        load_config("p4-text", ["text.fuse_stages=[]"])
+
+
 def test_report_dropout_withholds_reports_in_training_only():
     tok = build_tokenizer(EN, "word")
     m = create_model("text_unet", tokenizer=tok, report_dropout=0.4)

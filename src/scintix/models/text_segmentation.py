@@ -117,6 +117,13 @@ class FiLM(nn.Module):
         return (x * (1 + m * gamma)[..., None, None] + (m * beta)[..., None, None]).to(x.dtype)
 
 
+class NoFusion(nn.Module):
+    """A decoder stage that does not read the report."""
+
+    def forward(self, x: torch.Tensor, text: torch.Tensor, padding: torch.Tensor, has_text: torch.Tensor) -> torch.Tensor:
+        return x
+
+
 class TextSegmenter(Segmenter):
     """A :class:`Segmenter` over MONAI ``BasicUNet`` that takes the report too (``inputs = ("image", "text")``).
 
@@ -127,13 +134,14 @@ class TextSegmenter(Segmenter):
         encoder: token ids -> ``(B, L, D)`` features.
         fusion: ``cross_attention`` or ``film``.
         report_dropout: in training, the share of scans whose report is withheld (the text-free path learns too).
+        fuse_stages: the decoder stages that read the report (1 = after the coarsest up-block ... 4 = full resolution).
     """
 
     inputs = ("image", "text")
     backbone_prefix = "net."  # model.weights: a trained `unet` run's checkpoint warm-starts the image path
 
     def __init__(self, net: nn.Module, num_classes: int, tokenizer, encoder: nn.Module, fusion: str = "cross_attention", report_dropout: float = 0.0,
-                 features: Sequence[int] = UNET_FEATURES) -> None:
+                 features: Sequence[int] = UNET_FEATURES, fuse_stages: Sequence[int] = (1, 2, 3, 4)) -> None:
         super().__init__(net, num_classes, 16, "net.upcat_1")
         if fusion not in ("cross_attention", "film"):
             raise ValueError(f"fusion {fusion!r}: cross_attention or film")
@@ -141,8 +149,11 @@ class TextSegmenter(Segmenter):
         self.text_encoder = encoder
         self.fusion = fusion
         self.report_dropout = float(report_dropout)
+        if not fuse_stages or not set(fuse_stages) <= {1, 2, 3, 4}:
+            raise ValueError(f"fuse_stages {list(fuse_stages)}: decoder stages among 1 (coarsest) .. 4 (full resolution)")
         make = (lambda c: GatedCrossAttention(c, encoder.dim)) if fusion == "cross_attention" else (lambda c: FiLM(c, encoder.dim))
-        self.fusions = nn.ModuleList(make(c) for c in decoder_channels(features))
+        # stage i (1 = coarsest) fuses the report only when listed; the others pass features through (GuideDecoder fuses three)
+        self.fusions = nn.ModuleList(make(c) if i in fuse_stages else NoFusion() for i, c in enumerate(decoder_channels(features), start=1))
         self._text: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
 
     def encode_text(self, text: Sequence[str | None] | str | None, batch: int, device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -194,7 +205,8 @@ class TextSegmenter(Segmenter):
 
 
 def _build(fusion: str, in_channels: int, num_classes: int, dropout: float, tokenizer, text_dim: int, text_layers: int, text_heads: int,
-           report_dropout: float, hf_model: str | None, hf_freeze: bool, max_length: int, features: Sequence[int]) -> TextSegmenter:
+           report_dropout: float, hf_model: str | None, hf_freeze: bool, max_length: int, features: Sequence[int],
+           fuse_stages: Sequence[int] = (1, 2, 3, 4)) -> TextSegmenter:
     from monai.networks.nets import BasicUNet
 
     # the U-Net first: with the same seed it starts from exactly the weights of the `unet` model (paired comparisons)
@@ -208,23 +220,25 @@ def _build(fusion: str, in_channels: int, num_classes: int, dropout: float, toke
     else:
         tokenizer = tokenizer if tokenizer is not None else build_tokenizer([], "word", max_length)  # a placeholder until the run builds its own
         encoder = TransformerTextEncoder(len(tokenizer), text_dim, text_layers, text_heads, max(getattr(tokenizer, "max_length", max_length), 2))
-    return TextSegmenter(net, num_classes, tokenizer, encoder, fusion, report_dropout, features)
+    return TextSegmenter(net, num_classes, tokenizer, encoder, fusion, report_dropout, features, fuse_stages)
 
 
 def text_unet(in_channels: int = 1, num_classes: int = 2, dropout: float = 0.0, small_input: bool = False, tokenizer: Tokenizer | None = None,
               text_dim: int = 128, text_layers: int = 2, text_heads: int = 4, report_dropout: float = 0.25, hf_model: str | None = None,
-              hf_freeze: bool = True, max_length: int = 128, features: Sequence[int] = UNET_FEATURES) -> TextSegmenter:
-    """``unet`` + the report fused into every decoder stage by gated cross-attention (GuideDecoder-style).
+              hf_freeze: bool = True, max_length: int = 128, features: Sequence[int] = UNET_FEATURES, fuse_stages: Sequence[int] = (1, 2, 3, 4)) -> TextSegmenter:
+    """``unet`` + the report fused into every decoder stage (or ``fuse_stages``) by gated cross-attention (GuideDecoder-style).
 
     ``features``: BasicUNet's six widths (the ``unet`` model's by default, so the two compare at equal image capacity)."""
-    return _build("cross_attention", in_channels, num_classes, dropout, tokenizer, text_dim, text_layers, text_heads, report_dropout, hf_model, hf_freeze, max_length, features)
+    return _build("cross_attention", in_channels, num_classes, dropout, tokenizer, text_dim, text_layers, text_heads, report_dropout, hf_model, hf_freeze, max_length, features,
+                  fuse_stages)
 
 
 def text_unet_film(in_channels: int = 1, num_classes: int = 2, dropout: float = 0.0, small_input: bool = False, tokenizer: Tokenizer | None = None,
                    text_dim: int = 128, text_layers: int = 2, text_heads: int = 4, report_dropout: float = 0.25, hf_model: str | None = None,
-                   hf_freeze: bool = True, max_length: int = 128, features: Sequence[int] = UNET_FEATURES) -> TextSegmenter:
-    """``unet`` + FiLM from the pooled report vector at every decoder stage (the simpler comparison)."""
-    return _build("film", in_channels, num_classes, dropout, tokenizer, text_dim, text_layers, text_heads, report_dropout, hf_model, hf_freeze, max_length, features)
+                   hf_freeze: bool = True, max_length: int = 128, features: Sequence[int] = UNET_FEATURES, fuse_stages: Sequence[int] = (1, 2, 3, 4)) -> TextSegmenter:
+    """``unet`` + FiLM from the pooled report vector at every decoder stage (or ``fuse_stages``; the simpler comparison)."""
+    return _build("film", in_channels, num_classes, dropout, tokenizer, text_dim, text_layers, text_heads, report_dropout, hf_model, hf_freeze, max_length, features,
+                  fuse_stages)
 
 
 text_unet.kind = text_unet_film.kind = "segmentation"  # type: ignore[attr-defined]
