@@ -45,6 +45,22 @@ def summarize_run(run_dir: Path) -> dict:
     return out
 
 
+def train_or_reuse(cfg, run_dir: Path) -> float | None:
+    """Train ``cfg`` into ``run_dir`` unless a finished run with the same (parsed) config is there; returns the wall seconds when known."""
+    import shutil
+
+    from scintix.runfolder import load_run_config
+    from scintix.training.run import train_run
+
+    wall_file = run_dir / "wall_seconds.txt"
+    if not ((run_dir / "eval" / "test" / "metrics.json").is_file() and load_run_config(run_dir) == cfg):
+        shutil.rmtree(run_dir, ignore_errors=True)
+        start = time.perf_counter()
+        train_run(cfg, run_dir)
+        wall_file.write_text(f"{time.perf_counter() - start:.1f}")
+    return float(wall_file.read_text()) if wall_file.is_file() else None
+
+
 def write_result(name: str, payload: dict) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
     payload = {"benchmark": name, "written": time.strftime("%Y-%m-%dT%H:%M:%S"), **payload}

@@ -31,6 +31,7 @@ from _common import (
     WORK,
     reexec_with_allocator_tuning,
     require,
+    train_or_reuse,
     write_result,
 )
 
@@ -42,21 +43,14 @@ def _test_predictions(run_dir):
 
 def _classifier(data, name: str, extra: list[str]) -> dict:
     from scintix.config import load_config
-    from scintix.runfolder import load_run_config
-    from scintix.training.run import train_run
 
     cfg = load_config("p1-thoracic", [f"data.source={data}", "train.progress=false", "train.tensorboard=false", *extra])
     run_dir = WORK / name
-    if not ((run_dir / "eval" / "test" / "metrics.json").is_file() and load_run_config(run_dir) == cfg):
-        shutil.rmtree(run_dir, ignore_errors=True)
-        start = time.perf_counter()
-        train_run(cfg, run_dir)
-        (run_dir / "wall_seconds.txt").write_text(f"{time.perf_counter() - start:.1f}")
+    wall = train_or_reuse(cfg, run_dir)
     m = json.loads((run_dir / "eval" / "test" / "metrics.json").read_text())["per_class"]["abnormal"]
     summary = json.loads((run_dir / "data_summary.json").read_text())
-    wall = (run_dir / "wall_seconds.txt").read_text() if (run_dir / "wall_seconds.txt").is_file() else None
     return {"run_dir": str(run_dir), "roc_auc": m["roc_auc"], "recall": m["recall"], "specificity": m["specificity"],
-            "generated": summary.get("generated"), "train_samples": summary["splits"]["train"]["samples"], "wall_seconds": float(wall) if wall else None}
+            "generated": summary.get("generated"), "train_samples": summary["splits"]["train"]["samples"], "wall_seconds": wall}
 
 
 def main() -> None:

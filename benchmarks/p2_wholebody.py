@@ -14,28 +14,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import time
 
 import numpy as np
-from _common import WORK, reexec_with_allocator_tuning, write_result
+from _common import WORK, reexec_with_allocator_tuning, train_or_reuse, write_result
 
 
 def _run(data, name: str, extra: list[str]) -> dict:
     from scintix.config import load_config
-    from scintix.runfolder import load_run_config
-    from scintix.training.run import train_run
 
     cfg = load_config("p2-wholebody", [f"data.source={data}", "train.progress=false", "train.tensorboard=false", *extra])
     run_dir = WORK / name
-    if not ((run_dir / "eval" / "test" / "metrics.json").is_file() and load_run_config(run_dir) == cfg):
-        shutil.rmtree(run_dir, ignore_errors=True)
-        start = time.perf_counter()
-        train_run(cfg, run_dir)
-        (run_dir / "wall_seconds.txt").write_text(f"{time.perf_counter() - start:.1f}")
+    wall = train_or_reuse(cfg, run_dir)
     m = json.loads((run_dir / "eval" / "test" / "metrics.json").read_text())
     return {"run_dir": str(run_dir), "per_label_roc_auc": {c: v["roc_auc"] for c, v in m["per_class"].items()}, "sample_based": m["sample_based"],
-            "generated": json.loads((run_dir / "data_summary.json").read_text()).get("generated"), "synthetic": m.get("synthetic")}
+            "generated": json.loads((run_dir / "data_summary.json").read_text()).get("generated"), "synthetic": m.get("synthetic"), "wall_seconds": wall}
 
 
 def main() -> None:
