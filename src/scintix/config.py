@@ -233,7 +233,7 @@ class GanConfig:
     loss: str = "hinge"  # hinge | nonsaturating
     r1_gamma: float = 0.0  # > 0: R1 gradient penalty on real images, weight gamma / 2
     diffaug: tuple[str, ...] = ("color", "translation", "cutout")  # differentiable augmentation before the discriminator; [] = none
-    ema: float = 0.999  # decay of the generator-weight average used for sampling; 0 = no average
+    ema: float = 0.999  # decay of the generator-weight average used for sampling (warmed up: min(ema, (1+t)/(10+t)) after t updates); 0 = no average
     conditional: bool = True  # condition on the class (one-hot) or the labels (multi-hot)
     grid_per_class: int = 8  # sample grid written after every epoch: this many images per class
 

@@ -132,6 +132,7 @@ def train_gan(cfg: RunConfig | None, run_dir: str | Path, resume: bool = False, 
             "parameters": {"generator": sum(p.numel() for p in gen.parameters()), "discriminator": sum(p.numel() for p in disc.parameters())}}
     (run_dir / "meta.json").write_text(json.dumps(meta, indent=2))
     n, bs = len(images), min(g.batch_size, len(images))
+    step = sum(len(range(0, n - bs + 1, bs)) for _ in range(epoch))  # generator updates so far (resume)
     stop = min(g.epochs, max_epochs) if max_epochs else g.epochs
     started = time.perf_counter() - (history[-1]["elapsed_s"] if history else 0.0)
     while epoch < stop:
@@ -147,7 +148,10 @@ def train_gan(cfg: RunConfig | None, run_dir: str | Path, resume: bool = False, 
         for start in steps:
             idx = order[start : start + bs]
             stats = gan_step(gen, disc, opt_g, opt_d, images[idx].to(device), cond[idx].to(device), cfg)
-            _ema_update(ema, gen, g.ema)
+            step += 1
+            # warm-up: early on the average would be mostly the random initial weights (0.999^1000 = 0.37), so the
+            # decay grows with the number of updates, as TensorFlow's ExponentialMovingAverage(num_updates) does
+            _ema_update(ema, gen, min(g.ema, (1 + step) / (10 + step)))
             for k in sums:
                 sums[k] += stats[k]
         epoch += 1
