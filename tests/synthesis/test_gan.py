@@ -126,7 +126,7 @@ def test_train_resume_sample_and_train_a_classifier_on_real_plus_generated(tiny_
     assert main(["run", "--data", str(tiny_manifest), "--out", str(tmp_path / "bad"), *clf, *same_split, *gen]) == 2
 
     res = __import__("scintix.synthesis.quality", fromlist=["quality_report"]).quality_report(tmp_path / "gan", tmp_path / "gen", tiny_run)
-    assert set(res["per_class"]) == {"normal", "abnormal"} and res["nearest"]["real_median_distance"] > 0 and (tmp_path / "gen" / "quality" / "nearest.html").is_file()
+    assert set(res["per_class"]) == {"normal", "abnormal"} and res["per_class"]["abnormal"]["real"] > 0 and res["nearest"]["real_median_distance"] > 0 and (tmp_path / "gen" / "quality" / "nearest.html").is_file()
 
 
 def test_two_view_generator_writes_view_pairs_that_a_two_view_run_stacks(tiny_manifest, tmp_path):

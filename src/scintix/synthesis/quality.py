@@ -22,7 +22,6 @@ generators measured with the same feature run.
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 from pathlib import Path
@@ -87,8 +86,16 @@ def classifier_features(run_dir: str | Path, paths: list[str], batch: int = 64) 
 
 
 def _gan_train_rows(gan_run: Path) -> list[tuple[str, str]]:
-    with open(gan_run / "split.csv", newline="", encoding="utf-8") as fh:
-        return [(r["path"], r["label"]) for r in csv.DictReader(fh) if r["split"] == "train"]
+    """``(path, label names joined by ;)`` of the images the generator learned from: its training split, its view."""
+    from ..data.prepare import prepare_data
+    from ..tasks import get_task
+
+    cfg = load_gan_data(gan_run)
+    if cfg.data.views:
+        raise ValueError(f"{gan_run}: generates stacked views {list(cfg.data.views)}; quality is measured on single-view generators")
+    data = prepare_data(cfg, gan_run, write=False)
+    task = get_task(cfg.data.task)
+    return [(smp.paths[0], task.describe_target(smp.target, data.classes)) for smp in data.samples["train"]]
 
 
 def quality_report(gan_run: str | Path, generated_dir: str | Path, feature_run: str | Path, out_dir: str | Path | None = None, pairs: int = 12) -> dict:
