@@ -27,7 +27,8 @@ from _common import (
 
 VARIANTS = {
     "baseline": [],  # p1-thoracic exactly as the README runs it (anterior view)
-    "stride1_stem": ["model.small_input=true"],  # the hot spots are a few pixels: keep full resolution in the stem
+    "stride1_stem": ["model.small_input=true"],  # the hot spots are a few pixels: keep full resolution in the stem (~4x the compute)
+    "loss_weighted": ["train.class_balance=loss"],  # inverse-frequency loss weights instead of balanced batches: probability scales that agree across folds?
 }
 
 
