@@ -17,7 +17,15 @@ import argparse
 import shutil
 import time
 
-from _common import RESULTS, SHARED, WORK, reexec_with_allocator_tuning, require, summarize_run, write_result
+from _common import (
+    RESULTS,
+    SHARED,
+    WORK,
+    reexec_with_allocator_tuning,
+    require,
+    summarize_run,
+    write_result,
+)
 
 
 def _run(recipe: str, data, name: str, extra: list[str]) -> dict:

@@ -11,7 +11,7 @@ from .._atomic import atomic_path
 from ..config import RunConfig, config_to_dict
 from ..training.seed import seed_everything
 
-__all__ = ["open_run", "write_history"]
+__all__ = ["open_run", "restore", "write_history"]
 
 
 def open_run(cfg: RunConfig | None, run_dir: Path, resume: bool, what: str) -> RunConfig:
@@ -39,3 +39,16 @@ def write_history(path: Path, history: list[dict]) -> None:
         w = csv.DictWriter(fh, fieldnames=list(history[0]))
         w.writeheader()
         w.writerows(history)
+
+
+def restore(path: Path, **parts) -> dict:
+    """Load ``checkpoints/last.pt``: each named part (``model=gen, opt_g=opt, ...``) gets its state, the random state is restored; returns the checkpoint."""
+    import torch
+
+    from ..training.checkpoint import load_checkpoint
+
+    ck = load_checkpoint(path)
+    for key, obj in parts.items():
+        obj.load_state_dict(ck[key])
+    torch.set_rng_state(ck["rng"])
+    return ck

@@ -31,11 +31,11 @@ from ..config import RunConfig
 from ..data.datasets import CachedDataset
 from ..data.prepare import prepare_data
 from ..tasks import get_task
-from ..training.checkpoint import load_checkpoint, save_checkpoint
+from ..training.checkpoint import save_checkpoint
 from ..training.perf import resolve_device
 from .diffaug import diff_augment
 from .gan import Discriminator, Generator, d_loss, g_loss, r1_penalty, up_steps
-from .runs import open_run, write_history
+from .runs import open_run, restore, write_history
 
 __all__ = ["train_gan", "build_gan", "conditions", "to_unit", "BOUNDED"]
 
@@ -117,14 +117,8 @@ def train_gan(cfg: RunConfig | None, run_dir: str | Path, resume: bool = False, 
     history: list[dict] = []
     epoch = 0
     if resume:
-        ck = load_checkpoint(last)
-        gen.load_state_dict(ck["generator"])
-        disc.load_state_dict(ck["discriminator"])
-        ema.load_state_dict(ck["model"])
-        opt_g.load_state_dict(ck["opt_g"])
-        opt_d.load_state_dict(ck["opt_d"])
+        ck = restore(last, generator=gen, discriminator=disc, model=ema, opt_g=opt_g, opt_d=opt_d)
         epoch, history = ck["epoch"], ck["history"]
-        torch.set_rng_state(ck["rng"])
         log.info("resuming %s at epoch %d", run_dir, epoch)
     meta = {"kind": "gan", "scintix_version": __version__, "torch_version": torch.__version__, "python": platform.python_version(), "device": str(device),
             "seed": cfg.train.seed, "synthetic": data.synthetic, "classes": data.classes, "multilabel": task.multilabel, "image_size": list(d.image_size),

@@ -29,7 +29,7 @@ from ..evaluation.bootstrap import paired_difference_ci
 from ..training.checkpoint import load_checkpoint, save_checkpoint
 from ..training.perf import resolve_device
 from .gan import d_loss, g_loss
-from .runs import open_run, write_history
+from .runs import open_run, restore, write_history
 from .srgan import SRDiscriminator, SRGenerator, bicubic, downsample, psnr, ssim
 
 __all__ = ["train_sr", "evaluate_sr", "load_sr", "upsample_files", "feature_extractor"]
@@ -86,13 +86,8 @@ def train_sr(cfg: RunConfig | None, run_dir: str | Path, resume: bool = False, m
     last, best_path = run_dir / "checkpoints" / "last.pt", run_dir / "checkpoints" / "best.pt"
     epoch, history, best = 0, [], -np.inf
     if resume:
-        ck = load_checkpoint(last)
-        gen.load_state_dict(ck["model"])
-        disc.load_state_dict(ck["discriminator"])
-        opt_g.load_state_dict(ck["opt_g"])
-        opt_d.load_state_dict(ck["opt_d"])
+        ck = restore(last, model=gen, discriminator=disc, opt_g=opt_g, opt_d=opt_d)
         epoch, history, best = ck["epoch"], ck["history"], ck["best"]
-        torch.set_rng_state(ck["rng"])
     (run_dir / "meta.json").write_text(json.dumps({"kind": "sr", "scintix_version": __version__, "device": str(device), "seed": cfg.train.seed,
                                                    "synthetic": data.synthetic, "scale": s.scale, "image_size": list(cfg.data.image_size), "channels": int(hr.shape[1]),
                                                    "train_images": len(hr), "perceptual_features": f"forward_features of {s.feature_run}" if feats else None}, indent=2))
