@@ -235,6 +235,7 @@ class GanConfig:
     diffaug: tuple[str, ...] = ("color", "translation", "cutout")  # differentiable augmentation before the discriminator; [] = none
     ema: float = 0.999  # decay of the generator-weight average used for sampling (warmed up: min(ema, (1+t)/(10+t)) after t updates); 0 = no average
     conditional: bool = True  # condition on the class (one-hot) or the labels (multi-hot)
+    minibatch_std: bool = True  # the discriminator sees each group of 4 images' feature spread (against mode collapse)
     grid_per_class: int = 8  # sample grid written after every epoch: this many images per class
 
     def __post_init__(self) -> None:

@@ -64,9 +64,31 @@ def test_diff_augment_keeps_shape_and_empty_policy_is_identity():
     for p in ("color", "translation", "cutout"):
         assert diff_augment(x, [p], gen).shape == x.shape
     cut = diff_augment(x, ["cutout"], gen)
-    assert (cut == 0).any() and torch.equal(cut[cut != 0], x[cut != 0])
-    moved = diff_augment(torch.ones(1, 1, 16, 8), ["translation"], torch.Generator().manual_seed(3))
-    assert moved.sum() <= 16 * 8  # zero-filled, never invented
+    changed = cut != x
+    assert changed.any() and torch.equal(cut[changed], x.amin(dim=(1, 2, 3), keepdim=True).expand_as(x)[changed])  # the image's background
+    scan = -torch.ones(1, 1, 16, 8)  # GAN range [-1, 1]: background -1, one bright square
+    scan[..., 6:10, 2:6] = 1
+    moved = diff_augment(scan, ["translation"], torch.Generator().manual_seed(3))
+    assert not torch.equal(moved, scan) and moved.min() == -1 and (moved == 1).sum() <= 16  # filled with background, never invented
+    cutout = diff_augment(scan, ["cutout"], torch.Generator().manual_seed(1))
+    assert set(cutout.unique().tolist()) <= {-1.0, 1.0}  # no mid-grey patch
+
+
+def test_minibatch_std_sees_a_collapsed_batch():
+    from scintix.synthesis.gan import batch_std
+
+    same = torch.randn(1, 3, 4, 2).repeat(8, 1, 1, 1)
+    assert batch_std(same).shape == (8, 1, 4, 2) and batch_std(same).max() < 1e-3
+    varied = torch.randn(8, 3, 4, 2)
+    s = batch_std(varied)
+    assert s.min() > 0.3 and torch.equal(s[0], s[2]) and not torch.equal(s[0], s[1])  # groups of 4: images 0, 2, 4, 6 together
+    assert batch_std(torch.randn(3, 3, 4, 2)).unique().numel() == 1  # a batch not a multiple of 4: one group
+    torch.manual_seed(0)
+    d = Discriminator((32, 16), 2, 1, 4)
+    y = torch.eye(2)[[0, 1, 0, 1]]
+    x = torch.rand(1, 1, 32, 16).repeat(4, 1, 1, 1)
+    assert not torch.allclose(d(x, y), d(x + 0.3 * torch.randn_like(x), y))
+    assert Discriminator((32, 16), 2, 1, 4, minibatch_std=False)(x, y).shape == (4,)
 
 
 def test_quality_metrics_by_hand():

@@ -25,13 +25,20 @@ def brightness_contrast(x: torch.Tensor, g: torch.Generator | None = None) -> to
     return (x - mean) * scale.to(x.dtype) + mean
 
 
+def _background(x: torch.Tensor) -> torch.Tensor:
+    """Per image, its darkest value ``(B, 1, 1, 1)``: the background of a scan, whatever the intensity range
+    (the GAN works in [-1, 1], where 0 would be a mid-grey patch no scan has)."""
+    return x.detach().amin(dim=(1, 2, 3), keepdim=True)
+
+
 def translation(x: torch.Tensor, g: torch.Generator | None = None, ratio: float = 0.125) -> torch.Tensor:
-    """Shift by up to ``ratio`` of each side, zero-filled (the background of a scan)."""
+    """Shift by up to ``ratio`` of each side, filled with the image's background."""
     b, _, h, w = x.shape
     sh, sw = int(h * ratio + 0.5), int(w * ratio + 0.5)
     dy = torch.randint(-sh, sh + 1, (b,), generator=g, device=x.device)
     dx = torch.randint(-sw, sw + 1, (b,), generator=g, device=x.device)
-    padded = F.pad(x, (sw, sw, sh, sh))
+    bg = _background(x)
+    padded = F.pad(x - bg, (sw, sw, sh, sh)) + bg
     rows = (torch.arange(h, device=x.device)[None, :] + sh - dy[:, None]).clamp(0, h + 2 * sh - 1)  # (B, H)
     cols = (torch.arange(w, device=x.device)[None, :] + sw - dx[:, None]).clamp(0, w + 2 * sw - 1)  # (B, W)
     idx = torch.arange(b, device=x.device)[:, None, None]
@@ -39,7 +46,7 @@ def translation(x: torch.Tensor, g: torch.Generator | None = None, ratio: float 
 
 
 def cutout(x: torch.Tensor, g: torch.Generator | None = None, ratio: float = 0.5) -> torch.Tensor:
-    """Zero one rectangle of ``ratio`` x each side per image."""
+    """Set one rectangle of ``ratio`` x each side per image to the image's background."""
     b, _, h, w = x.shape
     ch, cw = int(h * ratio + 0.5), int(w * ratio + 0.5)
     y0 = torch.randint(0, h, (b,), generator=g, device=x.device)[:, None, None] - ch // 2  # centre anywhere in the image
@@ -47,7 +54,8 @@ def cutout(x: torch.Tensor, g: torch.Generator | None = None, ratio: float = 0.5
     ys = torch.arange(h, device=x.device)[None, :, None]
     xs = torch.arange(w, device=x.device)[None, None, :]
     inside = (ys >= y0) & (ys < y0 + ch) & (xs >= x0) & (xs < x0 + cw)
-    return x * (~inside)[:, None].to(x.dtype)
+    keep = (~inside)[:, None].to(x.dtype)
+    return x * keep + _background(x) * (1 - keep)
 
 
 POLICIES = {"color": brightness_contrast, "translation": translation, "cutout": cutout}

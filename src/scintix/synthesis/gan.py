@@ -17,6 +17,10 @@ What makes it train on a few hundred images (the choices, with their sources):
     label vectors;
   - hinge loss (default) or the non-saturating loss, optional R1 gradient
     penalty (:func:`r1_penalty`);
+  - a minibatch standard-deviation channel at the discriminator's coarse end
+    (Karras et al., ProGAN 2018): a generator that collapses onto a few
+    images gives batches with too little spread, which a per-image
+    discriminator cannot see (it did collapse on BS-80K chest crops without it);
   - differentiable augmentation of real and generated images before the
     discriminator (:mod:`.diffaug`), and an EMA of the generator's weights
     for sampling (:mod:`.train_gan`).
@@ -32,7 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
-__all__ = ["Generator", "Discriminator", "up_steps", "d_loss", "g_loss", "r1_penalty"]
+__all__ = ["Generator", "Discriminator", "up_steps", "batch_std", "d_loss", "g_loss", "r1_penalty"]
 
 
 def up_steps(size: Sequence[int]) -> int:
@@ -89,27 +93,41 @@ class Generator(nn.Module):
 class Discriminator(nn.Module):
     """``(x (B, C, H, W), y (B, num_conditions))`` -> one realness score per image ``(B,)``, all layers spectrally normalised."""
 
-    def __init__(self, size: Sequence[int], num_conditions: int = 2, in_channels: int = 1, base: int = 64) -> None:
+    def __init__(self, size: Sequence[int], num_conditions: int = 2, in_channels: int = 1, base: int = 64, minibatch_std: bool = True) -> None:
         super().__init__()
         k = up_steps(size)
+        self.minibatch_std = minibatch_std
         layers: list[nn.Module] = [spectral_norm(nn.Conv2d(in_channels, _width(base, k, k), 3, padding=1)), nn.LeakyReLU(0.2, inplace=True)]
         for level in range(k, 0, -1):
             cin, cout = _width(base, k, level), _width(base, k, level - 1)
             layers += [spectral_norm(nn.Conv2d(cin, cout, 4, stride=2, padding=1)), nn.LeakyReLU(0.2, inplace=True)]
         c = _width(base, k, 0)
-        layers += [spectral_norm(nn.Conv2d(c, c, 3, padding=1)), nn.LeakyReLU(0.2, inplace=True)]
         self.features = nn.Sequential(*layers)
+        self.head = nn.Sequential(spectral_norm(nn.Conv2d(c + int(minibatch_std), c, 3, padding=1)), nn.LeakyReLU(0.2, inplace=True))
         self.linear = spectral_norm(nn.Linear(c, 1))
         self.embed = spectral_norm(nn.Linear(num_conditions, c, bias=False)) if num_conditions else None
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        h = self.features(x).sum(dim=(2, 3))  # sum pooling, as in the projection discriminator
+        h = self.features(x)
+        if self.minibatch_std:
+            h = torch.cat([h, batch_std(h)], dim=1)
+        h = self.head(h).sum(dim=(2, 3))  # sum pooling, as in the projection discriminator
         out = self.linear(h).squeeze(1)
         if self.embed is not None:
             if y is None:
                 raise ValueError("a conditional discriminator needs the condition y (B, num_conditions)")
             out = out + (self.embed(y.float()) * h).sum(dim=1)
         return out
+
+
+def batch_std(h: torch.Tensor, group: int = 4) -> torch.Tensor:
+    """ProGAN's minibatch-std feature: per group of ``group`` images, the mean over features and positions of
+    their standard deviation, broadcast as one extra channel ``(B, 1, H, W)`` (one group if B is not a multiple)."""
+    b, _, hh, ww = h.shape
+    g = group if b % group == 0 and b >= group else b
+    std = h.float().reshape(g, b // g, *h.shape[1:]).var(dim=0, unbiased=False).add(1e-8).sqrt()  # (B/g, C, H, W)
+    s = std.mean(dim=(1, 2, 3)).to(h.dtype)  # (B/g,)
+    return s.repeat(g)[:, None, None, None].expand(b, 1, hh, ww)
 
 
 Loss = Literal["hinge", "nonsaturating"]

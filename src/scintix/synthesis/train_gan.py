@@ -47,7 +47,7 @@ BOUNDED = ("percentile", "minmax")  # normalisations with images in [0, 1], whic
 def build_gan(cfg: RunConfig, n_conditions: int, channels: int) -> tuple[Generator, Discriminator]:
     g = cfg.gan
     k = n_conditions if g.conditional else 0
-    return (Generator(cfg.data.image_size, g.latent_dim, k, channels, g.base_channels), Discriminator(cfg.data.image_size, k, channels, g.base_channels))
+    return (Generator(cfg.data.image_size, g.latent_dim, k, channels, g.base_channels), Discriminator(cfg.data.image_size, k, channels, g.base_channels, g.minibatch_std))
 
 
 def conditions(targets: np.ndarray, n_classes: int, multilabel: bool) -> torch.Tensor:
