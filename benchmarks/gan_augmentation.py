@@ -65,10 +65,10 @@ def main() -> None:
     import torch
 
     from scintix.config import load_config
+    from scintix.evaluation.bootstrap import paired_auc_difference
     from scintix.synthesis.quality import quality_report
     from scintix.synthesis.sample import sample_gan
     from scintix.synthesis.train_gan import train_gan
-    from scintix.training.crossval import paired_auc_difference
 
     data = require(SHARED / "bs80k-chest-region")
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"cpu ({torch.get_num_threads()} threads)"

@@ -69,3 +69,26 @@ def test_p3_dcgan_then_srgan_sampling(tiny_manifest, tmp_path):
     assert main(["gan", "sample", str(tmp_path / "gan"), "--out", str(tmp_path / "gen"), "--n", "4", "--sr", str(tmp_path / "sr")]) == 0
     assert np.asarray(Image.open(tmp_path / "gen" / "images" / "gen_00000.png")).shape == (64, 32)  # 32x16 generated, x2 super-resolved
     assert json.loads((tmp_path / "gen" / "provenance.json").read_text())["written_size"] == [64, 32]
+
+
+def test_classifier_auc_on_sr_images_matches_its_own_test_auc(tiny_run, tmp_path, capsys):
+    """The classifier's AUC on the SR run's original test images is its own test AUC (same patients, same images)."""
+    same = ["-o", "data.image_size=[24,16]", "-o", "data.views=null", "-o", "data.view_filter=ant", "-o", "data.split.ratios=[0.5,0.3,0.2]", "-o", "train.progress=false",
+            "-o", "sr.features=4", "-o", "sr.blocks=1", "-o", "sr.batch_size=4"]
+    manifest = tiny_run.parent / "manifest.csv"
+    sr = tmp_path / "sr"
+    assert main(["sr", "train", str(manifest), "--out", str(sr), "--scale", "2", "--epochs", "1", *same, "-o", f"data.split.file={tiny_run / 'split.csv'}"]) == 0
+    assert main(["sr", "evaluate", str(sr), "--classifier", str(tiny_run)]) == 0
+    assert "classifier AUC" in capsys.readouterr().out
+    res = json.loads((sr / "eval_test_classifier.json").read_text())
+    own = json.loads((tiny_run / "eval" / "test" / "metrics.json").read_text())["per_class"]
+    (name, entry), = res["per_class"].items()
+    assert entry["auc_original"] == pytest.approx(own[name]["roc_auc"]["value"], abs=1e-6)
+    for k in ("sr_minus_original", "bicubic_minus_original", "sr_minus_bicubic"):
+        assert entry[k]["ci_low"] <= entry[k]["value"] <= entry[k]["ci_high"]
+    assert entry["sr_minus_bicubic"]["value"] == pytest.approx(entry["auc_sr"] - entry["auc_bicubic"])
+    # an SR run whose test patients the classifier trained on is refused, naming the cause
+    other = tmp_path / "sr_other_split"
+    assert main(["sr", "train", str(manifest), "--out", str(other), "--scale", "2", "--epochs", "1", *same, "-o", "data.split.seed=7"]) == 0
+    assert main(["sr", "evaluate", str(other), "--classifier", str(tiny_run)]) != 0
+    assert "in the classifier's train/val split" in capsys.readouterr().err

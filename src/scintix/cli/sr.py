@@ -26,6 +26,7 @@ def add_sr_parser(sub) -> None:
     e = ssub.add_parser("evaluate", help="PSNR/SSIM of SR vs bicubic on held-out real images, paired, patient-level CIs")
     e.add_argument("run_dir")
     e.add_argument("--split", default="test", choices=("val", "test"))
+    e.add_argument("--classifier", help="also this scintix classifier run's AUC on original, bicubic- and SR-restored images (same split, paired CIs)")
     a = ssub.add_parser("apply", help="up-sample image files by the run's scale")
     a.add_argument("run_dir")
     a.add_argument("inputs", nargs="+", help="image files")
@@ -45,7 +46,7 @@ def cmd_sr(a: argparse.Namespace) -> int:
             over += [f"sr.epochs={a.epochs}"] if a.epochs else []
             over += [f"sr.feature_run={json.dumps(str(Path(a.features).resolve()))}", "sr.perceptual_weight=0.1"] if a.features else []
             run = train_sr(load_config(a.recipe, over), a.out)
-        a.run_dir, a.split = run, "test"
+        a.run_dir, a.split, a.classifier = run, "test", None
         print(f"SR run folder: {run}")
     if a.sr_command in ("train", "evaluate"):
         from ..synthesis.train_sr import evaluate_sr
@@ -56,6 +57,17 @@ def cmd_sr(a: argparse.Namespace) -> int:
               f"SSIM SR {r['sr_ssim']:.4f} vs bicubic {r['bicubic_ssim']:.4f}")
         d, s = r["psnr_difference"], r["ssim_difference"]
         print(f"SR - bicubic: PSNR {d['value']:+.2f} dB [{d['ci_low']:+.2f}, {d['ci_high']:+.2f}], SSIM {s['value']:+.4f} [{s['ci_low']:+.4f}, {s['ci_high']:+.4f}]")
+        if a.classifier:
+            from ..synthesis.sr_downstream import classifier_on_sr
+
+            c = classifier_on_sr(a.run_dir, a.classifier, a.split)
+            for name, e in c["per_class"].items():
+                if "note" in e:
+                    print(f"classifier, {name}: {e['note']}")
+                    continue
+                diffs = ", ".join(f"{k.replace('_minus_', ' - ')} {v['value']:+.4f} [{v['ci_low']:+.4f}, {v['ci_high']:+.4f}]"
+                                  for k, v in e.items() if k.endswith(("original", "bicubic")) and isinstance(v, dict))
+                print(f"classifier AUC, {name} ({e['positives']} positive): original {e['auc_original']:.4f}, bicubic {e['auc_bicubic']:.4f}, SR {e['auc_sr']:.4f}; {diffs}")
         return 0
     from ..synthesis.train_sr import upsample_files
 

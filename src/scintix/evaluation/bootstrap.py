@@ -16,7 +16,7 @@ import numpy as np
 
 from .metrics import COUNT_METRICS, binary_metrics, metrics_from_counts, pr_auc, roc_auc
 
-__all__ = ["bootstrap_ci", "bootstrap_ratio_ci", "paired_difference_ci"]
+__all__ = ["bootstrap_ci", "bootstrap_ratio_ci", "paired_difference_ci", "paired_auc_difference"]
 
 
 def bootstrap_ci(
@@ -116,3 +116,15 @@ def paired_difference_ci(
     diff = np.where(ok, a - b, 0.0)
     out = bootstrap_ratio_ci(diff, ok.astype(float), patient_ids, n_boot, level, seed)
     return {**out, "n": int(ok.sum())}
+
+
+def paired_auc_difference(y, pa, pb, patient_ids, n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> dict:
+    """AUC(a) - AUC(b) on the same predictions' patients, each replicate resampling patients once for both."""
+    y, pa, pb = (np.asarray(v, float) for v in (y, pa, pb))
+    _, index = np.unique(np.asarray(patient_ids, dtype=str), return_inverse=True)
+    n_pat = int(index.max()) + 1
+    weights = np.random.default_rng(seed).multinomial(n_pat, np.full(n_pat, 1.0 / n_pat), size=n_boot).astype(float)[:, index]
+    reps = np.array([roc_auc(y, pa, w) - roc_auc(y, pb, w) for w in weights])
+    reps = reps[np.isfinite(reps)]
+    lo, hi = np.quantile(reps, [(1 - level) / 2, (1 + level) / 2]) if len(reps) else (float("nan"), float("nan"))
+    return {"value": roc_auc(y, pa) - roc_auc(y, pb), "ci_low": float(lo), "ci_high": float(hi), "share_a_better": float(np.mean(reps > 0)) if len(reps) else float("nan")}

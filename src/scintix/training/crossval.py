@@ -24,7 +24,11 @@ from pathlib import Path
 import numpy as np
 
 from ..config import RunConfig
-from ..evaluation.bootstrap import bootstrap_ci, bootstrap_ratio_ci
+from ..evaluation.bootstrap import (
+    bootstrap_ci,
+    bootstrap_ratio_ci,
+    paired_auc_difference,
+)
 from ..evaluation.metrics import roc_auc
 
 __all__ = ["cross_validate", "summarize_cv", "compare_cv", "fuse_views", "pooled_auc_ci", "paired_auc_difference"]
@@ -63,18 +67,6 @@ def cross_validate(cfg: RunConfig, out_dir: str | Path, folds: int = 5, inner_va
 def pooled_auc_ci(y, p, patient_ids, n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> dict:
     """ROC-AUC of pooled predictions with a percentile CI from resampling patients (:func:`~scintix.evaluation.bootstrap.bootstrap_ci`)."""
     return bootstrap_ci(y, p, patient_ids, 0.5, n_boot, level, seed)["roc_auc"]
-
-
-def paired_auc_difference(y, pa, pb, patient_ids, n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> dict:
-    """AUC(a) - AUC(b) on the same predictions' patients, each replicate resampling patients once for both."""
-    y, pa, pb = (np.asarray(v, float) for v in (y, pa, pb))
-    _, index = np.unique(np.asarray(patient_ids, dtype=str), return_inverse=True)
-    n_pat = int(index.max()) + 1
-    weights = np.random.default_rng(seed).multinomial(n_pat, np.full(n_pat, 1.0 / n_pat), size=n_boot).astype(float)[:, index]
-    reps = np.array([roc_auc(y, pa, w) - roc_auc(y, pb, w) for w in weights])
-    reps = reps[np.isfinite(reps)]
-    lo, hi = np.quantile(reps, [(1 - level) / 2, (1 + level) / 2]) if len(reps) else (float("nan"), float("nan"))
-    return {"value": roc_auc(y, pa) - roc_auc(y, pb), "ci_low": float(lo), "ci_high": float(hi), "share_a_better": float(np.mean(reps > 0)) if len(reps) else float("nan")}
 
 
 def _fold_dirs(out_dir: Path) -> list[Path]:
