@@ -96,3 +96,42 @@ def served(run: str):
     finally:
         server.terminate()
         server.wait(10)
+
+
+def _test_rows(run_dir: Path) -> dict[str, dict]:
+    import csv
+
+    with open(run_dir / "eval" / "test" / "predictions.csv", newline="") as fh:
+        return {r["path"]: r for r in csv.DictReader(fh)}
+
+
+def arm_difference(arm_dirs: list[Path], base_dirs: list[Path], classes: list[str], n_boot: int = 2000) -> dict:
+    """Arm - base on the same test images, per class (binary: the positive class; multi-label: each label).
+
+    ``arm_dirs[i]`` and ``base_dirs[i]`` are the same seed. AUC: of the probabilities averaged over seeds, paired, with a
+    patient-level CI; sensitivity at each run's own val-chosen threshold (its ``predicted`` column): per seed and the
+    mean over seeds of the per-positive hit difference, with a patient-level CI.
+    """
+    import numpy as np
+
+    from scintix.evaluation.bootstrap import paired_auc_difference, paired_difference_ci
+
+    arm, base = [_test_rows(d) for d in arm_dirs], [_test_rows(d) for d in base_dirs]
+    keys = sorted(set.intersection(*(set(r) for r in arm + base)))
+    pids = [base[0][k]["patient_id"] for k in keys]
+    out = {}
+    for c in classes:
+        y = np.array([float(c in base[0][k]["target"].split(";")) for k in keys])
+        def probs(runs):
+            return np.mean([[float(r[k][f"prob_{c}"]) for k in keys] for r in runs], axis=0)
+
+        def hits(runs):  # per seed, 1 where a positive image was called positive
+            return np.array([[float(c in r[k]["predicted"].split(";")) for k in keys] for r in runs])[:, y == 1]
+
+        pos_pids = [p for p, v in zip(pids, y) if v == 1]
+        ha, hb = hits(arm), hits(base)
+        out[c] = {"positives": int(y.sum()), "images": len(keys),
+                  "auc_of_seed_averaged_scores": paired_auc_difference(y, probs(arm), probs(base), pids, n_boot),
+                  "sensitivity_per_seed": [float(a.mean() - b.mean()) for a, b in zip(ha, hb)],
+                  "sensitivity_mean_over_seeds": paired_difference_ci(ha.mean(0), hb.mean(0), pos_pids, n_boot)}
+    return out

@@ -29,6 +29,7 @@ from _common import (
     RESULTS,
     SHARED,
     WORK,
+    arm_difference,
     reexec_with_allocator_tuning,
     require,
     train_or_reuse,
@@ -115,7 +116,9 @@ def main() -> None:
         mean_real = [np.mean([base[s][k][1] for s in a.seeds]) for k in keys]
         pooled = paired_auc_difference([base[a.seeds[0]][k][0] for k in keys], mean_gan, mean_real, [base[a.seeds[0]][k][2] for k in keys], 2000)
         sens = [runs[f"{arm}-s{s}"]["recall"]["value"] - runs[f"real_only-s{s}"]["recall"]["value"] for s in a.seeds]
+        helper = arm_difference([WORK / f"gan-aug-{arm}-s{s}" for s in a.seeds], [WORK / f"gan-aug-real_only-s{s}" for s in a.seeds], ["abnormal"])["abnormal"]
         out["differences"][arm] = {"auc_per_seed": per_seed, "auc_of_seed_averaged_scores": pooled, "sensitivity_difference_per_seed": sens,
+                                   "sensitivity_difference_mean_over_seeds": helper["sensitivity_mean_over_seeds"],
                                    "auc_mean_sd": [float(np.mean([runs[f"{arm}-s{s}"]["roc_auc"]["value"] for s in a.seeds])),
                                                    float(np.std([runs[f"{arm}-s{s}"]["roc_auc"]["value"] for s in a.seeds], ddof=1)) if len(a.seeds) > 1 else 0.0]}
         d = pooled

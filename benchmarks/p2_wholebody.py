@@ -17,7 +17,13 @@ import json
 import time
 
 import numpy as np
-from _common import WORK, reexec_with_allocator_tuning, train_or_reuse, write_result
+from _common import (
+    WORK,
+    arm_difference,
+    reexec_with_allocator_tuning,
+    train_or_reuse,
+    write_result,
+)
 
 
 def _run(data, name: str, extra: list[str]) -> dict:
@@ -75,6 +81,13 @@ def main() -> None:
                                       for k, v in {key: [out["runs"][f"{m}-{arm}-s{s}"]["sample_based"][key]["value"] for s in a.seeds]
                                                    for key in ("accuracy", "precision", "sensitivity", "specificity", "f1")}.items()}
                       for m in a.models for arm in arms}
+    classes = list(out["runs"][f"{a.models[0]}-geo-s{a.seeds[0]}"]["per_label_roc_auc"])
+    out["geo_gan_minus_geo"] = {m: arm_difference([WORK / f"p2-{m}-geo_gan-s{s}" for s in a.seeds], [WORK / f"p2-{m}-geo-s{s}" for s in a.seeds], classes)
+                                for m in a.models}
+    for m, per in out["geo_gan_minus_geo"].items():
+        for c, d in per.items():
+            auc = d["auc_of_seed_averaged_scores"]
+            print(m, c, "geo+GAN - geo: AUC", round(auc["value"], 4), [round(auc["ci_low"], 4), round(auc["ci_high"], 4)], flush=True)
     write_result("p2_wholebody", out)
 
 
