@@ -45,6 +45,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=20)
     ap.add_argument("--gan-epochs", type=int, default=30)
     ap.add_argument("--ratio", type=float, default=0.5)
+    ap.add_argument("--gan-base", type=int, default=16, help="gan.base_channels (CPU budget)")
     ap.add_argument("--models", nargs="+", default=["dspic", "alexnet", "resnet18"])
     a = ap.parse_args()
     import torch
@@ -62,11 +63,12 @@ def main() -> None:
     gan_dir, gen_dir = WORK / "p2-gan", WORK / "p2-gan-samples"
     start = time.perf_counter()
     if not (gan_dir / "checkpoints" / "last.pt").is_file():
-        train_gan(load_config("p2-wholebody", [f"data.source={data}", size, "train.progress=false", f"gan.epochs={a.gan_epochs}", "gan.batch_size=16"]), gan_dir)
+        train_gan(load_config("p2-wholebody", [f"data.source={data}", size, "train.progress=false", f"gan.epochs={a.gan_epochs}", "gan.batch_size=16",
+                                                 f"gan.base_channels={a.gan_base}"]), gan_dir)
     if not (gen_dir / "manifest.csv").is_file():
         sample_gan(gan_dir, gen_dir, {"metastasis": a.n // 2, "arthritis": a.n // 2, "normal": a.n // 4}, seed=0)
     out: dict = {"data": f"SYNTHETIC whole-body scans (scintix simulate --n {a.n}), ANT + POST, {a.size[0]}x{a.size[1]}; numbers say nothing about real scans",
-                 "device": device, "epochs": a.epochs, "gan": {"epochs": a.gan_epochs, "ratio": a.ratio, "wall_seconds_this_call": round(time.perf_counter() - start, 1)},
+                 "device": device, "epochs": a.epochs, "gan": {"epochs": a.gan_epochs, "base_channels": a.gan_base, "ratio": a.ratio, "wall_seconds_this_call": round(time.perf_counter() - start, 1)},
                  "runs": {}}
     arms = {"geo": [], "geo_gan": [f"data.generated=[{gen_dir / 'manifest.csv'}]", f"data.generated_ratio={a.ratio}"]}
     for seed in a.seeds:
