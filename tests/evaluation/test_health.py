@@ -40,6 +40,10 @@ def test_each_check_fires_alone():
     low = _binary(np.linspace(0.01, 0.4, 10))  # spans enough, but all below 0.5
     assert [f["check"] for f in assess_model(low, y, "binary", CLASSES, [1], {"abnormal": 0.2})["flags"]] == ["one_side"]
     assert [f["check"] for f in assess_model(good, y, "binary", CLASSES, [1], {"abnormal": 0.005})["flags"]] == ["threshold_edge"]
+    # a threshold at the edge that still separates validation (a near-perfect model's gap at 0.9995) is not degenerate
+    sharp = _binary(np.r_[np.linspace(1e-5, 0.3, 5), np.linspace(0.9996, 0.99999, 5)])
+    h = assess_model(sharp, y, "binary", CLASSES, [1], {"abnormal": 0.9995})
+    assert not h["degenerate"] and h["checks"]["val_balanced_accuracy_at_threshold"] == {"abnormal": 1.0}
     # a small loss wobble is not "far above the minimum"; a 3x jump is
     assert not assess_model(good, y, "binary", CLASSES, [1], {"abnormal": 0.5}, _history([0.05, 0.09]), 2)["degenerate"]
     assert assess_model(good, y, "binary", CLASSES, [1], {"abnormal": 0.5}, _history([0.3, 0.9]), 2)["flags"][0]["check"] == "selected_val_loss"

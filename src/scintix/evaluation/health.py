@@ -22,7 +22,8 @@ __all__ = ["HealthLimits", "assess_model", "health_banner"]
 @dataclass(frozen=True)
 class HealthLimits:
     min_span: float = 0.05  # raw validation probabilities of a class must span at least this (max - min)
-    edge: float = 0.01  # a threshold within this of 0 or 1 is at the edge
+    edge: float = 0.01  # a threshold within this of 0 or 1 is at the edge ...
+    edge_balanced_accuracy: float = 0.9  # ... unless it reaches this balanced accuracy on validation (a near-perfect model's gap can sit at 0.9995)
     loss_ratio: float = 1.5  # selected epoch's val loss above ratio x the lowest val loss ...
     loss_margin: float = 0.1  # ... and above it by this much (tiny losses wobble by large ratios)
     max_gap: float = 0.1  # mean |train-mode - eval-mode| probability on training images
@@ -83,8 +84,16 @@ def assess_model(
                 if above in (0.0, 1.0) and len(np.unique(y[:, c])) == 2:
                     side = "above" if above == 1.0 else "below"
                     flags.append(_flag("one_side", above, 0.5, f"every validation probability of {classes[c]} is {side} 0.5 although validation holds both outcomes"))
+    balanced = {}
+    if len(p) and task.thresholded:
+        y = task.one_hot(np.asarray(val_targets), p.shape[1])
+        for c in columns:
+            t = thresholds.get(classes[c])
+            if t is not None and 0 < y[:, c].sum() < len(y):
+                balanced[classes[c]] = float((np.mean(p[y[:, c] == 1, c] >= t) + np.mean(p[y[:, c] == 0, c] < t)) / 2)
+        checks["val_balanced_accuracy_at_threshold"] = balanced
     for name, t in thresholds.items():
-        if t >= 1 - limits.edge or t <= limits.edge:
+        if (t >= 1 - limits.edge or t <= limits.edge) and not balanced.get(name, 0.0) >= limits.edge_balanced_accuracy:
             flags.append(_flag("threshold_edge", t, limits.edge, f"the threshold for {name} chosen on validation is {t:.4f}, at the edge of [0, 1]: the probabilities carry little information"))
     checks["thresholds"] = dict(thresholds)
     losses = [(int(r["epoch"]), float(r["val_loss"])) for r in history if r.get("val_loss") not in (None, "") and np.isfinite(float(r["val_loss"]))]
