@@ -20,9 +20,10 @@ import argparse
 import json
 import shutil
 import time
+from pathlib import Path
 
 import numpy as np
-from _common import WORK, reexec_with_allocator_tuning, write_result
+from _common import WORK, arm_difference, reexec_with_allocator_tuning, write_result
 
 
 def _run(data, name: str, extra: list[str]) -> dict:
@@ -99,6 +100,11 @@ def main() -> None:
                                          "sample_accuracy": [out["runs"][f"{arm}-s{s}"]["sample_based"]["accuracy"]["value"] for s in a.seeds],
                                          "sample_f1": [out["runs"][f"{arm}-s{s}"]["sample_based"]["f1"]["value"] for s in a.seeds]}.items()}
                       for arm in a.arms}
+    pairs = [("cross_1", "plain"), ("cross_2", "cross_1"), ("cross_2", "plain"), ("cross_2_gan", "cross_2")]
+    classes = list(out["runs"][f"{a.arms[0]}-s{a.seeds[0]}"]["per_class_roc_auc"])
+    out["differences"] = {f"{x}_minus_{y}": arm_difference([Path(out["runs"][f"{x}-s{s}"]["run_dir"]) for s in a.seeds],
+                                                           [Path(out["runs"][f"{y}-s{s}"]["run_dir"]) for s in a.seeds], classes)
+                          for x, y in pairs if x in a.arms and y in a.arms}
     write_result("p3_thyroid", out)
 
 

@@ -10,6 +10,8 @@ import json
 import sys
 from pathlib import Path
 
+from _tables_synthesis import gan_augmentation, p2_wholebody, p3_thyroid, sr_bs80k
+
 ROOT = Path(__file__).resolve().parents[1]
 RES = ROOT / "benchmarks" / "results"
 
@@ -59,36 +61,6 @@ def p1_cv() -> list[str]:
         out.append(f"| {name} | {s['n']} ({s['positives']}) | " + ", ".join(f"{f['roc_auc']:.3f}" for f in s["per_fold"])
                    + f"; {s['fold_auc_mean']:.3f} ± {s['fold_auc_sd']:.3f} | {ci(s['pooled_oof_auc'])} | {ci(s['pooled_sensitivity_at_fold_thresholds'])} | "
                    f"{ci(s['pooled_specificity_at_fold_thresholds'])} | {ci(diff) if diff else ''} | {s['wall_seconds_this_call'] / 60:.0f} min |")
-    return out + [""]
-
-
-def gan_augmentation() -> list[str]:
-    path = RES / "gan_augmentation.json"
-    if not path.exists() or "differences" not in json.loads(path.read_text()):
-        return []
-    d = json.loads(path.read_text())
-    g = d["gan"]
-    out = ["### Does GAN augmentation help? BS-80K anterior crops (`benchmarks/gan_augmentation.py`)", "",
-           f"Device: {d['device']}. {d['data']}. Classifier: {d['classifier']}, seeds {d['seeds']}. Generator: class-conditional DCGAN, "
-           f"base {g['base_channels']} channels, {g['epochs']} epochs on the training patients ({g['wall_seconds_this_call'] / 60:.0f} min), "
-           f"{g['generated_abnormal']} abnormal crops sampled. Paired difference: test ROC-AUC of the seed-averaged scores, real + GAN minus real only, "
-           "patient-level bootstrap CI.", "",
-           "| arm | test ROC-AUC per seed | mean ± sd | sensitivity per seed (val threshold) | AUC difference vs real only |", "|---|---|---|---|---|"]
-    arms = sorted({k.rsplit("-s", 1)[0] for k in d["runs"]}, key=lambda a: (a != "real_only", a))
-    for arm in arms:
-        runs = [d["runs"][f"{arm}-s{s}"] for s in d["seeds"]]
-        aucs = [r["roc_auc"]["value"] for r in runs]
-        diff = d["differences"].get(arm, {}).get("auc_of_seed_averaged_scores")
-        gen = runs[0].get("generated") or {}
-        label = f"{arm} ({gen.get('train_images', 0)} generated + {gen.get('real_train_images', runs[0]['train_samples'])} real training crops)" if gen else arm
-        out.append(f"| {label} | {', '.join(f'{a:.4f}' for a in aucs)} | {sum(aucs) / len(aucs):.4f} ± {(sum((a - sum(aucs) / len(aucs)) ** 2 for a in aucs) / max(len(aucs) - 1, 1)) ** 0.5:.4f} | "
-                   + ", ".join(f"{r['recall']['value']:.3f}" for r in runs) + f" | {ci(diff) if diff else ''} |")
-    q = d.get("quality")
-    if q:
-        pc = ", ".join(f"{c}: FID {m['fid']:.1f}, KID {m['kid']:.3f}" for c, m in q["per_class"].items())
-        n = q["nearest"]
-        out += ["", f"Quality ({q['feature_extractor'].split('/')[-1]} features): {pc}. Nearest training image: median RMS distance {n['median_distance']:.3f} "
-                f"(real-to-real {n['real_median_distance']:.3f}); {n['closer_than_closest_real_pair']} generated crops closer to a training crop than the closest real pair."]
     return out + [""]
 
 
@@ -328,7 +300,7 @@ def text_segmentation() -> list[str]:
 
 
 def main() -> None:
-    text = "\n".join(p1() + p1_cv() + bn_recalibration() + segmentation() + text_segmentation() + gan_augmentation() + calibration_explain() + medmnist() + regions() + speed())
+    text = "\n".join(p1() + p1_cv() + bn_recalibration() + segmentation() + text_segmentation() + gan_augmentation() + sr_bs80k() + p3_thyroid() + p2_wholebody() + calibration_explain() + medmnist() + regions() + speed())
     if "--readme" in sys.argv:
         readme = ROOT / "README.md"
         s = readme.read_text()
