@@ -27,7 +27,8 @@ from _common import (
 
 VARIANTS = {
     "baseline": [],  # p1-thoracic exactly as the README runs it (anterior view)
-    "stride1_stem": ["model.small_input=true"],  # the hot spots are a few pixels: keep full resolution in the stem (~4x the compute)
+    "stride1_stem": ["model.small_input=true"],  # the hot spots are a few pixels: no early down-sampling at all (3x3 stride-1 stem, no max-pool; ~16x the compute)
+    "stem_stride1_loss": ["model.stem=stride1", "train.class_balance=loss"],  # MONAI's default 7x7 stride-1 stem + max-pool (the independent plain baseline's; 10x4 final map, ~4x), loss weights
     "loss_weighted": ["train.class_balance=loss"],  # inverse-frequency loss weights instead of balanced batches: probability scales that agree across folds?
 }
 

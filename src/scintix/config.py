@@ -124,12 +124,14 @@ class ModelConfig:
     unfreeze_epoch: int | None = None  # ... until this epoch (0-based), then everything
     dropout: float | None = None  # None keeps the model's default
     small_input: bool = False  # stride-1 stem without early pooling (28 px MedMNIST-style inputs)
+    stem: str | None = None  # ResNets: stride2 (ImageNet, default) | stride1 (7x7 stride 1 + max-pool, MONAI's default) | small (= small_input)
     deep_supervision: bool | None = None  # dynunet: also train two coarser decoder heads (None keeps the model's default, off)
 
     def __post_init__(self) -> None:
         _require(self.dropout is None or 0 <= self.dropout < 1, f"model.dropout={self.dropout}: in [0, 1)")
         _require(self.weights_reduce in ("sum", "mean"), f"model.weights_reduce={self.weights_reduce!r}: sum or mean")
         _require(self.unfreeze_epoch is None or self.unfreeze_epoch >= 0, f"model.unfreeze_epoch={self.unfreeze_epoch}: >= 0")
+        _require(self.stem in (None, "stride2", "stride1", "small"), f"model.stem={self.stem!r}: stride2, stride1 or small (ResNets)")
 
 
 @dataclass(frozen=True)

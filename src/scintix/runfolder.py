@@ -89,7 +89,7 @@ def build_model_for_run(cfg: RunConfig, n_classes: int, tokenizer=None, run_dir:
         extra = dict(tokenizer=tokenizer, text_dim=t.dim, text_layers=t.layers, text_heads=t.heads, report_dropout=t.report_dropout,
                      hf_model=t.hf_model, hf_freeze=t.hf_freeze, max_length=t.max_length, fuse_stages=t.fuse_stages)
     model = create_model(m.name, in_channels=in_channels(cfg), num_classes=n_classes, weights=m.weights if pretrained else None, weights_reduce=m.weights_reduce,
-                         freeze=m.freeze_backbone, dropout=m.dropout, small_input=m.small_input or None, deep_supervision=m.deep_supervision, **extra)
+                         freeze=m.freeze_backbone, dropout=m.dropout, small_input=m.small_input or None, stem=m.stem, deep_supervision=m.deep_supervision, **extra)
     if cfg.data.patch_size and hasattr(model, "roi_size"):
         model.roi_size = tuple(cfg.data.patch_size)  # trained on patches: whole scans are inferred by sliding window
     return model

@@ -11,6 +11,7 @@ inputs it takes (``("image",)``, or ``("image", "cross")`` for P3's model).
 from __future__ import annotations
 
 import functools
+import inspect
 import logging
 from pathlib import Path
 from typing import Callable
@@ -104,7 +105,13 @@ def create_model(
     """
     if name not in MODELS:
         raise KeyError(f"unknown model {name!r}; available: {', '.join(list_models())}")
-    model = MODELS[name](in_channels=in_channels, num_classes=num_classes, **{k: v for k, v in kwargs.items() if v is not None})
+    kwargs = {k: v for k, v in kwargs.items() if v is not None}
+    params = inspect.signature(MODELS[name]).parameters
+    if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        unknown = sorted(set(kwargs) - set(params))
+        if unknown:
+            raise ValueError(f"model {name!r} has no option {', '.join(f'model.{k}' for k in unknown)}; leave it unset for this model")
+    model = MODELS[name](in_channels=in_channels, num_classes=num_classes, **kwargs)
     if weights is not None:
         load_pretrained(model, name, weights, reduce=weights_reduce)  # type: ignore[arg-type]
     if freeze:

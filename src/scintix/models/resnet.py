@@ -13,46 +13,56 @@ from .classifier import ImageClassifier
 __all__ = ["resnet18", "resnet34", "resnet50", "resnet101", "resnet_crossfeature", "CrossFeatureBlock", "CrossFeatureBackbone"]
 
 
-def _monai_resnet(block: str, layers: list[int], in_channels: int, num_classes: int, dropout: float, small_input: bool) -> ImageClassifier:
+STEMS = {  # name: (kernel, stride, max-pool)
+    "stride2": (7, 2, True),  # torchvision/timm ImageNet stem: /4 before layer1
+    "stride1": (7, 1, True),  # MONAI's own default: /2 before layer1, ~4x the compute; keeps few-pixel hot spots
+    "small": (3, 1, False),  # no early down-sampling (28 px MedMNIST-style inputs; = small_input)
+}
+
+
+def _monai_resnet(block: str, layers: list[int], in_channels: int, num_classes: int, dropout: float, small_input: bool, stem: str | None = None) -> ImageClassifier:
     from monai.networks.nets import ResNet
 
     # MONAI's default stem has stride 1 (about 4x the compute of the usual
-    # stride-2 stem), so the stride-2 7x7 stem is asked for explicitly.
+    # stride-2 stem), so the stem is always asked for explicitly.
+    stem = stem or ("small" if small_input else "stride2")
+    if stem not in STEMS:
+        raise ValueError(f"model.stem={stem!r}: one of {', '.join(STEMS)}")
+    kernel, stride, pool = STEMS[stem]
     net = ResNet(
         block=block,
         layers=layers,
         block_inplanes=[64, 128, 256, 512],
         spatial_dims=2,
         n_input_channels=in_channels,
-        conv1_t_size=3 if small_input else 7,
-        conv1_t_stride=1 if small_input else 2,
-        no_max_pool=small_input,
+        conv1_t_size=kernel,
+        conv1_t_stride=stride,
+        no_max_pool=not pool,
         num_classes=num_classes,
         bias_downsample=False,  # as torchvision/timm: same parameter count, loadable weights
     )
     # MONAI keeps the max-pool module and skips it inside its own forward when
     # no_max_pool is set, so it has to be left out here explicitly. Names follow
     # torchvision (conv1, bn1, layer1..4) so its weight files map by prefix.
-    pool = nn.Identity() if small_input else net.maxpool
-    parts = [("conv1", net.conv1), ("bn1", net.bn1), ("act", net.act), ("maxpool", pool)]
+    parts = [("conv1", net.conv1), ("bn1", net.bn1), ("act", net.act), ("maxpool", net.maxpool if pool else nn.Identity())]
     parts += [(f"layer{i}", getattr(net, f"layer{i}")) for i in range(1, 5)]
     return ImageClassifier(nn.Sequential(OrderedDict(parts)), net.fc.in_features, num_classes, dropout, cam_layer="features.layer4")
 
 
-def resnet18(in_channels: int = 1, num_classes: int = 2, dropout: float = 0.0, small_input: bool = False) -> ImageClassifier:
-    return _monai_resnet("basic", [2, 2, 2, 2], in_channels, num_classes, dropout, small_input)
+def resnet18(in_channels: int = 1, num_classes: int = 2, dropout: float = 0.0, small_input: bool = False, stem: str | None = None) -> ImageClassifier:
+    return _monai_resnet("basic", [2, 2, 2, 2], in_channels, num_classes, dropout, small_input, stem)
 
 
-def resnet34(in_channels: int = 1, num_classes: int = 2, dropout: float = 0.0, small_input: bool = False) -> ImageClassifier:
-    return _monai_resnet("basic", [3, 4, 6, 3], in_channels, num_classes, dropout, small_input)
+def resnet34(in_channels: int = 1, num_classes: int = 2, dropout: float = 0.0, small_input: bool = False, stem: str | None = None) -> ImageClassifier:
+    return _monai_resnet("basic", [3, 4, 6, 3], in_channels, num_classes, dropout, small_input, stem)
 
 
-def resnet50(in_channels: int = 1, num_classes: int = 2, dropout: float = 0.0, small_input: bool = False) -> ImageClassifier:
-    return _monai_resnet("bottleneck", [3, 4, 6, 3], in_channels, num_classes, dropout, small_input)
+def resnet50(in_channels: int = 1, num_classes: int = 2, dropout: float = 0.0, small_input: bool = False, stem: str | None = None) -> ImageClassifier:
+    return _monai_resnet("bottleneck", [3, 4, 6, 3], in_channels, num_classes, dropout, small_input, stem)
 
 
-def resnet101(in_channels: int = 1, num_classes: int = 2, dropout: float = 0.0, small_input: bool = False) -> ImageClassifier:
-    return _monai_resnet("bottleneck", [3, 4, 23, 3], in_channels, num_classes, dropout, small_input)
+def resnet101(in_channels: int = 1, num_classes: int = 2, dropout: float = 0.0, small_input: bool = False, stem: str | None = None) -> ImageClassifier:
+    return _monai_resnet("bottleneck", [3, 4, 23, 3], in_channels, num_classes, dropout, small_input, stem)
 
 
 class CrossFeatureBlock(nn.Module):
