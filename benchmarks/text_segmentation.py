@@ -1,7 +1,7 @@
 """Report-guided segmentation (P4) vs our U-Net: same splits, same training budget, 3 seeds each.
 
     python benchmarks/text_segmentation.py [--only qata|p4zh|p4en] [--seeds 0 1 2] [--epochs-qata N] [--epochs-p4 N]
-                                           [--size-qata H W] [--size-p4 H W] [--film] [--warm]
+                                           [--size-qata H W] [--size-p4 H W] [--film] [--warm] [--view-prefix]
 
 qata: ``qata-text`` vs the same recipe with ``model.name=unet`` on the real
 QaTa-COV19 subset (train: 85 % of its train patients, selection: the other
@@ -102,16 +102,17 @@ def _dataset(name: str):
     return sim
 
 
-def _warm(name: str, recipe: str, data, common: list[str], seeds, first_stage: list, entry: dict) -> dict[str, list]:
+def _warm(name: str, recipe: str, data, common: list[str], seeds, first_stage: list, entry: dict, text_extra: list[str]) -> dict[str, list]:
     """Second stage from each seed's trained U-Net: U-Net continued vs text_unet warm-started, same epochs."""
     dirs: dict[str, list] = {"warm_unet": [], "warm_text_unet": []}
     for seed, stage1 in zip(seeds, first_stage):
         start = f"model.weights={stage1 / 'checkpoints' / 'best.pt'}"
         for model in ("unet", "text_unet"):
             tag = f"{name}-warm_{model}-s{seed}"
-            res = _run(recipe, data, f"text-seg-{tag}", [*common, f"model.name={model}", f"train.seed={seed}", start])
+            folder = f"text-seg-{tag}" + ("-view" if text_extra and model != "unet" else "")
+            res = _run(recipe, data, folder, [*common, f"model.name={model}", f"train.seed={seed}", start, *(text_extra if model != "unet" else [])])
             entry["runs"][tag] = {**res, "first_stage": str(stage1)}
-            dirs[f"warm_{model}"].append(WORK / f"text-seg-{tag}")
+            dirs[f"warm_{model}"].append(WORK / folder)
             print(tag, "dice", round(res["dice"]["value"], 4), f"{res['wall_seconds']} s", flush=True)
         entry["runs"][f"{name}-warm-paired-s{seed}"] = _compare([dirs["warm_text_unet"][-1]], [dirs["warm_unet"][-1]], seed)
     entry["warm_text_minus_warm_unet_over_seeds"] = _compare(dirs["warm_text_unet"], dirs["warm_unet"])
@@ -130,6 +131,7 @@ def main() -> None:
     ap.add_argument("--film", action="store_true", help="also the FiLM variant")
     ap.add_argument("--warm", action="store_true", help="the two-stage protocol instead (U-Net, then U-Net continued vs text_unet warm-started); key <name>_warm")
     ap.add_argument("--film-seeds", type=int, nargs="+", default=None, help="its seeds (default: --seeds)")
+    ap.add_argument("--view-prefix", action="store_true", help="text models read '[ANT] '/'[POST] ' + report (text.view_prefix); key <name>_view")
     a = ap.parse_args()
     if a.warm and a.film:
         ap.error("--warm and --film: run them one after the other")
@@ -147,13 +149,16 @@ def main() -> None:
             extra = ["data.report_column=report_zh" if name == "p4zh" else "data.report_column=report"]
         common = [f"data.image_size=[{size[0]},{size[1]}]", f"train.epochs={epochs}", "eval.n_bootstrap=1000", *extra]
         entry: dict = {"recipe": recipe, "image_size": size, "epochs": epochs, "split_seed": 0, "seeds": a.seeds, "runs": {}}
-        key = f"{name}_warm" if a.warm else name
+        key = (f"{name}_warm" if a.warm else name) + ("_view" if a.view_prefix else "")
+        text_extra = ["text.view_prefix=true"] if a.view_prefix else []
         models = ("unet",) if a.warm else ("unet", "text_unet")
         dirs: dict[str, list] = {m: [] for m in models}
         for seed in a.seeds:
             for model in models:
                 tag = f"{name}-{model}-s{seed}"
-                folder, over = f"text-seg-{tag}", [*common, f"model.name={model}", f"train.seed={seed}"]
+                folder, over = f"text-seg-{tag}", [*common, f"model.name={model}", f"train.seed={seed}", *(text_extra if model != "unet" else [])]
+                if model != "unet" and a.view_prefix:
+                    folder = f"{folder}-view"
                 if name == "p4en" and model == "unet":  # the U-Net reads no report: p4zh's run of the same seed is the same run
                     folder, over = f"text-seg-p4zh-unet-s{seed}", [*over[:-3], "data.report_column=report_zh", *over[-2:]]
                 res = _run(recipe, data, folder, over)
@@ -168,15 +173,16 @@ def main() -> None:
             dirs["text_unet_film"] = []
             for seed in a.film_seeds or a.seeds:
                 tag = f"{name}-text_unet_film-s{seed}"
-                entry["runs"][tag] = _run(recipe, data, f"text-seg-{tag}", [*common, "model.name=text_unet_film", f"train.seed={seed}"])
-                dirs["text_unet_film"].append(WORK / f"text-seg-{tag}")
+                folder = f"text-seg-{tag}" + ("-view" if a.view_prefix else "")
+                entry["runs"][tag] = _run(recipe, data, folder, [*common, "model.name=text_unet_film", f"train.seed={seed}", *text_extra])
+                dirs["text_unet_film"].append(WORK / folder)
                 entry["runs"][f"{name}-film-paired-s{seed}"] = _compare([dirs["text_unet_film"][-1]], [dirs["unet"][a.seeds.index(seed)]], seed)
                 print(tag, "dice", round(entry["runs"][tag]["dice"]["value"], 4), f"{entry['runs'][tag]['wall_seconds']} s", flush=True)
             n = len(dirs["text_unet_film"])
             entry["film_minus_unet_over_seeds"] = _compare(dirs["text_unet_film"], dirs["unet"][:n])
             entry["film_minus_text_unet_over_seeds"] = _compare(dirs["text_unet_film"], dirs["text_unet"][:n])
         if a.warm:
-            dirs.update(_warm(name, recipe, data, common, a.seeds, dirs["unet"], entry))
+            dirs.update(_warm(name, recipe, data, common, a.seeds, dirs["unet"], entry, text_extra))
         if a.warm:
             d = entry["warm_text_minus_warm_unet_over_seeds"]
         else:

@@ -148,6 +148,7 @@ class TextConfig:
     hf_model: str | None = None  # a local Hugging Face model folder (e.g. a Chinese MacBERT) instead; never downloaded
     hf_freeze: bool = True  # keep its weights fixed (only the fusion layers and the U-Net learn)
     fuse_stages: tuple[int, ...] = (1, 2, 3, 4)  # decoder stages that read the report: 1 (coarsest) .. 4 (full resolution); GuideDecoder fuses 3
+    view_prefix: bool = False  # open each report with the image's view ("[ANT] ..."): sides named in a report flip between views
 
     def __post_init__(self) -> None:
         _require(self.tokenizer in ("auto", "char", "word"), f"text.tokenizer={self.tokenizer!r}: auto, char or word")

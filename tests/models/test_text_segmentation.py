@@ -265,3 +265,29 @@ def test_qata_text_cli_run_predict_explain_with_and_without_reports(tmp_path, ca
         with_report = c.post("/api/predict", files={"file": ("c0.png", png, "image/png")}, data={"report": "infection in the left lung"}).json()
         without = c.post("/api/predict", files={"file": ("c0.png", png, "image/png")}).json()
     assert with_report["results"][0]["read_report"] is True and without["results"][0]["read_report"] is False
+
+
+def test_view_prefix_opens_each_report_with_its_view_in_training_and_inference(tiny_manifest, tmp_path):
+    from scintix.config import load_config
+    from scintix.data.manifest import read_manifest
+    from scintix.data.prepare import prepare_data
+    from scintix.inference.predict import unit_reports
+    from scintix.text.report import model_report
+
+    assert model_report("右侧第2肋见浓聚", "post", True) == "[POST] 右侧第2肋见浓聚"
+    assert model_report("right 2nd rib", "ant", False) == "right 2nd rib" and model_report("  ", "ant", True) is None  # no report stays none
+    assert model_report("right 2nd rib", None, True) == "right 2nd rib"
+    rows = tiny_manifest.read_text().splitlines()
+    with_reports = tmp_path / "with_reports.csv"
+    with_reports.write_text("\n".join([rows[0] + ",report"] + [r + ",uptake in the right 2nd rib" for r in rows[1:]]) + "\n")
+    over = [f"data.source={with_reports}", "data.views=null", "data.view_filter=null", "data.split.ratios=[0.5,0.3,0.2]", "text.view_prefix=true"]
+    data = prepare_data(load_config("quickstart", over), tmp_path / "run")
+    texts = {s.text for split in data.samples.values() for s in split}
+    assert texts == {"[ANT] uptake in the right 2nd rib", "[POST] uptake in the right 2nd rib"}
+    stacked = prepare_data(load_config("quickstart", [*over[:1], "data.views=[ant,post]", *over[3:]]), tmp_path / "run2")
+    assert {s.text for split in stacked.samples.values() for s in split} == {"uptake in the right 2nd rib"}  # one input holds both views
+    records = read_manifest(with_reports)
+    cfg = load_config("quickstart", over)
+    given = unit_reports(cfg, records, "left humerus")
+    assert {v for k, v in given.items() if "_post" in k} == {"[POST] left humerus"}
+    assert set(unit_reports(load_config("quickstart", over[:-1]), records).values()) == {"uptake in the right 2nd rib"}

@@ -75,6 +75,10 @@ def prepare_data(cfg, run_dir: str | Path, make_synthetic=None, write: bool = Tr
         records = _relabel(records, d.label_column, source)
     if d.report_column != "report":  # e.g. the simulator's Chinese reports
         records = [dataclasses.replace(r, report=(r.extra.get(d.report_column) or "").strip() or None) for r in records]
+    if cfg.text.view_prefix and not d.views:
+        from ..text.report import model_report
+
+        records = [dataclasses.replace(r, report=model_report(r.report, r.view, True)) for r in records]
     # generated images (GAN) never enter the split: it is made on real images, they join train afterwards
     generated = [r for r in records if is_generated(r)] + load_generated(d.generated)
     records = [r for r in records if not is_generated(r)]

@@ -159,16 +159,18 @@ def predict_units(run: LoadedRun, source, batch_size: int = 32, out_dir: str | P
 
 def unit_reports(cfg, records: Sequence[Record], report: str | None = None) -> dict[str, str]:
     """Each prediction unit's report for a text-guided run: ``report`` for all when given, else the records' own
-    (``data.report_column``; the first view's for stacked views); ``""`` where there is none."""
+    (``data.report_column``; the first view's for stacked views), opened by the view with ``text.view_prefix``;
+    ``""`` where there is none."""
+    from ..text.report import model_report
+
     col = cfg.data.report_column
+    prefix = cfg.text.view_prefix and not cfg.data.views
 
     def text(r: Record) -> str:
-        return (r.report if col == "report" else r.extra.get(col)) or ""
+        own = report if report is not None else (r.report if col == "report" else r.extra.get(col))
+        return model_report(own, r.view, prefix) or ""
 
-    if report is not None:
-        by_path = {r.path: report for r in records}
-    else:
-        by_path = {r.path: text(r).strip() for r in records}
+    by_path = {r.path: text(r) for r in records}
     if cfg.data.views:
         out: dict[str, str] = {}
         for r in records:
