@@ -2,6 +2,7 @@
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -88,7 +89,10 @@ def test_classifier_auc_on_sr_images_matches_its_own_test_auc(tiny_run, tmp_path
         assert entry[k]["ci_low"] <= entry[k]["value"] <= entry[k]["ci_high"]
     assert entry["sr_minus_bicubic"]["value"] == pytest.approx(entry["auc_sr"] - entry["auc_bicubic"])
     # an SR run whose test patients the classifier trained on is refused, naming the cause
-    other = tmp_path / "sr_other_split"
-    assert main(["sr", "train", str(manifest), "--out", str(other), "--scale", "2", "--epochs", "1", *same, "-o", "data.split.seed=7"]) == 0
+    import shutil
+
+    other = Path(shutil.copytree(sr, tmp_path / "sr_other_split"))
+    rows = (other / "split.csv").read_text().splitlines()
+    (other / "split.csv").write_text("\n".join([rows[0]] + [r.replace(",train,", ",test,").replace(",val,", ",test,") for r in rows[1:]]) + "\n")
     assert main(["sr", "evaluate", str(other), "--classifier", str(tiny_run)]) != 0
     assert "in the classifier's train/val split" in capsys.readouterr().err

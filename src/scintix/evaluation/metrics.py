@@ -56,15 +56,24 @@ def metrics_from_counts(counts: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def roc_auc(y: np.ndarray, score: np.ndarray, sample_weight: np.ndarray | None = None) -> float:
-    """Area under the ROC curve; NaN when only one class is present."""
-    from sklearn.metrics import roc_auc_score
+    """Area under the ROC curve; NaN when only one class is present.
 
-    y = np.asarray(y).astype(int)
-    w = None if sample_weight is None else np.asarray(sample_weight, dtype=float)
-    present = y if w is None else y[w > 0]
-    if len(np.unique(present)) < 2:
+    The weighted Mann-Whitney statistic, ties counted half: the trapezoidal
+    area sklearn's ``roc_auc_score`` gives (tested equal), without its
+    per-call validation overhead, which dominated patient bootstraps (1,000+
+    weighted AUCs per CI).
+    """
+    y = np.asarray(y).astype(int).ravel()
+    score = np.asarray(score, dtype=float).ravel()
+    w = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, dtype=float).ravel()
+    pos_w, neg_w = w * (y == 1), w * (y != 1)
+    p, n = pos_w.sum(), neg_w.sum()
+    if p <= 0 or n <= 0:
         return float("nan")
-    return float(roc_auc_score(y, score, sample_weight=w))
+    _, inv = np.unique(score, return_inverse=True)  # tied scores share one rank
+    wp, wn = np.bincount(inv, weights=pos_w), np.bincount(inv, weights=neg_w)
+    below = np.cumsum(wn) - wn  # negative weight strictly below each distinct score
+    return float(np.sum(wp * (below + 0.5 * wn)) / (p * n))
 
 
 def pr_auc(y: np.ndarray, score: np.ndarray, sample_weight: np.ndarray | None = None) -> float:
