@@ -57,8 +57,8 @@ def test_weighted_auc_equals_auc_on_repeated_rows():
     assert pr_auc(Y, S, w) == pytest.approx(pr_auc(Y[rep], S[rep]))
 
 
-def test_roc_auc_equals_sklearn_with_ties_and_weights():
-    from sklearn.metrics import roc_auc_score
+def test_roc_and_pr_auc_equal_sklearn_with_ties_and_weights():
+    from sklearn.metrics import average_precision_score, roc_auc_score
 
     rng = np.random.default_rng(3)
     for _ in range(20):
@@ -66,8 +66,10 @@ def test_roc_auc_equals_sklearn_with_ties_and_weights():
         s = np.round(rng.random(60), 1)  # many ties
         w = rng.integers(0, 4, 60).astype(float)
         assert roc_auc(y, s) == pytest.approx(roc_auc_score(y, s))
+        assert pr_auc(y, s) == pytest.approx(average_precision_score(y, s))
         if w[y == 1].sum() and w[y == 0].sum():
             assert roc_auc(y, s, w) == pytest.approx(roc_auc_score(y, s, sample_weight=w))
+            assert pr_auc(y, s, w) == pytest.approx(average_precision_score(y, s, sample_weight=w))
     assert roc_auc(Y, S) == pytest.approx(5 / 6)  # by hand: 5 of the 6 positive-negative pairs ordered right
     assert math.isnan(roc_auc([1, 1], [0.2, 0.3])) and math.isnan(roc_auc(Y, S, [1, 1, 1, 0, 0]))
 
