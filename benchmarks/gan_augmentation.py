@@ -80,7 +80,7 @@ def main() -> None:
         shutil.rmtree(gan_dir, ignore_errors=True)
         train_gan(gcfg, gan_dir)
     elif json.loads((gan_dir / "meta.json").read_text()) and torch.load(gan_dir / "checkpoints" / "last.pt", weights_only=True)["epoch"] < a.gan_epochs:
-        train_gan(None, gan_dir, resume=True)
+        train_gan(None, gan_dir, resume=True, max_epochs=a.gan_epochs)  # --gan-epochs lowered on a rerun: stop there
     gan_wall = round(time.perf_counter() - start, 1)
     if not (gen_dir / "manifest.csv").is_file():
         sample_gan(gan_dir, gen_dir, {"abnormal": a.n_generated}, seed=0)
