@@ -39,7 +39,7 @@ def gan_augmentation() -> list[str]:
     g = d["gan"]
     out = ["### Does GAN augmentation help? BS-80K anterior crops (`benchmarks/gan_augmentation.py`)", "",
            f"Device: {d['device']}. {d['data']}. Classifier: {d['classifier']}, seeds {d['seeds']}. Generator: class-conditional DCGAN, "
-           f"base {g['base_channels']} channels, {g['epochs']} epochs on the training patients ({g['wall_seconds_this_call'] / 60:.0f} min), "
+           f"base {g['base_channels']} channels, {g.get('epochs_trained', g['epochs'])} epochs on the training patients ({g.get('training_seconds') or g['wall_seconds_this_call']:.0f} s), "
            f"{g['generated_abnormal']} abnormal crops sampled. Paired difference: test ROC-AUC of the seed-averaged scores, real + GAN minus real only, "
            "patient-level bootstrap CI.", "",
            "| arm | test ROC-AUC per seed | mean ± sd | sensitivity per seed (val threshold) | AUC difference vs real only | sensitivity difference (mean over seeds) |",

@@ -82,6 +82,8 @@ def main() -> None:
     elif json.loads((gan_dir / "meta.json").read_text()) and torch.load(gan_dir / "checkpoints" / "last.pt", weights_only=True)["epoch"] < a.gan_epochs:
         train_gan(None, gan_dir, resume=True, max_epochs=a.gan_epochs)  # --gan-epochs lowered on a rerun: stop there
     gan_wall = round(time.perf_counter() - start, 1)
+    gan_hist = list(csv.DictReader(open(gan_dir / "history.csv")))
+    gan_total = float(gan_hist[-1]["elapsed_s"]) if gan_hist else None  # all its epochs, resumed calls included
     if not (gen_dir / "manifest.csv").is_file():
         sample_gan(gan_dir, gen_dir, {"abnormal": a.n_generated}, seed=0)
     split = ["data.split.file=" + str(gan_dir / "split.csv")]
@@ -89,7 +91,8 @@ def main() -> None:
     runs: dict = {}
     out = {"data": "BS-80K right-chest anterior crops (real); validation and test real, same patients in every arm", "device": device,
            "classifier": f"p1-thoracic, {a.epochs} epochs", "gan": {"run": str(gan_dir), "epochs": a.gan_epochs, "base_channels": gcfg.gan.base_channels,
-                                                                  "wall_seconds_this_call": gan_wall, "generated_abnormal": a.n_generated},
+                                                                  "wall_seconds_this_call": gan_wall, "training_seconds": gan_total,
+                                                                  "epochs_trained": len(gan_hist), "generated_abnormal": a.n_generated},
            "seeds": a.seeds, "runs": runs}
     for seed in a.seeds:
         for arm, extra in arms.items():
