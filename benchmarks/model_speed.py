@@ -73,7 +73,6 @@ def measure(names: list[str], sizes: list[tuple[int, int]], batch: int, seconds:
                 rows.append({"model": name, "size": f"{size[0]}x{size[1]}", "layout": layout, "autocast": str(amp), "train_img_s": batch / t_train,
                              "infer_img_s": batch / t_inf, "train_steps": n_train, "infer_steps": n_inf})
                 print(json.dumps(rows[-1]), flush=True)
-                del model, opt
     return rows
 
 
