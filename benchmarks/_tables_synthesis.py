@@ -75,7 +75,7 @@ def sr_bs80k() -> list[str]:
            "|---|---|---|---|---|---|---|---|"]
     for scale, e in d["scales"].items():
         q, c = e["psnr_ssim"], e["classifier"]["per_class"]["abnormal"]
-        out.append(f"| {scale} | {q['sr_psnr']:.2f} / {q['bicubic_psnr']:.2f} | {ci(q['psnr_difference'], 2)} | {q['sr_ssim']:.4f} / {q['bicubic_ssim']:.4f} | "
+        out.append(f"| {scale} ({q['images']} test crops, {c['positives']} abnormal; SR training {e['wall_seconds_this_call'] / 60:.0f} min) | {q['sr_psnr']:.2f} / {q['bicubic_psnr']:.2f} | {ci(q['psnr_difference'], 2)} | {q['sr_ssim']:.4f} / {q['bicubic_ssim']:.4f} | "
                    f"{ci(q['ssim_difference'], 4)} | {c['auc_original']:.4f} / {c['auc_bicubic']:.4f} / {c['auc_sr']:.4f} | {ci(c['sr_minus_original'], 4)} | "
                    f"{ci(c['sr_minus_bicubic'], 4)} |")
     return out + [""]
