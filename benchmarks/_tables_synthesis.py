@@ -7,7 +7,7 @@ from pathlib import Path
 
 RES = Path(__file__).resolve().parent / "results"
 
-__all__ = ["gan_augmentation", "sr_bs80k", "p3_thyroid", "p2_wholebody"]
+__all__ = ["ci", "gan_augmentation", "sr_bs80k", "p3_thyroid", "p2_wholebody"]
 
 
 def ci(m: dict, digits: int = 3) -> str:
@@ -17,10 +17,19 @@ def ci(m: dict, digits: int = 3) -> str:
     return f"{m['value']:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]" if lo is not None else f"{m['value']:.{digits}f}"
 
 
-def _mean_sd(v: list[float]) -> str:
+def _mean_sd(v: list[float], digits: int = 3) -> str:
     m = sum(v) / len(v)
     sd = (sum((x - m) ** 2 for x in v) / max(len(v) - 1, 1)) ** 0.5
-    return f"{m:.3f} ± {sd:.3f}"
+    return f"{m:.{digits}f} ± {sd:.{digits}f}"
+
+
+def _difference_lines(by_name: dict, title: str) -> list[str]:
+    """One bullet per compared pair: per label, the AUC and sensitivity differences of ``arm_difference``."""
+    out = ["", title, ""]
+    for name, per in by_name.items():
+        out.append(f"- {name.replace('_minus_', ' - ')}: " + "; ".join(f"{c} AUC {ci(v['auc_of_seed_averaged_scores'], 4)}, sensitivity {ci(v['sensitivity_mean_over_seeds'])}"
+                                                                 for c, v in per.items()))
+    return out
 
 
 def _load(name: str, needed: str) -> dict | None:
@@ -52,7 +61,7 @@ def gan_augmentation() -> list[str]:
         sens = d["differences"].get(arm, {}).get("sensitivity_difference_mean_over_seeds")
         gen = runs[0].get("generated") or {}
         label = f"{arm} ({gen.get('train_images', 0)} generated + {gen.get('real_train_images', runs[0]['train_samples'])} real training crops)" if gen else arm
-        out.append(f"| {label} | {', '.join(f'{a:.4f}' for a in aucs)} | {sum(aucs) / len(aucs):.4f} ± {(sum((a - sum(aucs) / len(aucs)) ** 2 for a in aucs) / max(len(aucs) - 1, 1)) ** 0.5:.4f} | "
+        out.append(f"| {label} | {', '.join(f'{a:.4f}' for a in aucs)} | {_mean_sd(aucs, 4)} | "
                    + ", ".join(f"{r['recall']['value']:.3f}" for r in runs) + f" | {ci(diff) if diff else ''} | {ci(sens) if sens else ''} |")
     q = d.get("quality")
     if q:
@@ -104,10 +113,8 @@ def p3_thyroid() -> list[str]:
         out += ["", f"SRGAN x{q['scale']} (32 -> 64 px) on the test split: PSNR {q['sr_psnr']:.2f} dB vs bicubic {q['bicubic_psnr']:.2f} "
                 f"(difference {ci(q['psnr_difference'], 2)}), SSIM {q['sr_ssim']:.4f} vs {q['bicubic_ssim']:.4f}."]
     if d.get("differences"):
-        out += ["", "Paired differences (per label: ROC-AUC of the seed-averaged scores; sensitivity at each run's val threshold, mean over seeds; patient-level CIs):", ""]
-        for name, per in d["differences"].items():
-            out.append(f"- {name.replace('_minus_', ' - ')}: " + "; ".join(f"{c} AUC {ci(v['auc_of_seed_averaged_scores'], 4)}, sensitivity {ci(v['sensitivity_mean_over_seeds'])}"
-                                                                     for c, v in per.items()))
+        out += _difference_lines(d["differences"], "Paired differences (per label: ROC-AUC of the seed-averaged scores; sensitivity at each run's val threshold, "
+                                                   "mean over seeds; patient-level CIs):")
     return out + [""]
 
 
@@ -126,8 +133,6 @@ def p2_wholebody() -> list[str]:
         out.append(f"| {key} | {_mean_sd(macro)} | " + " | ".join(f"{m[k][0]:.3f} ± {m[k][1]:.3f}" for k in ("accuracy", "precision", "sensitivity", "specificity", "f1"))
                    + (f" | {sum(wall) / len(wall):.0f} |" if wall else " | |"))
     if d.get("geo_gan_minus_geo"):
-        out += ["", "geo + GAN - geo (per-label ROC-AUC of the seed-averaged scores; sensitivity at each run's val threshold, mean over seeds; patient-level CIs):", ""]
-        for model, per in d["geo_gan_minus_geo"].items():
-            out.append(f"- {model}: " + "; ".join(f"{c} AUC {ci(v['auc_of_seed_averaged_scores'], 4)}, sensitivity {ci(v['sensitivity_mean_over_seeds'])}"
-                                                  for c, v in per.items()))
+        out += _difference_lines(d["geo_gan_minus_geo"], "geo + GAN - geo (per-label ROC-AUC of the seed-averaged scores; sensitivity at each run's val threshold, "
+                                                         "mean over seeds; patient-level CIs):")
     return out + [""]

@@ -114,12 +114,9 @@ def main() -> None:
             keys = sorted(set(base[s]) & set(other))
             y = [base[s][k][0] for k in keys]
             per_seed[s] = paired_auc_difference(y, [other[k][1] for k in keys], [base[s][k][1] for k in keys], [base[s][k][2] for k in keys], 2000, 0.95, s)
-        keys = sorted(set.intersection(*(set(base[s]) for s in a.seeds)))
-        mean_gan = [np.mean([_test_predictions(WORK / f"gan-aug-{arm}-s{s}")[k][1] for s in a.seeds]) for k in keys]
-        mean_real = [np.mean([base[s][k][1] for s in a.seeds]) for k in keys]
-        pooled = paired_auc_difference([base[a.seeds[0]][k][0] for k in keys], mean_gan, mean_real, [base[a.seeds[0]][k][2] for k in keys], 2000)
         sens = [runs[f"{arm}-s{s}"]["recall"]["value"] - runs[f"real_only-s{s}"]["recall"]["value"] for s in a.seeds]
         helper = arm_difference([WORK / f"gan-aug-{arm}-s{s}" for s in a.seeds], [WORK / f"gan-aug-real_only-s{s}" for s in a.seeds], ["abnormal"])["abnormal"]
+        pooled = helper["auc_of_seed_averaged_scores"]
         out["differences"][arm] = {"auc_per_seed": per_seed, "auc_of_seed_averaged_scores": pooled, "sensitivity_difference_per_seed": sens,
                                    "sensitivity_difference_mean_over_seeds": helper["sensitivity_mean_over_seeds"],
                                    "auc_mean_sd": [float(np.mean([runs[f"{arm}-s{s}"]["roc_auc"]["value"] for s in a.seeds])),

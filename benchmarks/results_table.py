@@ -10,17 +10,10 @@ import json
 import sys
 from pathlib import Path
 
-from _tables_synthesis import gan_augmentation, p2_wholebody, p3_thyroid, sr_bs80k
+from _tables_synthesis import ci, gan_augmentation, p2_wholebody, p3_thyroid, sr_bs80k
 
 ROOT = Path(__file__).resolve().parents[1]
 RES = ROOT / "benchmarks" / "results"
-
-
-def ci(m: dict) -> str:
-    if m.get("value") is None:
-        return "n/a"
-    lo, hi = m.get("ci_low"), m.get("ci_high")
-    return f"{m['value']:.3f} [{lo:.3f}, {hi:.3f}]" if lo is not None else f"{m['value']:.3f}"
 
 
 def p1() -> list[str]:

@@ -28,7 +28,7 @@ from ..evaluation.bootstrap import paired_auc_difference
 from ..evaluation.metrics import roc_auc
 from ..training.perf import resolve_device
 from .srgan import bicubic, downsample
-from .train_sr import _images, load_sr
+from .train_sr import load_sr, split_images
 
 __all__ = ["classifier_on_sr"]
 
@@ -40,7 +40,7 @@ def _check_compatible(sr_cfg, cls_cfg, sr_run: Path, cls_run: Path, channels: in
 
     a, b = sr_cfg.data, cls_cfg.data
     for field in ("image_size", "normalize", "percentiles", "windows"):
-        if tuple(np.atleast_1d(getattr(a, field) or ())) != tuple(np.atleast_1d(getattr(b, field) or ())):
+        if getattr(a, field) != getattr(b, field):
             raise ValueError(f"{cls_run}: classifier reads data.{field}={getattr(b, field)!r}, the SR run {sr_run} makes {getattr(a, field)!r}; "
                              "train the SR run with the classifier's recipe")
     if in_channels(cls_cfg) != channels:
@@ -57,12 +57,9 @@ def _leaked_patients(cls_run: Path, patients: set[str]) -> list[str]:
 
 
 @torch.no_grad()
-def _probabilities(run, x: torch.Tensor, device, batch: int = 64) -> np.ndarray:
-    out = []
-    for i in range(0, len(x), batch):
-        logits = run.model(x[i : i + batch].to(device)) / run.temperature
-        out.append(run.task.activation(logits).float().cpu())
-    return torch.cat(out).numpy()
+def _batched(fn, x: torch.Tensor, device, batch: int = 64) -> torch.Tensor:
+    """``fn`` over ``x`` in batches on ``device``; the result back on the CPU."""
+    return torch.cat([fn(x[i : i + batch].to(device)).float().cpu() for i in range(0, len(x), batch)])
 
 
 def classifier_on_sr(sr_run: str | Path, classifier_run: str | Path, split: str = "test", n_boot: int = 1000, seed: int = 0) -> dict:
@@ -76,7 +73,7 @@ def classifier_on_sr(sr_run: str | Path, classifier_run: str | Path, split: str 
     if run.task.dense:
         raise ValueError(f"{classifier_run}: a {run.cfg.data.task} run; the SR check needs a classifier")
     data = prepare_data(cfg, sr_run, write=False)
-    hr, samples = _images(cfg, data, split)
+    hr, samples = split_images(cfg, data, split)
     if not len(hr):
         raise ValueError(f"{sr_run}: no {split} images")
     _check_compatible(cfg, run.cfg, sr_run, classifier_run, int(hr.shape[1]))
@@ -87,11 +84,10 @@ def classifier_on_sr(sr_run: str | Path, classifier_run: str | Path, split: str 
     if leak:
         raise ValueError(f"{classifier_run}: {len(leak)} of the SR run's {split} patients (e.g. {leak[0]}) are in the classifier's train/val split; "
                          "use a classifier trained on the same split (data.split.file=<SR run>/split.csv)")
-    inputs = {"original": hr}
-    low = torch.cat([downsample(hr[i : i + 64].to(device), cfg.sr.scale).cpu() for i in range(0, len(hr), 64)])
-    inputs["bicubic"] = torch.cat([bicubic(low[i : i + 64].to(device), cfg.sr.scale).clamp(0, 1).cpu() for i in range(0, len(low), 64)])
-    inputs["sr"] = torch.cat([gen(low[i : i + 64].to(device)).clamp(0, 1).cpu() for i in range(0, len(low), 64)])
-    probs = {k: _probabilities(run, v, device) for k, v in inputs.items()}
+    low = _batched(lambda x: downsample(x, cfg.sr.scale), hr, device)
+    inputs = {"original": hr, "bicubic": _batched(lambda x: bicubic(x, cfg.sr.scale).clamp(0, 1), low, device),
+              "sr": _batched(lambda x: gen(x).clamp(0, 1), low, device)}
+    probs = {k: _batched(lambda x: run.task.activation(run.model(x) / run.temperature), v, device).numpy() for k, v in inputs.items()}
     k = len(run.classes)
     y = run.task.one_hot(np.stack([np.asarray(s.target) for s in samples]), k)
     per_class = {}

@@ -32,7 +32,7 @@ from .gan import d_loss, g_loss
 from .runs import open_run, restore, write_history
 from .srgan import SRDiscriminator, SRGenerator, bicubic, downsample, psnr, ssim
 
-__all__ = ["train_sr", "evaluate_sr", "load_sr", "upsample_files", "feature_extractor"]
+__all__ = ["train_sr", "evaluate_sr", "load_sr", "upsample_files", "feature_extractor", "split_images"]
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,8 @@ def feature_extractor(run_dir: str | Path, device) -> torch.nn.Module:
     return Features()
 
 
-def _images(cfg: RunConfig, data, split: str) -> tuple[torch.Tensor, list]:
+def split_images(cfg: RunConfig, data, split: str) -> tuple[torch.Tensor, list]:
+    """A split's images ``(N, C, H, W)`` in [0, 1] at ``data.image_size`` (the high resolution) and their samples."""
     d = cfg.data
     ds = CachedDataset(data.samples[split], tuple(d.image_size), d.normalize, tuple(d.percentiles), windows=d.windows)
     return torch.from_numpy(ds.images), ds.samples
@@ -75,8 +76,8 @@ def train_sr(cfg: RunConfig | None, run_dir: str | Path, resume: bool = False, m
     cfg = open_run(cfg, run_dir, resume, "super-resolution")
     s = cfg.sr
     data = prepare_data(cfg, run_dir)
-    hr, _ = _images(cfg, data, "train")
-    val_hr, _ = _images(cfg, data, "val")
+    hr, _ = split_images(cfg, data, "train")
+    val_hr, _ = split_images(cfg, data, "val")
     if len(hr) < 1 or len(val_hr) < 1:
         raise ValueError(f"{run_dir}: need training and validation images (got {len(hr)}, {len(val_hr)})")
     device = resolve_device(cfg.train.device)
@@ -163,7 +164,7 @@ def evaluate_sr(run_dir: str | Path, split: str = "test", n_boot: int = 1000) ->
     device = resolve_device("auto")
     gen, cfg = load_sr(run_dir, device)
     data = prepare_data(cfg, run_dir, write=False)
-    hr, samples = _images(cfg, data, split)
+    hr, samples = split_images(cfg, data, split)
     if not len(hr):
         raise ValueError(f"{run_dir}: no {split} images")
     m = _metrics(gen, hr, cfg.sr.scale, device)
