@@ -13,6 +13,7 @@ from scintix.data.datasets import CachedDataset, build_samples
 from scintix.data.manifest import read_manifest
 from scintix.models import create_model
 from scintix.training.batchnorm import (
+    frozen_batchnorm,
     has_batchnorm,
     recompute_batchnorm,
 )
@@ -43,6 +44,26 @@ def test_recompute_gives_the_exact_statistics_and_restores_the_model():
     assert recompute_batchnorm(model, iter([])) == 0  # nothing to average: left as it was
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     assert not has_batchnorm(nn.Sequential(nn.Conv2d(1, 1, 1))) and has_batchnorm(model)
+
+
+def test_frozen_batchnorm_keeps_its_statistics_in_training_and_in_precise_bn():
+    """A BatchNorm whose scale and shift are frozen is frozen whole: eval mode in the training loop, skipped by precise BN."""
+    from scintix.training.loop import train_one_epoch
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Conv2d(4, 4, 3), nn.BatchNorm2d(4), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2))
+    for p in [*model[0].parameters(), *model[1].parameters()]:
+        p.requires_grad_(False)
+    assert frozen_batchnorm(model) == [model[1]]
+    frozen0, trained0 = model[1].running_mean.clone(), model[4].running_mean.clone()
+    batches = [torch.rand(6, 1, 10, 8) * 3 + 1 for _ in range(3)]
+    assert recompute_batchnorm(model, iter(batches)) == 3
+    assert torch.equal(model[1].running_mean, frozen0) and not torch.equal(model[4].running_mean, trained0)
+    loader = [{"image": b, "target": torch.tensor([0, 1] * 3)} for b in batches]
+    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1)
+    train_one_epoch(model, nn.CrossEntropyLoss(), opt, loader, torch.device("cpu"), task="binary")
+    assert torch.equal(model[1].running_mean, frozen0) and model[1].num_batches_tracked == 0 and model[4].num_batches_tracked > 0
+    assert model.training and not model[1].training  # the rest trains
 
 
 @pytest.fixture

@@ -40,6 +40,8 @@ def test_p3_two_stage_run_end_to_end(tmp_path):
     w1 = torch.load(s1 / "checkpoints" / "best.pt", weights_only=True)["model"]
     w2 = torch.load(s2 / "checkpoints" / "best.pt", weights_only=True)["model"]
     assert torch.equal(w1["features.conv1.weight"], w2["features.conv1.weight"])  # frozen in stage 2
+    assert torch.equal(w1["features.bn1.running_var"], w2["features.bn1.running_var"])  # its BatchNorm statistics too
+    assert not torch.equal(w1["features.layer4.0.bn1.running_var"], w2["features.layer4.0.bn1.running_var"])  # retrained layer's move
     assert not torch.equal(w1["fc.weight"], w2["fc.weight"])  # retrained
     # finished stages are not trained again
     before = (s1 / "checkpoints" / "best.pt").stat().st_mtime_ns

@@ -13,6 +13,12 @@ with the final weights on training batches drawn as in training (same
 sampler, so balanced batches stay balanced) but not augmented, in a forward
 pass without gradients ("precise BN"), removes the stale start value and the
 lag behind the weights, whatever the number of steps.
+
+A BatchNorm whose scale and shift are frozen (``model.train_only``, P3's
+stage 2; ``model.freeze_backbone``) is frozen whole: it stays in eval mode
+while the rest trains, and precise BN leaves its statistics alone, as timm's
+``freeze`` does with FrozenBatchNorm. Otherwise "frozen" layers would still
+drift toward the new training set through their running statistics.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from typing import Callable, Iterable
 import torch
 from torch import nn
 
-__all__ = ["has_batchnorm", "recompute_batchnorm", "train_eval_gap"]
+__all__ = ["has_batchnorm", "frozen_batchnorm", "hold_frozen_batchnorm", "recompute_batchnorm", "train_eval_gap"]
 
 _BN = (nn.modules.batchnorm._BatchNorm,)
 
@@ -32,13 +38,28 @@ def has_batchnorm(model: nn.Module) -> bool:
     return any(isinstance(m, _BN) and m.track_running_stats for m in model.modules())
 
 
+def frozen_batchnorm(model: nn.Module) -> list[nn.Module]:
+    """BatchNorm layers with running statistics whose affine parameters are all frozen (``requires_grad`` False)."""
+    return [m for m in model.modules() if isinstance(m, _BN) and m.track_running_stats and m.affine
+            and not any(p.requires_grad for p in m.parameters(recurse=False))]
+
+
+def hold_frozen_batchnorm(model: nn.Module) -> int:
+    """Put the frozen BatchNorm layers in eval mode (call after ``model.train()``); returns how many."""
+    frozen = frozen_batchnorm(model)
+    for m in frozen:
+        m.eval()
+    return len(frozen)
+
+
 @torch.no_grad()
 def recompute_batchnorm(model: nn.Module, batches: Iterable[torch.Tensor], forward: Callable[[nn.Module, torch.Tensor], object] | None = None) -> int:
-    """Replace every BatchNorm's running statistics by the exact average over ``batches``.
+    """Replace every trainable BatchNorm's running statistics by the exact average over ``batches``.
 
     Only the BatchNorm layers run in train mode (dropout and the rest stay in
     eval mode), momentum is set to None (a cumulative average), and the model's
-    previous modes and momenta are restored. Returns the number of batches used;
+    previous modes and momenta are restored. Frozen BatchNorm layers
+    (:func:`frozen_batchnorm`) keep theirs. Returns the number of batches used;
     with none, the statistics are left as they were.
 
     Args:
@@ -46,7 +67,8 @@ def recompute_batchnorm(model: nn.Module, batches: Iterable[torch.Tensor], forwa
         batches: input tensors, already on the model's device and layout.
         forward: how to call the model on one batch (default ``model(x)``).
     """
-    bns = [m for m in model.modules() if isinstance(m, _BN) and m.track_running_stats]
+    frozen = {id(m) for m in frozen_batchnorm(model)}
+    bns = [m for m in model.modules() if isinstance(m, _BN) and m.track_running_stats and id(m) not in frozen]
     if not bns:
         return 0
     was_training = model.training
@@ -67,6 +89,8 @@ def recompute_batchnorm(model: nn.Module, batches: Iterable[torch.Tensor], forwa
             m.running_var.copy_(var)
             m.num_batches_tracked.copy_(count)
     model.train(was_training)
+    if was_training:
+        hold_frozen_batchnorm(model)
     return n
 
 

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from ..tasks import Task, get_task
+from .batchnorm import hold_frozen_batchnorm
 from .distributed import unwrap
 from .perf import autocast
 
@@ -94,6 +95,7 @@ def train_one_epoch(
 
     task = get_task(task)
     model.train()
+    hold_frozen_batchnorm(model)  # frozen layers keep their running statistics too
     total, n = 0.0, 0
     start = time.perf_counter()
     bar = tqdm(loader, desc=desc, leave=False, disable=None if progress else True)  # None: only on a terminal
