@@ -72,6 +72,12 @@ def medmnist() -> list[str]:
             note = f" ({r['note']})" if r.get("note") else ""
             out.append(f"| {label}{note} | {ci(r['test_auc'])} | {r['test_acc_at_0.5']:.3f} | {ci(r['test_acc_at_val_threshold'])} | "
                        f"{r['epochs_run']} epochs, {r['wall_seconds_total'] / 60:.1f} min total |")
+    for key in sorted(k for k in d if k.startswith("ensemble_")):
+        r = d[key]
+        label = (f"scintix, ensemble of {r['members']} `medmnist-pneumonia` runs (seeds 0..{r['members'] - 1})" + (" + shift TTA" if r["tta"] else "")
+                 + f", threshold on the ensemble's val probabilities; members' test AUC {min(r['member_test_auc']):.3f}-{max(r['member_test_auc']):.3f}")
+        out.append(f"| {label} | {ci(r['test_auc'])} | {r['test_acc_at_0.5']:.3f} | {ci(r['test_acc_at_val_threshold'])} | "
+                   f"{r['members']} x {r['member_epochs']} epochs, {r['wall_seconds_total'] / 60:.1f} min total, {r.get('device', '')} |")
     return out + [""]
 
 
