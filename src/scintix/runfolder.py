@@ -184,11 +184,48 @@ def write_ensemble(out_dir: str | Path, members: list[str | Path]) -> Path:
     members = [Path(m).resolve() for m in members]
     runs = [load_run(m) for m in members]  # every member must load (and agree, below) before anything is written
     _check_members(runs)
+    thresholds = ensemble_val_thresholds(runs)
+    spec = {"members": [str(m) for m in members], "method": "mean of the members' calibrated probabilities"}
+    if thresholds is not None:
+        spec.update(thresholds=thresholds, thresholds_chosen_on=f"the ensemble's own validation probabilities ({runs[0].cfg.eval.threshold}; the members share their validation images)")
+    else:  # e.g. the fold models of `scintix cv`: each was validated on other patients, so no ensemble prediction covers a common val set
+        spec.update(thresholds_chosen_on="mean of the members' validation thresholds (their validation images differ)")
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / ENSEMBLE_FILE
-    path.write_text(json.dumps({"members": [str(m) for m in members],
-                                "method": "mean of the members' calibrated probabilities; threshold per class = mean of the members' validation thresholds"}, indent=2))
+    path.write_text(json.dumps(spec, indent=2))
     return path
+
+
+def ensemble_val_thresholds(runs: list[LoadedRun]) -> dict[str, float] | None:
+    """Thresholds chosen on the mean of the members' calibrated validation probabilities (what the ensemble predicts there).
+
+    Only when every member's ``eval/val/predictions.csv`` covers the same images (members trained on one split, e.g. seeds);
+    ``None`` otherwise. Why: members' probability scales can differ a lot (the P1 fold models' thresholds ran from 0.04 to
+    0.90), so the mean of their thresholds need not be a good cut of the mean of their probabilities.
+    """
+    import csv
+
+    first = runs[0]
+    if first.task.dense:
+        return None
+    tables = []
+    for r in runs:
+        f = r.run_dir / "eval" / "val" / "predictions.csv"
+        if not f.is_file():
+            return None
+        with open(f, newline="", encoding="utf-8") as fh:
+            tables.append({row["path"]: row for row in csv.DictReader(fh)})
+    keys = sorted(tables[0])
+    if not keys or any(t.keys() != tables[0].keys() for t in tables[1:]):
+        return None
+    classes = first.classes
+    probs = np.mean([[[float(t[k][f"prob_{c}"]) for c in classes] for k in keys] for t in tables], axis=0)
+    names = [tables[0][k]["target"] for k in keys]
+    if first.task.multilabel:
+        targets = np.array([[c in set(n.split(";")) for c in classes] for n in names], dtype=np.float32)
+    else:
+        targets = np.array([classes.index(n) for n in names])
+    return {c: float(v) for c, v in first.task.choose_thresholds(probs, targets, classes, first.cfg.eval).items()}
 
 
 def _check_members(runs: list[LoadedRun]) -> None:
@@ -202,7 +239,8 @@ def _check_members(runs: list[LoadedRun]) -> None:
 
 
 def load_ensemble(folder: str | Path) -> LoadedRun:
-    """The runs named in ``folder/ensemble.json`` as one :class:`LoadedRun` (mean calibrated probability, mean thresholds)."""
+    """The runs named in ``folder/ensemble.json`` as one :class:`LoadedRun` (mean calibrated probability; the thresholds
+    ``write_ensemble`` chose on the ensemble's validation probabilities, else the mean of the members')."""
     from .models.ensemble import Ensemble
 
     folder = Path(folder)
@@ -214,5 +252,11 @@ def load_ensemble(folder: str | Path) -> LoadedRun:
     _check_members(runs)
     first = runs[0]
     model = Ensemble([r.model for r in runs], [r.temperature for r in runs], first.task.multilabel).to(first.device).eval()
-    thresholds = {c: float(np.mean([r.thresholds[c] for r in runs])) for c in first.thresholds}
+    saved = spec.get("thresholds")
+    if saved is None:
+        thresholds = {c: float(np.mean([r.thresholds[c] for r in runs])) for c in first.thresholds}
+    elif isinstance(saved, dict) and set(saved) == set(first.thresholds) and all(isinstance(v, (int, float)) and math.isfinite(v) for v in saved.values()):
+        thresholds = {c: float(v) for c, v in saved.items()}
+    else:
+        raise ValueError(f"{folder / ENSEMBLE_FILE}: 'thresholds' must give a finite number for each of {sorted(first.thresholds)}")
     return LoadedRun(folder, first.cfg, model, first.classes, thresholds, 1.0, first.device, first.amp, first.task, any(r.synthetic for r in runs))

@@ -2,6 +2,7 @@
 
 import copy
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -61,6 +62,45 @@ def test_ensemble_folder_predicts_like_a_run(tiny_run, tmp_path, capsys):
     (other / "config.yaml").write_text(cfg)
     assert main(["ensemble", str(tiny_run), str(other), "--out", str(tmp_path / "bad")]) == 2
     assert "image_size" in capsys.readouterr().err
+
+
+def test_ensemble_threshold_is_chosen_on_its_own_validation_probabilities(tiny_run, tmp_path):
+    """Members on one split: the cut of the mean validation probability (not the mean of the cuts); other val sets: the mean."""
+    import csv
+    import shutil
+
+    from scintix.evaluation.threshold import choose_threshold
+    from scintix.runfolder import load_ensemble, load_run
+
+    other = Path(shutil.copytree(tiny_run, tmp_path / "other"))
+    f = other / "eval" / "val" / "predictions.csv"
+    rows = list(csv.DictReader(open(f)))
+    for r in rows:  # the other member is far less confident: its probabilities squared
+        r["prob_abnormal"] = f"{float(r['prob_abnormal']) ** 2:.6f}"
+        r["prob_normal"] = f"{1 - float(r['prob_abnormal']):.6f}"
+    with open(f, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    own = {r["path"]: r for r in csv.DictReader(open(tiny_run / "eval" / "val" / "predictions.csv"))}
+    y = np.array([r["target"] == "abnormal" for r in rows], int)
+    mean_p = np.array([(float(own[r["path"]]["prob_abnormal"]) + float(r["prob_abnormal"])) / 2 for r in rows])
+    assert main(["ensemble", str(tiny_run), str(other), "--out", str(tmp_path / "ens")]) == 0
+    spec = json.loads((tmp_path / "ens" / "ensemble.json").read_text())
+    assert spec["thresholds"]["abnormal"] == pytest.approx(choose_threshold(y, mean_p, "youden"), abs=1e-9)
+    assert load_ensemble(tmp_path / "ens").thresholds == spec["thresholds"]
+    with open(f, "w", newline="") as fh:  # validated on other images: no common set, so the members' mean threshold
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows[1:])
+    assert main(["ensemble", str(tiny_run), str(other), "--out", str(tmp_path / "ens2")]) == 0
+    assert "thresholds" not in json.loads((tmp_path / "ens2" / "ensemble.json").read_text())
+    a, b = load_run(tiny_run).thresholds["abnormal"], load_run(other).thresholds["abnormal"]
+    assert load_ensemble(tmp_path / "ens2").thresholds["abnormal"] == pytest.approx((a + b) / 2)
+    spec["thresholds"] = {"abnormal": "high"}  # a damaged file is refused, not silently replaced
+    (tmp_path / "ens" / "ensemble.json").write_text(json.dumps(spec))
+    with pytest.raises(ValueError, match="finite number"):
+        load_ensemble(tmp_path / "ens")
 
 
 def test_eval_tta_runs_through_evaluation(tiny_manifest, tmp_path):
