@@ -110,7 +110,11 @@ def _warm(name: str, recipe: str, data, common: list[str], seeds, first_stage: l
         for model in ("unet", "text_unet"):
             tag = f"{name}-warm_{model}-s{seed}"
             folder = f"text-seg-{tag}" + ("-view" if text_extra and model != "unet" else "")
-            res = _run(recipe, data, folder, [*common, f"model.name={model}", f"train.seed={seed}", start, *(text_extra if model != "unet" else [])])
+            over = [*common, f"model.name={model}", f"train.seed={seed}", start, *(text_extra if model != "unet" else [])]
+            if name == "p4en" and model == "unet":  # reads no report: p4zh's continued U-Net of this seed is the same run
+                folder = f"text-seg-p4zh-warm_unet-s{seed}"
+                over = [o if not o.startswith("data.report_column=") else "data.report_column=report_zh" for o in over]
+            res = _run(recipe, data, folder, over)
             entry["runs"][tag] = {**res, "first_stage": str(stage1)}
             dirs[f"warm_{model}"].append(WORK / folder)
             print(tag, "dice", round(res["dice"]["value"], 4), f"{res['wall_seconds']} s", flush=True)
