@@ -78,13 +78,14 @@ def sr_bs80k() -> list[str]:
     if not d or not d["scales"]:
         return []
     out = ["### SRGAN on real BS-80K crops (`benchmarks/sr_bs80k.py`)", "",
-           f"Device: {d['device']}. {d['data']}. {d['epochs']} epochs; perceptual loss on the features of the classifier `{Path(d['classifier']).name}` "
-           "(its `forward_features` maps, weight 0.1) + adversarial 1e-3. Paired differences with patient-level CIs on the test split.", "",
+           f"{d['data']}. Perceptual loss on the features of a p1-thoracic classifier (`{Path(d['classifier']).name}`, 12 epochs, seed 0; "
+           "its `forward_features` maps, weight 0.1) + adversarial 1e-3. Paired differences with patient-level CIs on the test split.", "",
            "| scale | PSNR SR / bicubic (dB) | SR - bicubic PSNR | SSIM SR / bicubic | SR - bicubic SSIM | classifier AUC original / bicubic / SR | SR - original AUC | SR - bicubic AUC |",
            "|---|---|---|---|---|---|---|---|"]
     for scale, e in d["scales"].items():
         q, c = e["psnr_ssim"], e["classifier"]["per_class"]["abnormal"]
-        out.append(f"| {scale} ({q['images']} test crops, {c['positives']} abnormal; SR training {e['wall_seconds_this_call'] / 60:.0f} min) | {q['sr_psnr']:.2f} / {q['bicubic_psnr']:.2f} | {ci(q['psnr_difference'], 2)} | {q['sr_ssim']:.4f} / {q['bicubic_ssim']:.4f} | "
+        out.append(f"| {scale} ({q['images']} test crops, {c['positives']} abnormal; SR training {e.get('epochs', d['epochs'])} epochs, "
+                   f"{e['wall_seconds_this_call'] / 60:.0f} min, {e.get('device', d['device'])}) | {q['sr_psnr']:.2f} / {q['bicubic_psnr']:.2f} | {ci(q['psnr_difference'], 2)} | {q['sr_ssim']:.4f} / {q['bicubic_ssim']:.4f} | "
                    f"{ci(q['ssim_difference'], 4)} | {c['auc_original']:.4f} / {c['auc_bicubic']:.4f} / {c['auc_sr']:.4f} | {ci(c['sr_minus_original'], 4)} | "
                    f"{ci(c['sr_minus_bicubic'], 4)} |")
     return out + [""]

@@ -50,8 +50,16 @@ def main() -> None:
     if not (cls / "eval" / "test" / "metrics.json").is_file():
         cls = WORK / "sr-bs80k-classifier"
         train_or_reuse(load_config("p1-thoracic", [f"data.source={data}", "train.progress=false", "train.tensorboard=false", "train.epochs=12"]), cls)
+    import json
+
+    from _common import RESULTS
+
+    previous = RESULTS / "sr_bs80k.json"
+    kept = json.loads(previous.read_text()) if previous.is_file() else {}
+    scales = {k: {"epochs": kept.get("epochs"), "device": kept.get("device"), "classifier_run": kept.get("classifier"), **v}  # scales not rerun now are kept, with their settings
+              for k, v in kept.get("scales", {}).items() if k not in {f"x{s}" for s in a.scales}}
     out: dict = {"data": "BS-80K right-chest anterior crops (real), 160x64; SR learns from the classifier's training patients, evaluated on its test patients",
-                 "device": device, "classifier": str(cls), "epochs": a.epochs, "scales": {}}
+                 "device": device, "classifier": str(cls), "epochs": a.epochs, "scales": scales}
     for scale in a.scales:
         run = WORK / f"sr-bs80k-x{scale}"
         start = time.perf_counter()
@@ -62,7 +70,8 @@ def main() -> None:
         wall = round(time.perf_counter() - start, 1)
         quality = evaluate_sr(run)
         downstream = classifier_on_sr(run, cls)
-        out["scales"][f"x{scale}"] = {"run": str(run), "wall_seconds_this_call": wall, "psnr_ssim": quality, "classifier": downstream}
+        out["scales"][f"x{scale}"] = {"epochs": a.epochs, "device": device, "classifier_run": str(cls), "run": str(run), "wall_seconds_this_call": wall,
+                                      "psnr_ssim": quality, "classifier": downstream}
         d, c = quality["psnr_difference"], downstream["per_class"]["abnormal"]
         print(f"x{scale}: PSNR SR {quality['sr_psnr']:.2f} vs bicubic {quality['bicubic_psnr']:.2f} dB (diff {d['value']:+.2f} [{d['ci_low']:+.2f}, {d['ci_high']:+.2f}]); "
               f"AUC original {c['auc_original']:.4f}, bicubic {c['auc_bicubic']:.4f}, SR {c['auc_sr']:.4f}", flush=True)
