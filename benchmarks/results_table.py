@@ -260,7 +260,7 @@ def text_segmentation() -> list[str]:
         return []
     d = json.loads(path.read_text())
     out = ["### Report-guided segmentation vs our U-Net (`benchmarks/text_segmentation.py`)", "",
-           f"Device: {d.get('device')}. Same recipe, split (seed 0) and training budget for both models; only `model.name` differs "
+           "Same recipe, split (seed 0) and training budget for both models; only `model.name` differs "
            "(`unet` vs `text_unet`, gated cross-attention at every decoder stage). Dice: mean over scans with a lesion, at the "
            "threshold chosen on validation; 95% CIs: patient-level bootstrap. Paired difference: per-scan Dice of the text model "
            "minus the U-Net's on the same scans. Wall time: training + evaluation of one run. Rows marked 'at 2222f81' were made "
@@ -273,6 +273,16 @@ def text_segmentation() -> list[str]:
     names = {"qata": "QaTa-COV19 val (real), at 2222f81", "qata_shipped_code": "QaTa-COV19 val (real)", "p4zh": "bone scans, Chinese reports (SYNTHETIC)",
              "p4zh_at_2222f81": "bone scans, Chinese reports (SYNTHETIC), at 2222f81",
              "p4zh_warm": "bone scans, Chinese reports (SYNTHETIC), two-stage", "p4en": "bone scans, English reports (SYNTHETIC)"}
+
+    def label(key: str) -> str:  # e.g. p4en_warm_view_n400
+        if key in names:
+            return names[key]
+        base, _, rest = key.partition("_")
+        parts = [names.get(base, base)] + [{"warm": "two-stage", "view": "reports opened by the view ([ANT]/[POST])"}.get(p, f"{p[1:]} patients" if p.startswith("n") else p)
+                                           for p in rest.split("_") if p]
+        return ", ".join(parts)
+
+    out[2] += " Devices: " + "; ".join(f"{label(k)}: {e.get('device')}" for k, e in d["datasets"].items()) + "."
     for key, e in d["datasets"].items():
         for tag, r in e["runs"].items():
             if "recipe" not in r:
@@ -281,18 +291,18 @@ def text_segmentation() -> list[str]:
             tc = (r.get("text_conditions") or {}).get("conditions", {})
             paired = {"text_unet": e["runs"].get(f"{prefix}-paired-s{seed}"), "warm_text_unet": e["runs"].get(f"{prefix}-warm-paired-s{seed}"),
                       "text_unet_film": e["runs"].get(f"{prefix}-film-paired-s{seed}", e.get("film_minus_unet_seed0"))}.get(model)
-            out.append(f"| {names.get(key, key)} {tuple(e['image_size'])}, {e['epochs']} ep. | {model} | {seed} | {ci(r['dice'])} | {ci(r['global_dice'])} | "
+            out.append(f"| {label(key)} {tuple(e['image_size'])}, {e['epochs']} ep. | {model} | {seed} | {ci(r['dice'])} | {ci(r['global_dice'])} | "
                        f"{ci(paired) if paired else ''} | {ci(tc['no_report']['dice']) if tc else ''} | {ci(tc['other_patient_report']['dice']) if tc else ''} | {r['wall_seconds'] / 60:.1f} min |")
         if "text_minus_unet_over_seeds" in e:
             u, t = e.get("unet_dice_mean_sd", [float("nan")] * 2), e.get("text_unet_dice_mean_sd", [float("nan")] * 2)
-            out.append(f"| {names.get(key, key)} | **text_unet, over {len(e['seeds'])} seeds** | | U-Net {u[0]:.3f} ± {u[1]:.3f}, text {t[0]:.3f} ± {t[1]:.3f} | | "
+            out.append(f"| {label(key)} | **text_unet, over {len(e['seeds'])} seeds** | | U-Net {u[0]:.3f} ± {u[1]:.3f}, text {t[0]:.3f} ± {t[1]:.3f} | | "
                        f"**{ci(e['text_minus_unet_over_seeds'])}** | | | |")
         if "warm_text_minus_warm_unet_over_seeds" in e:
             u, t = e.get("warm_unet_dice_mean_sd", [float("nan")] * 2), e.get("warm_text_unet_dice_mean_sd", [float("nan")] * 2)
-            out.append(f"| {names.get(key, key)} | **warm text_unet vs U-Net continued, over {len(e['seeds'])} seeds** | | U-Net {u[0]:.3f} ± {u[1]:.3f}, "
+            out.append(f"| {label(key)} | **warm text_unet vs U-Net continued, over {len(e['seeds'])} seeds** | | U-Net {u[0]:.3f} ± {u[1]:.3f}, "
                        f"text {t[0]:.3f} ± {t[1]:.3f} | | **{ci(e['warm_text_minus_warm_unet_over_seeds'])}** | | | |")
         if "film_minus_unet_over_seeds" in e:
-            out.append(f"| {names.get(key, key)} | **text_unet_film, over its seeds** | | | | **{ci(e['film_minus_unet_over_seeds'])}** "
+            out.append(f"| {label(key)} | **text_unet_film, over its seeds** | | | | **{ci(e['film_minus_unet_over_seeds'])}** "
                        f"(vs text_unet: {ci(e['film_minus_text_unet_over_seeds'])}) | | | |")
     out.append("")
     return out

@@ -1,7 +1,7 @@
 """Report-guided segmentation (P4) vs our U-Net: same splits, same training budget, 3 seeds each.
 
     python benchmarks/text_segmentation.py [--only qata|p4zh|p4en] [--seeds 0 1 2] [--epochs-qata N] [--epochs-p4 N]
-                                           [--size-qata H W] [--size-p4 H W] [--film] [--warm] [--view-prefix]
+                                           [--size-qata H W] [--size-p4 H W] [--film] [--warm] [--view-prefix] [--sim-patients N]
 
 qata: ``qata-text`` vs the same recipe with ``model.name=unet`` on the real
 QaTa-COV19 subset (train: 85 % of its train patients, selection: the other
@@ -19,6 +19,9 @@ U-Net run above is the first stage; from its best checkpoint
 (``model.weights``) one run continues the U-Net and one trains ``text_unet``
 (its image path starts as that U-Net, the text layers at init), for the same
 epochs; the paired difference is text - continued U-Net.
+--sim-patients N: p4zh/p4en on N simulated patients instead of 200 (its own
+data set and run folders, key suffix _n<N>), to see whether the report helps
+more when there is more to learn its words from.
 Writes benchmarks/results/text_segmentation.json. A run folder that finished
 with the same config is reused (its training time read from its history).
 """
@@ -91,14 +94,17 @@ def _compare(a_dirs, b_dirs, seed: int = 0) -> dict:
     return paired_difference_ci(av, bv, [pid[k] for k in keys], 2000, 0.95, seed)
 
 
-def _dataset(name: str):
+_prefix = "text-seg-"  # run folders; "text-seg-n400-" etc. with --sim-patients
+
+
+def _dataset(name: str, patients: int = 200):
     from scintix.cli.__main__ import main as cli
 
     if name == "qata":
         return require(SHARED / "qata-cov19-text")
-    sim = WORK / "sim-p4-text"
+    sim = WORK / ("sim-p4-text" if patients == 200 else f"sim-p4-text-n{patients}")
     if not (sim / "manifest.csv").is_file():
-        cli(["simulate", str(sim), "--n", "200", "--seed", "0", "--prevalence", "metastasis=0.6", "arthritis=0"])
+        cli(["simulate", str(sim), "--n", str(patients), "--seed", "0", "--prevalence", "metastasis=0.6", "arthritis=0"])
     return sim
 
 
@@ -109,10 +115,10 @@ def _warm(name: str, recipe: str, data, common: list[str], seeds, first_stage: l
         start = f"model.weights={stage1 / 'checkpoints' / 'best.pt'}"
         for model in ("unet", "text_unet"):
             tag = f"{name}-warm_{model}-s{seed}"
-            folder = f"text-seg-{tag}" + ("-view" if text_extra and model != "unet" else "")
+            folder = f"{_prefix}{tag}" + ("-view" if text_extra and model != "unet" else "")
             over = [*common, f"model.name={model}", f"train.seed={seed}", start, *(text_extra if model != "unet" else [])]
             if name == "p4en" and model == "unet":  # reads no report: p4zh's continued U-Net of this seed is the same run
-                folder = f"text-seg-p4zh-warm_unet-s{seed}"
+                folder = f"{_prefix}p4zh-warm_unet-s{seed}"
                 over = [o if not o.startswith("data.report_column=") else "data.report_column=report_zh" for o in over]
             res = _run(recipe, data, folder, over)
             entry["runs"][tag] = {**res, "first_stage": str(stage1)}
@@ -136,7 +142,11 @@ def main() -> None:
     ap.add_argument("--warm", action="store_true", help="the two-stage protocol instead (U-Net, then U-Net continued vs text_unet warm-started); key <name>_warm")
     ap.add_argument("--film-seeds", type=int, nargs="+", default=None, help="its seeds (default: --seeds)")
     ap.add_argument("--view-prefix", action="store_true", help="text models read '[ANT] '/'[POST] ' + report (text.view_prefix); key <name>_view")
+    ap.add_argument("--sim-patients", type=int, default=200, help="simulated patients for p4zh/p4en (200 = the default data set); key <name>..._n<N> otherwise")
     a = ap.parse_args()
+    global _prefix
+    if a.sim_patients != 200:
+        _prefix = f"text-seg-n{a.sim_patients}-"
     if a.warm and a.film:
         ap.error("--warm and --film: run them one after the other")
     import torch
@@ -145,7 +155,7 @@ def main() -> None:
     results = json.loads(previous.read_text())["datasets"] if previous.is_file() else {}  # datasets not repeated now are kept
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"cpu ({torch.get_num_threads()} threads)"
     for name in a.only or ["qata", "p4zh"]:
-        data = _dataset(name)
+        data = _dataset(name, a.sim_patients)
         if name == "qata":
             recipe, size, epochs, extra = "qata-text", a.size_qata, a.epochs_qata, []
         else:
@@ -153,18 +163,18 @@ def main() -> None:
             extra = ["data.report_column=report_zh" if name == "p4zh" else "data.report_column=report"]
         common = [f"data.image_size=[{size[0]},{size[1]}]", f"train.epochs={epochs}", "eval.n_bootstrap=1000", *extra]
         entry: dict = {"recipe": recipe, "image_size": size, "epochs": epochs, "split_seed": 0, "seeds": a.seeds, "runs": {}}
-        key = (f"{name}_warm" if a.warm else name) + ("_view" if a.view_prefix else "")
+        key = (f"{name}_warm" if a.warm else name) + ("_view" if a.view_prefix else "") + (f"_n{a.sim_patients}" if a.sim_patients != 200 and name != "qata" else "")
         text_extra = ["text.view_prefix=true"] if a.view_prefix else []
         models = ("unet",) if a.warm else ("unet", "text_unet")
         dirs: dict[str, list] = {m: [] for m in models}
         for seed in a.seeds:
             for model in models:
                 tag = f"{name}-{model}-s{seed}"
-                folder, over = f"text-seg-{tag}", [*common, f"model.name={model}", f"train.seed={seed}", *(text_extra if model != "unet" else [])]
+                folder, over = f"{_prefix}{tag}", [*common, f"model.name={model}", f"train.seed={seed}", *(text_extra if model != "unet" else [])]
                 if model != "unet" and a.view_prefix:
                     folder = f"{folder}-view"
                 if name == "p4en" and model == "unet":  # the U-Net reads no report: p4zh's run of the same seed is the same run
-                    folder, over = f"text-seg-p4zh-unet-s{seed}", [*over[:-3], "data.report_column=report_zh", *over[-2:]]
+                    folder, over = f"{_prefix}p4zh-unet-s{seed}", [*over[:-3], "data.report_column=report_zh", *over[-2:]]
                 res = _run(recipe, data, folder, over)
                 entry["runs"][tag] = res
                 dirs[model].append(WORK / folder)
@@ -177,7 +187,7 @@ def main() -> None:
             dirs["text_unet_film"] = []
             for seed in a.film_seeds or a.seeds:
                 tag = f"{name}-text_unet_film-s{seed}"
-                folder = f"text-seg-{tag}" + ("-view" if a.view_prefix else "")
+                folder = f"{_prefix}{tag}" + ("-view" if a.view_prefix else "")
                 entry["runs"][tag] = _run(recipe, data, folder, [*common, "model.name=text_unet_film", f"train.seed={seed}", *text_extra])
                 dirs["text_unet_film"].append(WORK / folder)
                 entry["runs"][f"{name}-film-paired-s{seed}"] = _compare([dirs["text_unet_film"][-1]], [dirs["unet"][a.seeds.index(seed)]], seed)
