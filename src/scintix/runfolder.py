@@ -111,8 +111,20 @@ class LoadedRun:
     synthetic: bool = False
 
 
+def final_stage(folder: Path) -> Path:
+    """A staged run's output folder (``stages.json``, ``stage1-*/``, ``stage2-*/`` ...) stands for its last stage; any other folder for itself."""
+    if (folder / "config.yaml").is_file() or not (folder / "stages.json").is_file():
+        return folder
+    stages = sorted((d for d in folder.glob("stage*-*") if d.is_dir() and d.name[5:].split("-", 1)[0].isdigit()), key=lambda d: int(d.name[5:].split("-", 1)[0]))
+    if not stages:
+        raise FileNotFoundError(f"{folder}: stages.json but no stage folders (stage1-..., stage2-...)")
+    if not (stages[-1] / "eval" / "thresholds.json").is_file():
+        raise FileNotFoundError(f"{stages[-1]}: the last stage has not finished; give the training command again to resume it")
+    return stages[-1]
+
+
 def load_run(run_dir: str | Path) -> LoadedRun:
-    """Load ``run_dir``'s best checkpoint with what it was evaluated with.
+    """Load ``run_dir``'s best checkpoint with what it was evaluated with (a staged run's folder: its last stage).
 
     Every file is checked as it is read; a damaged or foreign one is a
     one-line error naming it, never a traceback.
@@ -126,7 +138,7 @@ def load_run(run_dir: str | Path) -> LoadedRun:
     from .training.checkpoint import load_checkpoint, load_model_state
     from .training.perf import resolve_device, resolve_precision
 
-    run_dir = Path(run_dir)
+    run_dir = final_stage(Path(run_dir))
     if (run_dir / ENSEMBLE_FILE).is_file():
         return load_ensemble(run_dir)
     cfg = load_run_config(run_dir)

@@ -43,7 +43,13 @@ def test_p3_two_stage_run_end_to_end(tmp_path):
     assert torch.equal(w1["features.bn1.running_var"], w2["features.bn1.running_var"])  # its BatchNorm statistics too
     assert not torch.equal(w1["features.layer4.0.bn1.running_var"], w2["features.layer4.0.bn1.running_var"])  # retrained layer's move
     assert not torch.equal(w1["fc.weight"], w2["fc.weight"])  # retrained
+    from scintix.runfolder import load_run
+
+    assert load_run(tmp_path / "p3").run_dir == s2  # the staged run's folder stands for its last stage (predict, explain, serve)
     # finished stages are not trained again
     before = (s1 / "checkpoints" / "best.pt").stat().st_mtime_ns
     assert main(["run", "--recipe", "p3-thyroid", "--data", str(tmp_path / "thy"), "--out", str(tmp_path / "p3"), "--epochs", "1", *fast]) == 0
     assert (s1 / "checkpoints" / "best.pt").stat().st_mtime_ns == before
+    (s2 / "eval" / "thresholds.json").unlink()  # a last stage not finished is said so, not replaced by the stage before it
+    with pytest.raises(FileNotFoundError, match="has not finished"):
+        load_run(tmp_path / "p3")

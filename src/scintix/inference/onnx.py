@@ -169,17 +169,17 @@ def export_onnx(run_dir: str | Path, opset: int = DEFAULT_OPSET, images: str | P
     if tuple(getattr(model, "inputs", ("image",))) != ("image",):
         raise ValueError(f"{run_dir}: model {run.cfg.model.name} takes inputs {model.inputs}; ONNX export handles one-image models only")
     h, w = tuple(run.cfg.data.image_size)
-    path, rec_path = onnx_paths(run_dir)
+    path, rec_path = onnx_paths(run.run_dir)  # a staged run's folder: its last stage's checkpoints
     rec_path.unlink(missing_ok=True)  # until the new export is checked, no record vouches for it
     start = time.perf_counter()
     roi = export_model(model, path, in_channels(run.cfg), (h, w), opset)
     export_s = time.perf_counter() - start
     h, w = roi or (h, w)
     record = {
-        "format": "onnx", "opset": opset, "file": path.name, "run": str(run_dir), "model": run.cfg.model.name, "kind": model.kind,
+        "format": "onnx", "opset": opset, "file": path.name, "run": str(run.run_dir), "model": run.cfg.model.name, "kind": model.kind,
         "num_classes": len(run.classes), "classes": run.classes, "input": {"name": "image", "shape": ["batch", in_channels(run.cfg), h, w], "dtype": "float32"},
         "output": {"name": "logits", "shape": ["batch", len(run.classes)] + ([h, w] if run.task.dense else [])},
-        "roi_size": list(roi) if roi else None, "checkpoint_sha256": _sha256(Path(run_dir) / "checkpoints" / "best.pt"),
+        "roi_size": list(roi) if roi else None, "checkpoint_sha256": _sha256(run.run_dir / "checkpoints" / "best.pt"),
         "torch": torch.__version__, "exported": time.strftime("%Y-%m-%dT%H:%M:%S"), "export_seconds": round(export_s, 2),
         "synthetic": run.synthetic,
     }

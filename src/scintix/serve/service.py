@@ -86,7 +86,7 @@ def load_served(run_dirs, engine: str = "torch", channels_last: str | bool = "au
             rid, n = f"{d.name}-{n}", n + 1
         info = {"id": rid, "model": run.cfg.model.name, "task": run.cfg.data.task, "dense": run.task.dense, "classes": run.classes, "thresholds": run.thresholds,
                 "temperature": run.temperature, "synthetic": run.synthetic, "engine": engine, "image_size": list(run.cfg.data.image_size),
-                "views": list(run.cfg.data.views or []), "view_filter": run.cfg.data.view_filter, "region": run.cfg.data.region, "operating_point": _operating_point(d, run.classes),
+                "views": list(run.cfg.data.views or []), "view_filter": run.cfg.data.view_filter, "region": run.cfg.data.region, "operating_point": _operating_point(run.run_dir, run.classes),
                 "explainable": engine == "torch", "memory_layout": layout}
         served[rid] = ServedRun(rid, run, info)
     return served
