@@ -240,6 +240,17 @@ def test_qata_text_cli_run_predict_explain_with_and_without_reports(tmp_path, ca
     assert main(["report", str(run)]) == 0
     page = (run / "report.html").read_text()
     assert "How much the model relies on the report" in page and "Unilateral pulmonary infection" in page
+    # an external set made of the run's own test scans: the run's test figures, text conditions included
+    split = {r["path"]: r["split"] for r in csv.DictReader(open(run / "split.csv"))}
+    rows = [r for r in csv.DictReader(open(data / "labels.csv")) if split.get(str(data / r["path"]), split.get(r["path"])) == "test"]
+    with open(data / "test_only.csv", "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=[k for k in rows[0] if k != "split"], extrasaction="ignore")
+        w.writeheader()
+        w.writerows(rows)
+    assert main(["evaluate", str(run), "--data", str(data / "test_only.csv"), "--out", str(tmp_path / "ext")]) == 0
+    ext = json.loads((tmp_path / "ext" / "test" / "metrics.json").read_text())
+    assert ext["n"] == m["n"] and ext["per_class"]["infection"]["dice"]["value"] == pytest.approx(m["per_class"]["infection"]["dice"]["value"], abs=1e-6)
+    assert ext["text_conditions"]["conditions"]["no_report"]["dice"]["value"] == pytest.approx(tc["conditions"]["no_report"]["dice"]["value"], abs=1e-6)
     # predict: the manifest's reports, none (a folder of images), one given on the command line
     capsys.readouterr()
     assert main(["predict", str(run), str(data / "labels.csv"), "--out", str(tmp_path / "with.csv")]) == 0

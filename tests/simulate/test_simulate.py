@@ -33,7 +33,8 @@ def test_same_seed_same_bytes_other_seed_differs(tmp_path):
     assert _digest(a) == _digest(b) != _digest(c)
     # case i does not depend on how many cases are made
     d = simulate_dataset(tmp_path / "d", SimulateConfig(n=1, seed=7)).parent
-    assert (d / "images" / "SIMB00000_ant.png").read_bytes() == (a / "images" / "SIMB00000_ant.png").read_bytes()
+    assert (d / "images" / "SIMBs7-00000_ant.png").read_bytes() == (a / "images" / "SIMBs7-00000_ant.png").read_bytes()
+    assert not {p.name for p in (a / "images").iterdir()} & {p.name for p in (c / "images").iterdir()}  # other seed, other patients
 
 
 def test_scan_shape_counts_views_and_synthetic_marks(tmp_path):

@@ -64,8 +64,11 @@ def _parser() -> argparse.ArgumentParser:
     add_cv_parser(sub)
     add_gan_parser(sub)
     add_sr_parser(sub)
-    p = sub.add_parser("evaluate", help="(re-)evaluate a run: threshold on val, metrics with CIs")
+    p = sub.add_parser("evaluate", help="(re-)evaluate a run: threshold on val, metrics with CIs; --data: on new patients, as shipped")
     p.add_argument("run_dir")
+    p.add_argument("--data", default=None, help="an external test set (manifest, folder or .npz): every image is test; the run's thresholds and calibration as they are; "
+                   "refused if it shares patients or images with the run's train/val")
+    p.add_argument("--out", default=None, help="with --data: the folder for its metrics (required)")
     p = sub.add_parser("predict", help="predict a file, folder or manifest with a saved run")
     p.add_argument("run_dir")
     p.add_argument("input")
@@ -185,6 +188,17 @@ def cmd_run(a: argparse.Namespace) -> int:
 def cmd_evaluate(a: argparse.Namespace) -> int:
     from ..training.run import evaluate_run
 
+    if a.data is not None or a.out is not None:
+        from ..runfolder import final_stage, is_managed
+        from ..training.external import evaluate_external
+
+        if a.data is None or a.out is None:
+            raise ValueError("--data and --out go together: the external test set and the folder for its metrics")
+        if is_managed(final_stage(Path(a.run_dir)), a.out):
+            raise ValueError(f"--out {a.out}: lies in the run folder; write the external metrics elsewhere")
+        evaluate_external(a.run_dir, a.data, a.out)
+        print((Path(a.out) / "metrics_table.txt").read_text(), end="")
+        return 0
     evaluate_run(a.run_dir)
     print((Path(a.run_dir) / "eval" / "metrics_table.txt").read_text(), end="")
     return 0

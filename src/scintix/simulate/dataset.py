@@ -109,7 +109,8 @@ def simulate_dataset(out_dir: str | Path, cfg: SimulateConfig = SimulateConfig()
             scan = simulate_thyroid_scan(rng, labels, counts)
         else:
             scan = simulate_headct_slice(rng, labels)
-        pid = f"SIM{cfg.mode[0].upper()}{i:05d}"
+        # other seeds are other patients: their ids differ too, so two simulated sets never claim a patient in common
+        pid = f"SIM{cfg.mode[0].upper()}{i:05d}" if cfg.seed == 0 else f"SIM{cfg.mode[0].upper()}s{cfg.seed}-{i:05d}"
         summary = scan.summary()
         summary.update(case=pid, mode=cfg.mode, seed=cfg.seed, index=i)
         (out / "cases" / f"{pid}.json").write_text(json.dumps(summary, ensure_ascii=False, indent=1), encoding="utf-8")
