@@ -2,6 +2,7 @@
 
     python benchmarks/text_segmentation.py [--only qata|p4zh|p4en] [--seeds 0 1 2] [--epochs-qata N] [--epochs-p4 N]
                                            [--size-qata H W] [--size-p4 H W] [--film] [--warm] [--view-prefix] [--sim-patients N]
+                                           [--external-patients N]
 
 qata: ``qata-text`` vs the same recipe with ``model.name=unet`` on the real
 QaTa-COV19 subset (train: 85 % of its train patients, selection: the other
@@ -19,6 +20,10 @@ U-Net run above is the first stage; from its best checkpoint
 (``model.weights``) one run continues the U-Net and one trains ``text_unet``
 (its image path starts as that U-Net, the text layers at init), for the same
 epochs; the paired difference is text - continued U-Net.
+--external-patients N: afterwards, every p4zh/p4en model on N *new* simulated
+patients (simulator seed 1; ``scintix evaluate RUN --data --out``: the run's
+own thresholds, nothing chosen there) and the paired differences on them: a
+test set large enough to see a 0.02 Dice difference. Key ``external``.
 --sim-patients N: p4zh/p4en on N simulated patients instead of 200 (its own
 data set and run folders, key suffix _n<N>), to see whether the report helps
 more when there is more to learn its words from.
@@ -45,14 +50,53 @@ from _common import (
 )
 
 
+def _table(folder):
+    """A run's test per_image.csv, or an external evaluation's (``scintix evaluate RUN --data --out``)."""
+    own = folder / "eval" / "test" / "per_image.csv"
+    return own if own.is_file() else folder / "test" / "per_image.csv"
+
+
 def _per_scan(run_dir) -> dict[str, float]:
-    with open(run_dir / "eval" / "test" / "per_image.csv") as fh:
+    with open(_table(run_dir)) as fh:
         return {r["path"]: float(r["dice"]) if r["dice"] != "" else float("nan") for r in csv.DictReader(fh)}
 
 
 def _pids(run_dir) -> dict[str, str]:
-    with open(run_dir / "eval" / "test" / "per_image.csv") as fh:
+    with open(_table(run_dir)) as fh:
         return {r["path"]: r["patient_id"] for r in csv.DictReader(fh)}
+
+
+def _external(name: str, patients: int, dirs: dict[str, list], seeds, warm: bool) -> dict:
+    """Every trained model of this data set on ``patients`` new simulated patients (simulator seed 1), as shipped."""
+    from scintix.cli.__main__ import main as cli
+    from scintix.training.external import evaluate_external
+
+    data = WORK / f"sim-p4-text-external-n{patients}"
+    if not (data / "manifest.csv").is_file():
+        cli(["simulate", str(data), "--n", str(patients), "--seed", "1", "--prevalence", "metastasis=0.6", "arthritis=0"])
+    out: dict = {"data": f"{patients} new SYNTHETIC patients (scintix simulate --seed 1, metastasis=0.6), both views; each run's own thresholds", "runs": {}}
+    ext_dirs: dict[str, list] = {m: [] for m in dirs}
+    for model, folders in dirs.items():
+        for seed, d in zip(seeds, folders):
+            target = d.parent / f"{d.name}-external-n{patients}"
+            if not (target / "test" / "metrics.json").is_file():
+                evaluate_external(d, data, target)
+            m = json.loads((target / "test" / "metrics.json").read_text())
+            c = next(iter(m["per_class"]))
+            tc = (m.get("text_conditions") or {}).get("conditions")
+            out["runs"][f"{name}-{model}-s{seed}"] = {"dice": m["per_class"][c]["dice"], "global_dice": m["per_class"][c]["global_dice"],
+                                                      "lesion_sensitivity": m["per_class"][c]["lesion_sensitivity"], "n": m["n"], "patients": m["patients"],
+                                                      "text_conditions": {k: v["dice"] for k, v in tc.items()} if tc else None}
+            ext_dirs[model].append(target)
+            print(f"external {name}-{model}-s{seed}", "dice", round(m["per_class"][c]["dice"]["value"], 4), flush=True)
+    text, base = ("warm_text_unet", "warm_unet") if warm else ("text_unet", "unet")
+    for i, seed in enumerate(seeds):
+        out["runs"][f"{name}-paired-s{seed}"] = _compare([ext_dirs[text][i]], [ext_dirs[base][i]], seed)
+    out["text_minus_unet_over_seeds"] = _compare(ext_dirs[text], ext_dirs[base])
+    for model in ext_dirs:
+        vals = [out["runs"][f"{name}-{model}-s{s}"]["dice"]["value"] for s in seeds]
+        out[f"{model}_dice_mean_sd"] = [float(np.mean(vals)), float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.0]
+    return out
 
 
 def _run(recipe: str, data, name: str, extra: list[str]) -> dict:
@@ -142,6 +186,7 @@ def main() -> None:
     ap.add_argument("--warm", action="store_true", help="the two-stage protocol instead (U-Net, then U-Net continued vs text_unet warm-started); key <name>_warm")
     ap.add_argument("--film-seeds", type=int, nargs="+", default=None, help="its seeds (default: --seeds)")
     ap.add_argument("--view-prefix", action="store_true", help="text models read '[ANT] '/'[POST] ' + report (text.view_prefix); key <name>_view")
+    ap.add_argument("--external-patients", type=int, default=0, help="p4zh/p4en: also every model on N new simulated patients (scintix evaluate --data), the paired difference there")
     ap.add_argument("--sim-patients", type=int, default=200, help="simulated patients for p4zh/p4en (200 = the default data set); key <name>..._n<N> otherwise")
     a = ap.parse_args()
     global _prefix
@@ -204,6 +249,10 @@ def main() -> None:
         for model in dirs:
             vals = [entry["runs"][f"{name}-{model}-s{s}"]["dice"]["value"] for s in (a.film_seeds or a.seeds if model == "text_unet_film" else a.seeds)]
             entry[f"{model}_dice_mean_sd"] = [float(np.mean(vals)), float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.0]
+        if a.external_patients and name != "qata":
+            entry["external"] = _external(name, a.external_patients, dirs, a.seeds, a.warm)
+            e = entry["external"]["text_minus_unet_over_seeds"]
+            print(key, "external: text - unet Dice", round(e["value"], 4), [round(e["ci_low"], 4), round(e["ci_high"], 4)], flush=True)
         results[key] = {**entry, "device": device}
         write_result("text_segmentation", {"device": device, "datasets": results})
         print(key, "text - unet Dice", round(d["value"], 4), [round(d["ci_low"], 4), round(d["ci_high"], 4)], flush=True)
