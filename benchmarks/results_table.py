@@ -301,6 +301,20 @@ def text_segmentation() -> list[str]:
             u, t = e.get("warm_unet_dice_mean_sd", [float("nan")] * 2), e.get("warm_text_unet_dice_mean_sd", [float("nan")] * 2)
             out.append(f"| {label(key)} | **warm text_unet vs U-Net continued, over {len(e['seeds'])} seeds** | | U-Net {u[0]:.3f} ± {u[1]:.3f}, "
                        f"text {t[0]:.3f} ± {t[1]:.3f} | | **{ci(e['warm_text_minus_warm_unet_over_seeds'])}** | | | |")
+        x = e.get("external")
+        if x:  # the same trained models on new simulated patients, at their own thresholds
+            where = f"{label(key)}, **{x['runs'][next(iter(x['runs']))]['patients']} new patients** (external, their own thresholds)"
+            for tag, r in x["runs"].items():
+                if "dice" not in r or "unet-" not in tag or tag.split("-")[1] == "unet":
+                    continue
+                prefix, model, seed = tag.split("-")[0], tag.split("-")[1], tag.split("-s")[-1]
+                paired = x["runs"].get(f"{prefix}-paired-s{seed}") if "text" in model else None
+                tc = r.get("text_conditions") or {}
+                out.append(f"| {where} | {model} | {seed} | {ci(r['dice'])} | {ci(r['global_dice'])} | {ci(paired) if paired else ''} | "
+                           f"{ci(tc['no_report']) if tc else ''} | {ci(tc['other_patient_report']) if tc else ''} | |")
+            u, t = x.get("warm_unet_dice_mean_sd", [float("nan")] * 2), x.get("warm_text_unet_dice_mean_sd", [float("nan")] * 2)
+            out.append(f"| {where} | **warm text_unet vs U-Net continued, over {len(e['seeds'])} seeds** | | U-Net {u[0]:.3f} ± {u[1]:.3f}, "
+                       f"text {t[0]:.3f} ± {t[1]:.3f} | | **{ci(x['text_minus_unet_over_seeds'])}** | | | |")
         if "film_minus_unet_over_seeds" in e:
             out.append(f"| {label(key)} | **text_unet_film, over its seeds** | | | | **{ci(e['film_minus_unet_over_seeds'])}** "
                        f"(vs text_unet: {ci(e['film_minus_text_unet_over_seeds'])}) | | | |")
