@@ -139,6 +139,7 @@ def _compare(a_dirs, b_dirs, seed: int = 0) -> dict:
 
 
 _prefix = "text-seg-"  # run folders; "text-seg-n400-" etc. with --sim-patients
+VIEW, NO_VIEW = "text.view_prefix=true", ["text.view_prefix=false"]  # set explicitly: p4-text's default is true; U-Nets read no report (always false)
 
 
 def _dataset(name: str, patients: int = 200):
@@ -159,8 +160,8 @@ def _warm(name: str, recipe: str, data, common: list[str], seeds, first_stage: l
         start = f"model.weights={stage1 / 'checkpoints' / 'best.pt'}"
         for model in ("unet", "text_unet"):
             tag = f"{name}-warm_{model}-s{seed}"
-            folder = f"{_prefix}{tag}" + ("-view" if text_extra and model != "unet" else "")
-            over = [*common, f"model.name={model}", f"train.seed={seed}", start, *(text_extra if model != "unet" else [])]
+            folder = f"{_prefix}{tag}" + ("-view" if VIEW in text_extra and model != "unet" else "")
+            over = [*common, f"model.name={model}", f"train.seed={seed}", start, *(text_extra if model != "unet" else NO_VIEW)]
             if name == "p4en" and model == "unet":  # reads no report: p4zh's continued U-Net of this seed is the same run
                 folder = f"{_prefix}p4zh-warm_unet-s{seed}"
                 over = [o if not o.startswith("data.report_column=") else "data.report_column=report_zh" for o in over]
@@ -206,20 +207,22 @@ def main() -> None:
         else:
             recipe, size, epochs = "p4-text", a.size_p4, a.epochs_p4
             extra = ["data.report_column=report_zh" if name == "p4zh" else "data.report_column=report"]
-        common = [f"data.image_size=[{size[0]},{size[1]}]", f"train.epochs={epochs}", "eval.n_bootstrap=1000", *extra]
+        # one run per arm (the recipe's stages are what --warm measures, run here as separate runs)
+        common = [f"data.image_size=[{size[0]},{size[1]}]", f"train.epochs={epochs}", "eval.n_bootstrap=1000", "stages=[]", *extra]
         entry: dict = {"recipe": recipe, "image_size": size, "epochs": epochs, "split_seed": 0, "seeds": a.seeds, "runs": {}}
         key = (f"{name}_warm" if a.warm else name) + ("_view" if a.view_prefix else "") + (f"_n{a.sim_patients}" if a.sim_patients != 200 and name != "qata" else "")
-        text_extra = ["text.view_prefix=true"] if a.view_prefix else []
+        text_extra = [VIEW] if a.view_prefix else NO_VIEW
         models = ("unet",) if a.warm else ("unet", "text_unet")
         dirs: dict[str, list] = {m: [] for m in models}
         for seed in a.seeds:
             for model in models:
                 tag = f"{name}-{model}-s{seed}"
-                folder, over = f"{_prefix}{tag}", [*common, f"model.name={model}", f"train.seed={seed}", *(text_extra if model != "unet" else [])]
+                folder, over = f"{_prefix}{tag}", [*common, f"model.name={model}", f"train.seed={seed}", *(text_extra if model != "unet" else NO_VIEW)]
                 if model != "unet" and a.view_prefix:
                     folder = f"{folder}-view"
                 if name == "p4en" and model == "unet":  # the U-Net reads no report: p4zh's run of the same seed is the same run
-                    folder, over = f"{_prefix}p4zh-unet-s{seed}", [*over[:-3], "data.report_column=report_zh", *over[-2:]]
+                    folder = f"{_prefix}p4zh-unet-s{seed}"
+                    over = [o if not o.startswith("data.report_column=") else "data.report_column=report_zh" for o in over]
                 res = _run(recipe, data, folder, over)
                 entry["runs"][tag] = res
                 dirs[model].append(WORK / folder)

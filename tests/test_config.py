@@ -17,6 +17,7 @@ def test_all_shipped_recipes_are_valid():
     from scintix.models.registry import MODELS, check_input_size, model_kind
     from scintix.runfolder import in_channels
     from scintix.tasks import get_task
+    from scintix.training.stages import with_settings
 
     for name in list_recipes():
         cfg = load_config(name)
@@ -24,6 +25,8 @@ def test_all_shipped_recipes_are_valid():
         assert _build(RunConfig, config_to_dict(cfg), "") == cfg  # config.yaml reloads to the same config
         assert cfg.model.name in MODELS and model_kind(cfg.model.name) == ("segmentation" if get_task(cfg.data.task).dense else "classification")
         check_input_size(cfg.model.name, tuple(cfg.data.patch_size or cfg.data.image_size), cfg.model.small_input, in_channels(cfg))
+        for stage in cfg.stages:  # each stage's settings make a valid config too
+            assert with_settings(cfg, stage.get("set", {})).model.name in MODELS
 
 
 def test_values_are_type_and_range_checked_naming_the_field():

@@ -302,3 +302,26 @@ def test_view_prefix_opens_each_report_with_its_view_in_training_and_inference(t
     given = unit_reports(cfg, records, "left humerus")
     assert {v for k, v in given.items() if "_post" in k} == {"[POST] left humerus"}
     assert set(unit_reports(load_config("quickstart", over[:-1]), records).values()) == {"uptake in the right 2nd rib"}
+
+
+@pytest.mark.slow
+def test_p4_text_recipe_trains_the_unet_then_the_text_model_from_it(tmp_path):
+    """The shipped two-stage recipe: stage 1 a plain U-Net, stage 2 text_unet whose image path starts from it; OUT predicts as its last stage."""
+    import torch
+
+    from scintix.cli.__main__ import main
+
+    sim = tmp_path / "sim"
+    assert main(["simulate", str(sim), "--n", "10", "--seed", "3", "--prevalence", "metastasis=0.8", "arthritis=0"]) == 0
+    fast = ["-o", "data.image_size=[64,16]", "-o", "train.batch_size=4", "-o", "eval.n_bootstrap=20", "-o", "train.progress=false", "-o", "train.tensorboard=false",
+            "-o", "train.channels_last=false", "-o", "train.precise_bn=false"]
+    assert main(["run", "--recipe", "p4-text", "--data", str(sim), "--out", str(tmp_path / "p4"), "--epochs", "1", *fast]) == 0
+    s1, s2 = tmp_path / "p4" / "stage1-image-path", tmp_path / "p4" / "stage2-report-fusion"
+    assert "name: unet" in (s1 / "config.yaml").read_text() and "name: text_unet" in (s2 / "config.yaml").read_text()
+    assert (s2 / "tokenizer.json").is_file() and not (s1 / "tokenizer.json").exists()
+    w1 = torch.load(s1 / "checkpoints" / "best.pt", weights_only=True)["model"]
+    w2 = torch.load(s2 / "checkpoints" / "best.pt", weights_only=True)["model"]
+    assert any(k.startswith("fusions.") for k in w2) and "net.conv_0.conv_0.conv.weight" in w1
+    assert main(["predict", str(tmp_path / "p4"), str(sim / "manifest.csv"), "--out", str(tmp_path / "p.csv")]) == 0
+    pred = list(csv.DictReader(open(tmp_path / "p.csv")))
+    assert len(pred) == 20 and all(r["error"] == "" for r in pred) and all(r["report"].startswith(("[ANT]", "[POST]")) for r in pred)
