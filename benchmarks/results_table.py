@@ -282,6 +282,13 @@ def text_segmentation() -> list[str]:
                                            for p in rest.split("_") if p]
         return ", ".join(parts)
 
+    def summary(where: str, stats: dict, warm: bool, diff: dict, seeds: int) -> str:
+        """The over-seeds row: each model's mean ± sd Dice and the paired difference."""
+        w, nan = "warm_" if warm else "", [float("nan")] * 2
+        u, t = stats.get(f"{w}unet_dice_mean_sd", nan), stats.get(f"{w}text_unet_dice_mean_sd", nan)
+        what = "warm text_unet vs U-Net continued" if warm else "text_unet"
+        return f"| {where} | **{what}, over {seeds} seeds** | | U-Net {u[0]:.3f} ± {u[1]:.3f}, text {t[0]:.3f} ± {t[1]:.3f} | | **{ci(diff)}** | | | |"
+
     out[2] += " Devices: " + "; ".join(f"{label(k)}: {e.get('device')}" for k, e in d["datasets"].items()) + "."
     for key, e in d["datasets"].items():
         for tag, r in e["runs"].items():
@@ -294,13 +301,9 @@ def text_segmentation() -> list[str]:
             out.append(f"| {label(key)} {tuple(e['image_size'])}, {e['epochs']} ep. | {model} | {seed} | {ci(r['dice'])} | {ci(r['global_dice'])} | "
                        f"{ci(paired) if paired else ''} | {ci(tc['no_report']['dice']) if tc else ''} | {ci(tc['other_patient_report']['dice']) if tc else ''} | {r['wall_seconds'] / 60:.1f} min |")
         if "text_minus_unet_over_seeds" in e:
-            u, t = e.get("unet_dice_mean_sd", [float("nan")] * 2), e.get("text_unet_dice_mean_sd", [float("nan")] * 2)
-            out.append(f"| {label(key)} | **text_unet, over {len(e['seeds'])} seeds** | | U-Net {u[0]:.3f} ± {u[1]:.3f}, text {t[0]:.3f} ± {t[1]:.3f} | | "
-                       f"**{ci(e['text_minus_unet_over_seeds'])}** | | | |")
+            out.append(summary(label(key), e, False, e["text_minus_unet_over_seeds"], len(e["seeds"])))
         if "warm_text_minus_warm_unet_over_seeds" in e:
-            u, t = e.get("warm_unet_dice_mean_sd", [float("nan")] * 2), e.get("warm_text_unet_dice_mean_sd", [float("nan")] * 2)
-            out.append(f"| {label(key)} | **warm text_unet vs U-Net continued, over {len(e['seeds'])} seeds** | | U-Net {u[0]:.3f} ± {u[1]:.3f}, "
-                       f"text {t[0]:.3f} ± {t[1]:.3f} | | **{ci(e['warm_text_minus_warm_unet_over_seeds'])}** | | | |")
+            out.append(summary(label(key), e, True, e["warm_text_minus_warm_unet_over_seeds"], len(e["seeds"])))
         x = e.get("external")
         if x:  # the same trained models on new simulated patients, at their own thresholds
             where = f"{label(key)}, **{x['runs'][next(iter(x['runs']))]['patients']} new patients** (external, their own thresholds)"
@@ -312,9 +315,7 @@ def text_segmentation() -> list[str]:
                 tc = r.get("text_conditions") or {}
                 out.append(f"| {where} | {model} | {seed} | {ci(r['dice'])} | {ci(r['global_dice'])} | {ci(paired) if paired else ''} | "
                            f"{ci(tc['no_report']) if tc else ''} | {ci(tc['other_patient_report']) if tc else ''} | |")
-            u, t = x.get("warm_unet_dice_mean_sd", [float("nan")] * 2), x.get("warm_text_unet_dice_mean_sd", [float("nan")] * 2)
-            out.append(f"| {where} | **warm text_unet vs U-Net continued, over {len(e['seeds'])} seeds** | | U-Net {u[0]:.3f} ± {u[1]:.3f}, "
-                       f"text {t[0]:.3f} ± {t[1]:.3f} | | **{ci(x['text_minus_unet_over_seeds'])}** | | | |")
+            out.append(summary(where, x, "warm_unet_dice_mean_sd" in x, x["text_minus_unet_over_seeds"], len(e["seeds"])))
         if "film_minus_unet_over_seeds" in e:
             out.append(f"| {label(key)} | **text_unet_film, over its seeds** | | | | **{ci(e['film_minus_unet_over_seeds'])}** "
                        f"(vs text_unet: {ci(e['film_minus_text_unet_over_seeds'])}) | | | |")

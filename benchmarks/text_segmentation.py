@@ -94,9 +94,12 @@ def _external(name: str, patients: int, dirs: dict[str, list], seeds, warm: bool
         out["runs"][f"{name}-paired-s{seed}"] = _compare([ext_dirs[text][i]], [ext_dirs[base][i]], seed)
     out["text_minus_unet_over_seeds"] = _compare(ext_dirs[text], ext_dirs[base])
     for model in ext_dirs:
-        vals = [out["runs"][f"{name}-{model}-s{s}"]["dice"]["value"] for s in seeds]
-        out[f"{model}_dice_mean_sd"] = [float(np.mean(vals)), float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.0]
+        out[f"{model}_dice_mean_sd"] = _mean_sd([out["runs"][f"{name}-{model}-s{s}"]["dice"]["value"] for s in seeds])
     return out
+
+
+def _mean_sd(vals: list[float]) -> list[float]:
+    return [float(np.mean(vals)), float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.0]
 
 
 def _run(recipe: str, data, name: str, extra: list[str]) -> dict:
@@ -250,8 +253,8 @@ def main() -> None:
         else:
             d = entry["text_minus_unet_over_seeds"] = _compare(dirs["text_unet"], dirs["unet"])
         for model in dirs:
-            vals = [entry["runs"][f"{name}-{model}-s{s}"]["dice"]["value"] for s in (a.film_seeds or a.seeds if model == "text_unet_film" else a.seeds)]
-            entry[f"{model}_dice_mean_sd"] = [float(np.mean(vals)), float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.0]
+            seeds = a.film_seeds or a.seeds if model == "text_unet_film" else a.seeds
+            entry[f"{model}_dice_mean_sd"] = _mean_sd([entry["runs"][f"{name}-{model}-s{s}"]["dice"]["value"] for s in seeds])
         if a.external_patients and name != "qata":
             entry["external"] = _external(name, a.external_patients, dirs, a.seeds, a.warm)
             e = entry["external"]["text_minus_unet_over_seeds"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -115,7 +116,8 @@ def final_stage(folder: Path) -> Path:
     """A staged run's output folder (``stages.json``, ``stage1-*/``, ``stage2-*/`` ...) stands for its last stage; any other folder for itself."""
     if (folder / "config.yaml").is_file() or not (folder / "stages.json").is_file():
         return folder
-    stages = sorted((d for d in folder.glob("stage*-*") if d.is_dir() and d.name[5:].split("-", 1)[0].isdigit()), key=lambda d: int(d.name[5:].split("-", 1)[0]))
+    numbered = {int(m.group(1)): d for d in folder.iterdir() if d.is_dir() and (m := re.fullmatch(r"stage(\d+)-.+", d.name))}  # training.stages' names
+    stages = [numbered[k] for k in sorted(numbered)]
     if not stages:
         raise FileNotFoundError(f"{folder}: stages.json but no stage folders (stage1-..., stage2-...)")
     if not (stages[-1] / "eval" / "thresholds.json").is_file():

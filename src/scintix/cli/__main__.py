@@ -257,13 +257,12 @@ def cmd_serve(a: argparse.Namespace) -> int:
 
 def cmd_export(a: argparse.Namespace) -> int:
     from ..inference.onnx import export_onnx, onnx_paths
-    from ..runfolder import final_stage
 
     if a.max_images < 1:
         raise ValueError(f"--max-images {a.max_images}: must be >= 1")
     rec = export_onnx(a.run_dir, opset=a.opset, images=a.images, max_images=a.max_images)
     par = rec["parity"]
-    path, rec_path = onnx_paths(final_stage(Path(a.run_dir)))
+    path, rec_path = onnx_paths(rec["run"])  # the run folder it exported (a staged run's: its last stage)
     print(f"{path} (opset {rec['opset']}, dynamic batch, input {rec['input']['shape'][1:]}) -> parity on {par['n_images']} images ({par['images']}): "
           f"max |logit diff| {par['max_abs_logit_diff']:.2e} (tolerance {par['tolerance']:.0e}), {par['decisions_differing']} decisions differ: {'PASSED' if par['passed'] else 'FAILED'}; {rec_path}")
     return 0 if par["passed"] else 1

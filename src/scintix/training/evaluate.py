@@ -32,7 +32,7 @@ from .loop import predict
 from .perf import autocast, resolve_device, resolve_precision
 from .text_conditions import format_conditions, text_conditions
 
-__all__ = ["evaluate_run"]
+__all__ = ["evaluate_run", "classification_outputs", "segmentation_outputs"]
 
 log = logging.getLogger(__name__)
 
@@ -96,12 +96,7 @@ def _evaluate_classification(run_dir, cfg, task, model, data, datasets, preds, c
         res = task.evaluate(probs, targets, [s.patient_id for s in samples], thresholds, classes, ecfg, seed=cfg.train.seed)
         res.update(split=split, synthetic=data.synthetic, threshold_method=f"{ecfg.threshold} on val", ci=f"{ecfg.ci_level:.0%} patient-level bootstrap, {ecfg.n_bootstrap} replicates")
         d = eval_dir / split
-        d.mkdir(exist_ok=True)
-        report.write_predictions(d / "predictions.csv", samples, probs, thresholds, task, classes)
-        tag = " (SYNTHETIC)" if data.synthetic else ""
-        report.plot_roc(d / "roc.png", probs, targets, task, classes, f"ROC, {split}{tag}")
-        report.plot_confusion(d / "confusion.png", probs, targets, thresholds, task, classes, f"{split}{tag}")
-        report.plot_pr(d / "pr.png", probs, targets, task, classes, f"precision-recall, {split}{tag}")
+        tag = classification_outputs(d, split, samples, probs, targets, thresholds, task, classes, data.synthetic)
         calibration.plot_reliability(d / "reliability.png", raw[split], probs, targets, task, f"calibration, {split}{tag} ({'T = ' + format(temperature, '.2f') + ', fitted on val' if fit.fitted else 'not fitted: raw'})")
         res["calibration"] = {"temperature": temperature, "status": fit.status, "summary": fit.describe(), **calib["ece"][split]}
         res["health"] = {"degenerate": health["degenerate"], "flags": [f["message"] for f in health["flags"]]}
@@ -112,8 +107,34 @@ def _evaluate_classification(run_dir, cfg, task, model, data, datasets, preds, c
     return results
 
 
+def classification_outputs(d: Path, title: str, samples, probs, targets, thresholds, task, classes, synthetic: bool) -> str:
+    """``predictions.csv`` and the ROC / confusion / PR plots of one evaluated split into ``d``; returns the plots' SYNTHETIC tag."""
+    d.mkdir(parents=True, exist_ok=True)
+    report.write_predictions(d / "predictions.csv", samples, probs, thresholds, task, classes)
+    tag = " (SYNTHETIC)" if synthetic else ""
+    report.plot_roc(d / "roc.png", probs, targets, task, classes, f"ROC, {title}{tag}")
+    report.plot_confusion(d / "confusion.png", probs, targets, thresholds, task, classes, f"{title}{tag}")
+    report.plot_pr(d / "pr.png", probs, targets, task, classes, f"precision-recall, {title}{tag}")
+    return tag
+
+
+def segmentation_outputs(d: Path, model, ds, index, probs, masks, samples, thresholds, classes, task, cfg, synthetic: bool, device, amp) -> dict:
+    """One evaluated split of a segmenter: its metrics (returned), ``per_image.csv``, masks and gallery in ``d``, and, for a
+    model that reads reports, the Dice with its report, none and another patient's (``text_conditions``)."""
+    from ..evaluation.seg_outputs import write_seg_outputs
+
+    rows = task.per_image(probs, masks, thresholds, classes)
+    res = task.evaluate(probs, masks, [s.patient_id for s in samples], thresholds, classes, cfg.eval, seed=cfg.train.seed, rows=rows)
+    write_seg_outputs(d, samples, ds.images[index], masks, task.masks(probs, thresholds, classes), rows, classes, synthetic)
+    if "text" in getattr(model, "inputs", ()):
+        in_order = np.empty_like(probs)
+        in_order[index] = probs
+        res["text_conditions"] = text_conditions(model, ds, task, thresholds, classes, device, amp, cfg, cfg.train.batch_size, in_order, cfg.train.seed)
+    return res
+
+
 def _evaluate_segmentation(run_dir, cfg, task, model, data, datasets, preds, ck, device, amp) -> dict:
-    from ..evaluation.seg_outputs import format_seg_table, write_seg_outputs
+    from ..evaluation.seg_outputs import format_seg_table
 
     classes, ecfg, eval_dir = data.classes, cfg.eval, run_dir / "eval"
     report.save_json(eval_dir / "calibration.json", {"temperature": 1.0, "status": "not_applicable", "fitted": False, "summary": "not calibrated (segmentation: per-pixel softmax, threshold chosen on validation)", "ece": {}})
@@ -126,15 +147,10 @@ def _evaluate_segmentation(run_dir, cfg, task, model, data, datasets, preds, ck,
     for split, (probs, masks, samples, ds, index) in preds.items():
         if split not in ecfg.splits:
             continue
-        rows = task.per_image(probs, masks, thresholds, classes)
-        res = task.evaluate(probs, masks, [s.patient_id for s in samples], thresholds, classes, ecfg, seed=cfg.train.seed, rows=rows)
+        res = segmentation_outputs(eval_dir / split, model, ds, index, probs, masks, samples, thresholds, classes, task, cfg, data.synthetic, device, amp)
         res.update(split=split, synthetic=data.synthetic, threshold_method=f"{ecfg.threshold} on val", ci=f"{ecfg.ci_level:.0%} patient-level bootstrap, {ecfg.n_bootstrap} replicates")
         res["health"] = {"degenerate": health["degenerate"], "flags": [f["message"] for f in health["flags"]]}
-        write_seg_outputs(eval_dir / split, samples, ds.images[index], masks, task.masks(probs, thresholds, classes), rows, classes, data.synthetic)
-        if "text" in getattr(model, "inputs", ()):
-            in_order = np.empty_like(probs)
-            in_order[index] = probs
-            res["text_conditions"] = text_conditions(model, ds, task, thresholds, classes, device, amp, cfg, cfg.train.batch_size, in_order, cfg.train.seed)
+        if "text_conditions" in res:
             text_lines.append(f"{split}:\n" + format_conditions(res["text_conditions"]))
         report.save_json(eval_dir / split / "metrics.json", res)
         results[split] = res

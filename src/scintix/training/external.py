@@ -31,8 +31,9 @@ from ..data.splits import hash_images, save_split
 from ..evaluation import report
 from ..runfolder import ENSEMBLE_FILE, final_stage, load_run, read_json
 from .data import build_datasets
+from .evaluate import classification_outputs, segmentation_outputs
 from .loop import predict
-from .text_conditions import format_conditions, text_conditions
+from .text_conditions import format_conditions
 
 __all__ = ["evaluate_external", "ExternalDataError"]
 
@@ -93,27 +94,18 @@ def evaluate_external(run_dir: str | Path, source: str | Path, out_dir: str | Pa
     index, probs = out["index"], out["probs"]
     samples = [ds.samples[i] for i in index]
     targets = (ds.masks[:, 0] if task.dense else ds.targets)[index]
-    ecfg, tag = cfg.eval, " (SYNTHETIC)" if data.synthetic else ""
+    ecfg = cfg.eval
     d = out_dir / "test"
-    d.mkdir(exist_ok=True)
     if task.dense:
-        from ..evaluation.seg_outputs import format_seg_table, write_seg_outputs
+        from ..evaluation.seg_outputs import format_seg_table
 
-        rows = task.per_image(probs, targets, run.thresholds, run.classes)
-        res = task.evaluate(probs, targets, [s.patient_id for s in samples], run.thresholds, run.classes, ecfg, seed=cfg.train.seed, rows=rows)
-        write_seg_outputs(d, samples, ds.images[index], targets, task.masks(probs, run.thresholds, run.classes), rows, run.classes, data.synthetic)
+        res = segmentation_outputs(d, run.model, ds, index, probs, targets, samples, run.thresholds, run.classes, task, cfg, data.synthetic, run.device, run.amp)
         table = format_seg_table({"external": res}, data.synthetic)
-        if "text" in getattr(run.model, "inputs", ()):
-            in_order = probs.copy()
-            in_order[index] = probs
-            res["text_conditions"] = text_conditions(run.model, ds, task, run.thresholds, run.classes, run.device, run.amp, cfg, cfg.train.batch_size, in_order, cfg.train.seed)
+        if "text_conditions" in res:
             table += "\nthe report's weight (the run's thresholds; another patient's report: a seeded shuffle)\n" + format_conditions(res["text_conditions"])
     else:
         res = task.evaluate(probs, targets, [s.patient_id for s in samples], run.thresholds, run.classes, ecfg, seed=cfg.train.seed)
-        report.write_predictions(d / "predictions.csv", samples, probs, run.thresholds, task, run.classes)
-        report.plot_roc(d / "roc.png", probs, targets, task, run.classes, f"ROC, external{tag}")
-        report.plot_confusion(d / "confusion.png", probs, targets, run.thresholds, task, run.classes, f"external{tag}")
-        report.plot_pr(d / "pr.png", probs, targets, task, run.classes, f"precision-recall, external{tag}")
+        classification_outputs(d, "external", samples, probs, targets, run.thresholds, task, run.classes, data.synthetic)
         table = report.format_table({"external": res}, data.synthetic)
     res.update(split="external", run=str(run_dir), data=str(source), synthetic=data.synthetic, unreadable=errors,
                threshold_method=f"the run's own ({run_dir / 'eval' / 'thresholds.json'}), not chosen on these images",
