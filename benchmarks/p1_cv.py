@@ -1,6 +1,6 @@
 """P1 recipes compared by 5-fold patient-grouped cross-validation over all of BS-80K (anterior crops).
 
-    python benchmarks/p1_cv.py [--only NAME ...] [--folds 5] [--epochs N] [--against NAME]
+    python benchmarks/p1_cv.py [--only NAME ...] [--folds 5] [--epochs N] [--against NAME] [--fuse ANT POST]
 
 Each variant is ``p1-thoracic`` plus overrides (below), cross-validated with
 ``scintix cv``'s protocol (fold = out-of-fold test; checkpoint, threshold and
@@ -9,6 +9,11 @@ benchmarks/results/p1_cv.json: per-fold AUC, mean +- sd, pooled out-of-fold
 AUC with a patient-level CI, and each variant's paired difference from
 ``baseline`` (or ``--against NAME``) on the same folds, when that variant's
 fold runs are still in benchmarks/work. Fold runs resume.
+
+--fuse ANT POST (issue 14, item 3: P1's task is per patient): late fusion of
+two variants' out-of-fold probabilities (an anterior and a posterior one), per
+patient the mean of the two views against "abnormal in either view", beside
+each view alone on the same patients, with paired CIs (``fused_views``).
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ VARIANTS = {
     "stem_stride1_loss": ["model.stem=stride1", "train.class_balance=loss"],  # MONAI's default 7x7 stride-1 stem + max-pool (the independent plain baseline's; 10x4 final map, ~4x), loss weights
     "stem_stride1_loss_e15": ["model.stem=stride1", "train.class_balance=loss", "train.epochs=15"],  # as above at the independent plain baseline's 15 epochs (~2.5x the baseline's compute)
     "loss_weighted": ["train.class_balance=loss"],  # inverse-frequency loss weights instead of balanced batches: probability scales that agree across folds?
+    "loss_weighted_post": ["train.class_balance=loss", "data.view_filter=post"],  # the posterior crops, for --fuse loss_weighted loss_weighted_post
 }
 
 
@@ -40,28 +46,44 @@ def main() -> None:
     ap.add_argument("--only", action="append", choices=sorted(VARIANTS))
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--epochs", type=int, default=None)
+    ap.add_argument("--fuse", nargs=2, metavar=("ANT", "POST"), choices=sorted(VARIANTS), help="fuse these two variants' views per patient (their fold runs must be in benchmarks/work)")
     ap.add_argument("--against", choices=sorted(VARIANTS), default="baseline", help="the variant paired differences are taken from")
     a = ap.parse_args()
     import torch
 
     from scintix.config import load_config
-    from scintix.training.crossval import compare_cv, cross_validate
+    from scintix.training.crossval import compare_cv, cross_validate, fuse_views
 
     data = require(SHARED / "bs80k-chest-region" / "labels.csv")
     previous = RESULTS / "p1_cv.json"
-    results = json.loads(previous.read_text())["variants"] if previous.is_file() else {}
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"cpu ({torch.get_num_threads()} threads)"
-    for name in a.only or list(VARIANTS):
+
+    def save(key: str, value: dict) -> None:  # re-read first: another process may have written other variants meanwhile
+        old = json.loads(previous.read_text()) if previous.is_file() else {}
+        payload = {"device": device, "variants": old.get("variants", {}), **({"fused_views": old["fused_views"]} if "fused_views" in old else {})}
+        if key == "fused_views":
+            payload["fused_views"] = value
+        else:
+            payload["variants"][key] = value
+        write_result("p1_cv", payload)
+
+    names = a.only or ([] if a.fuse else list(VARIANTS))  # --fuse alone: fuse finished variants, train nothing
+    for name in names:
         overrides = [f"data.source={data}", "train.progress=false", "train.tensorboard=false", *VARIANTS[name], *([f"train.epochs={a.epochs}"] if a.epochs else [])]
         start = time.perf_counter()
         summary = cross_validate(load_config("p1-thoracic", overrides), WORK / f"p1-cv-{name}", a.folds, 0.15)
-        results[name] = {"overrides": overrides, "folds": a.folds, "wall_seconds_this_call": round(time.perf_counter() - start, 1), **summary}
+        s = {"overrides": overrides, "folds": a.folds, "wall_seconds_this_call": round(time.perf_counter() - start, 1), **summary}
         if name != a.against and (WORK / f"p1-cv-{a.against}" / "cv_summary.json").is_file():
-            results[name][f"minus_{a.against}"] = compare_cv(WORK / f"p1-cv-{name}", WORK / f"p1-cv-{a.against}")
-        write_result("p1_cv", {"device": device, "variants": results})
-        s = results[name]
+            s[f"minus_{a.against}"] = compare_cv(WORK / f"p1-cv-{name}", WORK / f"p1-cv-{a.against}")
+        save(name, s)
         print(name, "pooled OOF AUC", round(s["pooled_oof_auc"]["value"], 4), [round(s["pooled_oof_auc"]["ci_low"], 4), round(s["pooled_oof_auc"]["ci_high"], 4)],
               "folds", round(s["fold_auc_mean"], 4), "+-", round(s["fold_auc_sd"], 4), flush=True)
+    if a.fuse:
+        ant, post = a.fuse
+        fused = {"ant": ant, "post": post, **fuse_views(WORK / f"p1-cv-{ant}", WORK / f"p1-cv-{post}")}
+        save("fused_views", fused)
+        print("fused", ant, "+", post, "AUC", round(fused["fused_auc"]["value"], 4), "ant alone", round(fused["a_auc"]["value"], 4),
+              "post alone", round(fused["b_auc"]["value"], 4), flush=True)
 
 
 if __name__ == "__main__":
