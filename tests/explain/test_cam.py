@@ -108,3 +108,47 @@ def test_occlusion_needs_no_layer():
     model = create_model("small_cnn", in_channels=1, num_classes=2).eval()
     maps, _ = OcclusionCAM(model, grid=4)(torch.randn(2, 1, 16, 16))
     assert maps.shape == (2, 16, 16)
+
+
+def _mean_map(maps):
+    m = torch.from_numpy(np.mean(maps, axis=0))
+    from scintix.explain.cam import normalize_maps
+
+    return normalize_maps(m).numpy()
+
+
+def test_an_ensemble_map_is_the_mean_of_its_members_maps():
+    """Every member explains itself (not member 0 for all): for a binary task the ensemble's map is the mean of the members' own maps."""
+    from scintix.models.ensemble import Ensemble
+
+    torch.manual_seed(0)
+    members = [create_model("small_cnn", in_channels=1, num_classes=2, small_input=True).eval() for _ in range(3)]
+    x = torch.randn(4, 1, 32, 32)
+    own = [GradCAM(m, task="binary")(x, targets=1)[0] for m in members]
+    ens, _ = GradCAM(Ensemble(members, [1.3, 0.8, 1.0]), task="binary")(x, targets=1)
+    np.testing.assert_allclose(ens, _mean_map(own), atol=1e-4)
+    assert np.abs(ens - own[0]).max() > 0.05  # not the first member's map
+
+
+def test_a_tta_map_averages_the_transformed_copies():
+    from scintix.models.ensemble import TTA, TTA_TRANSFORMS
+
+    torch.manual_seed(0)
+    model = create_model("small_cnn", in_channels=1, num_classes=2, small_input=True).eval()
+    x = torch.randn(2, 1, 32, 32)
+    alone, _ = GradCAM(model)(x, targets=1)
+    np.testing.assert_allclose(GradCAM(TTA(model, ["identity"]))(x, targets=1)[0], alone, atol=1e-5)
+    copies = [GradCAM(model)(f(x), targets=1)[0] for name in ("identity", "shift") for f in TTA_TRANSFORMS[name]]
+    np.testing.assert_allclose(GradCAM(TTA(model, ["identity", "shift"]))(x, targets=1)[0], _mean_map(copies), atol=1e-4)
+
+
+def test_a_sliding_window_segmenter_is_explained_in_one_whole_image_pass():
+    torch.manual_seed(0)
+    model = create_model("unet", in_channels=1, num_classes=2).eval()
+    x = torch.zeros(1, 1, 64, 48)
+    x[:, :, 10:18, 8:16] = 3.0
+    whole, _ = GradCAM(model, task="segmentation")(x)
+    model.roi_size = (32, 32)  # as if trained on 32-px patches: inference would go by windows
+    windowed, _ = GradCAM(model, task="segmentation")(x)
+    np.testing.assert_allclose(windowed, whole, atol=1e-5)
+    assert model.roi_size == (32, 32)  # restored

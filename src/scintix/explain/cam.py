@@ -2,10 +2,21 @@
 
 Each method returns, for a batch ``(B, C, H, W)``, maps ``(B, H, W)`` at the
 input's size, non-negative and min-max normalised per image to [0, 1]. The
-target layer comes from the model interface (``model.cam_layer``) unless
-given. Everything is computed per sample (no batch statistics: the model runs
-in eval mode), so a batch gives exactly the per-image maps -- unlike MONAI's
-Grad-CAM++, which mixes samples for batch > 1.
+target layer comes from the model interface (``model.cam_layers``, else
+``model.cam_layer``) unless given. Everything is computed per sample (no batch
+statistics: the model runs in eval mode), so a batch gives exactly the
+per-image maps -- unlike MONAI's Grad-CAM++, which mixes samples for batch > 1.
+
+Several activations, one map: an ensemble names each member's layer
+(``cam_layers``), and test-time augmentation runs its model's layer once per
+transformed copy. Every activation of every hooked layer in the forward pass
+gets its own map (for Grad-CAM, from the gradient of the *wrapper's* score),
+each is upsampled, clipped and normalised, and the maps are averaged, as
+pytorch-grad-cam aggregates several target layers. For a binary task that is
+exactly the mean of the members' (or copies') own normalised Grad-CAM maps:
+the gradient of the averaged log-odds with respect to one member's activations
+is a positive multiple of that member's own log-odds gradient (tested).
+A segmenter that infers by sliding windows is explained in one whole-image pass.
 
 What is explained, per task (``score``):
 
@@ -63,35 +74,44 @@ def normalize_maps(cam: torch.Tensor) -> torch.Tensor:
 
 
 class BaseCAM:
-    """Hooks ``target_layer`` (default: ``model.cam_layer``) and turns its activations into maps.
+    """Hooks ``target_layer`` (default: ``model.cam_layers`` or ``model.cam_layer``) and turns its activations into maps.
 
     Subclasses implement :meth:`maps_from`, returning raw ``(B, h, w)`` maps
-    at the layer's resolution (or at input size); the base upsamples, clips
-    at zero and normalises.
+    at the layer's resolution (or at input size) for one activation; the base
+    upsamples, clips at zero and normalises each, and averages them when the
+    forward pass gave several (see the module doc).
     """
 
     needs_gradients = True
 
-    def __init__(self, model: nn.Module, target_layer: str | nn.Module | None = None, task: str = "binary") -> None:
+    def __init__(self, model: nn.Module, target_layer: str | nn.Module | Sequence[str | nn.Module] | None = None, task: str = "binary") -> None:
         self.model = model
         self.task = task
-        name = target_layer if target_layer is not None else getattr(model, "cam_layer", None)
-        if name is None:
+        names = target_layer if target_layer is not None else (getattr(model, "cam_layers", None) or getattr(model, "cam_layer", None))
+        if names is None:
             raise ValueError("no target layer given and the model has no cam_layer")
-        self.layer = model.get_submodule(name) if isinstance(name, str) else name
+        names = [names] if isinstance(names, (str, nn.Module)) else list(names)
+        self.layers = [model.get_submodule(n) if isinstance(n, str) else n for n in names]
+        self.layer = self.layers[0]
 
-    def _forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        store: dict[str, torch.Tensor] = {}
-
-        def hook(_m, _i, out):
-            store["a"] = out
-
-        handle = self.layer.register_forward_hook(hook)
+    def _forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Logits and every activation of the hooked layers, in call order."""
+        store: list[torch.Tensor] = []
+        handles = [layer.register_forward_hook(lambda _m, _i, out: store.append(out)) for layer in self.layers]
+        windows = [m for m in self.model.modules() if getattr(m, "roi_size", None) is not None]
+        saved = [m.roi_size for m in windows]
         try:
+            for m in windows:  # one whole-image pass: per-window activations would not map onto the image
+                m.roi_size = None
             logits = self.model(x)
         finally:
-            handle.remove()
-        return logits, store["a"]
+            for h in handles:
+                h.remove()
+            for m, roi in zip(windows, saved):
+                m.roi_size = roi
+        if not store:
+            raise ValueError("the CAM's target layer was not called in the forward pass")
+        return logits, store
 
     def __call__(self, x: torch.Tensor, targets: int | Sequence[int] | torch.Tensor | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Maps ``(B, H, W)`` in [0, 1] and the targets used ``(B,)``."""
@@ -103,12 +123,18 @@ class BaseCAM:
                 t = default_targets(logits.detach(), self.task)
             else:
                 t = torch.as_tensor(targets, dtype=torch.long, device=x.device).view(-1).expand(len(x)).clone()
-            raw = self.maps_from(x, logits, acts, t)
+            maps = [self._to_input(self.maps_from(x, logits, a, t), x) for a in acts]
         self.logits = logits.detach()  # the pass's own prediction: a caller that needs both makes one pass
+        out = maps[0] if len(maps) == 1 else normalize_maps(torch.stack(maps).mean(0))
+        return out.cpu().numpy(), t.cpu().numpy()
+
+    @staticmethod
+    def _to_input(raw: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """A raw map at the input's size, clipped at zero, normalised per image."""
         raw = raw.detach().float()  # bf16 under autocast
         if raw.shape[-2:] != x.shape[-2:]:
             raw = F.interpolate(raw.unsqueeze(1), size=x.shape[-2:], mode="bilinear", align_corners=False).squeeze(1)
-        return normalize_maps(raw.clamp_min(0)).cpu().numpy(), t.cpu().numpy()
+        return normalize_maps(raw.clamp_min(0))
 
     def maps_from(self, x: torch.Tensor, logits: torch.Tensor, acts: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -118,7 +144,7 @@ class GradCAM(BaseCAM):
     """Channel weights = spatial mean of the score's gradient."""
 
     def maps_from(self, x, logits, acts, targets):
-        grads = torch.autograd.grad(target_score(logits, targets, self.task).sum(), acts)[0]
+        grads = torch.autograd.grad(target_score(logits, targets, self.task).sum(), acts, retain_graph=True)[0]  # kept for the next activation
         weights = grads.mean(dim=(2, 3), keepdim=True)
         return (weights * acts).sum(1)
 
@@ -127,7 +153,7 @@ class GradCAMPlusPlus(BaseCAM):
     """Channel weights = positive gradients weighted by the Grad-CAM++ alphas (per sample)."""
 
     def maps_from(self, x, logits, acts, targets):
-        grads = torch.autograd.grad(target_score(logits, targets, self.task).sum(), acts)[0]
+        grads = torch.autograd.grad(target_score(logits, targets, self.task).sum(), acts, retain_graph=True)[0]
         g2, g3 = grads.pow(2), grads.pow(3)
         sum_a = acts.sum(dim=(2, 3), keepdim=True)  # per sample and channel: no mixing across the batch
         alpha = g2 / (2 * g2 + sum_a * g3).where((2 * g2 + sum_a * g3) != 0, torch.ones_like(g2))
@@ -183,7 +209,7 @@ class OcclusionCAM(BaseCAM):
         self.grid, self.batch_size = grid, batch_size
 
     def _forward(self, x):
-        return self.model(x), x  # no layer needed
+        return self.model(x), [x]  # no layer needed
 
     @torch.no_grad()
     def maps_from(self, x, logits, acts, targets):

@@ -20,6 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..models.ensemble import cam_layers
+
 __all__ = ["BoundText", "word_attention", "write_words_html"]
 
 
@@ -30,7 +32,8 @@ class BoundText(nn.Module):
         super().__init__()
         self.model = model
         self.text = text
-        self.cam_layer = f"model.{model.cam_layer}"
+        self.cam_layers = [f"model.{name}" for name in cam_layers(model)]
+        self.cam_layer = self.cam_layers[0]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x, text=self.text)

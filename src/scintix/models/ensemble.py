@@ -16,7 +16,7 @@ from typing import Callable, Sequence
 import torch
 from torch import nn
 
-__all__ = ["Ensemble", "TTA", "TTA_TRANSFORMS", "mean_probability_logits"]
+__all__ = ["Ensemble", "TTA", "TTA_TRANSFORMS", "mean_probability_logits", "cam_layers"]
 
 EPS = 1e-7
 
@@ -48,11 +48,20 @@ class Ensemble(nn.Module):
         self.multilabel = multilabel
         first = members[0]
         self.inputs = getattr(first, "inputs", ("image",))
-        # heat maps: the ensemble's output explained through the first member's features
-        self.cam_layer = f"members.0.{first.cam_layer}" if hasattr(first, "cam_layer") else None
+        # heat maps: the ensemble's output explained through every member's features, one map each, averaged
+        self.cam_layers = [f"members.{i}.{name}" for i, m in enumerate(members) for name in cam_layers(m)]
+        self.cam_layer = self.cam_layers[0] if self.cam_layers else None
 
     def forward(self, x: torch.Tensor, **extra: torch.Tensor) -> torch.Tensor:
         return mean_probability_logits([m(x, **extra) / t for m, t in zip(self.members, self.temperatures)], self.multilabel)
+
+
+def cam_layers(model: nn.Module) -> list[str]:
+    """The layer names a model's heat maps hook: ``cam_layers``, else ``[cam_layer]``, else none."""
+    names = getattr(model, "cam_layers", None)
+    if names:
+        return list(names)
+    return [model.cam_layer] if getattr(model, "cam_layer", None) else []
 
 
 def _shift(dy: int, dx: int) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -85,7 +94,9 @@ class TTA(nn.Module):
         self.transforms = [f for n in names for f in TTA_TRANSFORMS[n]]
         self.multilabel = multilabel
         self.inputs = getattr(model, "inputs", ("image",))
-        self.cam_layer = f"model.{model.cam_layer}" if hasattr(model, "cam_layer") else None
+        # heat maps: the layer runs once per transformed copy; each call gets a map (2-px shifts move a map by a fraction of a feature cell)
+        self.cam_layers = [f"model.{name}" for name in cam_layers(model)]
+        self.cam_layer = self.cam_layers[0] if self.cam_layers else None
 
     def forward(self, x: torch.Tensor, **extra: torch.Tensor) -> torch.Tensor:
         # a cross-feature image moves with the image; other inputs (text) are passed as they are
