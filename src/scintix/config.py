@@ -234,6 +234,7 @@ class GanConfig:
     lr_d: float = 2e-4
     betas: tuple[float, float] = (0.0, 0.99)  # Adam; beta1 = 0 as in SN-GAN / BigGAN
     loss: str = "hinge"  # hinge | nonsaturating
+    d_steps: int = 1  # discriminator updates per generator update, each on its own real batch (SN-GAN used 5, BigGAN 2)
     r1_gamma: float = 0.0  # > 0: R1 gradient penalty on real images, weight gamma / 2
     diffaug: tuple[str, ...] = ("color", "translation", "cutout")  # differentiable augmentation before the discriminator; [] = none
     ema: float = 0.999  # decay of the generator-weight average used for sampling (warmed up: min(ema, (1+t)/(10+t)) after t updates); 0 = no average
@@ -245,6 +246,7 @@ class GanConfig:
         _require(self.epochs >= 1 and self.batch_size >= 2, f"gan.epochs={self.epochs}, gan.batch_size={self.batch_size}: epochs >= 1, batch >= 2")
         _require(self.latent_dim >= 1 and self.base_channels >= 4, f"gan.latent_dim={self.latent_dim}, gan.base_channels={self.base_channels}: >= 1, >= 4")
         _require(self.lr_g > 0 and self.lr_d > 0, f"gan.lr_g={self.lr_g}, gan.lr_d={self.lr_d}: > 0")
+        _require(self.d_steps >= 1, f"gan.d_steps={self.d_steps}: at least 1 discriminator update per generator update")
         _require(self.loss in ("hinge", "nonsaturating"), f"gan.loss={self.loss!r}: hinge or nonsaturating")
         _require(self.r1_gamma >= 0 and 0 <= self.ema < 1, f"gan.r1_gamma={self.r1_gamma}, gan.ema={self.ema}: gamma >= 0, ema in [0, 1)")
         _require(all(p in ("color", "translation", "cutout") for p in self.diffaug), f"gan.diffaug={list(self.diffaug)}: names among color, translation, cutout")

@@ -57,6 +57,23 @@ def test_one_step_changes_both_models_and_is_reproducible():
     assert stats == stats2 and all(torch.equal(a, b) for a, b in zip(g.state_dict().values(), g2.state_dict().values()))
 
 
+def test_d_steps_gives_that_many_discriminator_updates_per_generator_update(tiny_manifest, tmp_path):
+    from scintix.synthesis.train_gan import train_gan
+
+    def updates(d_steps):
+        out = tmp_path / f"d{d_steps}"
+        train_gan(load_config("quickstart", [f"data.source={tiny_manifest}", "gan.epochs=1", "gan.batch_size=2", f"gan.d_steps={d_steps}", *GAN_FAST[:-4],
+                                             "gan.base_channels=4", "gan.latent_dim=8", "gan.grid_per_class=1"]), out)
+        ck = torch.load(out / "checkpoints" / "last.pt", weights_only=True)
+        return [int(next(iter(ck[k]["state"].values()))["step"]) for k in ("opt_d", "opt_g")], ck["history"][0]
+
+    (d1, g1), _ = updates(1)
+    (d2, g2), row = updates(2)
+    assert d1 == g1 == d2 >= 3 and g2 == d2 // 2 and np.isfinite(row["g_loss"])
+    with pytest.raises(ValueError, match="gan.d_steps"):
+        load_config("quickstart", ["gan.d_steps=0"])
+
+
 def test_diff_augment_keeps_shape_and_empty_policy_is_identity():
     x = torch.rand(3, 1, 16, 8)
     assert torch.equal(diff_augment(x, ()), x)

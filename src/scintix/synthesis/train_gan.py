@@ -126,7 +126,7 @@ def train_gan(cfg: RunConfig | None, run_dir: str | Path, resume: bool = False, 
             "parameters": {"generator": sum(p.numel() for p in gen.parameters()), "discriminator": sum(p.numel() for p in disc.parameters())}}
     (run_dir / "meta.json").write_text(json.dumps(meta, indent=2))
     n, bs = len(images), min(g.batch_size, len(images))
-    step = sum(len(range(0, n - bs + 1, bs)) for _ in range(epoch))  # generator updates so far (resume)
+    step = sum(len(range(0, n - bs + 1, bs)) // g.d_steps for _ in range(epoch))  # generator updates so far (resume)
     stop = min(g.epochs, max_epochs) if max_epochs else g.epochs
     started = time.perf_counter() - (history[-1]["elapsed_s"] if history else 0.0)
     while epoch < stop:
@@ -139,18 +139,24 @@ def train_gan(cfg: RunConfig | None, run_dir: str | Path, resume: bool = False, 
             from tqdm.auto import tqdm
 
             steps = tqdm(steps, desc=f"gan epoch {epoch + 1}/{g.epochs}", leave=False, disable=None)
-        for start in steps:
+        counts = {"d": 0, "g": 0}
+        for i, start in enumerate(steps):
             idx = order[start : start + bs]
-            stats = gan_step(gen, disc, opt_g, opt_d, images[idx].to(device), cond[idx].to(device), cfg)
-            step += 1
-            # warm-up: early on the average would be mostly the random initial weights (0.999^1000 = 0.37), so the
-            # decay grows with the number of updates, as TensorFlow's ExponentialMovingAverage(num_updates) does
-            _ema_update(ema, gen, min(g.ema, (1 + step) / (10 + step)))
+            real, y = images[idx].to(device), cond[idx].to(device)
+            stats = d_step(gen, disc, opt_d, real, y, cfg)
+            counts["d"] += 1
+            if (i + 1) % g.d_steps == 0:  # one generator update per d_steps discriminator updates
+                stats["g_loss"] = g_step(gen, disc, opt_g, real, y, cfg)
+                counts["g"] += 1
+                step += 1
+                # warm-up: early on the average would be mostly the random initial weights (0.999^1000 = 0.37), so the
+                # decay grows with the number of updates, as TensorFlow's ExponentialMovingAverage(num_updates) does
+                _ema_update(ema, gen, min(g.ema, (1 + step) / (10 + step)))
             for k in sums:
-                sums[k] += stats[k]
+                if k in stats:
+                    sums[k] += stats[k]
         epoch += 1
-        n_steps = max(1, len(range(0, n - bs + 1, bs)))
-        row = {"epoch": epoch, **{k: round(v / n_steps, 5) for k, v in sums.items()}, "elapsed_s": round(time.perf_counter() - started, 1)}
+        row = {"epoch": epoch, **{k: round(v / max(1, counts["g" if k == "g_loss" else "d"]), 5) for k, v in sums.items()}, "elapsed_s": round(time.perf_counter() - started, 1)}
         history.append(row)
         write_grid(run_dir / "samples" / f"epoch_{epoch:03d}.png", sample(ema, grid_z, grid_y if g.conditional else None, device), len(data.classes))
         save_checkpoint({"model": ema.state_dict(), "generator": gen.state_dict(), "discriminator": disc.state_dict(), "opt_g": opt_g.state_dict(),
@@ -162,6 +168,12 @@ def train_gan(cfg: RunConfig | None, run_dir: str | Path, resume: bool = False, 
 
 def gan_step(gen: Generator, disc: Discriminator, opt_g, opt_d, real: torch.Tensor, y: torch.Tensor, cfg: RunConfig) -> dict[str, float]:
     """One discriminator step and one generator step on a batch of real images ``(B, C, H, W)`` in ``[-1, 1]`` with conditions ``y``."""
+    stats = d_step(gen, disc, opt_d, real, y, cfg)
+    return {**stats, "g_loss": g_step(gen, disc, opt_g, real, y, cfg)}
+
+
+def d_step(gen: Generator, disc: Discriminator, opt_d, real: torch.Tensor, y: torch.Tensor, cfg: RunConfig) -> dict[str, float]:
+    """One discriminator update: real images vs a fresh generated batch of the same conditions; its loss and mean scores."""
     g = cfg.gan
     y = y if g.conditional else None
     z = torch.randn(len(real), g.latent_dim, device=real.device)
@@ -177,12 +189,19 @@ def gan_step(gen: Generator, disc: Discriminator, opt_g, opt_d, real: torch.Tens
     opt_d.zero_grad(set_to_none=True)
     loss_d.backward()
     opt_d.step()
+    return {"d_loss": loss_d.item(), "d_real": s_real.detach().mean().item(), "d_fake": s_fake.detach().mean().item()}
+
+
+def g_step(gen: Generator, disc: Discriminator, opt_g, real: torch.Tensor, y: torch.Tensor, cfg: RunConfig) -> float:
+    """One generator update on a batch the size of ``real`` with conditions ``y``; its loss."""
+    g = cfg.gan
+    y = y if g.conditional else None
     z = torch.randn(len(real), g.latent_dim, device=real.device)
     loss_g = g_loss(disc(diff_augment(gen(z, y), g.diffaug), y), g.loss)  # type: ignore[arg-type]
     opt_g.zero_grad(set_to_none=True)
     loss_g.backward()
     opt_g.step()
-    return {"d_loss": loss_d.item(), "g_loss": loss_g.item(), "d_real": s_real.detach().mean().item(), "d_fake": s_fake.detach().mean().item()}
+    return loss_g.item()
 
 
 @torch.no_grad()
