@@ -55,6 +55,13 @@ def p1_cv() -> list[str]:
         out.append(f"| {name} | {s['n']} ({s['positives']}) | " + ", ".join(f"{f['roc_auc']:.3f}" for f in s["per_fold"])
                    + f"; {s['fold_auc_mean']:.3f} ± {s['fold_auc_sd']:.3f} | {ci(s['pooled_oof_auc'])} | {ci(s['pooled_sensitivity_at_fold_thresholds'])} | "
                    f"{ci(s['pooled_specificity_at_fold_thresholds'])} | {f'{ci(diff)} vs {against}' if diff else ''} | {s['wall_seconds_this_call'] / 60:.0f} min |")
+    fv = d.get("fused_views")
+    if fv:
+        out += ["", f"Patient level, both views (issue 14, item 3): per patient, the mean of `{fv['ant']}` (anterior) and `{fv['post']}` (posterior) out-of-fold "
+                f"probabilities, each from a model that never saw the patient; truth = {fv['truth']}.", "",
+                "| patients (pos.) | fused ROC-AUC | anterior alone | posterior alone | fused - anterior (paired) | fused - posterior (paired) |",
+                "|---|---|---|---|---|---|",
+                f"| {fv['patients']} ({fv['positive_patients']}) | {ci(fv['fused_auc'])} | {ci(fv['a_auc'])} | {ci(fv['b_auc'])} | {ci(fv['fused_minus_a'])} | {ci(fv['fused_minus_b'])} |"]
     return out + [""]
 
 
