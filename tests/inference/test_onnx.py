@@ -109,3 +109,50 @@ def test_missing_onnxruntime_is_one_line(run_copy, monkeypatch, capsys):
     assert main(["export", str(run_copy)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "pip install 'scintix[onnx]'" in err[0]
+
+
+def _perturbed_copy(run, dest, delta):
+    import shutil
+
+    shutil.copytree(run, dest)
+    ck_path = dest / "checkpoints" / "best.pt"
+    ck = torch.load(ck_path, weights_only=True)
+    ck["model"] = {k: v + delta if v.is_floating_point() else v for k, v in ck["model"].items()}
+    torch.save(ck, ck_path)
+    return dest
+
+
+def test_an_ensemble_folder_exports_as_one_graph_and_is_refused_once_a_member_changes(run_copy, tmp_path):
+    from scintix.runfolder import write_ensemble
+
+    other = _perturbed_copy(run_copy, tmp_path / "other", 0.05)
+    write_ensemble(tmp_path / "ens", [run_copy, other])
+    rec = export_onnx(tmp_path / "ens")
+    assert rec["parity"]["passed"] and rec["ensemble_members"] == 2 and (tmp_path / "ens" / "checkpoints" / "best.onnx").is_file()
+    from scintix.data.manifest import read_manifest
+
+    imgs = [r for r in read_manifest(_manifest_of(run_copy)) if r.view == "ant"][:4]
+    a, b, single = predict_paths(tmp_path / "ens", imgs), predict_paths(tmp_path / "ens", imgs, engine="onnx"), predict_paths(run_copy, imgs)
+    pa, pb, p0 = (np.array([r["prob_abnormal"] for r in x]) for x in (a, b, single))
+    assert np.abs(pa - pb).max() < 1e-4 and np.abs(pa - p0).max() > 1e-3  # ONNX = torch, and the mean of both members, not member 0
+    ck = torch.load(other / "checkpoints" / "best.pt", weights_only=True)
+    ck["model"] = {k: v * 1.01 if v.is_floating_point() else v for k, v in ck["model"].items()}
+    torch.save(ck, other / "checkpoints" / "best.pt")
+    with pytest.raises(ValueError, match="exported from another checkpoint"):
+        load_onnx_model(tmp_path / "ens")
+
+
+def test_a_tta_run_exports_its_copies_and_is_refused_once_its_tta_changes(run_copy):
+    import yaml
+
+    cfg_path = run_copy / "config.yaml"
+    cfg = yaml.safe_load(cfg_path.read_text())
+    cfg["eval"]["tta"] = ["identity", "shift"]
+    cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    rec = export_onnx(run_copy)
+    assert rec["parity"]["passed"] and rec["tta"] == ["identity", "shift"]
+    load_onnx_model(run_copy)
+    cfg["eval"]["tta"] = []
+    cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    with pytest.raises(ValueError, match="test-time augmentation"):
+        load_onnx_model(run_copy)

@@ -2,10 +2,18 @@
 
 ``export_onnx`` writes ``checkpoints/best.onnx`` beside ``best.pt`` and
 ``checkpoints/best.onnx.json``: the opset, the input and output names and
-shapes, the SHA-256 of the checkpoint it came from, and the parity check on
-the run's test images (max |logit difference| between torch fp32 and ONNX
-Runtime, and whether every decision is the same). The engine refuses an ONNX
-file whose parity failed or whose checkpoint has changed since.
+shapes, the SHA-256 of what it came from (:func:`source_fingerprint`), and
+the parity check on the run's test images (max |logit difference| between
+torch fp32 and ONNX Runtime, and whether every decision is the same). The
+engine refuses an ONNX file whose parity failed or whose source has changed
+since.
+
+An ensemble folder (``scintix ensemble``, a finished ``scintix cv``) exports
+as one graph: every member and the averaging of their calibrated
+probabilities, written to the ensemble folder's ``checkpoints/``; its source
+is ``ensemble.json`` and every member's checkpoint. A run with test-time
+augmentation (``eval.tta``) exports with its transformed copies in the graph,
+and its source includes the transforms' names.
 
 Choices: batch is the one dynamic axis; height and width are the run's
 ``data.image_size`` (every input is resized to it before the model), or a
@@ -33,7 +41,8 @@ from .._optional import require
 from ..models.segmentation import sliding_window
 from ..runfolder import read_json
 
-__all__ = ["export_onnx", "OnnxModel", "load_onnx_model", "with_engine", "onnx_paths", "parity_check", "ENGINES", "DEFAULT_OPSET", "PARITY_TOLERANCE"]
+__all__ = ["export_onnx", "OnnxModel", "load_onnx_model", "with_engine", "onnx_paths", "parity_check", "source_fingerprint", "ENGINES", "DEFAULT_OPSET",
+           "PARITY_TOLERANCE"]
 
 ENGINES = ("torch", "onnx")
 
@@ -53,6 +62,26 @@ def _sha256(path: Path) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def source_fingerprint(run_dir: str | Path) -> str:
+    """A SHA-256 of what an export of ``run_dir`` computes: its ``best.pt`` (plain runs: exactly the checkpoint's SHA-256),
+    with ``eval.tta``'s names folded in; for an ensemble folder, over ``ensemble.json`` and each member's fingerprint.
+
+    Raises ``FileNotFoundError`` when a file it needs is missing.
+    """
+    from ..runfolder import ENSEMBLE_FILE, final_stage, load_run_config
+
+    run_dir = final_stage(Path(run_dir))
+    spec_path = run_dir / ENSEMBLE_FILE
+    if spec_path.is_file():
+        h = hashlib.sha256(spec_path.read_bytes())
+        for m in read_json(spec_path).get("members") or []:
+            h.update(source_fingerprint(Path(m) if Path(m).is_absolute() else run_dir / m).encode())
+        return h.hexdigest()
+    sha = _sha256(run_dir / "checkpoints" / "best.pt")
+    tta = load_run_config(run_dir).eval.tta
+    return hashlib.sha256(f"{sha}|tta={','.join(tta)}".encode()).hexdigest() if tta else sha
 
 
 class OnnxModel(nn.Module):
@@ -93,9 +122,13 @@ def load_onnx_model(run_dir: str | Path, threads: int | None = None) -> OnnxMode
     if not path.is_file() or not rec_path.is_file():
         raise FileNotFoundError(f"{run_dir}: no ONNX export (checkpoints/best.onnx); run `scintix export {run_dir} --format onnx` first")
     record = read_json(rec_path)
-    best = Path(run_dir) / "checkpoints" / "best.pt"
-    if best.is_file() and record.get("checkpoint_sha256") != _sha256(best):
-        raise ValueError(f"{path}: exported from another checkpoint than {best}; run `scintix export {run_dir} --format onnx` again")
+    try:
+        now = source_fingerprint(run_dir)
+    except FileNotFoundError:  # the ONNX file deployed without its checkpoints: nothing to compare with
+        now = None
+    if now is not None and record.get("source_sha256", record.get("checkpoint_sha256")) != now:
+        raise ValueError(f"{path}: exported from another checkpoint (or ensemble, or test-time augmentation) than {run_dir} has now; "
+                         f"run `scintix export {run_dir} --format onnx` again")
     if not record.get("parity", {}).get("passed"):
         raise ValueError(f"{path}: its parity check did not pass ({rec_path}); not used")
     return OnnxModel(path, record, threads)
@@ -120,16 +153,21 @@ def _decisions(run, logits: np.ndarray) -> list:
 def _test_arrays(run, images, max_images: int) -> tuple[list[np.ndarray], str]:
     from ..data.datasets import preprocess
     from ..data.prepare import prepare_data
+    from ..runfolder import ENSEMBLE_FILE, final_stage
     from .predict import prepare_units
 
     d = run.cfg.data
     if images is not None:
         _, arrays, _ = prepare_units(run.cfg, images)
         return arrays[:max_images], str(images)
+    source = run.run_dir
+    if (source / ENSEMBLE_FILE).is_file():  # an ensemble has no split of its own: its first member's test images
+        first = Path(read_json(source / ENSEMBLE_FILE)["members"][0])
+        source = final_stage(first if first.is_absolute() else source / first)
     try:
-        samples = prepare_data(run.cfg, run.run_dir, write=False).samples["test"]
+        samples = prepare_data(run.cfg, source, write=False).samples["test"]
     except (OSError, ValueError) as exc:
-        raise FileNotFoundError(f"{run.run_dir}: the run's test images cannot be read ({exc}); name other images with --images") from None
+        raise FileNotFoundError(f"{source}: the run's test images cannot be read ({exc}); name other images with --images") from None
     arrays = [preprocess(s.paths, tuple(d.image_size), d.normalize, tuple(d.percentiles), windows=d.windows) for s in samples[:max_images]]
     return arrays, "the run's test split"
 
@@ -179,7 +217,8 @@ def export_onnx(run_dir: str | Path, opset: int = DEFAULT_OPSET, images: str | P
         "format": "onnx", "opset": opset, "file": path.name, "run": str(run.run_dir), "model": run.cfg.model.name, "kind": model.kind,
         "num_classes": len(run.classes), "classes": run.classes, "input": {"name": "image", "shape": ["batch", in_channels(run.cfg), h, w], "dtype": "float32"},
         "output": {"name": "logits", "shape": ["batch", len(run.classes)] + ([h, w] if run.task.dense else [])},
-        "roi_size": list(roi) if roi else None, "checkpoint_sha256": _sha256(run.run_dir / "checkpoints" / "best.pt"),
+        "roi_size": list(roi) if roi else None, "source_sha256": source_fingerprint(run.run_dir),
+        "ensemble_members": len(model.members) if hasattr(model, "members") else None, "tta": list(run.cfg.eval.tta) if hasattr(model, "transforms") else None,
         "torch": torch.__version__, "exported": time.strftime("%Y-%m-%dT%H:%M:%S"), "export_seconds": round(export_s, 2),
         "synthetic": run.synthetic,
     }

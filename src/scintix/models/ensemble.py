@@ -48,6 +48,7 @@ class Ensemble(nn.Module):
         self.multilabel = multilabel
         first = members[0]
         self.inputs = getattr(first, "inputs", ("image",))
+        self.kind, self.num_classes = getattr(first, "kind", "classification"), getattr(first, "num_classes", None)  # the model interface, as a member's
         # heat maps: the ensemble's output explained through every member's features, one map each, averaged
         self.cam_layers = [f"members.{i}.{name}" for i, m in enumerate(members) for name in cam_layers(m)]
         self.cam_layer = self.cam_layers[0] if self.cam_layers else None
@@ -94,6 +95,7 @@ class TTA(nn.Module):
         self.transforms = [f for n in names for f in TTA_TRANSFORMS[n]]
         self.multilabel = multilabel
         self.inputs = getattr(model, "inputs", ("image",))
+        self.kind, self.num_classes = getattr(model, "kind", "classification"), getattr(model, "num_classes", None)
         # heat maps: the layer runs once per transformed copy; each call gets a map (2-px shifts move a map by a fraction of a feature cell)
         self.cam_layers = [f"model.{name}" for name in cam_layers(model)]
         self.cam_layer = self.cam_layers[0] if self.cam_layers else None
