@@ -72,7 +72,7 @@ def main() -> None:
         overrides = [f"data.source={data}", "train.progress=false", "train.tensorboard=false", *VARIANTS[name], *([f"train.epochs={a.epochs}"] if a.epochs else [])]
         start = time.perf_counter()
         summary = cross_validate(load_config("p1-thoracic", overrides), WORK / f"p1-cv-{name}", a.folds, 0.15)
-        s = {"overrides": overrides, "folds": a.folds, "wall_seconds_this_call": round(time.perf_counter() - start, 1), **summary}
+        s = {"overrides": overrides, "folds": a.folds, "device": device, "wall_seconds_this_call": round(time.perf_counter() - start, 1), **summary}
         if name != a.against and (WORK / f"p1-cv-{a.against}" / "cv_summary.json").is_file():
             s[f"minus_{a.against}"] = compare_cv(WORK / f"p1-cv-{name}", WORK / f"p1-cv-{a.against}")
         save(name, s)

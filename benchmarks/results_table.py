@@ -47,14 +47,15 @@ def p1_cv() -> list[str]:
            f"Device: {d.get('device')}. `scintix cv` protocol: patient-grouped, label-stratified folds; each fold's run is tested on its fold only and selects "
            "its checkpoint, threshold and temperature on a grouped 15 % of the other folds' patients. Pooled: all out-of-fold probabilities "
            "together (patient-level bootstrap CI); sensitivity/specificity at each fold's own validation threshold. Target (issue 14): pooled >= 0.985, fold sd <= 0.01.", "",
-           "| variant | images (pos.) | fold ROC-AUC | pooled OOF ROC-AUC | pooled sensitivity | pooled specificity | paired difference | wall |",
+           "| variant | images (pos.) | fold ROC-AUC | pooled OOF ROC-AUC | pooled sensitivity | pooled specificity | paired difference | wall (device if not the above) |",
            "|---|---|---|---|---|---|---|---|"]
     for name, s in d["variants"].items():
         against = next((k[len("minus_"):] for k in s if k.startswith("minus_")), None)
         diff = s[f"minus_{against}"]["pooled_auc_difference"] if against else None
         out.append(f"| {name} | {s['n']} ({s['positives']}) | " + ", ".join(f"{f['roc_auc']:.3f}" for f in s["per_fold"])
                    + f"; {s['fold_auc_mean']:.3f} ± {s['fold_auc_sd']:.3f} | {ci(s['pooled_oof_auc'])} | {ci(s['pooled_sensitivity_at_fold_thresholds'])} | "
-                   f"{ci(s['pooled_specificity_at_fold_thresholds'])} | {f'{ci(diff)} vs {against}' if diff else ''} | {s['wall_seconds_this_call'] / 60:.0f} min |")
+                   f"{ci(s['pooled_specificity_at_fold_thresholds'])} | {f'{ci(diff)} vs {against}' if diff else ''} | {s['wall_seconds_this_call'] / 60:.0f} min"
+                   f"{f' ({dev})' if (dev := s.get('device', d.get('device'))) != d.get('device') else ''} |")
     fv = d.get("fused_views")
     if fv:
         out += ["", f"Patient level, both views (issue 14, item 3): per patient, the mean of `{fv['ant']}` (anterior) and `{fv['post']}` (posterior) out-of-fold "
