@@ -252,17 +252,24 @@ def _check_members(runs: list[LoadedRun]) -> None:
                 raise ValueError(f"{r.run_dir}: data.{k}={getattr(r.cfg.data, k)!r} differs from {first.run_dir}'s {getattr(first.cfg.data, k)!r}; members must read images alike")
 
 
+def ensemble_members(folder: str | Path) -> tuple[dict, list[Path]]:
+    """``folder/ensemble.json`` and its member run folders (relative ones resolved against ``folder``); a bad list is a one-line error."""
+    folder = Path(folder)
+    spec = read_json(folder / ENSEMBLE_FILE)
+    members = spec.get("members")
+    if not isinstance(members, list) or not members or not all(isinstance(m, str) for m in members):
+        raise ValueError(f"{folder / ENSEMBLE_FILE}: 'members' must list run folders")
+    return spec, [Path(m) if Path(m).is_absolute() else folder / m for m in members]
+
+
 def load_ensemble(folder: str | Path) -> LoadedRun:
     """The runs named in ``folder/ensemble.json`` as one :class:`LoadedRun` (mean calibrated probability; the thresholds
     ``write_ensemble`` chose on the ensemble's validation probabilities, else the mean of the members')."""
     from .models.ensemble import Ensemble
 
     folder = Path(folder)
-    spec = read_json(folder / ENSEMBLE_FILE)
-    members = spec.get("members")
-    if not isinstance(members, list) or not members or not all(isinstance(m, str) for m in members):
-        raise ValueError(f"{folder / ENSEMBLE_FILE}: 'members' must list run folders")
-    runs = [load_run(Path(m) if Path(m).is_absolute() else folder / m) for m in members]
+    spec, members = ensemble_members(folder)
+    runs = [load_run(m) for m in members]
     _check_members(runs)
     first = runs[0]
     model = Ensemble([r.model for r in runs], [r.temperature for r in runs], first.task.multilabel).to(first.device).eval()

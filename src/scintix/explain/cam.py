@@ -44,6 +44,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..models.ensemble import cam_layers
 from ..tasks import get_task
 
 __all__ = ["BaseCAM", "GradCAM", "GradCAMPlusPlus", "ScoreCAM", "OcclusionCAM", "CAM_METHODS", "target_score", "default_targets", "normalize_maps"]
@@ -87,8 +88,8 @@ class BaseCAM:
     def __init__(self, model: nn.Module, target_layer: str | nn.Module | Sequence[str | nn.Module] | None = None, task: str = "binary") -> None:
         self.model = model
         self.task = task
-        names = target_layer if target_layer is not None else (getattr(model, "cam_layers", None) or getattr(model, "cam_layer", None))
-        if names is None:
+        names = cam_layers(model) if target_layer is None else target_layer
+        if target_layer is None and not names:
             raise ValueError("no target layer given and the model has no cam_layer")
         names = [names] if isinstance(names, (str, nn.Module)) else list(names)
         self.layers = [model.get_submodule(n) if isinstance(n, str) else n for n in names]

@@ -39,7 +39,13 @@ from torch import nn
 from .._atomic import atomic_path
 from .._optional import require
 from ..models.segmentation import sliding_window
-from ..runfolder import read_json
+from ..runfolder import (
+    ENSEMBLE_FILE,
+    ensemble_members,
+    final_stage,
+    load_run_config,
+    read_json,
+)
 
 __all__ = ["export_onnx", "OnnxModel", "load_onnx_model", "with_engine", "onnx_paths", "parity_check", "source_fingerprint", "ENGINES", "DEFAULT_OPSET",
            "PARITY_TOLERANCE"]
@@ -70,14 +76,12 @@ def source_fingerprint(run_dir: str | Path) -> str:
 
     Raises ``FileNotFoundError`` when a file it needs is missing.
     """
-    from ..runfolder import ENSEMBLE_FILE, final_stage, load_run_config
-
     run_dir = final_stage(Path(run_dir))
     spec_path = run_dir / ENSEMBLE_FILE
     if spec_path.is_file():
         h = hashlib.sha256(spec_path.read_bytes())
-        for m in read_json(spec_path).get("members") or []:
-            h.update(source_fingerprint(Path(m) if Path(m).is_absolute() else run_dir / m).encode())
+        for m in ensemble_members(run_dir)[1]:
+            h.update(source_fingerprint(m).encode())
         return h.hexdigest()
     sha = _sha256(run_dir / "checkpoints" / "best.pt")
     tta = load_run_config(run_dir).eval.tta
@@ -153,7 +157,6 @@ def _decisions(run, logits: np.ndarray) -> list:
 def _test_arrays(run, images, max_images: int) -> tuple[list[np.ndarray], str]:
     from ..data.datasets import preprocess
     from ..data.prepare import prepare_data
-    from ..runfolder import ENSEMBLE_FILE, final_stage
     from .predict import prepare_units
 
     d = run.cfg.data
@@ -162,8 +165,7 @@ def _test_arrays(run, images, max_images: int) -> tuple[list[np.ndarray], str]:
         return arrays[:max_images], str(images)
     source = run.run_dir
     if (source / ENSEMBLE_FILE).is_file():  # an ensemble has no split of its own: its first member's test images
-        first = Path(read_json(source / ENSEMBLE_FILE)["members"][0])
-        source = final_stage(first if first.is_absolute() else source / first)
+        source = final_stage(ensemble_members(source)[1][0])
     try:
         samples = prepare_data(run.cfg, source, write=False).samples["test"]
     except (OSError, ValueError) as exc:
