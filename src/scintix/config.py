@@ -80,6 +80,7 @@ class DataConfig:
     percentiles: tuple[float, float] = (0.5, 99.5)
     views: tuple[str, ...] | None = None  # e.g. [ant, post]: one sample per patient, views as channels
     view_filter: str | None = None  # keep only rows of this view (e.g. ant)
+    train_extra_views: tuple[str, ...] = ()  # with view_filter: also train on these views' images, each with its own label (e.g. [post]); val, test and predict keep view_filter
     windows: tuple[str, ...] | None = None  # CT: named HU windows stacked as channels, e.g. [brain, subdural, bone] (P5)
     label_column: str | None = None  # take labels from this manifest column instead of 'label' (e.g. metastasis)
     mask_mode: str = "binary"  # segmentation: binary (any non-zero pixel is lesion) | values (pixel value = class index)
@@ -109,6 +110,8 @@ class DataConfig:
         _require(0 <= self.patch_fg_prob <= 1, f"data.patch_fg_prob={self.patch_fg_prob}: a probability in [0, 1]")
         _require(self.generated_ratio is None or (math.isfinite(self.generated_ratio) and self.generated_ratio >= 0), f"data.generated_ratio={self.generated_ratio}: >= 0, or null (all)")
         _require(not self.views or len(set(self.views)) == len(self.views), f"data.views={list(self.views or ())}: a view is named twice")
+        _require(not self.train_extra_views or (self.view_filter is not None and not self.views and self.view_filter not in self.train_extra_views),
+                 f"data.train_extra_views={list(self.train_extra_views)}: needs data.view_filter (the view validated and tested), not also in the list, and no data.views")
         from .transforms.regions import REGIONS
 
         _require(self.region is None or self.region in REGIONS, f"data.region={self.region!r}: one of {', '.join(REGIONS)}, or null (images used as given)")

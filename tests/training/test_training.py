@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -242,3 +243,19 @@ def test_a_run_started_from_a_weight_file_no_longer_needs_that_file(tiny_manifes
     start.unlink()  # the starting point is gone: the trained run is self-contained
     assert load_run(second).model is not None
     assert "test" in evaluate_run(second)
+
+
+def test_train_extra_views_only_enlarge_the_train_split(tiny_manifest, tmp_path):
+    from scintix.data.prepare import prepare_data
+
+    one = prepare_data(_cfg(tiny_manifest, "data.view_filter=ant"), tmp_path / "one")
+    both = prepare_data(_cfg(tiny_manifest, "data.view_filter=ant", "data.train_extra_views=[post]"), tmp_path / "both")
+    views = {s: sorted("post" if "_post" in x.paths[0] else "ant" for x in both.samples[s]) for s in ("train", "val", "test")}
+    assert views["train"].count("post") == views["train"].count("ant") == len(one.samples["train"])  # each train patient's posterior image too
+    for s in ("val", "test"):  # what is selected on and tested stays anterior, the same images
+        assert set(views[s]) == {"ant"} and [x.paths for x in both.samples[s]] == [x.paths for x in one.samples[s]]
+    post = {Path(x.paths[0]).name: int(x.target) for x in both.samples["train"] if "_post" in x.paths[0]}
+    truth = {f"p{p}_post.png": int(p % 3 == 0 or p == 11) for p in range(12)}  # the fixture's labels (patient 11 copies patient 0)
+    assert post and all(v == truth[name] for name, v in post.items())  # each with its own label
+    with pytest.raises(ValueError, match="train_extra_views"):
+        _cfg(tiny_manifest, "data.view_filter=null", "data.train_extra_views=[post]")

@@ -58,14 +58,21 @@ def build_samples(
     splits: dict[str, str] | None = None,
     views: Sequence[str] | None = None,
     view_filter: str | None = None,
+    train_extra_views: Sequence[str] = (),
 ) -> list[Sample]:
     """Samples from records: one per image, or one per patient with ``views`` as channels.
 
     With ``views`` a patient missing one of them is left out with a warning; the
     target is the element-wise maximum over views (abnormal in any view).
+    ``train_extra_views`` keeps those views' images too, in the train split only
+    (more training images; what is validated and tested stays ``view_filter``).
     """
     splits = splits or {}
-    rows = [(r, t) for r, t in zip(records, y) if view_filter is None or r.view == view_filter]
+
+    def kept(r: Record) -> bool:
+        return view_filter is None or r.view == view_filter or (r.view in train_extra_views and splits.get(r.path, r.split) == "train")
+
+    rows = [(r, t) for r, t in zip(records, y) if kept(r)]
     if view_filter is not None and not rows:
         raise ValueError(f"no record has view {view_filter!r}")
     if not views:

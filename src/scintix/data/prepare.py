@@ -134,7 +134,7 @@ def prepare_data(cfg, run_dir: str | Path, make_synthetic=None, write: bool = Tr
             how = f"patient-grouped, label-stratified {tuple(d.split.ratios)}, seed {d.split.seed}"
         save_split(split_file, recs, assignment, hashes)
     assignment = dict(assignment)
-    train_rows = [r for r in records if assignment.get(r.path) == "train" and (d.view_filter is None or r.view == d.view_filter)]
+    train_rows = [r for r in records if assignment.get(r.path) == "train" and (d.view_filter is None or r.view == d.view_filter or r.view in d.train_extra_views)]
     n_real_train = len({r.patient_id for r in train_rows}) if d.views else len(train_rows)  # samples: patients when views are stacked
     extra = attach_generated(generated, records, assignment, d.generated_ratio, d.split.seed, n_real_train)
     if extra:
@@ -143,7 +143,7 @@ def prepare_data(cfg, run_dir: str | Path, make_synthetic=None, write: bool = Tr
     errors = mask_errors + list(errors)
     for e in errors:
         log.error("unreadable, left out: %s", e)
-    samples = build_samples(records, y, assignment, d.views, d.view_filter)
+    samples = build_samples(records, y, assignment, d.views, d.view_filter, d.train_extra_views)
     by_split: dict[str, list[Sample]] = {s: [x for x in samples if x.split == s] for s in ("train", "val", "test")}
     if d.train_max_labels is not None:
         if not task.multilabel:
