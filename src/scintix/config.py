@@ -178,6 +178,7 @@ class TrainConfig:
     early_stop_patience: int = 8  # epochs without a better validation score; 0 disables
     select_metric: str = "roc_auc"  # picks the best checkpoint: roc_auc | pr_auc | balanced_accuracy | f1 | accuracy (higher wins) | loss (val loss, lower wins)
     select_max_loss_ratio: float = 0.0  # > 1: only epochs whose val loss is within this factor of the lowest so far can be selected (metric among well-fitted epochs); 0 = off
+    ema: float = 0.0  # > 0: validate, select and ship an exponential moving average of the weights (decay per optimizer step, warmed up as min(ema, (1+t)/(10+t))); 0 = off
     precise_bn: bool = True  # before each validation, recompute BatchNorm statistics on training batches drawn as in training, not augmented (models with BatchNorm only)
     precise_bn_images: int = 2048  # at most this many training images for it (a seeded subset when there are more)
     seed: int = 0
@@ -197,6 +198,7 @@ class TrainConfig:
         _require(self.warmup_epochs >= 0, f"train.warmup_epochs={self.warmup_epochs}: >= 0")
         _require(0 <= self.label_smoothing < 1, f"train.label_smoothing={self.label_smoothing}: in [0, 1)")
         _require(self.early_stop_patience >= 0, f"train.early_stop_patience={self.early_stop_patience}: >= 0 (0 = off)")
+        _require(math.isfinite(self.ema) and 0 <= self.ema < 1, f"train.ema={self.ema}: a decay in [0, 1) (e.g. 0.995), 0 = off")
         _require(self.precise_bn_images >= 1, f"train.precise_bn_images={self.precise_bn_images}: at least 1")
         _require(self.num_workers >= 0, f"train.num_workers={self.num_workers}: >= 0")
         _require(self.class_balance in ("none", "loss", "sampler"), f"train.class_balance={self.class_balance!r}; valid: none, loss, sampler")

@@ -22,7 +22,7 @@ def _cfg(manifest, *extra):
 
 
 def test_resume_after_interruption_gives_the_same_weights(tiny_manifest, tmp_path):
-    cfg = _cfg(tiny_manifest, "train.epochs=3")
+    cfg = _cfg(tiny_manifest, "train.epochs=3", "train.ema=0.9")  # the weight average resumes too
     train_run(cfg, tmp_path / "straight")
     train_run(cfg, tmp_path / "cut", max_epochs=1)  # "killed" after epoch 1
     assert not (tmp_path / "cut" / "eval").exists()
@@ -32,6 +32,8 @@ def test_resume_after_interruption_gives_the_same_weights(tiny_manifest, tmp_pat
     assert a["state"]["epoch"] == b["state"]["epoch"] == 3
     for k in a["model"]:
         assert torch.equal(a["model"][k], b["model"][k]), k
+        assert torch.equal(a["ema"][k], b["ema"][k]), k
+    assert a["state"]["ema_steps"] == b["state"]["ema_steps"] > 0
     assert (tmp_path / "cut" / "eval" / "test" / "metrics.json").exists()
 
 
@@ -259,3 +261,30 @@ def test_train_extra_views_only_enlarge_the_train_split(tiny_manifest, tmp_path)
     assert post and all(v == truth[name] for name, v in post.items())  # each with its own label
     with pytest.raises(ValueError, match="train_extra_views"):
         _cfg(tiny_manifest, "data.view_filter=null", "data.train_extra_views=[post]")
+
+
+def test_ema_update_is_the_warmed_up_average():
+    from scintix.training.ema import ema_decay, ema_update
+
+    torch.manual_seed(0)
+    model, ema = torch.nn.BatchNorm1d(3), torch.nn.BatchNorm1d(3)
+    with torch.no_grad():
+        ema.weight.fill_(1.0)
+        model.weight.copy_(torch.tensor([3.0, 5.0, -1.0]))
+        model.running_mean.copy_(torch.tensor([0.5, 0.25, 2.0]))
+    assert ema_decay(0.999, 0) == pytest.approx(0.1) and ema_decay(0.999, 10**6) == 0.999 and ema_decay(0.2, 3) == 0.2 and ema_decay(0.5, 3) == pytest.approx(4 / 13)
+    ema_update(ema, model, 0.75)
+    assert torch.allclose(ema.weight, 0.75 * 1.0 + 0.25 * torch.tensor([3.0, 5.0, -1.0]))
+    assert torch.equal(ema.running_mean, model.running_mean)  # statistics are copied (precise_bn recomputes them for the average)
+    ema_update(ema, model, 0.0)
+    assert torch.equal(ema.weight, model.weight)
+
+
+def test_ema_run_ships_the_average(tiny_manifest, tmp_path):
+    run = train_run(_cfg(tiny_manifest, "train.epochs=1", "train.ema=0.9"), tmp_path / "r")
+    last = load_checkpoint(run / "checkpoints" / "last.pt")
+    best = load_checkpoint(run / "checkpoints" / "best.pt")
+    floats = [k for k, v in last["model"].items() if v.is_floating_point() and "running" not in k]
+    assert all(torch.equal(best["model"][k], last["ema"][k]) for k in floats)  # best.pt: the average, not the raw weights
+    assert any(not torch.equal(last["ema"][k], last["model"][k]) for k in floats)
+    assert best["selection"]["weights"] == "EMA, decay 0.9" and last["state"]["ema_steps"] > 0

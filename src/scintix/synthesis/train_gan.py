@@ -32,6 +32,7 @@ from ..data.datasets import CachedDataset
 from ..data.prepare import prepare_data
 from ..tasks import get_task
 from ..training.checkpoint import save_checkpoint
+from ..training.ema import ema_decay, ema_update
 from ..training.perf import resolve_device
 from .diffaug import diff_augment
 from .gan import Discriminator, Generator, d_loss, g_loss, r1_penalty, up_steps
@@ -61,15 +62,6 @@ def conditions(targets: np.ndarray, n_classes: int, multilabel: bool) -> torch.T
 def to_unit(x: torch.Tensor) -> torch.Tensor:
     """Generator output ``[-1, 1]`` -> image ``[0, 1]``."""
     return (x.clamp(-1, 1) + 1) / 2
-
-
-@torch.no_grad()
-def _ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
-    """``ema = decay * ema + (1 - decay) * model``; decay 0 copies the model."""
-    for pe, p in zip(ema.parameters(), model.parameters()):
-        pe.lerp_(p, 1 - decay)
-    for be, b in zip(ema.buffers(), model.buffers()):  # BatchNorm statistics: copied
-        be.copy_(b)
 
 
 def _check(cfg: RunConfig) -> None:
@@ -151,7 +143,7 @@ def train_gan(cfg: RunConfig | None, run_dir: str | Path, resume: bool = False, 
                 step += 1
                 # warm-up: early on the average would be mostly the random initial weights (0.999^1000 = 0.37), so the
                 # decay grows with the number of updates, as TensorFlow's ExponentialMovingAverage(num_updates) does
-                _ema_update(ema, gen, min(g.ema, (1 + step) / (10 + step)))
+                ema_update(ema, gen, ema_decay(g.ema, step))
             for k in sums:
                 if k in stats:
                     sums[k] += stats[k]

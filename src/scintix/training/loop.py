@@ -10,7 +10,7 @@ those, so a multi-input model needs no special case here.
 from __future__ import annotations
 
 import math
-from typing import Iterable
+from typing import Callable, Iterable
 
 import numpy as np
 import torch
@@ -80,11 +80,13 @@ def train_one_epoch(
     progress: bool = False,
     desc: str = "train",
     augment=None,
+    on_step: Callable[[], None] | None = None,
 ) -> dict[str, float]:
     """One pass over ``loader``; returns mean loss and images/s.
 
     ``augment`` (a :class:`~scintix.transforms.batch_augment.BatchAugmenter`)
-    transforms each batch whose items carry ``aug_seed``, on ``device``.
+    transforms each batch whose items carry ``aug_seed``, on ``device``;
+    ``on_step`` is called after every optimizer step (e.g. a weight average).
 
     Raises:
         FloatingPointError: the loss became NaN or infinite; the message names the batch's files.
@@ -115,6 +117,8 @@ def train_one_epoch(
         else:
             loss.backward()
             optimizer.step()
+        if on_step is not None:
+            on_step()
         b = len(batch["image"])
         total += loss.item() * b
         n += b

@@ -9,6 +9,7 @@ Run folder layout::
 
 from __future__ import annotations
 
+import copy
 import csv
 import json
 import logging
@@ -41,6 +42,7 @@ from .distributed import (
     setup,
     shutdown,
 )
+from .ema import ema_decay, ema_update
 from .evaluate import evaluate_run
 from .loop import forward, predict, train_one_epoch
 from .perf import autocast, choose_channels_last, resolve_device, resolve_precision
@@ -221,7 +223,8 @@ def train_run(cfg: RunConfig, run_dir: str | Path, resume: bool = False, max_epo
     optimizer = _optimizer(cfg, model.parameters())
     scheduler = _schedule(cfg, optimizer)
     scaler = torch.amp.GradScaler("cuda") if amp == torch.float16 else None
-    state = {"epoch": 0, "best_score": -np.inf, "best_epoch": -1, "bad_epochs": 0, "history": [], "channels_last": None}
+    state = {"epoch": 0, "best_score": -np.inf, "best_epoch": -1, "bad_epochs": 0, "history": [], "channels_last": None, "ema_steps": 0}
+    ck = None
     if resume:
         ck = load_checkpoint(last_path)
         load_model_state(model, ck["model"], run_dir / "checkpoints" / "last.pt")
@@ -242,6 +245,19 @@ def train_run(cfg: RunConfig, run_dir: str | Path, resume: bool = False, max_epo
     if cl:
         model = model.to(memory_format=torch.channels_last)
     meta["channels_last"] = cl
+    # train.ema: the average is what is validated, selected, saved as best.pt and evaluated; last.pt keeps both for a resume.
+    ema = copy.deepcopy(model).requires_grad_(False) if t.ema else None
+    if ema is not None and ck is not None and "ema" in ck:
+        load_model_state(ema, ck["ema"], last_path)
+    elif ema is not None and resume:
+        log.warning("%s: resuming with train.ema, but last.pt holds no average; it restarts from the current weights", run_dir)
+
+    def ema_step() -> None:
+        steps = state.get("ema_steps", 0)
+        ema_update(ema, model, ema_decay(t.ema, steps))
+        state["ema_steps"] = steps + 1
+
+    scored = ema if ema is not None else model
     if ctx.is_main:
         (run_dir / "meta.json").write_text(json.dumps(meta, indent=2))
     writer = _tensorboard(run_dir / "tb") if t.tensorboard and ctx.is_main else None
@@ -260,12 +276,12 @@ def train_run(cfg: RunConfig, run_dir: str | Path, resume: bool = False, max_epo
         ds["train"].set_epoch(epoch)
         lr = optimizer.param_groups[0]["lr"]
         tr = train_one_epoch(train_model, criterion, optimizer, make_loader(ds["train"], cfg, True, epoch, ctx), device, task, amp, scaler, cl, t.progress and ctx.is_main,
-                             f"epoch {epoch + 1}/{t.epochs}", batch_aug)
+                             f"epoch {epoch + 1}/{t.epochs}", batch_aug, ema_step if ema is not None else None)
         if ctx.active:  # the mean over ranks; each rank trained on an equal slice of every global batch
             tr = {"loss": float(np.mean(ctx.all_gather(tr["loss"]))), "images_per_s": float(np.sum(ctx.all_gather(tr["images_per_s"])))}
         scheduler.step()
-        bn_batches = _precise_bn(model, ds["train"], cfg, epoch, device, amp, cl, ctx)
-        pv = gather_predictions(predict(model, make_loader(ds["val"], cfg, False, epoch, ctx), device, task, amp, cl, eval_criterion), ctx)
+        bn_batches = _precise_bn(scored, ds["train"], cfg, epoch, device, amp, cl, ctx)
+        pv = gather_predictions(predict(scored, make_loader(ds["val"], cfg, False, epoch, ctx), device, task, amp, cl, eval_criterion), ctx)
         val_targets = (ds["val"].masks if task.dense else ds["val"].targets)[pv["index"]]
         main = task.select_metrics[0]  # roc_auc, or dice for segmentation: always logged
         auc = task.score(pv["probs"], val_targets, main)
@@ -284,14 +300,16 @@ def train_run(cfg: RunConfig, run_dir: str | Path, resume: bool = False, max_epo
         if improved:
             state.update(best_score=float(score) if np.isfinite(score) else -np.inf, best_epoch=epoch + 1, bad_epochs=0)
             selection = {"epoch": epoch + 1, "criterion": t.select_metric, "value": float(metric), "val_loss": float(pv["loss"]), f"val_{main}": float(auc),
-                         "max_loss_ratio": t.select_max_loss_ratio or None, "precise_bn_batches": bn_batches}
+                         "max_loss_ratio": t.select_max_loss_ratio or None, "precise_bn_batches": bn_batches,
+                         "weights": f"EMA, decay {t.ema}" if ema is not None else "as trained"}
             if ctx.is_main:
-                save_checkpoint({"model": _plain_state(model), "epoch": epoch + 1, "score": score, "classes": data.classes, "selection": selection}, run_dir / "checkpoints" / "best.pt")
+                save_checkpoint({"model": _plain_state(scored), "epoch": epoch + 1, "score": score, "classes": data.classes, "selection": selection}, run_dir / "checkpoints" / "best.pt")
         else:
             state["bad_epochs"] += 1
         state["epoch"] = epoch + 1
         if ctx.is_main:
-            save_checkpoint({"model": _plain_state(model), "optimizer": optimizer.state_dict(), "lr_scheduler": scheduler.state_dict(), "state": state, "classes": data.classes}, last_path)
+            save_checkpoint({"model": _plain_state(model), "optimizer": optimizer.state_dict(), "lr_scheduler": scheduler.state_dict(), "state": state, "classes": data.classes,
+                             **({"ema": _plain_state(ema)} if ema is not None else {})}, last_path)
             _log_epoch(run_dir, row, writer)
         ctx.barrier()  # a checkpoint is complete before any rank goes on (a resume finds the same epoch everywhere)
         log.info("epoch %d: train loss %.4f, val loss %.4f, val %s %.4f%s%s", epoch + 1, tr["loss"], pv["loss"], main, auc,
