@@ -1,6 +1,6 @@
 """P1 recipes compared by 5-fold patient-grouped cross-validation over all of BS-80K (anterior crops).
 
-    python benchmarks/p1_cv.py [--only NAME ...] [--folds 5] [--epochs N] [--against NAME] [--fuse ANT POST]
+    python benchmarks/p1_cv.py [--only NAME ...] [--p1-table] [--folds 5] [--epochs N] [--against NAME] [--fuse ANT POST]
 
 Each variant is ``p1-thoracic`` plus overrides (below), cross-validated with
 ``scintix cv``'s protocol (fold = out-of-fold test; checkpoint, threshold and
@@ -9,6 +9,10 @@ benchmarks/results/p1_cv.json: per-fold AUC, mean +- sd, pooled out-of-fold
 AUC with a patient-level CI, and each variant's paired difference from
 ``baseline`` (or ``--against NAME``) on the same folds, when that variant's
 fold runs are still in benchmarks/work. Fold runs resume.
+
+--p1-table (issue 14, item 4): P1's comparison, VGG-16 / ResNet-18 / DenseNet-121 x normalised / raw x
+without / with P1's offline augmented dataset, in P1's metrics (accuracy, precision, recall, specificity, F1,
+AUC; pooled out of fold, patient-level CIs). Twelve cross-validations: a GPU job.
 
 --fuse ANT POST (issue 14, item 3: P1's task is per patient): late fusion of
 two variants' out-of-fold probabilities (an anterior and a posterior one), per
@@ -42,10 +46,21 @@ VARIANTS = {
     "loss_weighted_both_views": ["train.class_balance=loss", "data.train_extra_views=[post]"],  # anterior model also trained on the posterior crops (their own labels): 2x images, 243 vs 136 positive crops; tested on anterior only
 }
 
+# Issue 14, item 4: P1's own arms (model x normalised/raw x without/with its offline "augmented dataset"), the recipe otherwise.
+# "without": no augmentation at all; "augds": 4 fixed geometric copies of every training image (augment.offline_copies), no online
+# augmentation, 6 epochs (5x the images per epoch: ~30 epochs' worth, near the 24 of the others). VGG-16 and DenseNet-121 need a GPU.
+P1_TABLE = {
+    f"p1_{model}_{norm}_{aug}": [f"model.name={model}", f"data.normalize={'percentile' if norm == 'norm' else 'none'}", "augment.enabled=false",
+                                 *(["augment.offline_copies=4", "train.epochs=6"] if aug == "augds" else [])]
+    for model in ("vgg16", "resnet18", "densenet121") for norm in ("norm", "raw") for aug in ("noaug", "augds")
+}
+VARIANTS.update(P1_TABLE)
+
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--only", action="append", choices=sorted(VARIANTS))
+    ap.add_argument("--p1-table", action="store_true", help="P1's arms (p1_*: VGG-16 / ResNet-18 / DenseNet-121, normalised vs raw, with vs without the augmented dataset); a GPU job")
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--epochs", type=int, default=None)
     ap.add_argument("--fuse", nargs=2, metavar=("ANT", "POST"), choices=sorted(VARIANTS), help="fuse these two variants' views per patient (their fold runs must be in benchmarks/work)")
@@ -69,7 +84,9 @@ def main() -> None:
             payload["variants"][key] = value
         write_result("p1_cv", payload)
 
-    names = a.only or ([] if a.fuse else list(VARIANTS))  # --fuse alone: fuse finished variants, train nothing
+    names = (a.only or []) + (list(P1_TABLE) if a.p1_table else [])
+    if not names and not a.fuse:  # --fuse alone: fuse finished variants, train nothing
+        names = [v for v in VARIANTS if v not in P1_TABLE]
     for name in names:
         overrides = [f"data.source={data}", "train.progress=false", "train.tensorboard=false", *VARIANTS[name], *([f"train.epochs={a.epochs}"] if a.epochs else [])]
         start = time.perf_counter()

@@ -45,6 +45,12 @@ def test_cv_folds_summary_resume_and_paired_comparison(tiny_manifest, tmp_path, 
     assert s["fold_auc_mean"] == pytest.approx(np.nanmean(aucs)) and [r["roc_auc"] for r in s["per_fold"]] == pytest.approx(aucs, nan_ok=True)
     oof = list(csv.DictReader(open(cv / "oof_predictions.csv")))
     assert len(oof) == 24 and {int(r["fold"]) for r in oof} == {0, 1}
+    y = np.array([r["target"] == s["positive_class"] for r in oof])
+    called = np.array([r["predicted"] == s["positive_class"] for r in oof])
+    tp, fp, fn = (y & called).sum(), (~y & called).sum(), (y & ~called).sum()
+    assert s["pooled_accuracy_at_fold_thresholds"]["value"] == pytest.approx((y == called).mean())  # P1's metrics, by hand
+    assert s["pooled_f1_at_fold_thresholds"]["value"] == pytest.approx(2 * tp / (2 * tp + fp + fn))
+    assert s["pooled_precision_at_fold_thresholds"]["value"] == pytest.approx(tp / (tp + fp)) if tp + fp else np.isnan(s["pooled_precision_at_fold_thresholds"]["value"])
     from scintix.runfolder import load_run
 
     ens = load_run(cv)  # the fold models, averaged: one model for new patients

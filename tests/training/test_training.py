@@ -288,3 +288,23 @@ def test_ema_run_ships_the_average(tiny_manifest, tmp_path):
     assert all(torch.equal(best["model"][k], last["ema"][k]) for k in floats)  # best.pt: the average, not the raw weights
     assert any(not torch.equal(last["ema"][k], last["model"][k]) for k in floats)
     assert best["selection"]["weights"] == "EMA, decay 0.9" and last["state"]["ema_steps"] > 0
+
+
+def test_offline_copies_expand_only_the_train_split(tiny_manifest, tmp_path):
+    from scintix.data.prepare import prepare_data
+    from scintix.training.data import build_datasets
+
+    def datasets(name, *extra):
+        cfg = _cfg(tiny_manifest, "augment.enabled=false", *extra)
+        return build_datasets(cfg, prepare_data(cfg, tmp_path / name))
+
+    plain, copied, again = datasets("a"), datasets("b", "augment.offline_copies=2"), datasets("c", "augment.offline_copies=2")
+    n = len(plain["train"])
+    assert len(copied["train"]) == 3 * n and np.array_equal(copied["train"].images[:n], plain["train"].images)
+    assert [s.patient_id for s in copied["train"].samples] == [s.patient_id for s in plain["train"].samples] * 3  # a copy is its patient's
+    assert not np.allclose(copied["train"].images[n:2 * n], plain["train"].images)  # the copies are transformed
+    assert np.array_equal(copied["train"].images, again["train"].images)  # seeded: a resumed run gets the same copies
+    for split in ("val", "test"):
+        assert np.array_equal(copied[split].images, plain[split].images)
+    with pytest.raises(ValueError, match="offline_copies"):
+        _cfg(tiny_manifest, "augment.offline_copies=-1")

@@ -120,6 +120,10 @@ def summarize_cv(out_dir: str | Path, n_boot: int = 1000, level: float = 0.95, s
         "pooled_oof_auc": pooled_auc_ci(y, p, pids, **ci),
         "pooled_sensitivity_at_fold_thresholds": bootstrap_ratio_ci(called * y, y, pids, **ci),
         "pooled_specificity_at_fold_thresholds": bootstrap_ratio_ci((1 - called) * (1 - y), 1 - y, pids, **ci),
+        # P1's other metrics, each a ratio of per-image sums (F1 = 2TP / (2TP + FP + FN)), so the same patient bootstrap applies
+        "pooled_accuracy_at_fold_thresholds": bootstrap_ratio_ci((called == y).astype(float), np.ones_like(y), pids, **ci),
+        "pooled_precision_at_fold_thresholds": bootstrap_ratio_ci(called * y, called, pids, **ci),
+        "pooled_f1_at_fold_thresholds": bootstrap_ratio_ci(2 * called * y, called + y, pids, **ci),
         "ci": f"{level:.0%} patient-level bootstrap, {n_boot} replicates",
         "protocol": "patient-grouped stratified k-fold; each fold's run selects, thresholds and calibrates on an inner grouped validation split of the other folds",
     }
@@ -204,4 +208,7 @@ def format_summary(s: dict) -> str:
     lines.append(f"fold ROC-AUC mean {s['fold_auc_mean']:.4f} +- {s['fold_auc_sd']:.4f} (sd)")
     lines.append(f"pooled out-of-fold ROC-AUC {f(s['pooled_oof_auc'])}")
     lines.append(f"pooled sensitivity {f(s['pooled_sensitivity_at_fold_thresholds'])}, specificity {f(s['pooled_specificity_at_fold_thresholds'])} at each fold's val threshold")
+    if "pooled_f1_at_fold_thresholds" in s:  # summaries written before these were added lack them
+        lines.append(f"pooled accuracy {f(s['pooled_accuracy_at_fold_thresholds'])}, precision {f(s['pooled_precision_at_fold_thresholds'])}, "
+                     f"F1 {f(s['pooled_f1_at_fold_thresholds'])} at the same thresholds")
     return "\n".join(lines)

@@ -36,7 +36,7 @@ def build_datasets(cfg: RunConfig, data: PreparedData) -> dict[str, CachedDatase
         log.info("model %s takes a cross-feature input, but the manifest has no cross_path column: each image is its own cross-feature input", cfg.model.name)
     # the batch is augmented at once in the loop, unless patches are cut per sample after augmentation
     batched = aug is not None and cfg.augment.batched and not aug.is_identity() and not (task.dense and d.patch_size)
-    return {
+    out = {
         split: CachedDataset(samples, tuple(d.image_size), d.normalize, tuple(d.percentiles), aug if split == "train" else None, cfg.train.seed,
                              progress=cfg.train.progress, windows=d.windows, mask_mode=d.mask_mode if task.dense else None,
                              n_classes=len(data.classes), use_cross=use_cross,
@@ -44,6 +44,13 @@ def build_datasets(cfg: RunConfig, data: PreparedData) -> dict[str, CachedDatase
                              batch_augment=split == "train" and batched)
         for split, samples in data.samples.items()
     }
+    if cfg.augment.offline_copies:  # P1's augmented dataset: fixed copies of the training images only
+        from ..transforms.offline import expand_cached
+
+        n = len(out["train"])
+        out["train"] = expand_cached(out["train"], cfg.augment.offline_copies, cfg.augment, cfg.train.seed)
+        log.info("augment.offline_copies=%d: %d training images + %d fixed augmented copies", cfg.augment.offline_copies, n, len(out["train"]) - n)
+    return out
 
 
 def model_inputs_of(cfg: RunConfig) -> tuple[str, ...]:

@@ -28,6 +28,7 @@ class AugmentConfig:
     flip_prob: float = 0.0  # left-right flip; off by default because it swaps body sides
     intensity: float = 0.0  # multiplicative intensity jitter in 1 +- intensity (count level)
     batched: bool = True  # one affine grid per training batch (BatchAugmenter, ~6x cheaper) instead of MONAI per sample; per sample with data.patch_size
+    offline_copies: int = 0  # P1's "augmented dataset": this many fixed copies of every training image, drawn once (seeded) from the ranges above and added to the training split; independent of enabled (online)
 
     def __post_init__(self) -> None:
         for name in ("prob", "flip_prob"):
@@ -36,6 +37,8 @@ class AugmentConfig:
         for name in ("rotate_deg", "translate", "scale", "intensity"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"augment.{name}={getattr(self, name)}: must be >= 0")
+        if not (isinstance(self.offline_copies, int) and self.offline_copies >= 0):
+            raise ValueError(f"augment.offline_copies={self.offline_copies}: a whole number >= 0")
         if self.scale >= 1 or self.intensity >= 1:
             raise ValueError(f"augment.scale={self.scale}, augment.intensity={self.intensity}: must stay below 1 (factors 1 +- x)")
 

@@ -21,7 +21,7 @@ from ..data.io import ImageReadError, read_image
 from ..data.manifest import Record, write_manifest
 from .augment import AugmentConfig
 
-__all__ = ["sample_params", "apply_params", "expand_dataset"]
+__all__ = ["sample_params", "apply_params", "expand_dataset", "expand_cached"]
 
 
 def sample_params(rng: np.random.Generator, cfg: AugmentConfig) -> dict[str, float]:
@@ -94,3 +94,28 @@ def expand_dataset(
         "Validation and test images are listed unchanged and never augmented.\n"
     )
     return manifest, errors
+
+
+def expand_cached(ds, copies: int, cfg: AugmentConfig, seed: int = 0):
+    """The same expansion in memory: ``ds`` (a training :class:`~scintix.data.datasets.CachedDataset`) plus
+    ``copies`` fixed augmented versions of each of its images, appended (each copy keeps its sample: patient,
+    target, report). Parameters come from ``default_rng(seed)`` in image order, so a resumed run gets the same copies.
+
+    Classification only: an interpolated mask is not a mask.
+    """
+    if copies <= 0:
+        return ds
+    if ds.masks is not None:
+        raise ValueError("augment.offline_copies: for classification; segmentation masks are augmented online (augment.prob)")
+    rng = np.random.default_rng(seed)
+    n = len(ds)
+    images, cross = [ds.images], [ds.cross] if ds.cross is not None else None
+    params = [[sample_params(rng, cfg) for _ in range(copies)] for _ in range(n)]
+    for c in range(copies):
+        images.append(np.stack([apply_params(ds.images[i], params[i][c]) for i in range(n)]).astype(ds.images.dtype))
+        if cross is not None:
+            cross.append(np.stack([apply_params(ds.cross[i], params[i][c]) for i in range(n)]).astype(ds.cross.dtype))
+    ds.images = np.concatenate(images)
+    ds.cross = np.concatenate(cross) if cross is not None else None
+    ds.samples = list(ds.samples) * (copies + 1)
+    return ds
