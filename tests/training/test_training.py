@@ -288,6 +288,7 @@ def test_ema_run_ships_the_average(tiny_manifest, tmp_path):
     assert all(torch.equal(best["model"][k], last["ema"][k]) for k in floats)  # best.pt: the average, not the raw weights
     assert any(not torch.equal(last["ema"][k], last["model"][k]) for k in floats)
     assert best["selection"]["weights"] == "EMA, decay 0.9" and last["state"]["ema_steps"] > 0
+    assert "exponential moving average of the training weights (decay 0.9" in (run / "model_card.md").read_text()
 
 
 def test_offline_copies_expand_only_the_train_split(tiny_manifest, tmp_path):

@@ -88,6 +88,14 @@ def write_model_card(run_dir: str | Path) -> Path:
         lines.append(f"- generated: {gen['train_images']} of the {gen['train_images'] + gen['real_train_images']} training images were made by a GAN "
                      f"({', '.join(gen['generator_runs'])}; per class {gen['class_counts']}), trained on this split's training patients only; "
                      "validation and test images are all real")
+    if d.get("train_extra_views"):
+        lines.append(f"- training also used the training patients' {', '.join(d['train_extra_views'])} images, each with its own label; "
+                     f"validation and test are {d.get('view_filter')} images only")
+    copies = cfg.get("augment", {}).get("offline_copies")
+    if copies:
+        lines.append(f"- augmented dataset: {copies} fixed geometric copies of every training image were added (augment.offline_copies)")
+    if cfg["train"].get("ema"):
+        lines.append(f"- weights: an exponential moving average of the training weights (decay {cfg['train']['ema']} per step), as validated and selected")
     leak = summary.get("leakage", {})
     lines += [f"- duplicates: {len(summary.get('duplicate_groups', []))} exact-duplicate group(s); patients in several splits: {len(leak.get('patients_in_several_splits', []))}", ""]
     lines += ["## Performance (95% CI, patient-level bootstrap)"]
