@@ -170,7 +170,7 @@ class TrainConfig:
     lr: float = 1e-3
     weight_decay: float = 1e-4
     optimizer: str = "adamw"  # adamw | adam | sgd
-    scheduler: str = "cosine"  # cosine | step | none
+    scheduler: str = "cosine"  # cosine | step | onecycle (lr/25 rising linearly over the first 30% of epochs, then cosine to lr/1e4; warmup_epochs unused) | none
     step_milestones: tuple[float, ...] = (0.5, 0.75)  # fractions of epochs, for scheduler=step (x0.1 each)
     warmup_epochs: int = 1
     class_balance: str = "loss"  # none | loss (inverse-frequency weights) | sampler (balanced batches)

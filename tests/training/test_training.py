@@ -309,3 +309,25 @@ def test_offline_copies_expand_only_the_train_split(tiny_manifest, tmp_path):
         assert np.array_equal(copied[split].images, plain[split].images)
     with pytest.raises(ValueError, match="offline_copies"):
         _cfg(tiny_manifest, "augment.offline_copies=-1")
+
+
+def test_schedules_by_epoch():
+    from scintix.training.run import _schedule
+
+    def lrs(*extra, epochs=10):
+        cfg = _cfg("x.csv", f"train.epochs={epochs}", "train.lr=1.0", *extra)
+        opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+        sched, out = _schedule(cfg, opt), []
+        for _ in range(epochs):
+            out.append(opt.param_groups[0]["lr"])
+            opt.step()
+            sched.step()
+        return np.array(out)
+
+    one = lrs("train.scheduler=onecycle")
+    assert one[0] == pytest.approx(1 / 25) and one[3] == pytest.approx(1.0) and np.all(np.diff(one[:4]) > 0) and np.all(np.diff(one[3:]) < 0)
+    assert one[-1] == pytest.approx(1e-4 + (1 - 1e-4) * 0.5 * (1 + np.cos(np.pi * 6 / 7)))
+    cos = lrs("train.scheduler=cosine", "train.warmup_epochs=1")
+    assert cos[0] == pytest.approx(0.5) and cos[1] == pytest.approx(1.0) and np.all(np.diff(cos[1:]) < 0)
+    step = lrs("train.scheduler=step", "train.warmup_epochs=0")
+    assert list(step) == pytest.approx([1.0] * 5 + [0.1] * 3 + [0.01] * 2)

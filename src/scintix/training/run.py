@@ -57,6 +57,11 @@ def _schedule(cfg: RunConfig, optimizer) -> torch.optim.lr_scheduler.LRScheduler
     warm = max(0, min(t.warmup_epochs, t.epochs - 1))
 
     def factor(epoch: int) -> float:
+        if t.scheduler == "onecycle":  # Smith's one-cycle (torch's OneCycleLR defaults), stepped per epoch
+            rise = max(1, round(0.3 * t.epochs))
+            if epoch < rise:
+                return 1 / 25 + (1 - 1 / 25) * epoch / rise
+            return float(1e-4 + (1 - 1e-4) * 0.5 * (1 + np.cos(np.pi * (epoch - rise) / max(1, t.epochs - rise))))
         if epoch < warm:
             return (epoch + 1) / (warm + 1)
         if t.scheduler == "cosine":
@@ -66,8 +71,8 @@ def _schedule(cfg: RunConfig, optimizer) -> torch.optim.lr_scheduler.LRScheduler
             return float(0.1 ** sum(epoch >= m * t.epochs for m in t.step_milestones))
         return 1.0
 
-    if t.scheduler not in ("cosine", "step", "none"):
-        raise ValueError(f"unknown scheduler {t.scheduler!r}; choose from cosine, step, none")
+    if t.scheduler not in ("cosine", "step", "onecycle", "none"):
+        raise ValueError(f"unknown scheduler {t.scheduler!r}; choose from cosine, step, onecycle, none")
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
