@@ -44,6 +44,7 @@ VARIANTS = {
     "loss_weighted_post": ["train.class_balance=loss", "data.view_filter=post"],  # the posterior crops, for --fuse loss_weighted loss_weighted_post
     "loss_weighted_ema": ["train.class_balance=loss", "train.ema=0.995"],  # weight average over ~200 steps (~4 epochs): steadier validation scores, so less noisy selection on ~16 inner-val positives?
     "loss_weighted_onecycle": ["train.class_balance=loss", "train.scheduler=onecycle"],  # one-cycle instead of warm-up + cosine
+    "loss_weighted_focal": ["train.class_balance=loss", "train.focal_gamma=2"],  # focal loss (gamma 2) with the same weights
     "loss_weighted_both_views": ["train.class_balance=loss", "data.train_extra_views=[post]"],  # anterior model also trained on the posterior crops (their own labels): 2x images, 243 vs 136 positive crops; tested on anterior only
 }
 

@@ -175,6 +175,7 @@ class TrainConfig:
     warmup_epochs: int = 1
     class_balance: str = "loss"  # none | loss (inverse-frequency weights) | sampler (balanced batches)
     label_smoothing: float = 0.0
+    focal_gamma: float = 0.0  # > 0: focal loss (cross-entropy x (1 - p_true)^gamma; 2 is the paper's), with class_balance=loss's weights if set; 0 = plain cross-entropy
     early_stop_patience: int = 8  # epochs without a better validation score; 0 disables
     select_metric: str = "roc_auc"  # picks the best checkpoint: roc_auc | pr_auc | balanced_accuracy | f1 | accuracy (higher wins) | loss (val loss, lower wins)
     select_max_loss_ratio: float = 0.0  # > 1: only epochs whose val loss is within this factor of the lowest so far can be selected (metric among well-fitted epochs); 0 = off
@@ -196,6 +197,7 @@ class TrainConfig:
         _require(math.isfinite(self.lr) and self.lr > 0, f"train.lr={self.lr}: a finite number > 0")
         _require(math.isfinite(self.weight_decay) and self.weight_decay >= 0, f"train.weight_decay={self.weight_decay}: >= 0")
         _require(self.warmup_epochs >= 0, f"train.warmup_epochs={self.warmup_epochs}: >= 0")
+        _require(math.isfinite(self.focal_gamma) and self.focal_gamma >= 0, f"train.focal_gamma={self.focal_gamma}: >= 0 (0 = plain cross-entropy)")
         _require(0 <= self.label_smoothing < 1, f"train.label_smoothing={self.label_smoothing}: in [0, 1)")
         _require(self.early_stop_patience >= 0, f"train.early_stop_patience={self.early_stop_patience}: >= 0 (0 = off)")
         _require(math.isfinite(self.ema) and 0 <= self.ema < 1, f"train.ema={self.ema}: a decay in [0, 1) (e.g. 0.995), 0 = off")

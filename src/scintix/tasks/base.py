@@ -30,7 +30,7 @@ class Task:
     thresholded: bool = True  # decisions by per-class thresholds chosen on validation (multi-class: arg-max)
     select_metrics: tuple[str, ...] = ("loss",)  # what may pick the best epoch (loss: lower wins, the rest: higher)
 
-    def criterion(self, class_weights: torch.Tensor | None = None, label_smoothing: float = 0.0) -> nn.Module:
+    def criterion(self, class_weights: torch.Tensor | None = None, label_smoothing: float = 0.0, focal_gamma: float = 0.0) -> nn.Module:
         raise NotImplementedError
 
     def activation(self, logits: torch.Tensor) -> torch.Tensor:

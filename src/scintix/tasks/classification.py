@@ -20,6 +20,7 @@ from ..evaluation.bootstrap import bootstrap_ci
 from ..evaluation.metrics import binary_metrics
 from ..evaluation.threshold import choose_threshold
 from .base import Task
+from .losses import FocalBCE, FocalCrossEntropy
 
 __all__ = ["ClassificationTask", "BinaryTask", "MulticlassTask", "MultilabelTask", "TABLE_METRICS"]
 
@@ -37,7 +38,9 @@ class ClassificationTask(Task):
 
     select_metrics = ("roc_auc", "pr_auc", "balanced_accuracy", "f1", "accuracy", "loss")
 
-    def criterion(self, class_weights=None, label_smoothing: float = 0.0) -> nn.Module:
+    def criterion(self, class_weights=None, label_smoothing: float = 0.0, focal_gamma: float = 0.0) -> nn.Module:
+        if focal_gamma:
+            return FocalCrossEntropy(focal_gamma, class_weights, label_smoothing)
         return nn.CrossEntropyLoss(weight=class_weights, label_smoothing=label_smoothing)
 
     def activation(self, logits: torch.Tensor) -> torch.Tensor:
@@ -172,7 +175,9 @@ class MultilabelTask(ClassificationTask):
     name = "multilabel"
     multilabel = True
 
-    def criterion(self, class_weights=None, label_smoothing: float = 0.0) -> nn.Module:
+    def criterion(self, class_weights=None, label_smoothing: float = 0.0, focal_gamma: float = 0.0) -> nn.Module:
+        if focal_gamma:
+            return FocalBCE(focal_gamma, class_weights)
         return nn.BCEWithLogitsLoss(pos_weight=class_weights)
 
     def activation(self, logits):

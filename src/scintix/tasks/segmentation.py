@@ -33,8 +33,11 @@ class SegmentationTask(Task):
     dense = True
     select_metrics = ("dice", "loss")
 
-    def criterion(self, class_weights=None, label_smoothing: float = 0.0) -> nn.Module:
+    def criterion(self, class_weights=None, label_smoothing: float = 0.0, focal_gamma: float = 0.0) -> nn.Module:
         from monai.losses import DiceCELoss
+
+        if focal_gamma:
+            raise ValueError(f"train.focal_gamma={focal_gamma}: for classification; segmentation trains on Dice + cross-entropy")
 
         return _MaybeDeepSupervised(DiceCELoss(to_onehot_y=True, softmax=True, include_background=False, batch=True, label_smoothing=label_smoothing))
 

@@ -100,6 +100,8 @@ def _check_config(cfg: RunConfig) -> None:
         from ..runfolder import in_channels
 
         check_input_size(cfg.model.name, tuple(cfg.data.patch_size or cfg.data.image_size), cfg.model.small_input, in_channels(cfg))
+    if t.focal_gamma and task.dense:
+        raise ValueError(f"train.focal_gamma={t.focal_gamma}: for classification; segmentation trains on Dice + cross-entropy")
     if t.select_max_loss_ratio and t.select_max_loss_ratio <= 1:
         raise ValueError(f"train.select_max_loss_ratio must be 0 (off) or > 1, got {t.select_max_loss_ratio}")
 
@@ -223,7 +225,7 @@ def train_run(cfg: RunConfig, run_dir: str | Path, resume: bool = False, max_epo
     if ctx.active and has_batchnorm(model):
         model = convert_sync_batchnorm(model, device.type == "cuda")  # statistics of the global batch, as one process would see
     weights = task.class_weights(ds["train"].targets, len(data.classes)) if t.class_balance == "loss" else None
-    criterion = task.criterion(weights.to(device) if weights is not None else None, t.label_smoothing)
+    criterion = task.criterion(weights.to(device) if weights is not None else None, t.label_smoothing, t.focal_gamma)
     eval_criterion = task.criterion(None)
     optimizer = _optimizer(cfg, model.parameters())
     scheduler = _schedule(cfg, optimizer)
