@@ -65,7 +65,22 @@ def p1_cv() -> list[str]:
                 "| patients (pos.) | fused ROC-AUC | anterior alone | posterior alone | fused - anterior (paired) | fused - posterior (paired) |",
                 "|---|---|---|---|---|---|",
                 f"| {fv['patients']} ({fv['positive_patients']}) | {ci(fv['fused_auc'])} | {ci(fv['a_auc'])} | {ci(fv['b_auc'])} | {ci(fv['fused_minus_a'])} | {ci(fv['fused_minus_b'])} |"]
-    return out + [""] + p1_paper_table(d)
+    return out + [""] + p1_paper_table(d) + fold_sd_floor()
+
+
+def fold_sd_floor() -> list[str]:
+    path = RES / "fold_sd_floor.json"
+    if not path.exists():
+        return []
+    d = json.loads(path.read_text())
+    out = [f"How much five fold AUCs scatter by chance alone (`benchmarks/fold_sd_floor.py`): a recipe of known true AUC scored on folds of these sizes "
+           f"({', '.join(str(f['positives']) for f in d['folds'])} abnormal of ~{d['folds'][0]['n']}), {d['model']}, {d['reps']} repetitions. "
+           "Hanley-McNeil's standard error (exponential scores) is larger: the floor depends on the score distribution.", "",
+           "| true AUC | fold sd, median [5%, 95%] | P(fold sd <= 0.01) | one fold's AUC sd | Hanley-McNeil SE, one fold |", "|---|---|---|---|---|"]
+    for r in d["rows"]:
+        lo, hi = r["fold_sd_90pct_range"]
+        out.append(f"| {r['true_auc']} | {r['fold_sd_median']:.4f} [{lo:.4f}, {hi:.4f}] | {r['p_fold_sd_at_most_0.01']:.2f} | {r['single_fold_auc_sd']:.4f} | {r['hanley_mcneil_se_one_fold']:.4f} |")
+    return out + [""]
 
 
 P1_PUBLISHED = {"accuracy": 0.9807, "precision": 0.9900, "recall": 0.9830, "specificity": 0.9890, "f1": 0.9802, "auc": 0.9933}
