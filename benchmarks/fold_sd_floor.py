@@ -80,7 +80,7 @@ def main() -> None:
         empirical[str(folder).rstrip("/").rsplit("/", 1)[-1]] = per
         print(folder, [f"{r['auc']:.3f} +- {r['bootstrap_sd']:.3f}" for r in per])
     write_result("fold_sd_floor", {**({"empirical_fold_bootstrap": empirical} if empirical else {}),"folds": [{"n": n, "positives": p} for n, p in folds], "reps": a.reps, "model": "equal-variance binormal scores, sampling only (no training or selection noise)",
-                                   "command": "python benchmarks/fold_sd_floor.py", "rows": rows})
+                                   "command": "python benchmarks/fold_sd_floor.py" + "".join(f" --cv {c}" for c in a.cv), "rows": rows})
 
 
 if __name__ == "__main__":

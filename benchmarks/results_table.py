@@ -80,6 +80,9 @@ def fold_sd_floor() -> list[str]:
     for r in d["rows"]:
         lo, hi = r["fold_sd_90pct_range"]
         out.append(f"| {r['true_auc']} | {r['fold_sd_median']:.4f} [{lo:.4f}, {hi:.4f}] | {r['p_fold_sd_at_most_0.01']:.2f} | {r['single_fold_auc_sd']:.4f} | {r['hanley_mcneil_se_one_fold']:.4f} |")
+    for name, per in d.get("empirical_fold_bootstrap", {}).items():
+        out += ["", f"Model-free, from `{name}`'s own out-of-fold scores (each fold's patients resampled, 1000 times): fold ROC-AUC +- its bootstrap sd "
+                + ", ".join(f"{r['auc']:.3f} +- {r['bootstrap_sd']:.3f}" for r in per) + f" (mean sd {sum(r['bootstrap_sd'] for r in per) / len(per):.3f})."]
     return out + [""]
 
 
