@@ -79,8 +79,10 @@ def main() -> None:
             per.append({"fold": f, "auc": reps["value"], "bootstrap_sd": (reps["ci_high"] - reps["ci_low"]) / 2})
         empirical[str(folder).rstrip("/").rsplit("/", 1)[-1]] = per
         print(folder, [f"{r['auc']:.3f} +- {r['bootstrap_sd']:.3f}" for r in per])
-    write_result("fold_sd_floor", {**({"empirical_fold_bootstrap": empirical} if empirical else {}),"folds": [{"n": n, "positives": p} for n, p in folds], "reps": a.reps, "model": "equal-variance binormal scores, sampling only (no training or selection noise)",
-                                   "command": "python benchmarks/fold_sd_floor.py" + "".join(f" --cv {c}" for c in a.cv), "rows": rows})
+    write_result("fold_sd_floor", {"folds": [{"n": n, "positives": p} for n, p in folds], "reps": a.reps,
+                                   "model": "equal-variance binormal scores, sampling only (no training or selection noise)",
+                                   "command": "python benchmarks/fold_sd_floor.py" + "".join(f" --cv {c}" for c in a.cv), "rows": rows,
+                                   **({"empirical_fold_bootstrap": empirical} if empirical else {})})
 
 
 if __name__ == "__main__":

@@ -52,6 +52,11 @@ class Sample:
         return "|".join(self.paths)
 
 
+def view_kept(r: Record, split: str | None, view_filter: str | None, train_extra_views: Sequence[str] = ()) -> bool:
+    """Whether a run reads this image: all views, or ``view_filter``'s, plus ``train_extra_views``' in the train split."""
+    return view_filter is None or r.view == view_filter or (split == "train" and r.view in train_extra_views)
+
+
 def build_samples(
     records: Sequence[Record],
     y: np.ndarray,
@@ -68,11 +73,7 @@ def build_samples(
     (more training images; what is validated and tested stays ``view_filter``).
     """
     splits = splits or {}
-
-    def kept(r: Record) -> bool:
-        return view_filter is None or r.view == view_filter or (r.view in train_extra_views and splits.get(r.path, r.split) == "train")
-
-    rows = [(r, t) for r, t in zip(records, y) if kept(r)]
+    rows = [(r, t) for r, t in zip(records, y) if view_kept(r, splits.get(r.path, r.split), view_filter, train_extra_views)]
     if view_filter is not None and not rows:
         raise ValueError(f"no record has view {view_filter!r}")
     if not views:

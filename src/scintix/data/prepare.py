@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from ..tasks import get_task
-from .datasets import Sample, build_samples
+from .datasets import Sample, build_samples, view_kept
 from .generated import (
     GeneratedDataError,
     attach_generated,
@@ -134,7 +134,7 @@ def prepare_data(cfg, run_dir: str | Path, make_synthetic=None, write: bool = Tr
             how = f"patient-grouped, label-stratified {tuple(d.split.ratios)}, seed {d.split.seed}"
         save_split(split_file, recs, assignment, hashes)
     assignment = dict(assignment)
-    train_rows = [r for r in records if assignment.get(r.path) == "train" and (d.view_filter is None or r.view == d.view_filter or r.view in d.train_extra_views)]
+    train_rows = [r for r in records if assignment.get(r.path) == "train" and view_kept(r, "train", d.view_filter, d.train_extra_views)]
     n_real_train = len({r.patient_id for r in train_rows}) if d.views else len(train_rows)  # samples: patients when views are stacked
     extra = attach_generated(generated, records, assignment, d.generated_ratio, d.split.seed, n_real_train)
     if extra:

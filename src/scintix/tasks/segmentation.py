@@ -38,7 +38,6 @@ class SegmentationTask(Task):
 
         if focal_gamma:
             raise ValueError(f"train.focal_gamma={focal_gamma}: for classification; segmentation trains on Dice + cross-entropy")
-
         return _MaybeDeepSupervised(DiceCELoss(to_onehot_y=True, softmax=True, include_background=False, batch=True, label_smoothing=label_smoothing))
 
     def activation(self, logits: torch.Tensor) -> torch.Tensor:

@@ -100,8 +100,7 @@ def _check_config(cfg: RunConfig) -> None:
         from ..runfolder import in_channels
 
         check_input_size(cfg.model.name, tuple(cfg.data.patch_size or cfg.data.image_size), cfg.model.small_input, in_channels(cfg))
-    if t.focal_gamma and task.dense:
-        raise ValueError(f"train.focal_gamma={t.focal_gamma}: for classification; segmentation trains on Dice + cross-entropy")
+    task.criterion(None, t.label_smoothing, t.focal_gamma)  # the task refuses a loss setting it cannot take (focal_gamma for segmentation)
     if t.select_max_loss_ratio and t.select_max_loss_ratio <= 1:
         raise ValueError(f"train.select_max_loss_ratio must be 0 (off) or > 1, got {t.select_max_loss_ratio}")
 

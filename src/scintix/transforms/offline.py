@@ -109,7 +109,7 @@ def expand_cached(ds, copies: int, cfg: AugmentConfig, seed: int = 0):
         raise ValueError("augment.offline_copies: for classification; segmentation masks are augmented online (augment.prob)")
     rng = np.random.default_rng(seed)
     n = len(ds)
-    images, cross = [ds.images], [ds.cross] if ds.cross is not None else None
+    images, cross = [ds.images], ([ds.cross] if ds.cross is not None else None)
     params = [[sample_params(rng, cfg) for _ in range(copies)] for _ in range(n)]
     for c in range(copies):
         images.append(np.stack([apply_params(ds.images[i], params[i][c]) for i in range(n)]).astype(ds.images.dtype))
