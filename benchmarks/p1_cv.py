@@ -7,7 +7,7 @@ Each variant is ``p1-thoracic`` plus overrides (below), cross-validated with
 temperature chosen on a grouped 15 % of the other folds' patients). Writes
 benchmarks/results/p1_cv.json: per-fold AUC, mean +- sd, pooled out-of-fold
 AUC with a patient-level CI, and each variant's paired difference from
-``baseline`` (or ``--against NAME``) on the same folds, when that variant's
+``baseline`` (the former recipe, balanced batches; or ``--against NAME``) on the same folds, when that variant's
 fold runs are still in benchmarks/work. Fold runs resume.
 
 --p1-table (issue 14, item 4): P1's comparison, VGG-16 / ResNet-18 / DenseNet-121 x normalised / raw x
@@ -36,15 +36,17 @@ from _common import (
 )
 
 VARIANTS = {
-    "baseline": [],  # p1-thoracic exactly as the README runs it (anterior view)
-    "stride1_stem": ["model.small_input=true"],  # the hot spots are a few pixels: no early down-sampling at all (3x3 stride-1 stem, no max-pool; ~16x the compute)
+    "baseline": ["train.class_balance=sampler"],  # p1-thoracic as the README ran it until 2026-12-01: balanced batches (loss_weighted beat it, so the recipe now uses loss weights)
+    "stride1_stem": ["model.small_input=true", "train.class_balance=sampler"],  # the hot spots are a few pixels: no early down-sampling at all (3x3 stride-1 stem, no max-pool; ~16x the compute)
     "stem_stride1_loss": ["model.stem=stride1", "train.class_balance=loss"],  # MONAI's default 7x7 stride-1 stem + max-pool (the independent plain baseline's; 10x4 final map, ~4x), loss weights
     "stem_stride1_loss_e15": ["model.stem=stride1", "train.class_balance=loss", "train.epochs=15"],  # as above at the independent plain baseline's 15 epochs (~2.5x the baseline's compute)
-    "loss_weighted": ["train.class_balance=loss"],  # inverse-frequency loss weights instead of balanced batches: probability scales that agree across folds?
+    "loss_weighted": ["train.class_balance=loss"],  # inverse-frequency loss weights instead of balanced batches (the recipe since 2026-12-01: this is p1-thoracic as the README runs it)
     "loss_weighted_post": ["train.class_balance=loss", "data.view_filter=post"],  # the posterior crops, for --fuse loss_weighted loss_weighted_post
     "loss_weighted_ema": ["train.class_balance=loss", "train.ema=0.995"],  # weight average over ~200 steps (~4 epochs): steadier validation scores, so less noisy selection on ~16 inner-val positives?
     "loss_weighted_onecycle": ["train.class_balance=loss", "train.scheduler=onecycle"],  # one-cycle instead of warm-up + cosine
     "loss_weighted_focal": ["train.class_balance=loss", "train.focal_gamma=2"],  # focal loss (gamma 2) with the same weights
+    "loss_weighted_last": ["train.class_balance=loss", "train.select_metric=last"],  # no checkpoint selection (the final of 24 epochs): choosing by AUC on ~16 inner-val positives is noisy; the independent plain baseline selected nothing
+    "loss_weighted_valloss": ["train.class_balance=loss", "train.select_metric=loss"],  # the epoch with the lowest inner-val loss (all ~400 inner-val images count, not only the ~16 positives' ranks)
     "loss_weighted_both_views": ["train.class_balance=loss", "data.train_extra_views=[post]"],  # anterior model also trained on the posterior crops (their own labels): 2x images, 243 vs 136 positive crops; tested on anterior only
 }
 

@@ -177,7 +177,7 @@ class TrainConfig:
     label_smoothing: float = 0.0
     focal_gamma: float = 0.0  # > 0: focal loss (cross-entropy x (1 - p_true)^gamma; 2 is the paper's), with class_balance=loss's weights if set; 0 = plain cross-entropy
     early_stop_patience: int = 8  # epochs without a better validation score; 0 disables
-    select_metric: str = "roc_auc"  # picks the best checkpoint: roc_auc | pr_auc | balanced_accuracy | f1 | accuracy (higher wins) | loss (val loss, lower wins)
+    select_metric: str = "roc_auc"  # picks the best checkpoint: roc_auc | pr_auc | balanced_accuracy | f1 | accuracy (higher wins) | loss (val loss, lower wins) | last (no selection: the final epoch, no early stop)
     select_max_loss_ratio: float = 0.0  # > 1: only epochs whose val loss is within this factor of the lowest so far can be selected (metric among well-fitted epochs); 0 = off
     ema: float = 0.0  # > 0: validate, select and ship an exponential moving average of the weights (decay per optimizer step, warmed up as min(ema, (1+t)/(10+t))); 0 = off
     precise_bn: bool = True  # before each validation, recompute BatchNorm statistics on training batches drawn as in training, not augmented (models with BatchNorm only)

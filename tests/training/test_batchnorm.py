@@ -135,3 +135,18 @@ def test_selection_by_loss_or_by_metric_among_well_fitted_epochs(scan_like, tmp_
     assert sel["val_loss"] <= 1.2 * lowest_so_far and sel["max_loss_ratio"] == 1.2
     with pytest.raises(ValueError, match="select_metric"):
         train_run(load_config("quickstart", [f"data.source={scan_like}", *FAST, "train.select_metric=dice"]), tmp_path / "bad")
+
+
+def test_select_last_ships_the_final_epoch_without_early_stopping(scan_like, tmp_path):
+    import torch
+
+    # patience 1 and a tight loss ratio would stop or skip epochs under any other criterion: "last" ignores both
+    run = train_run(load_config("quickstart", [f"data.source={scan_like}", *FAST, "train.epochs=3", "train.select_metric=last",
+                                               "train.early_stop_patience=1", "train.select_max_loss_ratio=1.01"]), tmp_path / "last")
+    assert len((run / "history.csv").read_text().strip().splitlines()) == 1 + 3
+    sel = json.loads((run / "eval" / "health.json").read_text())["selection"]
+    assert sel["criterion"] == "last" and sel["epoch"] == 3
+    best = torch.load(run / "checkpoints" / "best.pt", map_location="cpu", weights_only=False)["model"]
+    last = torch.load(run / "checkpoints" / "last.pt", map_location="cpu", weights_only=False)["model"]
+    assert best.keys() == last.keys() and all(torch.equal(best[k], last[k]) for k in best)
+    assert "no checkpoint selection" in (run / "model_card.md").read_text()

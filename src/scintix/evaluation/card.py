@@ -28,7 +28,8 @@ def _epochs(run_dir: Path) -> int:
 
 def _selection(health: dict, cfg: dict) -> str:
     s = health.get("selection") or {}
-    text = f"checkpoint selected by validation {s.get('criterion') or cfg['train'].get('select_metric', 'roc_auc')}"
+    criterion = s.get("criterion") or cfg["train"].get("select_metric", "roc_auc")
+    text = "no checkpoint selection: the final epoch's weights" if criterion == "last" else f"checkpoint selected by validation {criterion}"
     if s.get("epoch") is not None:
         text += f" at epoch {s['epoch']}"
     vals = [f"{k.replace('_', ' ')} {v:.4f}" for k, v in s.items() if k.startswith("val_") and isinstance(v, float)]

@@ -90,8 +90,8 @@ def _optimizer(cfg: RunConfig, params):
 
 def _check_config(cfg: RunConfig) -> None:
     t, task = cfg.train, get_task(cfg.data.task)
-    if t.select_metric not in task.select_metrics:
-        raise ValueError(f"train.select_metric={t.select_metric!r} does not fit task {task.name}; choose from {', '.join(task.select_metrics)}")
+    if t.select_metric not in (*task.select_metrics, "last"):
+        raise ValueError(f"train.select_metric={t.select_metric!r} does not fit task {task.name}; choose from {', '.join(task.select_metrics)}, last")
     kind = model_kind(cfg.model.name) if cfg.model.name in MODELS else None  # an unknown name fails in create_model, listing all
     if kind is not None and kind != ("segmentation" if task.dense else "classification"):
         raise ValueError(f"model.name={cfg.model.name!r} is a {kind} model; task {task.name} needs one of {', '.join(list_models('segmentation' if task.dense else 'classification'))}")
@@ -291,17 +291,20 @@ def train_run(cfg: RunConfig, run_dir: str | Path, resume: bool = False, max_epo
         val_targets = (ds["val"].masks if task.dense else ds["val"].targets)[pv["index"]]
         main = task.select_metrics[0]  # roc_auc, or dice for segmentation: always logged
         auc = task.score(pv["probs"], val_targets, main)
-        metric = float(pv["loss"]) if t.select_metric == "loss" else (auc if t.select_metric == main else task.score(pv["probs"], val_targets, t.select_metric))
-        score = -metric if t.select_metric == "loss" else metric  # internally higher is better
+        if t.select_metric == "last":  # no selection: a fixed training length, the final epoch ships (nothing chosen on a few val positives)
+            metric, score = auc, float(epoch + 1)
+        else:
+            metric = float(pv["loss"]) if t.select_metric == "loss" else (auc if t.select_metric == main else task.score(pv["probs"], val_targets, t.select_metric))
+            score = -metric if t.select_metric == "loss" else metric  # internally higher is better
         row = {"epoch": epoch + 1, "lr": float(lr), "train_loss": float(tr["loss"]), "val_loss": float(pv["loss"]), f"val_{main}": float(auc)}
-        if t.select_metric not in ("loss", main):
+        if t.select_metric not in ("loss", main, "last"):
             row[f"val_{t.select_metric}"] = float(metric)
         row["train_images_per_s"] = float(tr["images_per_s"])
         row["elapsed_s"] = round(time.perf_counter() - started, 2)  # since this process started the run (a resume starts again at 0)
         state["history"].append(row)
         # Combined criterion: the metric decides only among epochs whose val loss is near the lowest seen so far.
         losses = [r["val_loss"] for r in state["history"] if np.isfinite(r["val_loss"])]
-        eligible = not t.select_max_loss_ratio or (np.isfinite(pv["loss"]) and pv["loss"] <= t.select_max_loss_ratio * min(losses))
+        eligible = not t.select_max_loss_ratio or t.select_metric == "last" or (np.isfinite(pv["loss"]) and pv["loss"] <= t.select_max_loss_ratio * min(losses))
         improved = (eligible and np.isfinite(score) and score > state["best_score"]) or state["best_epoch"] < 0
         if improved:
             state.update(best_score=float(score) if np.isfinite(score) else -np.inf, best_epoch=epoch + 1, bad_epochs=0)
@@ -319,7 +322,7 @@ def train_run(cfg: RunConfig, run_dir: str | Path, resume: bool = False, max_epo
             _log_epoch(run_dir, row, writer)
         ctx.barrier()  # a checkpoint is complete before any rank goes on (a resume finds the same epoch everywhere)
         log.info("epoch %d: train loss %.4f, val loss %.4f, val %s %.4f%s%s", epoch + 1, tr["loss"], pv["loss"], main, auc,
-                 "" if t.select_metric in ("loss", main) else f", val {t.select_metric} {metric:.4f}", " *" if improved else "")
+                 "" if t.select_metric in ("loss", main, "last") else f", val {t.select_metric} {metric:.4f}", " *" if improved else "")
         if t.early_stop_patience and state["bad_epochs"] >= t.early_stop_patience:
             log.info("early stop: no better val %s for %d epochs", t.select_metric, t.early_stop_patience)
             break
