@@ -244,6 +244,8 @@ class GanConfig:
     d_steps: int = 1  # discriminator updates per generator update, each on its own real batch (SN-GAN used 5, BigGAN 2)
     r1_gamma: float = 0.0  # > 0: R1 gradient penalty on real images, weight gamma / 2
     diffaug: tuple[str, ...] = ("color", "translation", "cutout")  # differentiable augmentation before the discriminator; [] = none
+    ada_target: float = 0.0  # > 0: adaptive augmentation (ADA): each diffaug transform reaches an image with probability p, tuned so that E[sign(D(real))] stays near this target (0.6 in ADA); p starts at 0. 0 = always-on diffaug
+    ada_kimg: float = 100.0  # ADA's speed: p can cross 0 -> 1 in this many thousand real images (ADA used 500, StyleGAN3 100)
     ema: float = 0.999  # decay of the generator-weight average used for sampling (warmed up: min(ema, (1+t)/(10+t)) after t updates); 0 = no average
     conditional: bool = True  # condition on the class (one-hot) or the labels (multi-hot)
     minibatch_std: bool = True  # the discriminator sees each group of 4 images' feature spread (against mode collapse)
@@ -257,6 +259,8 @@ class GanConfig:
         _require(self.loss in ("hinge", "nonsaturating"), f"gan.loss={self.loss!r}: hinge or nonsaturating")
         _require(self.r1_gamma >= 0 and 0 <= self.ema < 1, f"gan.r1_gamma={self.r1_gamma}, gan.ema={self.ema}: gamma >= 0, ema in [0, 1)")
         _require(all(p in ("color", "translation", "cutout") for p in self.diffaug), f"gan.diffaug={list(self.diffaug)}: names among color, translation, cutout")
+        _require(0 <= self.ada_target < 1 and self.ada_kimg > 0, f"gan.ada_target={self.ada_target}, gan.ada_kimg={self.ada_kimg}: target in [0, 1) (0 = off), kimg > 0")
+        _require(not self.ada_target or bool(self.diffaug), "gan.ada_target is set but gan.diffaug is empty: nothing to adapt")
         _require(self.grid_per_class >= 1, f"gan.grid_per_class={self.grid_per_class}: at least 1")
 
 

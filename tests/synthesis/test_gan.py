@@ -181,3 +181,66 @@ def test_two_view_generator_writes_view_pairs_that_a_two_view_run_stacks(tiny_ma
                  "-o", "data.generated_ratio=0.3"]) == 0
     g = json.loads((tmp_path / "clf" / "data_summary.json").read_text())["generated"]
     assert g["train_images"] == 2 == round(0.3 * g["real_train_images"])  # generated patients (view pairs), capped at 0.3 x 7 real training patients
+
+
+def test_augmentation_probability_reaches_a_share_of_the_images():
+    x = torch.rand(64, 1, 16, 8)
+    assert torch.equal(diff_augment(x, ["color", "cutout"], torch.Generator().manual_seed(0), p=0.0), x)
+    always = diff_augment(x, ["color", "cutout"], torch.Generator().manual_seed(0))
+    assert torch.equal(diff_augment(x, ["color", "cutout"], torch.Generator().manual_seed(0), p=1.0), always)  # p = 1: DiffAugment as before
+    half = diff_augment(x, ["color"], torch.Generator().manual_seed(0), p=0.5)
+    untouched = (half == x).flatten(1).all(1)
+    assert 10 < int(untouched.sum()) < 54 and not (half[~untouched] == x[~untouched]).flatten(1).all(1).any()
+
+
+def test_ada_controller_follows_the_sign_of_real_scores_and_resumes_exactly():
+    from scintix.synthesis.diffaug import AdaptiveProbability
+
+    ada = AdaptiveProbability(target=0.6, kimg=1.0, interval=4)  # 1,000 images to cross 0 -> 1
+    for _ in range(3):
+        assert ada.update(1.0, 32) == 0.0  # adjusted only every 4 updates
+    assert ada.update(1.0, 32) == pytest.approx(0.128)  # overfitting (r = 1 > 0.6): +128 images / 1,000
+    for _ in range(4):
+        ada.update(0.8, 32)
+    assert ada.p == pytest.approx(0.256)
+    copy_ = AdaptiveProbability(target=0.6, kimg=1.0, interval=4)
+    ada.update(0.0, 32)
+    copy_.load_state_dict(ada.state_dict())  # mid-interval
+    for a in (ada, copy_):
+        for _ in range(3):
+            a.update(0.0, 32)  # r = 0 < 0.6: the discriminator is not overfitting, p falls
+    assert ada.p == copy_.p == pytest.approx(0.128)
+    for _ in range(40):
+        ada.update(-1.0, 32)
+    assert ada.p == 0.0  # clipped
+    with pytest.raises(ValueError, match="ada_target"):
+        load_config("quickstart", ["gan.ada_target=1.5"])
+    with pytest.raises(ValueError, match="nothing to adapt"):
+        load_config("quickstart", ["gan.ada_target=0.6", "gan.diffaug=[]"])
+
+
+def test_gan_with_adaptive_augmentation_logs_p_and_resumes_exactly(tiny_manifest, tmp_path, monkeypatch):
+    import scintix.synthesis.train_gan as tg
+    from scintix.synthesis.diffaug import AdaptiveProbability
+
+    ada = ["gan.ada_target=0.6", "gan.ada_kimg=0.02", "gan.batch_size=2"]  # 20 images per unit of p: every adjustment is visible
+    cfg = load_config("quickstart", [f"data.source={tiny_manifest}", "gan.epochs=2", *GAN_FAST, *ada])
+    seen, d_step = [], tg.d_step
+
+    def recording(*args, **kw):
+        stats = d_step(*args, **kw)
+        seen.append((args[-1], stats["d_real_sign"], len(args[3])))  # the p it was given, the sign it measured, batch size
+        return stats
+
+    monkeypatch.setattr(tg, "d_step", recording)
+    straight = torch.load(tg.train_gan(cfg, tmp_path / "straight") / "checkpoints" / "last.pt", weights_only=True)
+    replay = AdaptiveProbability(0.6, 0.02)
+    for p, sign, n in seen:  # each update used the controller's current p, and fed its real scores' sign back
+        assert p == replay.p
+        replay.update(sign, n)
+    assert len(seen) >= 4 and replay.state_dict() == straight["ada"]
+    rows = straight["history"]
+    assert [r["ada_p"] for r in rows][-1] == round(straight["ada"]["p"], 5) and all(-1 <= r["d_real_sign"] <= 1 for r in rows)
+    tg.train_gan(cfg, tmp_path / "cut", max_epochs=1)
+    resumed = torch.load(tg.train_gan(None, tmp_path / "cut", resume=True) / "checkpoints" / "last.pt", weights_only=True)
+    assert straight["ada"] == resumed["ada"] and all(torch.equal(straight["model"][k], resumed["model"][k]) for k in straight["model"])

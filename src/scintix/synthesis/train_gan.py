@@ -34,7 +34,7 @@ from ..tasks import get_task
 from ..training.checkpoint import save_checkpoint
 from ..training.ema import ema_decay, ema_update
 from ..training.perf import resolve_device
-from .diffaug import diff_augment
+from .diffaug import AdaptiveProbability, diff_augment
 from .gan import Discriminator, Generator, d_loss, g_loss, r1_penalty, up_steps
 from .runs import open_run, restore, write_history
 
@@ -106,10 +106,11 @@ def train_gan(cfg: RunConfig | None, run_dir: str | Path, resume: bool = False, 
     fixed = torch.Generator().manual_seed(cfg.train.seed + 1)
     grid_z = torch.randn(len(data.classes) * g.grid_per_class, g.latent_dim, generator=fixed)
     grid_y = torch.eye(len(data.classes)).repeat_interleave(g.grid_per_class, 0)  # row c: class c (multi-label: label c alone)
+    ada = AdaptiveProbability(g.ada_target, g.ada_kimg) if g.ada_target else None
     history: list[dict] = []
     epoch = 0
     if resume:
-        ck = restore(last, generator=gen, discriminator=disc, model=ema, opt_g=opt_g, opt_d=opt_d)
+        ck = restore(last, generator=gen, discriminator=disc, model=ema, opt_g=opt_g, opt_d=opt_d, **({"ada": ada} if ada else {}))
         epoch, history = ck["epoch"], ck["history"]
         log.info("resuming %s at epoch %d", run_dir, epoch)
     meta = {"kind": "gan", "scintix_version": __version__, "torch_version": torch.__version__, "python": platform.python_version(), "device": str(device),
@@ -125,7 +126,7 @@ def train_gan(cfg: RunConfig | None, run_dir: str | Path, resume: bool = False, 
         gen.train()
         disc.train()
         order = torch.randperm(n)
-        sums = {"d_loss": 0.0, "g_loss": 0.0, "d_real": 0.0, "d_fake": 0.0}
+        sums = {"d_loss": 0.0, "g_loss": 0.0, "d_real": 0.0, "d_fake": 0.0, "d_real_sign": 0.0}  # d_real_sign: ADA's overfitting heuristic r
         steps = range(0, n - bs + 1, bs)
         if cfg.train.progress:
             from tqdm.auto import tqdm
@@ -135,10 +136,13 @@ def train_gan(cfg: RunConfig | None, run_dir: str | Path, resume: bool = False, 
         for i, start in enumerate(steps):
             idx = order[start : start + bs]
             real, y = images[idx].to(device), cond[idx].to(device)
-            stats = d_step(gen, disc, opt_d, real, y, cfg)
+            p = ada.p if ada else 1.0
+            stats = d_step(gen, disc, opt_d, real, y, cfg, p)
+            if ada:
+                ada.update(stats["d_real_sign"], len(real))
             counts["d"] += 1
             if (i + 1) % g.d_steps == 0:  # one generator update per d_steps discriminator updates
-                stats["g_loss"] = g_step(gen, disc, opt_g, real, y, cfg)
+                stats["g_loss"] = g_step(gen, disc, opt_g, real, y, cfg, p)
                 counts["g"] += 1
                 step += 1
                 # warm-up: early on the average would be mostly the random initial weights (0.999^1000 = 0.37), so the
@@ -148,13 +152,15 @@ def train_gan(cfg: RunConfig | None, run_dir: str | Path, resume: bool = False, 
                 if k in stats:
                     sums[k] += stats[k]
         epoch += 1
-        row = {"epoch": epoch, **{k: round(v / max(1, counts["g" if k == "g_loss" else "d"]), 5) for k, v in sums.items()}, "elapsed_s": round(time.perf_counter() - started, 1)}
+        row = {"epoch": epoch, **{k: round(v / max(1, counts["g" if k == "g_loss" else "d"]), 5) for k, v in sums.items()},
+               **({"ada_p": round(ada.p, 5)} if ada else {}), "elapsed_s": round(time.perf_counter() - started, 1)}
         history.append(row)
         write_grid(run_dir / "samples" / f"epoch_{epoch:03d}.png", sample(ema, grid_z, grid_y if g.conditional else None, device), len(data.classes))
         save_checkpoint({"model": ema.state_dict(), "generator": gen.state_dict(), "discriminator": disc.state_dict(), "opt_g": opt_g.state_dict(),
-                         "opt_d": opt_d.state_dict(), "epoch": epoch, "history": history, "rng": torch.get_rng_state(), "classes": data.classes}, last)
+                         "opt_d": opt_d.state_dict(), **({"ada": ada.state_dict()} if ada else {}), "epoch": epoch, "history": history, "rng": torch.get_rng_state(), "classes": data.classes}, last)
         write_history(run_dir / "history.csv", history)
-        log.info("gan epoch %d: D %.4f (real %.3f, fake %.3f), G %.4f", epoch, row["d_loss"], row["d_real"], row["d_fake"], row["g_loss"])
+        log.info("gan epoch %d: D %.4f (real %.3f, fake %.3f), G %.4f%s", epoch, row["d_loss"], row["d_real"], row["d_fake"], row["g_loss"],
+                 f", augmentation p {ada.p:.3f}" if ada else "")
     return run_dir
 
 
@@ -164,32 +170,34 @@ def gan_step(gen: Generator, disc: Discriminator, opt_g, opt_d, real: torch.Tens
     return {**stats, "g_loss": g_step(gen, disc, opt_g, real, y, cfg)}
 
 
-def d_step(gen: Generator, disc: Discriminator, opt_d, real: torch.Tensor, y: torch.Tensor, cfg: RunConfig) -> dict[str, float]:
-    """One discriminator update: real images vs a fresh generated batch of the same conditions; its loss and mean scores."""
+def d_step(gen: Generator, disc: Discriminator, opt_d, real: torch.Tensor, y: torch.Tensor, cfg: RunConfig, p: float = 1.0) -> dict[str, float]:
+    """One discriminator update: real images vs a fresh generated batch of the same conditions, each transform of
+    ``gan.diffaug`` reaching an image with probability ``p``; its loss, mean scores and mean sign of the real scores."""
     g = cfg.gan
     y = y if g.conditional else None
     z = torch.randn(len(real), g.latent_dim, device=real.device)
     with torch.no_grad():
         fake = gen(z, y)
-    real_in = diff_augment(real, g.diffaug)
+    real_in = diff_augment(real, g.diffaug, p=p)
     if g.r1_gamma > 0:
         real_in = real_in.detach().requires_grad_(True)
-    s_real, s_fake = disc(real_in, y), disc(diff_augment(fake, g.diffaug), y)
+    s_real, s_fake = disc(real_in, y), disc(diff_augment(fake, g.diffaug, p=p), y)
     loss_d = d_loss(s_real, s_fake, g.loss)  # type: ignore[arg-type]
     if g.r1_gamma > 0:
         loss_d = loss_d + g.r1_gamma / 2 * r1_penalty(s_real, real_in)
     opt_d.zero_grad(set_to_none=True)
     loss_d.backward()
     opt_d.step()
-    return {"d_loss": loss_d.item(), "d_real": s_real.detach().mean().item(), "d_fake": s_fake.detach().mean().item()}
+    return {"d_loss": loss_d.item(), "d_real": s_real.detach().mean().item(), "d_fake": s_fake.detach().mean().item(),
+            "d_real_sign": torch.sign(s_real.detach()).mean().item()}
 
 
-def g_step(gen: Generator, disc: Discriminator, opt_g, real: torch.Tensor, y: torch.Tensor, cfg: RunConfig) -> float:
-    """One generator update on a batch the size of ``real`` with conditions ``y``; its loss."""
+def g_step(gen: Generator, disc: Discriminator, opt_g, real: torch.Tensor, y: torch.Tensor, cfg: RunConfig, p: float = 1.0) -> float:
+    """One generator update on a batch the size of ``real`` with conditions ``y`` (augmentation probability ``p``); its loss."""
     g = cfg.gan
     y = y if g.conditional else None
     z = torch.randn(len(real), g.latent_dim, device=real.device)
-    loss_g = g_loss(disc(diff_augment(gen(z, y), g.diffaug), y), g.loss)  # type: ignore[arg-type]
+    loss_g = g_loss(disc(diff_augment(gen(z, y), g.diffaug, p=p), y), g.loss)  # type: ignore[arg-type]
     opt_g.zero_grad(set_to_none=True)
     loss_g.backward()
     opt_g.step()
