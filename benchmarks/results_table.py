@@ -22,7 +22,7 @@ def p1() -> list[str]:
         return []
     d = json.loads(path.read_text())
     out = ["### P1 on BS-80K right-chest crops (real data, `benchmarks/p1_thoracic.py`)", "",
-           "ResNet-18 (MONAI, stride-2 stem), 160x64, percentile normalisation, balanced sampler, patient-grouped 70/20/10 split (seed 0), "
+           "ResNet-18 (MONAI, stride-2 stem), 160x64, percentile normalisation, inverse-frequency loss weights, patient-grouped 70/20/10 split (seed 0), "
            "threshold by Youden on val. 95% CIs: patient-level bootstrap, 1000 replicates. A quarter of BS-80K patients is held out elsewhere: not the final word.", "",
            "| model | split | n (pos) | ROC-AUC | PR-AUC | sensitivity | specificity | F1 | bal. acc. | epochs | train time |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     eps = {o.split("=")[1] for r in d["runs"].values() for o in r["overrides"] if o.startswith("train.epochs=")}
@@ -46,7 +46,8 @@ def p1_cv() -> list[str]:
     out = ["### P1 recipes by 5-fold cross-validation over all BS-80K patients (`benchmarks/p1_cv.py`)", "",
            f"Device: {d.get('device')}. `scintix cv` protocol: patient-grouped, label-stratified folds; each fold's run is tested on its fold only and selects "
            "its checkpoint, threshold and temperature on a grouped 15 % of the other folds' patients. Pooled: all out-of-fold probabilities "
-           "together (patient-level bootstrap CI); sensitivity/specificity at each fold's own validation threshold. Target (issue 14): pooled >= 0.985, fold sd <= 0.01.", "",
+           "together (patient-level bootstrap CI); sensitivity/specificity at each fold's own validation threshold. Target (issue 14): pooled >= 0.985, fold sd <= 0.01. "
+           "`baseline` is the recipe as it was until 2026-12-01 (balanced batches); `loss_weighted` beat it and is the recipe now.", "",
            "| variant | images (pos.) | fold ROC-AUC | pooled OOF ROC-AUC | pooled sensitivity | pooled specificity | paired difference | wall (device if not the above) |",
            "|---|---|---|---|---|---|---|---|"]
     for name, s in d["variants"].items():

@@ -42,6 +42,7 @@ def _cfg(data, epochs: int, seed: int):
     from scintix.config import load_config
 
     return load_config("p1-thoracic", [f"data.source={data}", f"train.epochs={epochs}", f"train.seed={seed}", "train.early_stop_patience=0",
+                                       "train.class_balance=sampler",  # both arms draw balanced batches (the recipe's before 2026-12-01; the plain arm's sampler)
                                        "train.progress=false", "train.tensorboard=false", "eval.n_bootstrap=200"])
 
 
