@@ -73,6 +73,29 @@ def gan_augmentation() -> list[str]:
 
 
 
+def gan_probe() -> list[str]:
+    d = _load("gan_probe", "arms")
+    if not d or not d["arms"]:
+        return []
+    out = ["### Why the GAN does not train on BS-80K at this budget: a diagnostic (`benchmarks/gan_probe.py`)", "",
+           f"Device: {d['device']}. {d['data']}; base {d['base_channels']} channels, {d['epochs']} epochs, same seed per arm. D: the discriminator's hinge "
+           "loss (2 = chance, 0 = perfect) and r = E[sign D(real)] (ADA's overfitting signal), per epoch; p: the augmentation probability. "
+           "Spread / sharpness: generated-to-real ratios per class (1 = as varied / as sharp as real crops; spread << 1 = collapse).", "",
+           "| arm | D loss by epoch | r by epoch | p by epoch | D(real) - D(fake), mean of the last 5 epochs | spread normal / abnormal | sharpness normal / abnormal | wall |",
+           "|---|---|---|---|---|---|---|---|"]
+    def row(h: list[dict], key: str) -> str:
+        return ", ".join(f"{r[key]:.2f}" for r in h)
+
+    for arm, e in d["arms"].items():
+        h, end = e["history"], e["end"]
+        spread = f"{end['normal']['spread_ratio']:.2f} / {end['abnormal']['spread_ratio']:.2f}"
+        sharp = f"{end['normal']['sharpness_ratio']:.2f} / {end['abnormal']['sharpness_ratio']:.2f}"
+        p = row(h, "ada_p") if "ada_p" in h[0] else "1 (always on)"
+        margin = sum(r["d_real"] - r["d_fake"] for r in h[-5:]) / len(h[-5:])
+        out.append(f"| {arm} | {row(h, 'd_loss')} | {row(h, 'd_real_sign')} | {p} | {margin:.2f} | {spread} | {sharp} | {e['wall_seconds'] / 60:.0f} min |")
+    return out + [""]
+
+
 def sr_bs80k() -> list[str]:
     d = _load("sr_bs80k", "scales")
     if not d or not d["scales"]:

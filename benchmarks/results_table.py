@@ -10,7 +10,14 @@ import json
 import sys
 from pathlib import Path
 
-from _tables_synthesis import ci, gan_augmentation, p2_wholebody, p3_thyroid, sr_bs80k
+from _tables_synthesis import (
+    ci,
+    gan_augmentation,
+    gan_probe,
+    p2_wholebody,
+    p3_thyroid,
+    sr_bs80k,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 RES = ROOT / "benchmarks" / "results"
@@ -377,7 +384,7 @@ def text_segmentation() -> list[str]:
 
 
 def main() -> None:
-    text = "\n".join(p1() + p1_cv() + bn_recalibration() + segmentation() + text_segmentation() + gan_augmentation() + sr_bs80k() + p3_thyroid() + p2_wholebody() + calibration_explain() + medmnist() + regions() + speed())
+    text = "\n".join(p1() + p1_cv() + bn_recalibration() + segmentation() + text_segmentation() + gan_augmentation() + gan_probe() + sr_bs80k() + p3_thyroid() + p2_wholebody() + calibration_explain() + medmnist() + regions() + speed())
     if "--readme" in sys.argv:
         readme = ROOT / "README.md"
         s = readme.read_text()
