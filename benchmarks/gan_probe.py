@@ -1,6 +1,6 @@
 """Why the conditional DCGAN does not train on BS-80K crops at this budget: a diagnostic, not a benchmark of quality.
 
-    python benchmarks/gan_probe.py [--epochs 16] [--base 16] [--arms fixed ada]
+    python benchmarks/gan_probe.py [--epochs 16] [--base 16] [--arms fixed ada] [--seed N]
 
 Trains the p1-thoracic GAN (anterior crops, 160x64, the training split) once per arm, same seed and budget:
 
@@ -11,19 +11,28 @@ Trains the p1-thoracic GAN (anterior crops, 160x64, the training split) once per
 Per epoch (history.csv): the discriminator's hinge loss and mean scores, E[sign D(real)] (ADA's r) and p. At the end,
 per class, from the EMA generator (64 samples, fixed noise) against 64 real training crops of that class:
 ``spread_ratio`` = mean pairwise RMS distance among generated / among real (1 = as varied as real, << 1 = collapse),
-``sharpness_ratio`` = mean absolute neighbour difference generated / real. Writes benchmarks/results/gan_probe.json.
+``sharpness_ratio`` = mean absolute neighbour difference generated / real. Writes benchmarks/results/gan_probe.json
+(arms keyed ``ARM`` for seed 0, ``ARM_seedN`` otherwise; arms of other calls with the same epochs and width are kept).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-from _common import SHARED, WORK, reexec_with_allocator_tuning, require, write_result
+from _common import (
+    RESULTS,
+    SHARED,
+    WORK,
+    reexec_with_allocator_tuning,
+    require,
+    write_result,
+)
 
 ARMS = {"fixed": [], "ada": ["gan.ada_target=0.6", "gan.ada_kimg=10"]}
 
@@ -71,6 +80,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=16)
     ap.add_argument("--base", type=int, default=16, help="gan.base_channels")
     ap.add_argument("--arms", nargs="+", choices=sorted(ARMS), default=list(ARMS))
+    ap.add_argument("--seed", type=int, default=0, help="train.seed (initialisation, noise, order)")
     a = ap.parse_args()
     import torch
 
@@ -79,20 +89,23 @@ def main() -> None:
 
     data = require(SHARED / "bs80k-chest-region")
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"cpu ({torch.get_num_threads()} threads)"
-    arms = {}
+    old = json.loads((RESULTS / "gan_probe.json").read_text()) if (RESULTS / "gan_probe.json").is_file() else {}
+    arms = old.get("arms", {}) if (old.get("epochs"), old.get("base_channels")) == (a.epochs, a.base) else {}
     for arm in a.arms:
-        run = WORK / f"gan-probe-{arm}"
+        key = arm if a.seed == 0 else f"{arm}_seed{a.seed}"
+        run = WORK / f"gan-probe-{key}"
         shutil.rmtree(run, ignore_errors=True)
-        cfg = load_config("p1-thoracic", [f"data.source={data}", "train.progress=false", f"gan.epochs={a.epochs}", f"gan.base_channels={a.base}", *ARMS[arm]])
+        cfg = load_config("p1-thoracic", [f"data.source={data}", "train.progress=false", f"gan.epochs={a.epochs}", f"gan.base_channels={a.base}",
+                                          f"train.seed={a.seed}", *ARMS[arm]])
         start = time.perf_counter()
         train_gan(cfg, run)
         wall = round(time.perf_counter() - start, 1)
         hist = torch.load(run / "checkpoints" / "last.pt", weights_only=True)["history"]
-        arms[arm] = {"overrides": ARMS[arm], "wall_seconds": wall, "history": hist, "end": measure(run)}
+        arms[key] = {"overrides": ARMS[arm], "seed": a.seed, "wall_seconds": wall, "history": hist, "end": measure(run)}
         write_result("gan_probe", {"data": "BS-80K right-chest anterior crops (real), p1-thoracic training split", "device": device,
                                    "epochs": a.epochs, "base_channels": a.base, "arms": arms})
         last = hist[-1]
-        print(arm, f"D loss {last['d_loss']:.3f}, r {last['d_real_sign']:.2f}, p {last.get('ada_p', 1.0):.2f}", arms[arm]["end"], flush=True)
+        print(key, f"D loss {last['d_loss']:.3f}, r {last['d_real_sign']:.2f}, p {last.get('ada_p', 1.0):.2f}", arms[key]["end"], flush=True)
 
 
 if __name__ == "__main__":
