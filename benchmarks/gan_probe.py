@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import tempfile
 import time
 from pathlib import Path
 
@@ -39,9 +38,9 @@ ARMS = {"fixed": [], "ada": ["gan.ada_target=0.6", "gan.ada_kimg=10"]}
 
 def spread(x: np.ndarray) -> float:
     """Mean pairwise RMS distance between images ``(N, ...)``."""
-    f = x.reshape(len(x), -1).astype(np.float64)
-    d = np.sqrt(np.maximum(0.0, (f**2).mean(1)[:, None] + (f**2).mean(1)[None] - 2 * f @ f.T / f.shape[1]))
-    return float(d[np.triu_indices(len(f), 1)].mean())
+    from scintix.synthesis.quality import pairwise_rms
+
+    return float(pairwise_rms(x, x)[np.triu_indices(len(x), 1)].mean())
 
 
 def sharpness(x: np.ndarray) -> float:
@@ -55,15 +54,13 @@ def measure(run: Path, n: int = 64) -> dict:
 
     from scintix.data.datasets import CachedDataset
     from scintix.data.prepare import prepare_data
-    from scintix.runfolder import load_run_config
-    from scintix.synthesis.train_gan import build_gan, conditions, sample
+    from scintix.synthesis.sample import load_generator
+    from scintix.synthesis.train_gan import conditions, sample
 
-    cfg = load_run_config(run)
+    gen, cfg, _ = load_generator(run)
     d = cfg.data
-    data = prepare_data(cfg, Path(tempfile.mkdtemp()))
+    data = prepare_data(cfg, run, write=False)  # the run's own split: the images the generator learned from
     ds = CachedDataset(data.samples["train"], tuple(d.image_size), d.normalize, tuple(d.percentiles), progress=False, windows=d.windows)
-    gen, _ = build_gan(cfg, len(data.classes), ds.images.shape[1])
-    gen.load_state_dict(torch.load(run / "checkpoints" / "last.pt", weights_only=True)["model"])
     rng, out = np.random.default_rng(0), {}
     targets = np.asarray(ds.targets).reshape(-1)
     for c, name in enumerate(data.classes):

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from typing import Sequence
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -105,7 +104,7 @@ class AdaptiveProbability:
         self._updates += 1
         if self._updates >= self.interval:
             r = self._signs / self._images
-            step = float(np.sign(r - self.target)) * self._images / (self.kimg * 1000)
+            step = ((r > self.target) - (r < self.target)) * self._images / (self.kimg * 1000)  # sign(r - target)
             self.p = float(min(1.0, max(0.0, self.p + step)))
             self._signs, self._images, self._updates = 0.0, 0, 0
         return self.p

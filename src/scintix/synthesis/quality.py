@@ -57,16 +57,21 @@ def kid(a: np.ndarray, b: np.ndarray) -> float:
     return float((kaa.sum() - np.trace(kaa)) / (n * (n - 1)) + (kbb.sum() - np.trace(kbb)) / (m * (m - 1)) - 2 * kab.mean())
 
 
+def pairwise_rms(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``(len(a), len(b))`` RMS pixel distances between two sets of images ``(N, ...)`` (flattened)."""
+    q = a.reshape(len(a), -1).astype(np.float64)
+    r = b.reshape(len(b), -1).astype(np.float64)
+    d2 = (q**2).sum(1)[:, None] + (r**2).sum(1)[None, :] - 2 * q @ r.T
+    return np.sqrt(np.maximum(d2, 0) / q.shape[1])
+
+
 def nearest_distances(queries: np.ndarray, reference: np.ndarray, exclude_self: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """``(index, rms distance)`` of each query's nearest reference image; images ``(N, ...)`` flattened."""
-    q = queries.reshape(len(queries), -1).astype(np.float64)
-    r = reference.reshape(len(reference), -1).astype(np.float64)
-    d2 = (q**2).sum(1)[:, None] + (r**2).sum(1)[None, :] - 2 * q @ r.T
-    d2 = np.maximum(d2, 0) / q.shape[1]
+    d = pairwise_rms(queries, reference)
     if exclude_self:
-        np.fill_diagonal(d2, np.inf)
-    idx = d2.argmin(1)
-    return idx, np.sqrt(d2[np.arange(len(q)), idx])
+        np.fill_diagonal(d, np.inf)
+    idx = d.argmin(1)
+    return idx, d[np.arange(len(d)), idx]
 
 
 @torch.no_grad()
