@@ -7,8 +7,16 @@ Each variant is ``p1-thoracic`` plus overrides (below), cross-validated with
 temperature chosen on a grouped 15 % of the other folds' patients). Writes
 benchmarks/results/p1_cv.json: per-fold AUC, mean +- sd, pooled out-of-fold
 AUC with a patient-level CI, and each variant's paired difference from
-``baseline`` (the former recipe, balanced batches; or ``--against NAME``) on the same folds, when that variant's
-fold runs are still in benchmarks/work. Fold runs resume.
+``baseline`` (the former recipe, balanced batches; or ``--against NAME``) on the same folds, from that variant's
+fold runs in benchmarks/work or, once they are gone, from its kept out-of-fold file. Fold runs resume.
+
+Each finished variant's out-of-fold probabilities are kept in
+benchmarks/results/p1_cv_oof/NAME.csv (fold, a hash of the image's path
+relative to the data folder, probability: no file names, patients or labels),
+so a later session can pair a new variant with it without rerunning it. A
+pairing across machines is still paired, but carries their numeric
+differences too (bf16 autocast on one CPU, fp32 on another): see each
+variant's ``device``.
 
 --p1-table (issue 14, item 4): P1's comparison, VGG-16 / ResNet-18 / DenseNet-121 x normalised / raw x
 without / with P1's offline augmented dataset, in P1's metrics (accuracy, precision, recall, specificity, F1,
@@ -73,10 +81,16 @@ def main() -> None:
     import torch
 
     from scintix.config import load_config
-    from scintix.training.crossval import compare_cv, cross_validate, fuse_views
+    from scintix.training.crossval import (
+        compare_cv,
+        cross_validate,
+        export_oof,
+        fuse_views,
+    )
 
     data = require(SHARED / "bs80k-chest-region" / "labels.csv")
     previous = RESULTS / "p1_cv.json"
+    oof_dir = RESULTS / "p1_cv_oof"
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"cpu ({torch.get_num_threads()} threads)"
 
     def save(key: str, value: dict) -> None:  # re-read first: another process may have written other variants meanwhile
@@ -96,8 +110,10 @@ def main() -> None:
         start = time.perf_counter()
         summary = cross_validate(load_config("p1-thoracic", overrides), WORK / f"p1-cv-{name}", a.folds, 0.15)
         s = {"overrides": overrides, "folds": a.folds, "device": device, "wall_seconds_this_call": round(time.perf_counter() - start, 1), **summary}
-        if name != a.against and (WORK / f"p1-cv-{a.against}" / "cv_summary.json").is_file():
-            s[f"minus_{a.against}"] = compare_cv(WORK / f"p1-cv-{name}", WORK / f"p1-cv-{a.against}")
+        export_oof(WORK / f"p1-cv-{name}", oof_dir / f"{name}.csv")
+        reference = WORK / f"p1-cv-{a.against}" if (WORK / f"p1-cv-{a.against}" / "cv_summary.json").is_file() else oof_dir / f"{a.against}.csv"
+        if name != a.against and reference.exists():
+            s[f"minus_{a.against}"] = compare_cv(WORK / f"p1-cv-{name}", reference)
         save(name, s)
         print(name, "pooled OOF AUC", round(s["pooled_oof_auc"]["value"], 4), [round(s["pooled_oof_auc"]["ci_low"], 4), round(s["pooled_oof_auc"]["ci_high"], 4)],
               "folds", round(s["fold_auc_mean"], 4), "+-", round(s["fold_auc_sd"], 4), flush=True)

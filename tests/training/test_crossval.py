@@ -100,3 +100,25 @@ def test_two_view_late_fusion_by_hand(tmp_path):
     assert r["a_auc"]["value"] == pytest.approx(roc_auc(np.array(y), np.array([0.9, 0.2, 0.6, 0.1])))
     assert r["fused_minus_b"]["value"] == pytest.approx(1.0 - roc_auc(np.array(y), np.array([0.4, 0.1, 0.8, 0.3])))
     assert fuse_views(ant, post, "max", n_boot=50)["fused_auc"]["value"] == pytest.approx(roc_auc(np.array(y), np.array([0.9, 0.2, 0.8, 0.3])))
+
+
+def test_paired_comparison_against_an_exported_file_without_the_data(tmp_path):
+    from scintix.training.crossval import export_oof
+
+    rows_a = [("P1", "abnormal", 0.9), ("P2", "normal", 0.2), ("P3", "abnormal", 0.6), ("P4", "normal", 0.5), ("P5", "normal", 0.1)]
+    rows_b = [("P1", "abnormal", 0.55), ("P2", "normal", 0.3), ("P3", "abnormal", 0.8), ("P4", "normal", 0.6), ("P5", "normal", 0.2)]
+    a, b = _fake_cv(tmp_path / "machine1", rows_a), _fake_cv(tmp_path / "machine2", rows_b)  # same images under different roots
+    kept = export_oof(b, tmp_path / "kept" / "b.csv")
+    text = kept.read_text()
+    assert text.splitlines()[0] == "fold,key,prob_abnormal" and len(text.splitlines()) == 6
+    assert not any(s in text for s in ("P1", ".png", "machine", "normal,"))  # no file names, patients or labels
+    by_dir, by_file = compare_cv(a, b, n_boot=100), compare_cv(a, kept, n_boot=100)
+    assert by_file["pooled_auc_difference"] == by_dir["pooled_auc_difference"]
+    assert by_file["pooled_auc_a"] == 1.0 and by_file["pooled_auc_b"] == pytest.approx(5 / 6)  # by hand: P1's 0.55 is below P4's 0.6
+    back = compare_cv(kept, a, n_boot=100)  # either side may be the file
+    assert back["pooled_auc_difference"]["value"] == pytest.approx(-by_dir["pooled_auc_difference"]["value"])
+    with pytest.raises(ValueError, match="at least one side"):
+        compare_cv(kept, kept)
+    other = _fake_cv(tmp_path / "other", rows_a[:4])
+    with pytest.raises(ValueError, match="same images and folds"):
+        compare_cv(other, kept)

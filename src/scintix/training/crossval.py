@@ -11,13 +11,20 @@ out-of-fold AUC with a patient-level CI, and sensitivity/specificity at each
 fold's own validation threshold. Two CV folders made with the same folds
 compare paired (:func:`compare_cv`). Fold runs are ordinary run folders
 (``fold0/`` ...): an interrupted CV resumes where it stopped.
+
+A CV's out-of-fold probabilities can be kept without its data
+(:func:`export_oof`: fold, a hash of each image's path relative to the data,
+probability; no file names, patients or labels), so a later CV on the same
+folds can still be paired with it after the fold runs are gone.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import logging
+import os
 from dataclasses import replace
 from pathlib import Path
 
@@ -31,7 +38,7 @@ from ..evaluation.bootstrap import (
 )
 from ..evaluation.metrics import roc_auc
 
-__all__ = ["cross_validate", "summarize_cv", "compare_cv", "fuse_views", "pooled_auc_ci", "paired_auc_difference"]
+__all__ = ["cross_validate", "summarize_cv", "compare_cv", "export_oof", "fuse_views", "pooled_auc_ci", "paired_auc_difference"]
 
 log = logging.getLogger(__name__)
 
@@ -137,20 +144,65 @@ def summarize_cv(out_dir: str | Path, n_boot: int = 1000, level: float = 0.95, s
     return summary
 
 
+def image_keys(paths: list[str]) -> list[str]:
+    """A short hash per sample key (``a.png|b.png`` for several views) of its paths relative to all the samples' common folder.
+
+    The same images give the same hashes on any machine and under any data
+    root; the hashes name no file and no patient.
+    """
+    parts = [k.split("|") for k in paths]
+    flat = [os.path.abspath(x) for ps in parts for x in ps]
+    root = os.path.commonpath(flat) if len(set(flat)) > 1 else os.path.dirname(flat[0]) if flat else ""
+    rel = ["|".join(Path(os.path.relpath(os.path.abspath(x), root)).as_posix() for x in ps) for ps in parts]
+    return [hashlib.sha1(r.encode()).hexdigest()[:16] for r in rel]
+
+
+def export_oof(cv_dir: str | Path, file: str | Path) -> Path:
+    """A CV's out-of-fold probabilities without its data: ``fold, key, prob`` per image (:func:`image_keys`), for :func:`compare_cv` later."""
+    rows, positive = oof_predictions(cv_dir)
+    file = Path(file)
+    file.parent.mkdir(parents=True, exist_ok=True)
+    with open(file, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["fold", "key", f"prob_{positive}"])
+        for r, k in sorted(zip(rows, image_keys([r["path"] for r in rows])), key=lambda t: (t[0]["fold"], t[1])):
+            w.writerow([r["fold"], k, f"{r['prob']:.6f}"])
+    return file
+
+
+def _oof_by_key(source: Path) -> tuple[dict[str, dict], str, bool]:
+    """``{key: row}`` from a CV folder (rows carry target and patient) or from an :func:`export_oof` file (they do not)."""
+    if source.is_dir():
+        rows, positive = oof_predictions(source)
+        return dict(zip(image_keys([r["path"] for r in rows]), rows)), positive, True
+    with open(source, newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        prob = [f for f in reader.fieldnames or [] if f.startswith("prob_")]
+        if not {"fold", "key"} <= set(reader.fieldnames or []) or len(prob) != 1:
+            raise ValueError(f"{source}: not a CV folder nor an exported out-of-fold file (fold, key, prob_<class>)")
+        rows = {r["key"]: {"fold": int(r["fold"]), "prob": float(r[prob[0]])} for r in reader}
+    return rows, prob[0][5:], False
+
+
 def compare_cv(a_dir: str | Path, b_dir: str | Path, n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> dict:
-    """Recipe A vs recipe B on the same folds: pooled out-of-fold AUC difference (paired by image, CI by patient) and per-fold differences."""
-    ra, pos_a = oof_predictions(a_dir)
-    rb, pos_b = oof_predictions(b_dir)
+    """Recipe A vs recipe B on the same folds: pooled out-of-fold AUC difference (paired by image, CI by patient) and per-fold differences.
+
+    Either side may be an :func:`export_oof` file instead of a CV folder; the
+    other must then be a folder (targets and patients come from it).
+    """
+    fa, pos_a, full_a = _oof_by_key(Path(a_dir))
+    fb, pos_b, full_b = _oof_by_key(Path(b_dir))
+    if not (full_a or full_b):
+        raise ValueError(f"{a_dir}, {b_dir}: at least one side must be a CV folder (the exported files hold no labels)")
     if pos_a != pos_b:
         raise ValueError(f"{a_dir} and {b_dir} name different positive classes ({pos_a!r}, {pos_b!r})")
-    fa = {r["path"]: r for r in ra}
-    fb = {r["path"]: r for r in rb}
     if set(fa) != set(fb) or any(fa[k]["fold"] != fb[k]["fold"] for k in fa):
         raise ValueError(f"{a_dir} and {b_dir} were not cross-validated on the same images and folds: a paired comparison needs both")
+    full = fa if full_a else fb
     keys = sorted(fa)
-    y = np.array([fa[k]["target"] == pos_a for k in keys], float)
+    y = np.array([full[k]["target"] == pos_a for k in keys], float)
     pa, pb = np.array([fa[k]["prob"] for k in keys]), np.array([fb[k]["prob"] for k in keys])
-    pids = [fa[k]["patient_id"] for k in keys]
+    pids = [full[k]["patient_id"] for k in keys]
     folds = np.array([fa[k]["fold"] for k in keys])
     per_fold = [roc_auc(y[folds == f], pa[folds == f]) - roc_auc(y[folds == f], pb[folds == f]) for f in sorted(set(folds))]
     return {"a": str(a_dir), "b": str(b_dir), "n": len(keys), "patients": len(set(pids)),
