@@ -58,6 +58,10 @@ VARIANTS = {
     "loss_weighted_both_views": ["train.class_balance=loss", "data.train_extra_views=[post]"],  # anterior model also trained on the posterior crops (their own labels): 2x images, 243 vs 136 positive crops; tested on anterior only
 }
 
+# Variants that differ from a reference only in checkpoint selection continue the reference's fold runs where each stopped
+# (crossval.continue_without_selection: the same trajectories, tested equal to training from scratch) when they are in WORK.
+CONTINUES = {"loss_weighted_last": "loss_weighted"}
+
 # Issue 14, item 4: P1's own arms (model x normalised/raw x without/with its offline "augmented dataset"), the recipe otherwise.
 # "without": no augmentation at all; "augds": 4 fixed geometric copies of every training image (augment.offline_copies), no online
 # augmentation, 6 epochs (5x the images per epoch: ~30 epochs' worth, near the 24 of the others). VGG-16 and DenseNet-121 need a GPU.
@@ -83,6 +87,7 @@ def main() -> None:
     from scintix.config import load_config
     from scintix.training.crossval import (
         compare_cv,
+        continue_without_selection,
         cross_validate,
         export_oof,
         fuse_views,
@@ -108,8 +113,12 @@ def main() -> None:
     for name in names:
         overrides = [f"data.source={data}", "train.progress=false", "train.tensorboard=false", *VARIANTS[name], *([f"train.epochs={a.epochs}"] if a.epochs else [])]
         start = time.perf_counter()
+        ref = WORK / f"p1-cv-{CONTINUES.get(name, '')}"
+        continued = continue_without_selection(ref, WORK / f"p1-cv-{name}") if name in CONTINUES and (ref / "cv_summary.json").is_file() else []
         summary = cross_validate(load_config("p1-thoracic", overrides), WORK / f"p1-cv-{name}", a.folds, 0.15)
         s = {"overrides": overrides, "folds": a.folds, "device": device, "wall_seconds_this_call": round(time.perf_counter() - start, 1), **summary}
+        if continued:
+            s["continued_from"] = f"{CONTINUES[name]}'s fold runs {continued}, each from where it stopped (wall time: the remaining epochs and evaluation only)"
         export_oof(WORK / f"p1-cv-{name}", oof_dir / f"{name}.csv")
         reference = WORK / f"p1-cv-{a.against}" if (WORK / f"p1-cv-{a.against}" / "cv_summary.json").is_file() else oof_dir / f"{a.against}.csv"
         if name != a.against and reference.exists():

@@ -122,3 +122,34 @@ def test_paired_comparison_against_an_exported_file_without_the_data(tmp_path):
     other = _fake_cv(tmp_path / "other", rows_a[:4])
     with pytest.raises(ValueError, match="same images and folds"):
         compare_cv(other, kept)
+
+
+@pytest.mark.slow
+def test_continuing_a_cv_without_selection_equals_training_it_from_scratch(tiny_manifest, tmp_path):
+    from scintix.config import load_config
+    from scintix.training.checkpoint import load_checkpoint
+    from scintix.training.crossval import (
+        continue_without_selection,
+        cross_validate,
+        oof_predictions,
+    )
+
+    base = ["model.name=small_cnn", "data.image_size=[24,16]", "train.batch_size=8", "train.channels_last=false", "train.progress=false", "train.tensorboard=false",
+            "eval.n_bootstrap=20", "data.view_filter=null", "data.views=null", "train.epochs=3", f"data.source={tiny_manifest}"]
+    cross_validate(load_config("p1-thoracic", [*base, "train.select_metric=last"]), tmp_path / "scratch", 2, 0.3)
+    scratch, _ = oof_predictions(tmp_path / "scratch")
+    # two references: one whose folds stopped early (they continue to epoch 3), one whose folds ran all 3 epochs (they ship as they are)
+    for ref, patience, ran in (("early", 1, [2, 2]), ("full", 0, [3, 3])):
+        cross_validate(load_config("p1-thoracic", [*base, f"train.early_stop_patience={patience}"]), tmp_path / ref, 2, 0.3)
+        assert [len(list(csv.DictReader(open(tmp_path / ref / f"fold{f}" / "history.csv")))) for f in range(2)] == ran
+        cont = tmp_path / f"cont-{ref}"
+        assert continue_without_selection(tmp_path / ref, cont) == [0, 1]
+        cross_validate(load_config("p1-thoracic", base), cont, 2, 0.3)  # resumes the copied folds with their saved (select_metric: last) config
+        rows, _ = oof_predictions(cont)
+        assert [r["path"] for r in rows] == [r["path"] for r in scratch]
+        assert [r["prob"] for r in rows] == pytest.approx([r["prob"] for r in scratch], abs=1e-5)
+        for f in range(2):
+            assert [r["epoch"] for r in csv.DictReader(open(cont / f"fold{f}" / "history.csv"))] == ["1", "2", "3"]
+            sel = load_checkpoint(cont / f"fold{f}" / "checkpoints" / "best.pt")["selection"]
+            assert sel["epoch"] == 3 and sel["criterion"] == "last"
+        assert continue_without_selection(tmp_path / ref, cont) == []  # done folds are left alone

@@ -38,7 +38,7 @@ from ..evaluation.bootstrap import (
 )
 from ..evaluation.metrics import roc_auc
 
-__all__ = ["cross_validate", "summarize_cv", "compare_cv", "export_oof", "fuse_views", "pooled_auc_ci", "paired_auc_difference"]
+__all__ = ["cross_validate", "continue_without_selection", "summarize_cv", "compare_cv", "export_oof", "fuse_views", "pooled_auc_ci", "paired_auc_difference"]
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +69,60 @@ def cross_validate(cfg: RunConfig, out_dir: str | Path, folds: int = 5, inner_va
 
         write_ensemble(out_dir, [out_dir / f"fold{f}" for f in range(folds)])
     return summarize_cv(out_dir)
+
+
+RUN_FILES = ("config.yaml", "meta.json", "split.csv", "folds.csv", "data_summary.json", "history.csv", "tokenizer.json")
+
+
+def continue_without_selection(ref_dir: str | Path, out_dir: str | Path) -> list[int]:
+    """Start a CV without checkpoint selection (``train.select_metric=last``) from a finished CV of the same recipe.
+
+    Selection does not change training (everything random in an epoch derives
+    from the seed and the epoch), so the reference's fold runs are the same
+    trajectories up to where each stopped early. Each fold's run files and
+    ``last.pt`` are copied to ``out_dir`` with ``select_metric: last``: a fold
+    that stopped early continues to ``train.epochs`` when :func:`cross_validate`
+    resumes it; one that ran its full length ships that final epoch as it is.
+    Equal to training the variant from scratch (tested), for the remaining epochs' cost.
+    Returns the folds prepared (a fold already in ``out_dir`` is left alone).
+    """
+    import yaml
+
+    from .checkpoint import load_checkpoint, save_checkpoint
+
+    ref_dir, out_dir = Path(ref_dir), Path(out_dir)
+    prepared = []
+    for src in _fold_dirs(ref_dir):
+        dst = out_dir / src.name
+        if dst.exists():
+            continue
+        if not (src / "checkpoints" / "last.pt").is_file():
+            raise FileNotFoundError(f"{src}: no checkpoints/last.pt to continue from")
+        cfg = yaml.safe_load((src / "config.yaml").read_text())
+        if cfg["train"].get("ema"):
+            raise ValueError(f"{src}: train.ema runs ship their weight average; continuing them without selection is not supported")
+        tmp = out_dir / f".{src.name}.tmp"  # a fold appears whole or not at all
+        (tmp / "checkpoints").mkdir(parents=True, exist_ok=True)
+        for name in RUN_FILES:
+            if (src / name).is_file():
+                (tmp / name).write_bytes((src / name).read_bytes())
+        cfg["train"]["select_metric"] = "last"
+        (tmp / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+        ck = load_checkpoint(src / "checkpoints" / "last.pt")
+        ck["state"].update(best_score=-np.inf, best_epoch=-1, bad_epochs=0)  # nothing selected yet: every epoch from here replaces best.pt
+        if ck["state"]["epoch"] >= cfg["train"]["epochs"]:  # ran its full length: the final epoch is the model
+            ref_best = load_checkpoint(src / "checkpoints" / "best.pt") if (src / "checkpoints" / "best.pt").is_file() else {}
+            row = ck["state"]["history"][-1]
+            main = next(k for k in row if k.startswith("val_") and k != "val_loss")
+            selection = {"epoch": row["epoch"], "criterion": "last", "value": row[main], "val_loss": row["val_loss"], main: row[main], "max_loss_ratio": None,
+                         "precise_bn_batches": ref_best.get("selection", {}).get("precise_bn_batches"), "weights": "as trained"}
+            ck["state"].update(best_score=float(row["epoch"]), best_epoch=row["epoch"])
+            save_checkpoint({"model": ck["model"], "epoch": row["epoch"], "score": float(row["epoch"]), "classes": ck["classes"], "selection": selection},
+                            tmp / "checkpoints" / "best.pt")
+        save_checkpoint(ck, tmp / "checkpoints" / "last.pt")
+        tmp.rename(dst)
+        prepared.append(int(src.name[4:]))
+    return prepared
 
 
 def pooled_auc_ci(y, p, patient_ids, n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> dict:
