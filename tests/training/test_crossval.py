@@ -102,7 +102,7 @@ def test_two_view_late_fusion_by_hand(tmp_path):
     assert fuse_views(ant, post, "max", n_boot=50)["fused_auc"]["value"] == pytest.approx(roc_auc(np.array(y), np.array([0.9, 0.2, 0.8, 0.3])))
 
 
-def test_paired_comparison_against_an_exported_file_without_the_data(tmp_path):
+def test_paired_comparison_against_an_exported_file_without_the_data(tmp_path, capsys):
     from scintix.training.crossval import export_oof
 
     rows_a = [("P1", "abnormal", 0.9), ("P2", "normal", 0.2), ("P3", "abnormal", 0.6), ("P4", "normal", 0.5), ("P5", "normal", 0.1)]
@@ -122,6 +122,9 @@ def test_paired_comparison_against_an_exported_file_without_the_data(tmp_path):
     other = _fake_cv(tmp_path / "other", rows_a[:4])
     with pytest.raises(ValueError, match="same images and folds"):
         compare_cv(other, kept)
+    assert main(["cv", "--export-oof", str(b), str(tmp_path / "cli.csv")]) == 0 and (tmp_path / "cli.csv").read_text() == text
+    assert main(["cv", "--compare", str(a), str(tmp_path / "cli.csv")]) == 0
+    assert f"A - B: {by_dir['pooled_auc_difference']['value']:+.4f}" in capsys.readouterr().out
 
 
 @pytest.mark.slow

@@ -22,7 +22,9 @@ def add_cv_parser(sub) -> None:
     e.add_argument("runs", nargs="+", help="evaluated run folders with the same classes and preprocessing")
     e.add_argument("--out", required=True, help="ensemble folder (ensemble.json): give it to predict, explain, serve like a run")
     p.add_argument("--fuse-views", nargs=2, metavar=("CV_VIEW_A", "CV_VIEW_B"), help="instead: patient-level late fusion of two finished CVs of the two views (e.g. ANT, POST)")
-    p.add_argument("--compare", nargs=2, metavar=("CV_A", "CV_B"), help="instead: compare two finished CV folders made on the same folds (paired); either may be an out-of-fold file kept by export_oof (fold, key, prob)")
+    p.add_argument("--compare", nargs=2, metavar=("CV_A", "CV_B"), help="instead: compare two finished CV folders made on the same folds (paired); either may be a file written by --export-oof")
+    p.add_argument("--export-oof", nargs=2, metavar=("CV", "FILE"), help="instead: keep a finished CV's out-of-fold probabilities without its data (fold, hashed image key, probability: "
+                   "no file names, patients or labels), to --compare later CVs with after the fold runs are gone")
 
 
 def cmd_cv(a: argparse.Namespace) -> int:
@@ -34,6 +36,11 @@ def cmd_cv(a: argparse.Namespace) -> int:
         print(f"pooled out-of-fold ROC-AUC: A {res['pooled_auc_a']:.4f}, B {res['pooled_auc_b']:.4f} ({res['n']} images, {res['patients']} patients)")
         print(f"A - B: {d['value']:+.4f} [{d['ci_low']:+.4f}, {d['ci_high']:+.4f}] (paired, patient-level bootstrap); "
               f"per fold {res['per_fold_difference_mean']:+.4f} +- {res['per_fold_difference_sd']:.4f}")
+        return 0
+    if a.export_oof:
+        from ..training.crossval import export_oof
+
+        print(f"out-of-fold probabilities of {a.export_oof[0]} (no file names, patients or labels): {export_oof(*a.export_oof)}")
         return 0
     if a.fuse_views:
         from ..training.crossval import fuse_views
