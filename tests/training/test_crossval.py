@@ -146,8 +146,11 @@ def test_continuing_a_cv_without_selection_equals_training_it_from_scratch(tiny_
         cross_validate(load_config("p1-thoracic", [*base, f"train.early_stop_patience={patience}"]), tmp_path / ref, 2, 0.3)
         assert [len(list(csv.DictReader(open(tmp_path / ref / f"fold{f}" / "history.csv")))) for f in range(2)] == ran
         cont = tmp_path / f"cont-{ref}"
-        assert continue_without_selection(tmp_path / ref, cont) == [0, 1]
-        cross_validate(load_config("p1-thoracic", base), cont, 2, 0.3)  # resumes the copied folds with their saved (select_metric: last) config
+        if ref == "early":  # the CLI: copies the folds, then resumes them with their saved (select_metric: last) config
+            assert main(["cv", "--recipe", "p1-thoracic", "--out", str(cont), "--continue-from", str(tmp_path / ref), "--folds", "2", "--inner-val", "0.3"]) == 0
+        else:
+            assert continue_without_selection(tmp_path / ref, cont) == [0, 1]
+            cross_validate(load_config("p1-thoracic", base), cont, 2, 0.3)
         rows, _ = oof_predictions(cont)
         assert [r["path"] for r in rows] == [r["path"] for r in scratch]
         assert [r["prob"] for r in rows] == pytest.approx([r["prob"] for r in scratch], abs=1e-5)

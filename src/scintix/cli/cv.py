@@ -23,6 +23,8 @@ def add_cv_parser(sub) -> None:
     e.add_argument("--out", required=True, help="ensemble folder (ensemble.json): give it to predict, explain, serve like a run")
     p.add_argument("--fuse-views", nargs=2, metavar=("CV_VIEW_A", "CV_VIEW_B"), help="instead: patient-level late fusion of two finished CVs of the two views (e.g. ANT, POST)")
     p.add_argument("--compare", nargs=2, metavar=("CV_A", "CV_B"), help="instead: compare two finished CV folders made on the same folds (paired); either may be a file written by --export-oof")
+    p.add_argument("--continue-from", metavar="CV", help="start --out from a finished CV of the same recipe without checkpoint selection (train.select_metric=last): "
+                   "each fold continues CV's training where it stopped early, to train.epochs, and ships its final epoch (the same as training it from scratch)")
     p.add_argument("--export-oof", nargs=2, metavar=("CV", "FILE"), help="instead: keep a finished CV's out-of-fold probabilities without its data (fold, hashed image key, probability: "
                    "no file names, patients or labels), to --compare later CVs with after the fold runs are gone")
 
@@ -63,6 +65,11 @@ def cmd_cv(a: argparse.Namespace) -> int:
     from ..config import load_config
 
     overrides = list(a.overrides) + ([f"data.source={json.dumps(str(Path(a.data).resolve()))}"] if a.data else []) + ([f"train.epochs={a.epochs}"] if a.epochs else [])
+    if a.continue_from:
+        from ..training.crossval import continue_without_selection
+
+        done = continue_without_selection(a.continue_from, a.out)
+        print(f"folds {done or 'none (already there)'} of {a.continue_from} continue in {a.out} without checkpoint selection (their saved config; --recipe and -o do not apply to them)")
     summary = cross_validate(load_config(a.recipe, overrides), a.out, a.folds, a.inner_val)
     print(format_summary(summary))
     print(f"cv folder: {a.out} (cv_summary.json, oof_predictions.csv)")
