@@ -51,7 +51,7 @@ def p1_cv() -> list[str]:
         return []
     d = json.loads(path.read_text())
     out = ["### P1 recipes by 5-fold cross-validation over all BS-80K patients (`benchmarks/p1_cv.py`)", "",
-           f"Device: {d.get('device')}. `scintix cv` protocol: patient-grouped, label-stratified folds; each fold's run is tested on its fold only and selects "
+           f"Device: {d.get('device')}, bf16 autocast unless a row names another. `scintix cv` protocol: patient-grouped, label-stratified folds; each fold's run is tested on its fold only and selects "
            "its checkpoint, threshold and temperature on a grouped 15 % of the other folds' patients. Pooled: all out-of-fold probabilities "
            "together (patient-level bootstrap CI); sensitivity/specificity at each fold's own validation threshold. Target (issue 14): pooled >= 0.985, fold sd <= 0.01. "
            "`baseline` is the recipe as it was until 2026-12-01 (balanced batches); `loss_weighted` beat it and is the recipe now.", "",
@@ -62,10 +62,19 @@ def p1_cv() -> list[str]:
             continue
         against = next((k[len("minus_"):] for k in s if k.startswith("minus_")), None)
         diff = s[f"minus_{against}"]["pooled_auc_difference"] if against else None
+        ref = d["variants"].get(against, {}) if against else {}
+        if against and "earlier_run_bf16" in ref and abs(s[f"minus_{against}"]["pooled_auc_b"] - ref["pooled_oof_auc"]["value"]) > 1e-9:
+            against += " (its bf16 run)"  # paired before the reference was rerun
         out.append(f"| {name} | {s['n']} ({s['positives']}) | " + ", ".join(f"{f['roc_auc']:.3f}" for f in s["per_fold"])
                    + f"; {s['fold_auc_mean']:.3f} ± {s['fold_auc_sd']:.3f} | {ci(s['pooled_oof_auc'])} | {ci(s['pooled_sensitivity_at_fold_thresholds'])} | "
                    f"{ci(s['pooled_specificity_at_fold_thresholds'])} | {f'{ci(diff)} vs {against}' if diff else ''} | {s['wall_seconds_this_call'] / 60:.0f} min"
                    f"{f' ({dev})' if (dev := s.get('device', d.get('device'))) != d.get('device') else ''} |")
+    for name, s in d["variants"].items():  # a variant rerun on another machine: what its earlier run gave (numerics alone move fold AUCs)
+        if (e := s.get("earlier_run_bf16")):
+            out += ["", f"`{name}` above is a rerun in fp32 (this CPU had no bf16); the same recipe, folds and seed earlier, with bf16 autocast: folds "
+                    + ", ".join(f"{f['roc_auc']:.3f}" for f in e["per_fold"]) + f"; {e['fold_auc_mean']:.3f} ± {e['fold_auc_sd']:.3f}, pooled {ci(e['pooled_oof_auc'])} "
+                    f"(per fold, fp32 - bf16: " + ", ".join(f"{a['roc_auc'] - b['roc_auc']:+.3f}" for a, b in zip(s["per_fold"], e["per_fold"]))
+                    + "). The pairings marked \"its bf16 run\" were made with that run."]
     fv = d.get("fused_views")
     if fv:
         out += ["", f"Patient level, both views (issue 14, item 3): per patient, the mean of `{fv['ant']}` (anterior) and `{fv['post']}` (posterior) out-of-fold "
