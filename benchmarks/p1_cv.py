@@ -98,6 +98,9 @@ def main() -> None:
     oof_dir = RESULTS / "p1_cv_oof"
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"cpu ({torch.get_num_threads()} threads)"
 
+    def finished(name: str | None) -> bool:  # that variant's fold runs are still here, summarised
+        return name is not None and (WORK / f"p1-cv-{name}" / "cv_summary.json").is_file()
+
     def save(key: str, value: dict) -> None:  # re-read first: another process may have written other variants meanwhile
         old = json.loads(previous.read_text()) if previous.is_file() else {}
         payload = {"device": device, "variants": old.get("variants", {}), **({"fused_views": old["fused_views"]} if "fused_views" in old else {})}
@@ -113,14 +116,13 @@ def main() -> None:
     for name in names:
         overrides = [f"data.source={data}", "train.progress=false", "train.tensorboard=false", *VARIANTS[name], *([f"train.epochs={a.epochs}"] if a.epochs else [])]
         start = time.perf_counter()
-        ref = WORK / f"p1-cv-{CONTINUES.get(name, '')}"
-        continued = continue_without_selection(ref, WORK / f"p1-cv-{name}") if name in CONTINUES and (ref / "cv_summary.json").is_file() else []
+        continued = continue_without_selection(WORK / f"p1-cv-{CONTINUES[name]}", WORK / f"p1-cv-{name}") if finished(CONTINUES.get(name)) else []
         summary = cross_validate(load_config("p1-thoracic", overrides), WORK / f"p1-cv-{name}", a.folds, 0.15)
         s = {"overrides": overrides, "folds": a.folds, "device": device, "wall_seconds_this_call": round(time.perf_counter() - start, 1), **summary}
         if continued:
             s["continued_from"] = f"{CONTINUES[name]}'s fold runs {continued}, each from where it stopped (wall time: the remaining epochs and evaluation only)"
         export_oof(WORK / f"p1-cv-{name}", oof_dir / f"{name}.csv")
-        reference = WORK / f"p1-cv-{a.against}" if (WORK / f"p1-cv-{a.against}" / "cv_summary.json").is_file() else oof_dir / f"{a.against}.csv"
+        reference = WORK / f"p1-cv-{a.against}" if finished(a.against) else oof_dir / f"{a.against}.csv"
         if name != a.against and reference.exists():
             s[f"minus_{a.against}"] = compare_cv(WORK / f"p1-cv-{name}", reference)
         save(name, s)

@@ -109,8 +109,8 @@ def continue_without_selection(ref_dir: str | Path, out_dir: str | Path) -> list
         cfg["train"]["select_metric"] = "last"
         (tmp / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
         ck = load_checkpoint(src / "checkpoints" / "last.pt")
-        ck["state"].update(best_score=-np.inf, best_epoch=-1, bad_epochs=0)  # nothing selected yet: every epoch from here replaces best.pt
-        if ck["state"]["epoch"] >= cfg["train"]["epochs"]:  # ran its full length: the final epoch is the model
+        ck["state"].update(best_score=-np.inf, best_epoch=-1, bad_epochs=0)  # stopped early: nothing selected yet, every epoch from here replaces best.pt
+        if ck["state"]["epoch"] >= cfg["train"]["epochs"]:  # ran its full length: the final epoch is the model, selected here
             ref_best = load_checkpoint(src / "checkpoints" / "best.pt") if (src / "checkpoints" / "best.pt").is_file() else {}
             row = ck["state"]["history"][-1]
             main = next(k for k in row if k.startswith("val_") and k != "val_loss")
