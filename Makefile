@@ -21,6 +21,6 @@ install: $(STAMP)
 run: $(STAMP)
 	$(VENV)/bin/scintix run --report $(if $(DATA),--data $(DATA)) $(if $(OUT),--out $(OUT)) $(ARGS)
 
-## The test suite (fast, CPU; real-data tests skip when ../shared/data is absent).
+## The test suite (fast, CPU; real-data tests skip when ../shared/data is absent), one pytest-xdist worker per core.
 test: $(STAMP)
-	$(PY) -m pytest
+	$(PY) -m pytest -n auto

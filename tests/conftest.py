@@ -14,6 +14,13 @@ SHARED = Path(os.environ.get("SCINTIX_SHARED_DATA", Path(__file__).resolve().par
 
 def pytest_configure(config):
     os.environ.setdefault("SCINTIX_NO_REEXEC", "1")
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1:  # `make test` runs one worker per core (pytest-xdist): one thread each, or they fight for the cores
+        import torch
+
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        os.environ.setdefault("OMP_NUM_THREADS", str(threads))  # for the processes tests start
+        torch.set_num_threads(threads)
 
 
 @pytest.fixture

@@ -121,13 +121,18 @@ def create_model(
 
 @functools.lru_cache(maxsize=None)
 def min_input_size(name: str, small_input: bool = False) -> int:
-    """The smallest side (px) the model accepts, found by running it on the meta device (no memory, no weights)."""
+    """The smallest side (px) the model accepts (at most 512: 512 also means "none up to 512").
 
+    Built on the meta device, then given uninitialised CPU memory: no initialisation cost, and the values do not matter,
+    only whether the shapes go through. Real small forwards are ~10x cheaper than meta ones (Python shape functions per
+    op), and trying sides upwards (1, 2, 4, ...) then bisecting never runs an image larger than twice the answer.
+    """
     with torch.device("meta"):
         model = create_model(name, in_channels=1, num_classes=2, small_input=small_input or None).eval()
+    model.to_empty(device="cpu")
 
     def runs(side: int) -> bool:
-        with torch.device("meta"), torch.no_grad():
+        with torch.no_grad():
             x = torch.zeros(1, 1, side, side)
             try:
                 model(x, **example_inputs(model, x))
@@ -135,9 +140,12 @@ def min_input_size(name: str, small_input: bool = False) -> int:
                 return False
         return True
 
-    lo, hi = 1, 512
-    if not runs(hi):
-        return hi
+    hi = 1
+    while not runs(hi):
+        if hi >= 512:
+            return 512
+        hi = min(2 * hi, 512)
+    lo = hi // 2 + 1 if hi > 1 else 1  # hi // 2 did not run
     while lo < hi:  # smallest side that runs; a deeper net only fails on smaller inputs
         mid = (lo + hi) // 2
         lo, hi = (lo, mid) if runs(mid) else (mid + 1, hi)
