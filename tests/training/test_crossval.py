@@ -76,6 +76,31 @@ def test_pooled_and_paired_auc_cis():
     assert zero["value"] == zero["ci_low"] == zero["ci_high"] == 0
 
 
+def test_auc_difference_over_training_seeds():
+    from scintix.evaluation.bootstrap import auc_difference_over_runs
+    from scintix.evaluation.metrics import roc_auc
+
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1], 200)
+    pids = [f"P{i // 2}" for i in range(400)]
+    base, other = y + rng.normal(0, 0.6, 400), y + rng.normal(0, 0.8, 400)
+    one = auc_difference_over_runs(y, [base], [other], pids, n_boot=300)
+    ref = paired_auc_difference(y, base, other, pids, n_boot=300)
+    assert {k: one[k] for k in ref} == pytest.approx(ref)  # one run per recipe: the patient bootstrap, same draws
+    copies = auc_difference_over_runs(y, [base, base, base], [other, other], pids, n_boot=300)
+    assert (copies["ci_low"], copies["ci_high"]) == pytest.approx((ref["ci_low"], ref["ci_high"]))  # seeds that agree add nothing
+    assert copies["runs_sd_a"] == 0 and copies["runs_sd_b"] == 0
+    # seeds that disagree (one recipe's AUC ~0.97, ~0.85, ~0.72 by seed): the mean by hand, and a much wider interval
+    seeds = [y + rng.normal(0, s, 400) for s in (0.3, 0.6, 1.0)]
+    noisy = auc_difference_over_runs(y, seeds, [other], pids, n_boot=300)
+    aucs = [roc_auc(y, p) for p in seeds]
+    assert noisy["value"] == pytest.approx(np.mean(aucs) - roc_auc(y, other)) and noisy["runs_auc_a"] == pytest.approx(aucs)
+    assert noisy["runs_sd_a"] == pytest.approx(np.std(aucs, ddof=1)) and noisy["runs_sd_b"] is None
+    patients_only = paired_auc_difference(y, seeds[1], other, pids, n_boot=300)
+    assert noisy["ci_high"] - noisy["ci_low"] > 1.5 * (patients_only["ci_high"] - patients_only["ci_low"])
+    assert noisy["ci_low"] < noisy["value"] < noisy["ci_high"]
+
+
 def _fake_cv(root, rows):
     d = root / "fold0" / "eval" / "test"
     d.mkdir(parents=True)
@@ -125,6 +150,21 @@ def test_paired_comparison_against_an_exported_file_without_the_data(tmp_path, c
     assert main(["cv", "--export-oof", str(b), str(tmp_path / "cli.csv")]) == 0 and (tmp_path / "cli.csv").read_text() == text
     assert main(["cv", "--compare", str(a), str(tmp_path / "cli.csv")]) == 0
     assert f"A - B: {by_dir['pooled_auc_difference']['value']:+.4f}" in capsys.readouterr().out
+    # a recipe's several training seeds on either side (folders or kept files, one per seed)
+    b2 = _fake_cv(tmp_path / "machine3", [("P1", "abnormal", 0.7), ("P2", "normal", 0.3), ("P3", "abnormal", 0.8), ("P4", "normal", 0.2), ("P5", "normal", 0.25)])
+    seeds = compare_cv(a, [b, kept, b2], n_boot=100)
+    assert seeds["runs_a"] == 1 and seeds["runs_b"] == 3
+    assert seeds["pooled_auc_b"] == pytest.approx((5 / 6 + 5 / 6 + 1.0) / 3)  # b2 ranks every abnormal first
+    assert seeds["pooled_auc_difference"]["value"] == pytest.approx(1.0 - seeds["pooled_auc_b"])
+    assert seeds["pooled_auc_difference"]["runs_auc_b"] == pytest.approx([5 / 6, 5 / 6, 1.0])
+    twice = compare_cv([a, a], b, n_boot=100)  # identical seeds: the one-seed comparison
+    assert twice["pooled_auc_difference"]["value"] == by_dir["pooled_auc_difference"]["value"]
+    assert twice["pooled_auc_difference"]["ci_low"] == by_dir["pooled_auc_difference"]["ci_low"]
+    with pytest.raises(ValueError, match="same images and folds"):
+        compare_cv(a, [b, other])
+    assert main(["cv", "--compare", str(a), f"{b},{tmp_path / 'cli.csv'},{b2}"]) == 0
+    out = capsys.readouterr().out
+    assert "mean over seeds" in out and "0.8333, 0.8333, 1.0000" in out and "1 / 3 seeds" in out
 
 
 @pytest.mark.slow

@@ -22,7 +22,8 @@ def add_cv_parser(sub) -> None:
     e.add_argument("runs", nargs="+", help="evaluated run folders with the same classes and preprocessing")
     e.add_argument("--out", required=True, help="ensemble folder (ensemble.json): give it to predict, explain, serve like a run")
     p.add_argument("--fuse-views", nargs=2, metavar=("CV_VIEW_A", "CV_VIEW_B"), help="instead: patient-level late fusion of two finished CVs of the two views (e.g. ANT, POST)")
-    p.add_argument("--compare", nargs=2, metavar=("CV_A", "CV_B"), help="instead: compare two finished CV folders made on the same folds (paired); either may be a file written by --export-oof")
+    p.add_argument("--compare", nargs=2, metavar=("CV_A", "CV_B"), help="instead: compare two finished CV folders made on the same folds (paired); either may be a file written by --export-oof, "
+                   "or a comma-separated list of them, one per training seed of that recipe (-o train.seed=S keeps the folds): the CI then holds training noise too")
     p.add_argument("--continue-from", metavar="CV", help="start --out from a finished CV of the same recipe without checkpoint selection (train.select_metric=last): "
                    "each fold continues CV's training where it stopped early, to train.epochs, and ships its final epoch (the same as training it from scratch)")
     p.add_argument("--export-oof", nargs=2, metavar=("CV", "FILE"), help="instead: keep a finished CV's out-of-fold probabilities without its data (fold, hashed image key, probability: "
@@ -33,10 +34,17 @@ def cmd_cv(a: argparse.Namespace) -> int:
     from ..training.crossval import compare_cv, cross_validate, format_summary
 
     if a.compare:
-        res = compare_cv(*a.compare)
+        res = compare_cv(*[side.split(",") if "," in side else side for side in a.compare])
         d = res["pooled_auc_difference"]
-        print(f"pooled out-of-fold ROC-AUC: A {res['pooled_auc_a']:.4f}, B {res['pooled_auc_b']:.4f} ({res['n']} images, {res['patients']} patients)")
-        print(f"A - B: {d['value']:+.4f} [{d['ci_low']:+.4f}, {d['ci_high']:+.4f}] (paired, patient-level bootstrap); "
+        if "runs_a" in res:  # several training seeds per recipe
+            runs_a, runs_b = (", ".join(f"{v:.4f}" for v in d[k]) for k in ("runs_auc_a", "runs_auc_b"))
+            print(f"pooled out-of-fold ROC-AUC, mean over seeds: A {res['pooled_auc_a']:.4f} ({runs_a}), B {res['pooled_auc_b']:.4f} ({runs_b}) "
+                  f"({res['n']} images, {res['patients']} patients)")
+            how = f"paired by image; the CI resamples patients and each recipe's {res['runs_a']} / {res['runs_b']} seeds"
+        else:
+            print(f"pooled out-of-fold ROC-AUC: A {res['pooled_auc_a']:.4f}, B {res['pooled_auc_b']:.4f} ({res['n']} images, {res['patients']} patients)")
+            how = "paired, patient-level bootstrap; one training seed each: training noise is not in the CI"
+        print(f"A - B: {d['value']:+.4f} [{d['ci_low']:+.4f}, {d['ci_high']:+.4f}] ({how}); "
               f"per fold {res['per_fold_difference_mean']:+.4f} +- {res['per_fold_difference_sd']:.4f}")
         return 0
     if a.export_oof:

@@ -9,7 +9,8 @@ patients steers their own run, so the pooled out-of-fold predictions give an
 honest estimate over all patients: per-fold AUC (mean and sd), the pooled
 out-of-fold AUC with a patient-level CI, and sensitivity/specificity at each
 fold's own validation threshold. Two CV folders made with the same folds
-compare paired (:func:`compare_cv`). Fold runs are ordinary run folders
+compare paired (:func:`compare_cv`), also as several training seeds per
+recipe, whose spread then enters the CI. Fold runs are ordinary run folders
 (``fold0/`` ...): an interrupted CV resumes where it stopped.
 
 A CV's out-of-fold probabilities can be kept without its data
@@ -32,6 +33,7 @@ import numpy as np
 
 from ..config import RunConfig
 from ..evaluation.bootstrap import (
+    auc_difference_over_runs,
     bootstrap_ci,
     bootstrap_ratio_ci,
     paired_auc_difference,
@@ -238,32 +240,49 @@ def _oof_by_key(source: Path) -> tuple[dict[str, dict], str, bool]:
     return rows, prob[0][5:], False
 
 
-def compare_cv(a_dir: str | Path, b_dir: str | Path, n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> dict:
+def compare_cv(a_dir, b_dir, n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> dict:
     """Recipe A vs recipe B on the same folds: pooled out-of-fold AUC difference (paired by image, CI by patient) and per-fold differences.
 
-    Either side may be an :func:`export_oof` file instead of a CV folder; the
-    other must then be a folder (targets and patients come from it).
+    Either side may be an :func:`export_oof` file instead of a CV folder; at
+    least one source must be a folder (targets and patients come from it).
+    Either side may also be a list of sources, one per training seed of that
+    recipe (``scintix cv ... -o train.seed=S`` keeps the folds, which follow
+    ``data.split.seed``): the difference is then between the recipes' mean
+    pooled AUCs, and its CI resamples the seeds as well as the patients
+    (:func:`~scintix.evaluation.bootstrap.auc_difference_over_runs`), so
+    training noise is inside it. Per-fold differences are of seed-mean AUCs.
     """
-    fa, pos_a, full_a = _oof_by_key(Path(a_dir))
-    fb, pos_b, full_b = _oof_by_key(Path(b_dir))
-    if not (full_a or full_b):
+    sides = [[Path(x) for x in ([a] if isinstance(a, (str, Path)) else a)] for a in (a_dir, b_dir)]
+    loaded = [[_oof_by_key(x) for x in side] for side in sides]
+    if not any(full for side in loaded for _, _, full in side):
         raise ValueError(f"{a_dir}, {b_dir}: at least one side must be a CV folder (the exported files hold no labels)")
-    if pos_a != pos_b:
-        raise ValueError(f"{a_dir} and {b_dir} name different positive classes ({pos_a!r}, {pos_b!r})")
-    if set(fa) != set(fb) or any(fa[k]["fold"] != fb[k]["fold"] for k in fa):
-        raise ValueError(f"{a_dir} and {b_dir} were not cross-validated on the same images and folds: a paired comparison needs both")
-    full = fa if full_a else fb
-    keys = sorted(fa)
-    y = np.array([full[k]["target"] == pos_a for k in keys], float)
-    pa, pb = np.array([fa[k]["prob"] for k in keys]), np.array([fb[k]["prob"] for k in keys])
-    pids = [full[k]["patient_id"] for k in keys]
-    folds = np.array([fa[k]["fold"] for k in keys])
-    per_fold = [roc_auc(y[folds == f], pa[folds == f]) - roc_auc(y[folds == f], pb[folds == f]) for f in sorted(set(folds))]
-    return {"a": str(a_dir), "b": str(b_dir), "n": len(keys), "patients": len(set(pids)),
-            "pooled_auc_a": roc_auc(y, pa), "pooled_auc_b": roc_auc(y, pb),
-            "pooled_auc_difference": paired_auc_difference(y, pa, pb, pids, n_boot, level, seed),
-            "per_fold_difference": per_fold, "per_fold_difference_mean": float(np.mean(per_fold)),
-            "per_fold_difference_sd": float(np.std(per_fold, ddof=1)) if len(per_fold) > 1 else 0.0}
+    (ref, pos, _), ref_src = next(((t, x) for side, srcs in zip(loaded, sides) for t, x in zip(side, srcs) if t[2]))
+    for side, srcs in zip(loaded, sides):
+        for (rows, p, _), x in zip(side, srcs):
+            if p != pos:
+                raise ValueError(f"{x} and {ref_src} name different positive classes ({p!r}, {pos!r})")
+            if set(rows) != set(ref) or any(rows[k]["fold"] != ref[k]["fold"] for k in ref):
+                raise ValueError(f"{x} and {ref_src} were not cross-validated on the same images and folds: a paired comparison needs both")
+    keys = sorted(ref)
+    y = np.array([ref[k]["target"] == pos for k in keys], float)
+    pids = [ref[k]["patient_id"] for k in keys]
+    folds = np.array([ref[k]["fold"] for k in keys])
+    runs = [[np.array([rows[k]["prob"] for k in keys]) for rows, _, _ in side] for side in loaded]
+
+    def fold_auc(side, f):  # a recipe's AUC on fold f, averaged over its runs
+        return float(np.mean([roc_auc(y[folds == f], p[folds == f]) for p in side]))
+
+    per_fold = [fold_auc(runs[0], f) - fold_auc(runs[1], f) for f in sorted(set(folds))]
+    out = {"a": str(a_dir), "b": str(b_dir), "n": len(keys), "patients": len(set(pids)),
+           "pooled_auc_a": float(np.mean([roc_auc(y, p) for p in runs[0]])), "pooled_auc_b": float(np.mean([roc_auc(y, p) for p in runs[1]])),
+           "per_fold_difference": per_fold, "per_fold_difference_mean": float(np.mean(per_fold)),
+           "per_fold_difference_sd": float(np.std(per_fold, ddof=1)) if len(per_fold) > 1 else 0.0}
+    if len(runs[0]) == len(runs[1]) == 1:
+        out["pooled_auc_difference"] = paired_auc_difference(y, runs[0][0], runs[1][0], pids, n_boot, level, seed)
+    else:
+        out["pooled_auc_difference"] = auc_difference_over_runs(y, runs[0], runs[1], pids, n_boot, level, seed)
+        out["runs_a"], out["runs_b"] = len(runs[0]), len(runs[1])
+    return out
 
 
 def fuse_views(a_dir: str | Path, b_dir: str | Path, how: str = "mean", n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> dict:
