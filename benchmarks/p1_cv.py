@@ -1,6 +1,6 @@
 """P1 recipes compared by 5-fold patient-grouped cross-validation over all of BS-80K (anterior crops).
 
-    python benchmarks/p1_cv.py [--only NAME ...] [--p1-table] [--folds 5] [--epochs N] [--against NAME] [--fuse ANT POST]
+    python benchmarks/p1_cv.py [--only NAME ...] [--p1-table] [--folds 5] [--epochs N] [--against NAME] [--train-seeds 0 1 2] [--fuse ANT POST]
 
 Each variant is ``p1-thoracic`` plus overrides (below), cross-validated with
 ``scintix cv``'s protocol (fold = out-of-fold test; checkpoint, threshold and
@@ -17,6 +17,11 @@ so a later session can pair a new variant with it without rerunning it. A
 pairing across machines is still paired, but carries their numeric
 differences too (bf16 autocast on one CPU, fp32 on another): see each
 variant's ``device``.
+
+--train-seeds 0 1 2: each variant also at train.seed 1 and 2 on the same folds (NAME-seed1, ...): one CV
+is one draw of the training (the same recipe's pooled AUC moved by 0.008 with fp32 vs bf16 arithmetic
+alone), so a variant's difference from --against is then also given over seeds
+(``minus_AGAINST_over_seeds``: mean pooled AUCs, CI resampling patients and seeds).
 
 --p1-table (issue 14, item 4): P1's comparison, VGG-16 / ResNet-18 / DenseNet-121 x normalised / raw x
 without / with P1's offline augmented dataset, in P1's metrics (accuracy, precision, recall, specificity, F1,
@@ -81,6 +86,9 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=None)
     ap.add_argument("--fuse", nargs=2, metavar=("ANT", "POST"), choices=sorted(VARIANTS), help="fuse these two variants' views per patient (their fold runs must be in benchmarks/work)")
     ap.add_argument("--against", choices=sorted(VARIANTS), default="baseline", help="the variant paired differences are taken from")
+    ap.add_argument("--train-seeds", type=int, nargs="+", default=[0], metavar="S",
+                    help="train each variant with these train.seed values on the same folds (0: the runs and files without a suffix, NAME-seedS for the others); "
+                         "with several, also the difference from --against over seeds (a CI over patients and seeds)")
     a = ap.parse_args()
     import torch
 
@@ -113,21 +121,41 @@ def main() -> None:
     names = (a.only or []) + (list(P1_TABLE) if a.p1_table else [])
     if not names and not a.fuse:  # --fuse alone: fuse finished variants, train nothing
         names = [v for v in VARIANTS if v not in P1_TABLE]
+    def key(name: str, seed: int) -> str:  # a variant at one training seed: its fold runs, out-of-fold file and JSON entry
+        return name if seed == 0 else f"{name}-seed{seed}"
+
+    def source(name: str, seed: int):  # its fold runs if still here, else its kept out-of-fold file, else None
+        k = key(name, seed)
+        return WORK / f"p1-cv-{k}" if finished(k) else oof_dir / f"{k}.csv" if (oof_dir / f"{k}.csv").is_file() else None
+
     for name in names:
-        overrides = [f"data.source={data}", "train.progress=false", "train.tensorboard=false", *VARIANTS[name], *([f"train.epochs={a.epochs}"] if a.epochs else [])]
-        start = time.perf_counter()
-        continued = continue_without_selection(WORK / f"p1-cv-{CONTINUES[name]}", WORK / f"p1-cv-{name}") if finished(CONTINUES.get(name)) else []
-        summary = cross_validate(load_config("p1-thoracic", overrides), WORK / f"p1-cv-{name}", a.folds, 0.15)
-        s = {"overrides": overrides, "folds": a.folds, "device": device, "wall_seconds_this_call": round(time.perf_counter() - start, 1), **summary}
-        if continued:
-            s["continued_from"] = f"{CONTINUES[name]}'s fold runs {continued}, each from where it stopped (wall time: the remaining epochs and evaluation only)"
-        export_oof(WORK / f"p1-cv-{name}", oof_dir / f"{name}.csv")
-        reference = WORK / f"p1-cv-{a.against}" if finished(a.against) else oof_dir / f"{a.against}.csv"
-        if name != a.against and reference.exists():
-            s[f"minus_{a.against}"] = compare_cv(WORK / f"p1-cv-{name}", reference)
-        save(name, s)
-        print(name, "pooled OOF AUC", round(s["pooled_oof_auc"]["value"], 4), [round(s["pooled_oof_auc"]["ci_low"], 4), round(s["pooled_oof_auc"]["ci_high"], 4)],
-              "folds", round(s["fold_auc_mean"], 4), "+-", round(s["fold_auc_sd"], 4), flush=True)
+        for seed in a.train_seeds:
+            k = key(name, seed)
+            overrides = [f"data.source={data}", "train.progress=false", "train.tensorboard=false", *VARIANTS[name], *([f"train.epochs={a.epochs}"] if a.epochs else []),
+                         *([f"train.seed={seed}"] if seed else [])]
+            start = time.perf_counter()
+            ref = key(CONTINUES[name], seed) if name in CONTINUES else None
+            continued = continue_without_selection(WORK / f"p1-cv-{ref}", WORK / f"p1-cv-{k}") if finished(ref) else []
+            summary = cross_validate(load_config("p1-thoracic", overrides), WORK / f"p1-cv-{k}", a.folds, 0.15)
+            s = {"overrides": overrides, "folds": a.folds, "device": device, "wall_seconds_this_call": round(time.perf_counter() - start, 1), **summary}
+            if continued:
+                s["continued_from"] = f"{ref}'s fold runs {continued}, each from where it stopped (wall time: the remaining epochs and evaluation only)"
+            export_oof(WORK / f"p1-cv-{k}", oof_dir / f"{k}.csv")
+            reference = source(a.against, seed)
+            if name != a.against and reference is not None:
+                s[f"minus_{a.against}"] = compare_cv(WORK / f"p1-cv-{k}", reference)
+            save(k, s)
+            print(k, "pooled OOF AUC", round(s["pooled_oof_auc"]["value"], 4), [round(s["pooled_oof_auc"]["ci_low"], 4), round(s["pooled_oof_auc"]["ci_high"], 4)],
+                  "folds", round(s["fold_auc_mean"], 4), "+-", round(s["fold_auc_sd"], 4), flush=True)
+        mine = [x for x in (source(name, seed) for seed in a.train_seeds) if x is not None]
+        theirs = [x for x in (source(a.against, seed) for seed in a.train_seeds) if x is not None]
+        if len(mine) > 1 and name != a.against and theirs:  # the comparison that holds training noise (scintix cv --compare A1,A2,... B1,B2,...)
+            first = key(name, a.train_seeds[0])  # the comparison over seeds is kept with the variant's first seed
+            s = json.loads(previous.read_text())["variants"][first]
+            s[f"minus_{a.against}_over_seeds"] = {"seeds": a.train_seeds, **compare_cv(mine, theirs)}
+            save(first, s)
+            d = s[f"minus_{a.against}_over_seeds"]["pooled_auc_difference"]
+            print(name, f"- {a.against} over seeds", round(d["value"], 4), [round(d["ci_low"], 4), round(d["ci_high"], 4)], "per seed", d["runs_auc_a"], "vs", d["runs_auc_b"], flush=True)
     if a.fuse:
         ant, post = a.fuse
         fused = {"ant": ant, "post": post, **fuse_views(WORK / f"p1-cv-{ant}", WORK / f"p1-cv-{post}")}

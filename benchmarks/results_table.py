@@ -60,7 +60,7 @@ def p1_cv() -> list[str]:
     for name, s in d["variants"].items():
         if name.startswith("p1_"):  # P1's own arms: their own table below
             continue
-        against = next((k[len("minus_"):] for k in s if k.startswith("minus_")), None)
+        against = next((k[len("minus_"):] for k in s if k.startswith("minus_") and not k.endswith("_over_seeds")), None)
         diff = s[f"minus_{against}"]["pooled_auc_difference"] if against else None
         ref = d["variants"].get(against, {}) if against else {}
         if against and "earlier_run_bf16" in ref and abs(s[f"minus_{against}"]["pooled_auc_b"] - ref["pooled_oof_auc"]["value"]) > 1e-9:
@@ -75,6 +75,13 @@ def p1_cv() -> list[str]:
                     + ", ".join(f"{f['roc_auc']:.3f}" for f in e["per_fold"]) + f"; {e['fold_auc_mean']:.3f} ± {e['fold_auc_sd']:.3f}, pooled {ci(e['pooled_oof_auc'])} "
                     f"(per fold, fp32 - bf16: " + ", ".join(f"{a['roc_auc'] - b['roc_auc']:+.3f}" for a, b in zip(s["per_fold"], e["per_fold"]))
                     + "). The pairings marked \"its bf16 run\" were made with that run."]
+    for name, s in d["variants"].items():  # comparisons over several training seeds (--train-seeds): training noise inside the CI
+        for k, c in s.items():
+            if k.startswith("minus_") and k.endswith("_over_seeds"):
+                dd = c["pooled_auc_difference"]
+                out += ["", f"Over training seeds {c['seeds']} (same folds), `{name}` minus `{k[len('minus_'):-len('_over_seeds')]}`: mean pooled AUC "
+                        f"{c['pooled_auc_a']:.3f} (per seed " + ", ".join(f"{v:.3f}" for v in dd["runs_auc_a"]) + f") vs {c['pooled_auc_b']:.3f} (per seed "
+                        + ", ".join(f"{v:.3f}" for v in dd["runs_auc_b"]) + f"), difference {ci(dd)} (CI resampling patients and each side's seeds)."]
     fv = d.get("fused_views")
     if fv:
         out += ["", f"Patient level, both views (issue 14, item 3): per patient, the mean of `{fv['ant']}` (anterior) and `{fv['post']}` (posterior) out-of-fold "

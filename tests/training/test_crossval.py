@@ -153,7 +153,7 @@ def test_paired_comparison_against_an_exported_file_without_the_data(tmp_path, c
     # a recipe's several training seeds on either side (folders or kept files, one per seed)
     b2 = _fake_cv(tmp_path / "machine3", [("P1", "abnormal", 0.7), ("P2", "normal", 0.3), ("P3", "abnormal", 0.8), ("P4", "normal", 0.2), ("P5", "normal", 0.25)])
     seeds = compare_cv(a, [b, kept, b2], n_boot=100)
-    assert seeds["runs_a"] == 1 and seeds["runs_b"] == 3
+    assert seeds["runs_a"] == 1 and seeds["runs_b"] == 3 and seeds["a"] == str(a) and seeds["b"] == [str(b), str(kept), str(b2)]
     assert seeds["pooled_auc_b"] == pytest.approx((5 / 6 + 5 / 6 + 1.0) / 3)  # b2 ranks every abnormal first
     assert seeds["pooled_auc_difference"]["value"] == pytest.approx(1.0 - seeds["pooled_auc_b"])
     assert seeds["pooled_auc_difference"]["runs_auc_b"] == pytest.approx([5 / 6, 5 / 6, 1.0])

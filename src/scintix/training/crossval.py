@@ -273,7 +273,8 @@ def compare_cv(a_dir, b_dir, n_boot: int = 1000, level: float = 0.95, seed: int 
         return float(np.mean([roc_auc(y[folds == f], p[folds == f]) for p in side]))
 
     per_fold = [fold_auc(runs[0], f) - fold_auc(runs[1], f) for f in sorted(set(folds))]
-    out = {"a": str(a_dir), "b": str(b_dir), "n": len(keys), "patients": len(set(pids)),
+    names = [[str(x) for x in side] for side in sides]
+    out = {"a": names[0] if len(names[0]) > 1 else names[0][0], "b": names[1] if len(names[1]) > 1 else names[1][0], "n": len(keys), "patients": len(set(pids)),
            "pooled_auc_a": float(np.mean([roc_auc(y, p) for p in runs[0]])), "pooled_auc_b": float(np.mean([roc_auc(y, p) for p in runs[1]])),
            "per_fold_difference": per_fold, "per_fold_difference_mean": float(np.mean(per_fold)),
            "per_fold_difference_sd": float(np.std(per_fold, ddof=1)) if len(per_fold) > 1 else 0.0}
