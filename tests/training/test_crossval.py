@@ -62,6 +62,31 @@ def test_cv_folds_summary_resume_and_paired_comparison(tiny_manifest, tmp_path, 
     assert same["pooled_auc_difference"]["value"] == 0 and same["pooled_auc_difference"]["ci_low"] == 0 == same["pooled_auc_difference"]["ci_high"]
 
 
+@pytest.mark.slow
+def test_cv_over_training_seeds_keeps_the_folds_and_compares_over_seeds(tiny_manifest, tmp_path, capsys):
+    from scintix.config import load_config
+    from scintix.runfolder import load_run
+
+    cv = tmp_path / "cv"
+    assert main(["cv", "--data", str(tiny_manifest), "--out", str(cv), "--folds", "2", "--inner-val", "0.3", "--seeds", "0", "1", *FAST]) == 0
+    out = capsys.readouterr().out
+    assert "seed 0: pooled out-of-fold ROC-AUC" in out and "seed 1:" in out and "over 2 training seeds" in out
+    for f in range(2):  # the same folds (and inner validation splits) for every seed, each trained with its own seed
+        assert (cv / "seed0" / f"fold{f}" / "folds.csv").read_text() == (cv / "seed1" / f"fold{f}" / "folds.csv").read_text()
+        assert _split(cv / "seed0" / f"fold{f}") == _split(cv / "seed1" / f"fold{f}")
+        assert [load_config(cv / f"seed{s}" / f"fold{f}" / "config.yaml").train.seed for s in (0, 1)] == [0, 1]
+    oof = [list(csv.DictReader(open(cv / f"seed{s}" / "oof_predictions.csv"))) for s in (0, 1)]
+    assert [r["path"] for r in oof[0]] == [r["path"] for r in oof[1]] and any(a["prob"] != b["prob"] for a, b in zip(*oof))  # other weights, same images
+    per_seed = [json.loads((cv / f"seed{s}" / "cv_summary.json").read_text())["pooled_oof_auc"]["value"] for s in (0, 1)]
+    summary = json.loads((cv / "cv_seeds.json").read_text())
+    assert summary["pooled_oof_auc_mean"] == pytest.approx(np.mean(per_seed)) and summary["pooled_oof_auc_sd_over_seeds"] == pytest.approx(np.std(per_seed, ddof=1))
+    both = compare_cv(cv, cv, n_boot=50)  # a seeds folder on each side: both seeds each
+    assert both["runs_a"] == both["runs_b"] == 2 and both["pooled_auc_difference"]["value"] == 0 == both["pooled_auc_difference"]["ci_low"]
+    one = compare_cv(cv / "seed0", cv, n_boot=50)
+    assert one["runs_a"] == 1 and one["pooled_auc_difference"]["value"] == pytest.approx(per_seed[0] - np.mean(per_seed))
+    assert len(load_run(cv).model.members) == 4  # every seed's fold models, averaged, for new patients
+
+
 def test_pooled_and_paired_auc_cis():
     rng = np.random.default_rng(0)
     y = np.repeat([0, 1], 50)

@@ -17,6 +17,8 @@ def add_cv_parser(sub) -> None:
     p.add_argument("--folds", type=int, default=5, help="k [5]")
     p.add_argument("--inner-val", type=float, default=0.15, help="share of each fold run's training patients held out as its validation split [0.15]")
     p.add_argument("--epochs", type=int, help="shortcut for -o train.epochs=N")
+    p.add_argument("--seeds", type=int, nargs="+", metavar="S", help="one CV per training seed on the same folds (OUT/seed<S>/): the spread over seeds is training noise, "
+                   "and --compare of two such folders compares the recipes over their seeds")
     p.add_argument("-o", "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="config override")
     e = sub.add_parser("ensemble", help="one model from several evaluated runs (mean calibrated probability; `scintix cv` writes one of its folds)")
     e.add_argument("runs", nargs="+", help="evaluated run folders with the same classes and preprocessing")
@@ -76,8 +78,20 @@ def cmd_cv(a: argparse.Namespace) -> int:
     if a.continue_from:
         from ..training.crossval import continue_without_selection
 
-        done = continue_without_selection(a.continue_from, a.out)
-        print(f"folds {done or 'none (already there)'} of {a.continue_from} continue in {a.out} without checkpoint selection (their saved config; --recipe and -o do not apply to them)")
+        pairs = [(Path(a.continue_from) / f"seed{s}", Path(a.out) / f"seed{s}") for s in a.seeds] if a.seeds else [(Path(a.continue_from), Path(a.out))]
+        for ref, out in pairs:
+            done = continue_without_selection(ref, out)
+            print(f"folds {done or 'none (already there)'} of {ref} continue in {out} without checkpoint selection (their saved config; --recipe and -o do not apply to them)")
+    if a.seeds:
+        from ..training.crossval import cross_validate_seeds
+
+        res = cross_validate_seeds(load_config(a.recipe, overrides), a.out, a.seeds, a.folds, a.inner_val)
+        for s, r in res["per_seed"].items():
+            m = r["pooled_oof_auc"]
+            print(f"seed {s}: pooled out-of-fold ROC-AUC {m['value']:.4f} [{m['ci_low']:.4f}, {m['ci_high']:.4f}]; folds {r['fold_auc_mean']:.4f} +- {r['fold_auc_sd']:.4f}")
+        print(f"over {len(a.seeds)} training seeds: pooled {res['pooled_oof_auc_mean']:.4f} +- {res['pooled_oof_auc_sd_over_seeds']:.4f} (sd: training noise, same patients)")
+        print(f"cv folder: {a.out} (seed<S>/ each a CV folder; cv_seeds.json; an ensemble of every fold model)")
+        return 0
     summary = cross_validate(load_config(a.recipe, overrides), a.out, a.folds, a.inner_val)
     print(format_summary(summary))
     print(f"cv folder: {a.out} (cv_summary.json, oof_predictions.csv)")

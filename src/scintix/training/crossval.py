@@ -40,7 +40,7 @@ from ..evaluation.bootstrap import (
 )
 from ..evaluation.metrics import roc_auc
 
-__all__ = ["cross_validate", "continue_without_selection", "summarize_cv", "compare_cv", "export_oof", "fuse_views", "pooled_auc_ci", "paired_auc_difference"]
+__all__ = ["cross_validate", "cross_validate_seeds", "seed_dirs", "continue_without_selection", "summarize_cv", "compare_cv", "export_oof", "fuse_views", "pooled_auc_ci", "paired_auc_difference"]
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +71,42 @@ def cross_validate(cfg: RunConfig, out_dir: str | Path, folds: int = 5, inner_va
 
         write_ensemble(out_dir, [out_dir / f"fold{f}" for f in range(folds)])
     return summarize_cv(out_dir)
+
+
+def cross_validate_seeds(cfg: RunConfig, out_dir: str | Path, seeds: list[int], folds: int = 5, inner_val: float = 0.15) -> dict:
+    """:func:`cross_validate` once per training seed (``seed<S>/``, ``train.seed=S``) on the same folds; ``cv_seeds.json``.
+
+    One CV is one draw of the training: rerunning it with another seed (or
+    other arithmetic) moves fold AUCs by a few hundredths, which its
+    patient-level CI does not hold. The folds follow ``data.split.seed``, so
+    every seed sees the same patients out of fold, and :func:`compare_cv`
+    given two such folders compares the recipes over their seeds. The folder
+    is also one ensemble of all seeds' fold models (``scintix predict``).
+    """
+    if len(set(seeds)) != len(seeds) or not seeds:
+        raise ValueError(f"--seeds {seeds}: one or more distinct training seeds")
+    out_dir = Path(out_dir)
+    per_seed = {}
+    for s in seeds:
+        log.info("training seed %d (%d of %d)", s, seeds.index(s) + 1, len(seeds))
+        summary = cross_validate(replace(cfg, train=replace(cfg.train, seed=s)), out_dir / f"seed{s}", folds, inner_val)
+        per_seed[s] = {k: summary[k] for k in ("pooled_oof_auc", "fold_auc_mean", "fold_auc_sd")}
+    pooled = [v["pooled_oof_auc"]["value"] for v in per_seed.values()]
+    out = {"seeds": seeds, "folds": folds, "per_seed": per_seed, "pooled_oof_auc_mean": float(np.mean(pooled)),
+           "pooled_oof_auc_sd_over_seeds": float(np.std(pooled, ddof=1)) if len(pooled) > 1 else 0.0,
+           "note": "the sd over seeds is training noise on the same patients; each seed's CI is patient sampling alone"}
+    (out_dir / "cv_seeds.json").write_text(json.dumps(out, indent=2))
+    from ..runfolder import write_ensemble
+
+    write_ensemble(out_dir, [out_dir / f"seed{s}" / f"fold{f}" for s in seeds for f in range(folds)])
+    return out
+
+
+def seed_dirs(path: str | Path) -> list[Path]:
+    """A :func:`cross_validate_seeds` folder's CV folders (``seed<S>/``, by seed); ``[path]`` for anything else."""
+    path = Path(path)
+    found = sorted((d for d in path.glob("seed*") if d.is_dir() and d.name[4:].isdigit()), key=lambda d: int(d.name[4:])) if path.is_dir() else []
+    return found or [path]
 
 
 RUN_FILES = ("config.yaml", "meta.json", "split.csv", "folds.csv", "data_summary.json", "history.csv", "tokenizer.json")
@@ -247,12 +283,12 @@ def compare_cv(a_dir, b_dir, n_boot: int = 1000, level: float = 0.95, seed: int 
     least one source must be a folder (targets and patients come from it).
     Either side may also be a list of sources, one per training seed of that
     recipe (``scintix cv ... -o train.seed=S`` keeps the folds, which follow
-    ``data.split.seed``): the difference is then between the recipes' mean
+    ``data.split.seed``), or a :func:`cross_validate_seeds` folder: the difference is then between the recipes' mean
     pooled AUCs, and its CI resamples the seeds as well as the patients
     (:func:`~scintix.evaluation.bootstrap.auc_difference_over_runs`), so
     training noise is inside it. Per-fold differences are of seed-mean AUCs.
     """
-    sides = [[Path(x) for x in ([a] if isinstance(a, (str, Path)) else a)] for a in (a_dir, b_dir)]
+    sides = [[d for x in ([a] if isinstance(a, (str, Path)) else a) for d in seed_dirs(x)] for a in (a_dir, b_dir)]
     loaded = [[_oof_by_key(x) for x in side] for side in sides]
     if not any(full for side in loaded for _, _, full in side):
         raise ValueError(f"{a_dir}, {b_dir}: at least one side must be a CV folder (the exported files hold no labels)")
