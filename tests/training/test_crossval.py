@@ -85,6 +85,8 @@ def test_cv_over_training_seeds_keeps_the_folds_and_compares_over_seeds(tiny_man
     one = compare_cv(cv / "seed0", cv, n_boot=50)
     assert one["runs_a"] == 1 and one["pooled_auc_difference"]["value"] == pytest.approx(per_seed[0] - np.mean(per_seed))
     assert len(load_run(cv).model.members) == 4  # every seed's fold models, averaged, for new patients
+    assert main(["cv", "--export-oof", str(cv), str(tmp_path / "x.csv")]) == 2
+    assert "holds one CV per training seed" in capsys.readouterr().err
     last = tmp_path / "cv-last"  # the no-selection variant, continued seed by seed
     assert main(["cv", "--out", str(last), "--continue-from", str(cv), "--seeds", "0", "1", "--folds", "2", "--inner-val", "0.3", *FAST]) == 0
     for s in (0, 1):

@@ -171,6 +171,8 @@ def pooled_auc_ci(y, p, patient_ids, n_boot: int = 1000, level: float = 0.95, se
 def _fold_dirs(out_dir: Path) -> list[Path]:
     dirs = sorted((d for d in out_dir.glob("fold*") if d.is_dir() and d.name[4:].isdigit()), key=lambda d: int(d.name[4:]))
     if not dirs:
+        if seed_dirs(out_dir) != [out_dir]:
+            raise FileNotFoundError(f"{out_dir} holds one CV per training seed (seed0/, ...): give one of them here (--compare takes the whole folder)")
         raise FileNotFoundError(f"{out_dir}: no fold runs (fold0/, fold1/, ...); run `scintix cv` first")
     return dirs
 
