@@ -99,6 +99,7 @@ def main() -> None:
         cross_validate,
         export_oof,
         fuse_views,
+        seed_ensemble_auc,
     )
 
     data = require(SHARED / "bs80k-chest-region" / "labels.csv")
@@ -153,6 +154,7 @@ def main() -> None:
             first = key(name, a.train_seeds[0])  # the comparison over seeds is kept with the variant's first seed
             s = json.loads(previous.read_text())["variants"][first]
             s[f"minus_{a.against}_over_seeds"] = {"seeds": a.train_seeds, **compare_cv(mine, theirs)}
+            s["seed_ensemble_pooled_oof_auc"] = seed_ensemble_auc(mine)  # the seeds' mean probability: still out of fold
             save(first, s)
             d = s[f"minus_{a.against}_over_seeds"]["pooled_auc_difference"]
             print(name, f"- {a.against} over seeds", round(d["value"], 4), [round(d["ci_low"], 4), round(d["ci_high"], 4)], "per seed", d["runs_auc_a"], "vs", d["runs_auc_b"], flush=True)

@@ -81,7 +81,8 @@ def p1_cv() -> list[str]:
                 dd = c["pooled_auc_difference"]
                 out += ["", f"Over training seeds {c['seeds']} (same folds), `{name}` minus `{k[len('minus_'):-len('_over_seeds')]}`: mean pooled AUC "
                         f"{c['pooled_auc_a']:.3f} (per seed " + ", ".join(f"{v:.3f}" for v in dd["runs_auc_a"]) + f") vs {c['pooled_auc_b']:.3f} (per seed "
-                        + ", ".join(f"{v:.3f}" for v in dd["runs_auc_b"]) + f"), difference {ci(dd)} (CI resampling patients and each side's seeds)."]
+                        + ", ".join(f"{v:.3f}" for v in dd["runs_auc_b"]) + f"), difference {ci(dd)} (CI resampling patients and each side's seeds)"
+                        + (f"; `{name}`'s seeds averaged (an ensemble, still out of fold): {ci(s['seed_ensemble_pooled_oof_auc'])}." if "seed_ensemble_pooled_oof_auc" in s else ".")]
     fv = d.get("fused_views")
     if fv:
         out += ["", f"Patient level, both views (issue 14, item 3): per patient, the mean of `{fv['ant']}` (anterior) and `{fv['post']}` (posterior) out-of-fold "

@@ -80,6 +80,11 @@ def test_cv_over_training_seeds_keeps_the_folds_and_compares_over_seeds(tiny_man
     per_seed = [json.loads((cv / f"seed{s}" / "cv_summary.json").read_text())["pooled_oof_auc"]["value"] for s in (0, 1)]
     summary = json.loads((cv / "cv_seeds.json").read_text())
     assert summary["pooled_oof_auc_mean"] == pytest.approx(np.mean(per_seed)) and summary["pooled_oof_auc_sd_over_seeds"] == pytest.approx(np.std(per_seed, ddof=1))
+    from scintix.evaluation.metrics import roc_auc
+
+    mean_prob = np.mean([[float(r["prob"]) for r in rows] for rows in oof], axis=0)  # same images, same order (checked above)
+    truth = np.array([r["target"] == "abnormal" for r in oof[0]], float)
+    assert summary["seed_ensemble_pooled_oof_auc"]["value"] == pytest.approx(roc_auc(truth, mean_prob)) and summary["seed_ensemble_pooled_oof_auc"]["seeds"] == 2
     both = compare_cv(cv, cv, n_boot=50)  # a seeds folder on each side: both seeds each
     assert both["runs_a"] == both["runs_b"] == 2 and both["pooled_auc_difference"]["value"] == 0 == both["pooled_auc_difference"]["ci_low"]
     one = compare_cv(cv / "seed0", cv, n_boot=50)

@@ -89,7 +89,9 @@ def cmd_cv(a: argparse.Namespace) -> int:
         for s, r in res["per_seed"].items():
             m = r["pooled_oof_auc"]
             print(f"seed {s}: pooled out-of-fold ROC-AUC {m['value']:.4f} [{m['ci_low']:.4f}, {m['ci_high']:.4f}]; folds {r['fold_auc_mean']:.4f} +- {r['fold_auc_sd']:.4f}")
-        print(f"over {len(a.seeds)} training seeds: pooled {res['pooled_oof_auc_mean']:.4f} +- {res['pooled_oof_auc_sd_over_seeds']:.4f} (sd: training noise, same patients)")
+        e = res["seed_ensemble_pooled_oof_auc"]
+        print(f"over {len(a.seeds)} training seeds: pooled {res['pooled_oof_auc_mean']:.4f} +- {res['pooled_oof_auc_sd_over_seeds']:.4f} (sd: training noise, same patients); "
+              f"their mean probability (an ensemble of the seeds, still out of fold) {e['value']:.4f} [{e['ci_low']:.4f}, {e['ci_high']:.4f}]")
         print(f"cv folder: {a.out} (seed<S>/ each a CV folder; cv_seeds.json; an ensemble of every fold model)")
         return 0
     summary = cross_validate(load_config(a.recipe, overrides), a.out, a.folds, a.inner_val)

@@ -40,7 +40,7 @@ from ..evaluation.bootstrap import (
 )
 from ..evaluation.metrics import roc_auc
 
-__all__ = ["cross_validate", "cross_validate_seeds", "seed_dirs", "continue_without_selection", "summarize_cv", "compare_cv", "export_oof", "fuse_views", "pooled_auc_ci", "paired_auc_difference"]
+__all__ = ["cross_validate", "cross_validate_seeds", "seed_dirs", "seed_ensemble_auc", "continue_without_selection", "summarize_cv", "compare_cv", "export_oof", "fuse_views", "pooled_auc_ci", "paired_auc_difference"]
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +94,7 @@ def cross_validate_seeds(cfg: RunConfig, out_dir: str | Path, seeds: list[int], 
     pooled = [v["pooled_oof_auc"]["value"] for v in per_seed.values()]
     out = {"seeds": seeds, "folds": folds, "per_seed": per_seed, "pooled_oof_auc_mean": float(np.mean(pooled)),
            "pooled_oof_auc_sd_over_seeds": float(np.std(pooled, ddof=1)) if len(pooled) > 1 else 0.0,
+           "seed_ensemble_pooled_oof_auc": seed_ensemble_auc([out_dir / f"seed{s}" for s in seeds]),
            "note": "the sd over seeds is training noise on the same patients; each seed's CI is patient sampling alone"}
     (out_dir / "cv_seeds.json").write_text(json.dumps(out, indent=2))
     from ..runfolder import write_ensemble
@@ -278,22 +279,15 @@ def _oof_by_key(source: Path) -> tuple[dict[str, dict], str, bool]:
     return rows, prob[0][5:], False
 
 
-def compare_cv(a_dir, b_dir, n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> dict:
-    """Recipe A vs recipe B on the same folds: pooled out-of-fold AUC difference (paired by image, CI by patient) and per-fold differences.
+def _aligned_oof(sides: list[list[Path]], what: str):
+    """Targets, patients, folds and each source's probabilities, on the same images in the same order (paired).
 
-    Either side may be an :func:`export_oof` file instead of a CV folder; at
-    least one source must be a folder (targets and patients come from it).
-    Either side may also be a list of sources, one per training seed of that
-    recipe (``scintix cv ... -o train.seed=S`` keeps the folds, which follow
-    ``data.split.seed``), or a :func:`cross_validate_seeds` folder: the difference is then between the recipes' mean
-    pooled AUCs, and its CI resamples the seeds as well as the patients
-    (:func:`~scintix.evaluation.bootstrap.auc_difference_over_runs`), so
-    training noise is inside it. Per-fold differences are of seed-mean AUCs.
+    ``sides`` groups the sources (e.g. two recipes' seeds); at least one must be a CV folder (labels, patients);
+    all must hold the same images, folds and positive class.
     """
-    sides = [[d for x in ([a] if isinstance(a, (str, Path)) else a) for d in seed_dirs(x)] for a in (a_dir, b_dir)]
     loaded = [[_oof_by_key(x) for x in side] for side in sides]
     if not any(full for side in loaded for _, _, full in side):
-        raise ValueError(f"{a_dir}, {b_dir}: at least one side must be a CV folder (the exported files hold no labels)")
+        raise ValueError(f"{what}: at least one side must be a CV folder (the exported files hold no labels)")
     (ref, pos, _), ref_src = next(((t, x) for side, srcs in zip(loaded, sides) for t, x in zip(side, srcs) if t[2]))
     for side, srcs in zip(loaded, sides):
         for (rows, p, _), x in zip(side, srcs):
@@ -303,16 +297,44 @@ def compare_cv(a_dir, b_dir, n_boot: int = 1000, level: float = 0.95, seed: int 
                 raise ValueError(f"{x} and {ref_src} were not cross-validated on the same images and folds: a paired comparison needs both")
     keys = sorted(ref)
     y = np.array([ref[k]["target"] == pos for k in keys], float)
-    pids = [ref[k]["patient_id"] for k in keys]
-    folds = np.array([ref[k]["fold"] for k in keys])
     runs = [[np.array([rows[k]["prob"] for k in keys]) for rows, _, _ in side] for side in loaded]
+    return y, [ref[k]["patient_id"] for k in keys], np.array([ref[k]["fold"] for k in keys]), runs
+
+
+def seed_ensemble_auc(sources, n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> dict:
+    """Pooled out-of-fold AUC of the mean of several seeds' probabilities per image (patient-level CI).
+
+    Each seed's fold-``f`` model never saw fold ``f``, so neither does their
+    mean: an honest out-of-fold estimate for "the recipe, trained with these
+    seeds and averaged" (k times the training), beside each seed alone.
+    """
+    srcs = [d for x in ([sources] if isinstance(sources, (str, Path)) else sources) for d in seed_dirs(x)]
+    y, pids, _, (runs,) = _aligned_oof([srcs], ", ".join(map(str, srcs)))
+    return {"seeds": len(runs), **pooled_auc_ci(y, np.mean(runs, axis=0), pids, n_boot, level, seed)}
+
+
+def compare_cv(a_dir, b_dir, n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> dict:
+    """Recipe A vs recipe B on the same folds: pooled out-of-fold AUC difference (paired by image, CI by patient) and per-fold differences.
+
+    Either side may be an :func:`export_oof` file instead of a CV folder; at
+    least one source must be a folder (targets and patients come from it).
+    Either side may also be a list of sources, one per training seed of that
+    recipe (``scintix cv ... -o train.seed=S`` keeps the folds, which follow
+    ``data.split.seed``), or a :func:`cross_validate_seeds` folder: the
+    difference is then between the recipes' mean pooled AUCs, and its CI
+    resamples the seeds as well as the patients
+    (:func:`~scintix.evaluation.bootstrap.auc_difference_over_runs`), so
+    training noise is inside it. Per-fold differences are of seed-mean AUCs.
+    """
+    sides = [[d for x in ([a] if isinstance(a, (str, Path)) else a) for d in seed_dirs(x)] for a in (a_dir, b_dir)]
+    y, pids, folds, runs = _aligned_oof(sides, f"{a_dir}, {b_dir}")
 
     def fold_auc(side, f):  # a recipe's AUC on fold f, averaged over its runs
         return float(np.mean([roc_auc(y[folds == f], p[folds == f]) for p in side]))
 
     per_fold = [fold_auc(runs[0], f) - fold_auc(runs[1], f) for f in sorted(set(folds))]
     names = [[str(x) for x in side] for side in sides]
-    out = {"a": names[0] if len(names[0]) > 1 else names[0][0], "b": names[1] if len(names[1]) > 1 else names[1][0], "n": len(keys), "patients": len(set(pids)),
+    out = {"a": names[0] if len(names[0]) > 1 else names[0][0], "b": names[1] if len(names[1]) > 1 else names[1][0], "n": len(y), "patients": len(set(pids)),
            "pooled_auc_a": float(np.mean([roc_auc(y, p) for p in runs[0]])), "pooled_auc_b": float(np.mean([roc_auc(y, p) for p in runs[1]])),
            "per_fold_difference": per_fold, "per_fold_difference_mean": float(np.mean(per_fold)),
            "per_fold_difference_sd": float(np.std(per_fold, ddof=1)) if len(per_fold) > 1 else 0.0}
