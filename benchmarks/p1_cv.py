@@ -8,7 +8,7 @@ temperature chosen on a grouped 15 % of the other folds' patients). Writes
 benchmarks/results/p1_cv.json: per-fold AUC, mean +- sd, pooled out-of-fold
 AUC with a patient-level CI, and each variant's paired difference from
 ``baseline`` (the former recipe, balanced batches; or ``--against NAME``) on the same folds, from that variant's
-fold runs in benchmarks/work or, once they are gone, from its kept out-of-fold file. Fold runs resume.
+fold runs in benchmarks/work or, once they are gone, from its kept out-of-fold file. Fold runs resume; a variant whose fold runs are gone but whose out-of-fold file and JSON row are kept is not retrained.
 
 Each finished variant's out-of-fold probabilities are kept in
 benchmarks/results/p1_cv_oof/NAME.csv (fold, a hash of the image's path
@@ -132,6 +132,10 @@ def main() -> None:
     for name in names:
         for seed in a.train_seeds:
             k = key(name, seed)
+            kept = json.loads(previous.read_text()).get("variants", {}) if previous.is_file() else {}
+            if not (WORK / f"p1-cv-{k}").exists() and (oof_dir / f"{k}.csv").is_file() and k in kept:
+                print(k, "done earlier (its out-of-fold file and JSON row are kept): not retrained; delete the file to rerun it", flush=True)
+                continue
             overrides = [f"data.source={data}", "train.progress=false", "train.tensorboard=false", *VARIANTS[name], *([f"train.epochs={a.epochs}"] if a.epochs else []),
                          *([f"train.seed={seed}"] if seed else [])]
             start = time.perf_counter()
@@ -148,12 +152,12 @@ def main() -> None:
             save(k, s)
             print(k, "pooled OOF AUC", round(s["pooled_oof_auc"]["value"], 4), [round(s["pooled_oof_auc"]["ci_low"], 4), round(s["pooled_oof_auc"]["ci_high"], 4)],
                   "folds", round(s["fold_auc_mean"], 4), "+-", round(s["fold_auc_sd"], 4), flush=True)
-        mine = [x for x in (source(name, seed) for seed in a.train_seeds) if x is not None]
-        theirs = [x for x in (source(a.against, seed) for seed in a.train_seeds) if x is not None]
-        if len(mine) > 1 and name != a.against and theirs:  # the comparison that holds training noise (scintix cv --compare A1,A2,... B1,B2,...)
+        both = [seed for seed in a.train_seeds if source(name, seed) is not None and source(a.against, seed) is not None]
+        if len(both) > 1 and name != a.against:  # the comparison that holds training noise (scintix cv --compare A1,A2,... B1,B2,...)
+            mine, theirs = [source(name, seed) for seed in both], [source(a.against, seed) for seed in both]  # paired by seed
             first = key(name, a.train_seeds[0])  # the comparison over seeds is kept with the variant's first seed
             s = json.loads(previous.read_text())["variants"][first]
-            s[f"minus_{a.against}_over_seeds"] = {"seeds": a.train_seeds, **compare_cv(mine, theirs)}
+            s[f"minus_{a.against}_over_seeds"] = {"seeds": both, **compare_cv(mine, theirs)}
             s["seed_ensemble_pooled_oof_auc"] = seed_ensemble_auc(mine)  # the seeds' mean probability: still out of fold
             save(first, s)
             d = s[f"minus_{a.against}_over_seeds"]["pooled_auc_difference"]

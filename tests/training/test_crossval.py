@@ -136,7 +136,13 @@ def test_auc_difference_over_training_seeds():
     assert noisy["runs_sd_a"] == pytest.approx(np.std(aucs, ddof=1)) and noisy["runs_sd_b"] is None
     patients_only = paired_auc_difference(y, seeds[1], other, pids, n_boot=300)
     assert noisy["ci_high"] - noisy["ci_low"] > 1.5 * (patients_only["ci_high"] - patients_only["ci_low"])
-    assert noisy["ci_low"] < noisy["value"] < noisy["ci_high"]
+    assert noisy["ci_low"] < noisy["value"] < noisy["ci_high"] and not noisy["runs_paired"]
+    # as many runs on each side: paired by position (seed); a recipe that follows each seed closely differs little
+    close = [p + rng.normal(0, 0.05, 400) for p in seeds]
+    paired = auc_difference_over_runs(y, seeds, close, pids, n_boot=300)
+    shuffled = auc_difference_over_runs(y, seeds, close[::-1], pids, n_boot=300)  # the same runs, seeds mismatched
+    assert paired["runs_paired"] and paired["value"] == pytest.approx(shuffled["value"])
+    assert paired["ci_high"] - paired["ci_low"] < (shuffled["ci_high"] - shuffled["ci_low"]) / 3
 
 
 def _fake_cv(root, rows):

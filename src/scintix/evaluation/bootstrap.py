@@ -137,9 +137,13 @@ def auc_difference_over_runs(y, runs_a, runs_b, patient_ids, n_boot: int = 1000,
     order, augmentation): repeated with another seed, the same recipe on the
     same patients moves its AUC by ~0.01-0.03 on small positive counts, and a
     patient-level CI does not contain that. Here each replicate draws the
-    patients once for all runs (paired by image) and, independently per recipe,
-    draws its runs with replacement (a two-level bootstrap: patients and
-    training seeds), so the interval holds both. With one run per recipe it is
+    patients once for all runs (paired by image) and draws each recipe's runs
+    with replacement (a two-level bootstrap: patients and training seeds), so
+    the interval holds both. With as many runs on each side, the runs at one
+    position are drawn together (paired by seed: give them in the same seed
+    order; two recipes started from one seed share their initialisation and
+    batch order, and pairing takes that out of the difference; for unrelated
+    runs it costs nothing); otherwise each side's runs are drawn on their own. With one run per recipe it is
     exactly :func:`paired_auc_difference` (same patient draws). With few runs
     the seed level is itself uncertain (resampling 3 runs gives 2/3 of their
     variance): the per-run AUCs are returned so their spread can be read directly.
@@ -157,7 +161,9 @@ def auc_difference_over_runs(y, runs_a, runs_b, patient_ids, n_boot: int = 1000,
     def counts(k: int) -> np.ndarray:  # how often each of k runs is drawn in each replicate (k = 1: always once)
         return np.ones((n_boot, 1)) if k == 1 else np.stack([np.bincount(pick.integers(0, k, k), minlength=k) for _ in range(n_boot)]).astype(float)
 
-    ca, cb = counts(len(runs_a)), counts(len(runs_b))
+    paired = len(runs_a) == len(runs_b)
+    ca = counts(len(runs_a))
+    cb = ca if paired else counts(len(runs_b))
     reps = np.empty(n_boot)
     for i, w in enumerate(weights):
         auc_a = np.array([roc_auc(y, r, w) for r in runs_a])
@@ -166,9 +172,10 @@ def auc_difference_over_runs(y, runs_a, runs_b, patient_ids, n_boot: int = 1000,
     reps = reps[np.isfinite(reps)]
     lo, hi = np.quantile(reps, [(1 - level) / 2, (1 + level) / 2]) if len(reps) else (float("nan"), float("nan"))
     auc_a, auc_b = [roc_auc(y, r) for r in runs_a], [roc_auc(y, r) for r in runs_b]
+    how = "the runs, paired by position" if paired else "each recipe's runs on their own"
     return {"value": float(np.mean(auc_a) - np.mean(auc_b)), "ci_low": float(lo), "ci_high": float(hi),
             "share_a_better": float(np.mean(reps > 0)) if len(reps) else float("nan"),
-            "runs_auc_a": auc_a, "runs_auc_b": auc_b,
+            "runs_auc_a": auc_a, "runs_auc_b": auc_b, "runs_paired": paired,
             "runs_sd_a": float(np.std(auc_a, ddof=1)) if len(auc_a) > 1 else None,
             "runs_sd_b": float(np.std(auc_b, ddof=1)) if len(auc_b) > 1 else None,
-            "ci": f"{level:.0%} two-level bootstrap (patients, then each recipe's runs), {n_boot} replicates"}
+            "ci": f"{level:.0%} two-level bootstrap (patients, then {how}), {n_boot} replicates"}
