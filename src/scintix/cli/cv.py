@@ -42,7 +42,8 @@ def cmd_cv(a: argparse.Namespace) -> int:
             runs_a, runs_b = (", ".join(f"{v:.4f}" for v in d[k]) for k in ("runs_auc_a", "runs_auc_b"))
             print(f"pooled out-of-fold ROC-AUC, mean over seeds: A {res['pooled_auc_a']:.4f} ({runs_a}), B {res['pooled_auc_b']:.4f} ({runs_b}) "
                   f"({res['n']} images, {res['patients']} patients)")
-            how = f"paired by image; the CI resamples patients and each recipe's {res['runs_a']} / {res['runs_b']} seeds"
+            how = (f"paired by image; the CI resamples patients and the {res['runs_a']} seeds, in pairs by position" if d["runs_paired"]
+                   else f"paired by image; the CI resamples patients and each recipe's {res['runs_a']} / {res['runs_b']} seeds")
         else:
             print(f"pooled out-of-fold ROC-AUC: A {res['pooled_auc_a']:.4f}, B {res['pooled_auc_b']:.4f} ({res['n']} images, {res['patients']} patients)")
             how = "paired, patient-level bootstrap; one training seed each: training noise is not in the CI"
