@@ -23,7 +23,7 @@ def test_cv_folds_summary_resume_and_paired_comparison(tiny_manifest, tmp_path, 
     cv = tmp_path / "cv"
     assert main(["cv", "--data", str(tiny_manifest), "--out", str(cv), "--folds", "2", "--inner-val", "0.3", *FAST]) == 0
     out = capsys.readouterr().out
-    assert "pooled out-of-fold ROC-AUC" in out and "fold 1:" in out
+    assert "pooled out-of-fold ROC-AUC" in out and "fold 1:" in out and "one training seed: `--seeds 0 1 2`" in out
     splits = [_split(cv / f"fold{f}") for f in range(2)]
     tested = {}
     for f, sp in enumerate(splits):

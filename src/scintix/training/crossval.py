@@ -392,7 +392,7 @@ def format_summary(s: dict) -> str:
     for r in s["per_fold"]:
         lines.append(f"  fold {r['fold']}: ROC-AUC {r['roc_auc']:.4f}  ({r['n']} images, {r['positives']} positive, threshold {r['threshold']:.3f} from its own val)")
     lines.append(f"fold ROC-AUC mean {s['fold_auc_mean']:.4f} +- {s['fold_auc_sd']:.4f} (sd)")
-    lines.append(f"pooled out-of-fold ROC-AUC {f(s['pooled_oof_auc'])}")
+    lines.append(f"pooled out-of-fold ROC-AUC {f(s['pooled_oof_auc'])} (CI: patient sampling; one training seed: `--seeds 0 1 2` measures training noise too)")
     lines.append(f"pooled sensitivity {f(s['pooled_sensitivity_at_fold_thresholds'])}, specificity {f(s['pooled_specificity_at_fold_thresholds'])} at each fold's val threshold")
     if "pooled_f1_at_fold_thresholds" in s:  # summaries written before these were added lack them
         lines.append(f"pooled accuracy {f(s['pooled_accuracy_at_fold_thresholds'])}, precision {f(s['pooled_precision_at_fold_thresholds'])}, "
