@@ -23,4 +23,4 @@ run: $(STAMP)
 
 ## The test suite (fast, CPU; real-data tests skip when ../shared/data is absent), one pytest-xdist worker per core.
 test: $(STAMP)
-	$(PY) -m pytest -n auto
+	$(PY) -m pytest -n auto --dist worksteal
