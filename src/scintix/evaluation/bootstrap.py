@@ -118,12 +118,17 @@ def paired_difference_ci(
     return {**out, "n": int(ok.sum())}
 
 
+def _image_weights(patient_ids, n_boot: int, seed: int) -> np.ndarray:
+    """Per replicate, each image's weight: how often its patient was drawn (patients with replacement)."""
+    _, index = np.unique(np.asarray(patient_ids, dtype=str), return_inverse=True)
+    n_pat = int(index.max()) + 1
+    return np.random.default_rng(seed).multinomial(n_pat, np.full(n_pat, 1.0 / n_pat), size=n_boot).astype(float)[:, index]
+
+
 def paired_auc_difference(y, pa, pb, patient_ids, n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> dict:
     """AUC(a) - AUC(b) on the same predictions' patients, each replicate resampling patients once for both."""
     y, pa, pb = (np.asarray(v, float) for v in (y, pa, pb))
-    _, index = np.unique(np.asarray(patient_ids, dtype=str), return_inverse=True)
-    n_pat = int(index.max()) + 1
-    weights = np.random.default_rng(seed).multinomial(n_pat, np.full(n_pat, 1.0 / n_pat), size=n_boot).astype(float)[:, index]
+    weights = _image_weights(patient_ids, n_boot, seed)
     reps = np.array([roc_auc(y, pa, w) - roc_auc(y, pb, w) for w in weights])
     reps = reps[np.isfinite(reps)]
     lo, hi = np.quantile(reps, [(1 - level) / 2, (1 + level) / 2]) if len(reps) else (float("nan"), float("nan"))
@@ -143,8 +148,9 @@ def auc_difference_over_runs(y, runs_a, runs_b, patient_ids, n_boot: int = 1000,
     position are drawn together (paired by seed: give them in the same seed
     order; two recipes started from one seed share their initialisation and
     batch order, and pairing takes that out of the difference; for unrelated
-    runs it costs nothing); otherwise each side's runs are drawn on their own. With one run per recipe it is
-    exactly :func:`paired_auc_difference` (same patient draws). With few runs
+    runs it costs nothing); otherwise each side's runs are drawn on their own.
+    With one run per recipe it is exactly :func:`paired_auc_difference` (same
+    patient draws). With few runs
     the seed level is itself uncertain (resampling 3 runs gives 2/3 of their
     variance): the per-run AUCs are returned so their spread can be read directly.
     """
@@ -153,9 +159,7 @@ def auc_difference_over_runs(y, runs_a, runs_b, patient_ids, n_boot: int = 1000,
     runs_b = [np.asarray(r, float) for r in runs_b]
     if not runs_a or not runs_b:
         raise ValueError("auc_difference_over_runs needs at least one run per recipe")
-    _, index = np.unique(np.asarray(patient_ids, dtype=str), return_inverse=True)
-    n_pat = int(index.max()) + 1
-    weights = np.random.default_rng(seed).multinomial(n_pat, np.full(n_pat, 1.0 / n_pat), size=n_boot).astype(float)[:, index]
+    weights = _image_weights(patient_ids, n_boot, seed)
     pick = np.random.default_rng([seed, 1])  # the seed level's own stream: the patient draws stay those of paired_auc_difference
 
     def counts(k: int) -> np.ndarray:  # how often each of k runs is drawn in each replicate (k = 1: always once)
