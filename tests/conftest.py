@@ -14,6 +14,9 @@ SHARED = Path(os.environ.get("SCINTIX_SHARED_DATA", Path(__file__).resolve().par
 
 def pytest_configure(config):
     os.environ.setdefault("SCINTIX_NO_REEXEC", "1")
+    from scintix._optional import import_monai_without_transformers
+
+    import_monai_without_transformers()  # as the command line does (the text tests then import transformers after MONAI)
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
     if workers > 1:  # `make test` runs one worker per core (pytest-xdist): one thread each, or they fight for the cores
         import torch
