@@ -355,8 +355,10 @@ def text_segmentation() -> list[str]:
         if key in names:
             return names[key]
         base, _, rest = key.partition("_")
-        parts = [names.get(base, base)] + [{"warm": "two-stage", "view": "reports opened by the view ([ANT]/[POST])"}.get(p, f"{p[1:]} patients" if p.startswith("n") else p)
-                                           for p in rest.split("_") if p]
+        parts = [names.get(base, base)] + [{"warm": "two-stage", "view": "reports opened by the view ([ANT]/[POST])"}.get(
+            p, f"{p[1:]} patients" if p.startswith("n") else
+            f"**metastases only, beside benign look-alike foci** (fracture={p[6:]}; the report names them)" if p.startswith("benign") else p)
+            for p in rest.split("_") if p]
         return ", ".join(parts)
 
     def summary(where: str, stats: dict, warm: bool, diff: dict, seeds: int) -> str:

@@ -2,7 +2,7 @@
 
     python benchmarks/text_segmentation.py [--only qata|p4zh|p4en] [--seeds 0 1 2] [--epochs-qata N] [--epochs-p4 N]
                                            [--size-qata H W] [--size-p4 H W] [--film] [--warm] [--view-prefix] [--sim-patients N]
-                                           [--external-patients N]
+                                           [--external-patients N] [--benign-foci P]
 
 qata: ``qata-text`` vs the same recipe with ``model.name=unet`` on the real
 QaTa-COV19 subset (train: 85 % of its train patients, selection: the other
@@ -27,6 +27,14 @@ test set large enough to see a 0.02 Dice difference. Key ``external``.
 --sim-patients N: p4zh/p4en on N simulated patients instead of 200 (its own
 data set and run folders, key suffix _n<N>), to see whether the report helps
 more when there is more to learn its words from.
+--benign-foci P: p4zh/p4en on scans that also carry, with probability P,
+1-3 benign focal uptakes (``fracture``: ribs and spine, drawn exactly as
+metastases are, so the image alone cannot tell them apart; the report names
+them as benign), and every model segments metastases only
+(``data.mask_column=mask_metastasis``). A different task from the default
+one, where every hot spot is a lesion and the report adds little the image
+lacks: this one measures whether the fusion uses what only the report says.
+Own data sets and run folders, key suffix _benign<P>.
 Writes benchmarks/results/text_segmentation.json. A run folder that finished
 with the same config is reused (its training time read from its history).
 """
@@ -71,10 +79,10 @@ def _external(name: str, patients: int, dirs: dict[str, list], seeds, warm: bool
     from scintix.cli.__main__ import main as cli
     from scintix.training.external import evaluate_external
 
-    data = WORK / f"sim-p4-text-external-n{patients}"
+    data = WORK / f"sim-p4-text-external-n{patients}{_benign_tag()}"
     if not (data / "manifest.csv").is_file():
-        cli(["simulate", str(data), "--n", str(patients), "--seed", "1", "--prevalence", "metastasis=0.6", "arthritis=0"])
-    out: dict = {"data": f"{patients} new SYNTHETIC patients (scintix simulate --seed 1, metastasis=0.6), both views; each run's own thresholds", "runs": {}}
+        cli(["simulate", str(data), "--n", str(patients), "--seed", "1", "--prevalence", *_prevalence()])
+    out: dict = {"data": f"{patients} new SYNTHETIC patients (scintix simulate --seed 1, {', '.join(_prevalence())}), both views; each run's own thresholds", "runs": {}}
     ext_dirs: dict[str, list] = {m: [] for m in dirs}
     for model, folders in dirs.items():
         for seed, d in zip(seeds, folders):
@@ -142,6 +150,15 @@ def _compare(a_dirs, b_dirs, seed: int = 0) -> dict:
 
 
 _prefix = "text-seg-"  # run folders; "text-seg-n400-" etc. with --sim-patients
+_benign = 0.0  # --benign-foci
+
+
+def _benign_tag() -> str:
+    return f"-benign{_benign:g}" if _benign else ""
+
+
+def _prevalence() -> list[str]:
+    return ["metastasis=0.6", "arthritis=0", *([f"fracture={_benign:g}"] if _benign else [])]
 VIEW, NO_VIEW = "text.view_prefix=true", ["text.view_prefix=false"]  # set explicitly: p4-text's default is true; U-Nets read no report (always false)
 
 
@@ -150,9 +167,9 @@ def _dataset(name: str, patients: int = 200):
 
     if name == "qata":
         return require(SHARED / "qata-cov19-text")
-    sim = WORK / ("sim-p4-text" if patients == 200 else f"sim-p4-text-n{patients}")
+    sim = WORK / (("sim-p4-text" if patients == 200 else f"sim-p4-text-n{patients}") + _benign_tag())
     if not (sim / "manifest.csv").is_file():
-        cli(["simulate", str(sim), "--n", str(patients), "--seed", "0", "--prevalence", "metastasis=0.6", "arthritis=0"])
+        cli(["simulate", str(sim), "--n", str(patients), "--seed", "0", "--prevalence", *_prevalence()])
     return sim
 
 
@@ -192,10 +209,16 @@ def main() -> None:
     ap.add_argument("--view-prefix", action="store_true", help="text models read '[ANT] '/'[POST] ' + report (text.view_prefix); key <name>_view")
     ap.add_argument("--external-patients", type=int, default=0, help="p4zh/p4en: also every model on N new simulated patients (scintix evaluate --data), the paired difference there")
     ap.add_argument("--sim-patients", type=int, default=200, help="simulated patients for p4zh/p4en (200 = the default data set); key <name>..._n<N> otherwise")
+    ap.add_argument("--benign-foci", type=float, default=0.0, help="p4zh/p4en: scans also carry benign look-alike foci with this probability; metastases segmented; key <name>..._benign<P>")
     a = ap.parse_args()
-    global _prefix
+    global _prefix, _benign
     if a.sim_patients != 200:
         _prefix = f"text-seg-n{a.sim_patients}-"
+    if a.benign_foci:
+        if "qata" in (a.only or ["qata"]):
+            ap.error("--benign-foci is for the simulated bone scans: add --only p4zh (or p4en)")
+        _benign = a.benign_foci
+        _prefix = f"{_prefix}benign{a.benign_foci:g}-"
     if a.warm and a.film:
         ap.error("--warm and --film: run them one after the other")
     import torch
@@ -211,9 +234,14 @@ def main() -> None:
             recipe, size, epochs = "p4-text", a.size_p4, a.epochs_p4
             extra = ["data.report_column=report_zh" if name == "p4zh" else "data.report_column=report"]
         # one run per arm (the recipe's stages are what --warm measures, run here as separate runs)
-        common = [f"data.image_size=[{size[0]},{size[1]}]", f"train.epochs={epochs}", "eval.n_bootstrap=1000", "stages=[]", *extra]
+        common = [f"data.image_size=[{size[0]},{size[1]}]", f"train.epochs={epochs}", "eval.n_bootstrap=1000", "stages=[]", *extra,
+                  *(["data.mask_column=mask_metastasis"] if _benign and name != "qata" else [])]
         entry: dict = {"recipe": recipe, "image_size": size, "epochs": epochs, "split_seed": 0, "seeds": a.seeds, "runs": {}}
         key = (f"{name}_warm" if a.warm else name) + ("_view" if a.view_prefix else "") + (f"_n{a.sim_patients}" if a.sim_patients != 200 and name != "qata" else "")
+        key += _benign_tag().replace("-", "_")
+        if _benign:
+            entry["task"] = (f"metastases only, on scans that also carry benign look-alike foci (fracture={_benign:g}: ribs/spine, drawn as metastases are; "
+                             "the report names them as benign): what only the report says")
         text_extra = [VIEW] if a.view_prefix else NO_VIEW
         models = ("unet",) if a.warm else ("unet", "text_unet")
         dirs: dict[str, list] = {m: [] for m in models}

@@ -172,3 +172,47 @@ def test_demo_data_labels_each_crop_by_its_own_mask(tmp_path):
         assert r["label"] == ("abnormal" if mask.any() else "normal") and r["lesion_in_crop"] == str(int(mask.any()))
     assert {r["label"] for r in rows} == {"normal", "abnormal"}  # prevalence 0.8 over 6 patients, seed 3: both occur
     assert "SYNTHETIC" in (manifest.parent / "README.md").read_text()
+
+
+def test_fracture_is_an_opt_in_benign_focus_drawn_like_a_metastasis_and_reported_as_benign():
+    from scintix.simulate.bone import sample_findings
+
+    for seed in range(6):
+        r1, r2 = np.random.default_rng(seed), np.random.default_rng(seed)
+        alone = sample_findings(r1, make_phantom(r1), {"metastasis"})
+        phantom = make_phantom(r2)
+        both = sample_findings(r2, phantom, {"metastasis", "fracture"})
+        assert both[: len(alone)] == alone  # drawn after the others: a scan without fractures is the scan it was before
+        frac = both[len(alone) :]
+        assert 1 <= len(frac) <= 3 and all(f.kind == "fracture" for f in frac)
+        group = {s.name: s.group for s in phantom.sites}
+        assert all(group[f.site] in ("rib", "spine") and 4.0 <= f.sigma_mm <= 8.0 and 2.0 <= f.uptake <= 5.0 for f in frac)  # a metastasis's size and uptake
+    vocab = {s.name for s in make_phantom(np.random.default_rng(0)).sites}
+    for seed in range(4):
+        scan = simulate_bone_scan(np.random.default_rng([9, seed]), {"metastasis", "fracture"})
+        mets = [f for f in scan.findings if f.kind == "metastasis"]
+        frac = [f for f in scan.findings if f.kind == "fracture"]
+        sentences = scan.report_en.split(". ")
+        met_sentence = next(s for s in sentences if "metastas" in s)
+        benign_sentence = next(s for s in sentences if "(benign)" in s)
+        assert _named_sites(met_sentence, vocab) == {f.site for f in mets} and f"({len(mets)} lesion" in met_sentence
+        assert _named_sites(benign_sentence, vocab) == {f.site for f in frac}
+        assert "骨折（良性）" in scan.report_zh and f"共{len(mets)}处" in scan.report_zh
+        assert set(scan.labels) == {"metastasis", "fracture"}
+
+
+def test_metastasis_masks_leave_benign_uptake_out_and_are_cropped_with_the_scan(tmp_path):
+    from scintix.data.crop import crop_records
+
+    out = simulate_dataset(tmp_path / "sim", SimulateConfig(n=3, seed=4, prevalence={"metastasis": 1.0, "arthritis": 0.0, "fracture": 1.0}, format="npy"))
+    recs = read_manifest(out)
+    assert {r.extra["fracture"] for r in recs} == {"1"} and "fracture" not in read_manifest(simulate_dataset(tmp_path / "plain", SimulateConfig(n=2, seed=4)))[0].label
+    for r in recs:
+        cls = read_image(r.extra["mask_class"])[0][0]  # 1 metastasis, 2 arthritis, 3 fracture
+        met = read_image(r.extra["mask_metastasis"])[0][0]
+        assert (cls == 3).any() and np.array_equal(met > 0, cls == 1) and set(np.unique(met)) == {0, 1}
+    crops, errors = crop_records(recs, tmp_path / "crops")
+    assert not errors
+    for r in read_manifest(crops):
+        img, met, cls = (read_image(p)[0][0] for p in (r.path, r.extra["mask_metastasis"], r.extra["mask_class"]))
+        assert met.shape == img.shape and np.array_equal(met > 0, cls == 1)

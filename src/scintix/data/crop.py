@@ -19,7 +19,7 @@ from ..transforms.regions import (
     thorax_crop_box,
 )
 from .io import ImageReadError, read_image
-from .manifest import Record, write_manifest
+from .manifest import EXTRA_MASK_COLUMNS, Record, write_manifest
 
 __all__ = ["crop_records", "RegionReader"]
 
@@ -30,9 +30,9 @@ def crop_records(records: Sequence[Record], out_dir: str | Path, margin: float =
     Crops are saved as ``.npy`` (real counts, no 8-bit rounding) under
     ``out_dir/crops``; the manifest keeps each record's label, patient, view,
     report and extra columns and adds ``crop_box`` (y0 x0 y1 x1 in the source)
-    and ``source``. A record's masks (``mask``, and ``mask_class`` as the
-    simulator writes it) are cropped with it into ``masks/`` and
-    ``masks_class/``, and ``lesion_in_crop`` (0/1) says whether the crop holds
+    and ``source``. A record's masks (``mask``, and ``mask_class`` and
+    ``mask_metastasis`` as the simulator writes them) are cropped with it into
+    ``masks/``, ``masks_class/`` and ``masks_metastasis/``, and ``lesion_in_crop`` (0/1) says whether the crop holds
     any lesion pixel: a per-crop label, since a whole-body finding may lie
     outside the thorax. Unreadable files and images with no findable thorax are
     reported as one-line errors and skipped; the others are still written.
@@ -65,14 +65,16 @@ def crop_records(records: Sequence[Record], out_dir: str | Path, margin: float =
         stem = Path(rec.path.split("#")[0]).stem + (f"_{rec.path.rsplit('#', 1)[1]}" if "#" in rec.path and not Path(rec.path).exists() else "")
         name = f"{i:05d}_{stem}.npy"
         try:
-            masks = {col: _crop_mask(src, (y0, x0, y1, x1), arr.shape[1:], out / col / f"{name[:-4]}.png") for col, src in (("masks", rec.mask), ("masks_class", rec.extra.get("mask_class"))) if src}
+            sources = (("masks", rec.mask), *((f"masks_{c[5:]}", rec.extra.get(c)) for c in EXTRA_MASK_COLUMNS))
+            masks = {col: _crop_mask(src, (y0, x0, y1, x1), arr.shape[1:], out / col / f"{name[:-4]}.png") for col, src in sources if src}
         except (ImageReadError, ValueError) as exc:
             errors.append(f"{rec.path}: its mask cannot be cropped ({exc})")
             continue
         np.save(out / "crops" / name, arr[0, y0:y1, x0:x1])
         extra = dict(rec.extra, crop_box=f"{y0} {x0} {y1} {x1}", source=rec.path)
-        if "masks_class" in masks:
-            extra["mask_class"] = str(masks["masks_class"][0])
+        for c in EXTRA_MASK_COLUMNS:
+            if f"masks_{c[5:]}" in masks:
+                extra[c] = str(masks[f"masks_{c[5:]}"][0])
         if "masks" in masks:
             extra["lesion_in_crop"] = str(int(masks["masks"][1]))  # a per-crop label: does the crop hold any lesion pixel?
         kept.append(dataclasses.replace(rec, path=str((out / "crops" / name).resolve()), mask=str(masks["masks"][0]) if "masks" in masks else None, split=rec.split, extra=extra))

@@ -40,7 +40,8 @@ log = logging.getLogger(__name__)
 
 KNOWN_COLUMNS = ("path", "label", "patient_id", "view", "report", "mask", "split")
 SPLITS = ("train", "val", "test")
-PATH_COLUMNS = ("cross_path", "mask_class")  # extra columns holding file paths, resolved like ``path``
+EXTRA_MASK_COLUMNS = ("mask_class", "mask_metastasis")  # the simulator's other masks (``data.mask_column``)
+PATH_COLUMNS = ("cross_path", *EXTRA_MASK_COLUMNS)  # extra columns holding file paths, resolved like ``path``
 
 
 class ManifestError(ValueError):

@@ -7,6 +7,12 @@ Findings:
   and shoulder girdle; each on its own site.
 * **arthritis** -- broader joint uptake (knees, shoulders, wrists, ankles,
   elbows, hips), bilateral and symmetric in 60 % of cases.
+* **fracture** -- benign focal uptake (healing rib or vertebral fractures),
+  1 to 3 foci on ribs (75 %) and the spine, drawn exactly as metastases are
+  (same size and uptake): on the image alone a benign focus cannot be told
+  from a metastasis; the report says which is which, as a physician's report
+  does. Opt-in (not in the default prevalence), for report-guided
+  segmentation of metastases (the ``mask_metastasis`` masks leave it out).
 
 A scan can carry both (multi-label, P2). Counts: the expected image is
 blurred by the collimator response and scaled to the chosen total counts per
@@ -26,14 +32,15 @@ from .scan import SimulatedScan, SiteFinding
 
 __all__ = ["Finding", "sample_findings", "simulate_bone_scan", "BONE_LABELS"]
 
-BONE_LABELS = ("normal", "metastasis", "arthritis")
+BONE_LABELS = ("normal", "metastasis", "arthritis", "fracture")
 MET_GROUPS = {"spine": 0.40, "rib": 0.25, "pelvis": 0.12, "sternum": 0.04, "skull": 0.04, "shoulder_girdle": 0.05, "long_bone": 0.10}
+FRACTURE_GROUPS = {"rib": 0.75, "spine": 0.25}
 JOINTS = {"knee": 0.35, "shoulder": 0.2, "wrist": 0.15, "ankle": 0.15, "hip": 0.1, "elbow": 0.05}
 
 
 @dataclass
 class Finding(SiteFinding):
-    """A metastasis or arthritis focus: a Gaussian of uptake at a depth in the body."""
+    """A metastasis, arthritis or fracture focus: a Gaussian of uptake at a depth in the body."""
 
     x_mm: float
     y_mm: float
@@ -65,18 +72,20 @@ def sample_findings(rng: np.random.Generator, phantom: Phantom, labels: set[str]
                 return True
         return False
 
-    if "metastasis" in labels:
-        n = min(int(rng.geometric(0.45)), 8)
-        groups, weights = list(MET_GROUPS), np.array(list(MET_GROUPS.values()))
+    def focal(kind: str, n: int, group_weights: dict[str, float]) -> None:
+        groups, weights = list(group_weights), np.array(list(group_weights.values()))
         tries = 0
-        while sum(f.kind == "metastasis" for f in out) < n and tries < 200:
+        while sum(f.kind == kind for f in out) < n and tries < 200:
             tries += 1
             group = groups[rng.choice(len(groups), p=weights / weights.sum())]
             sites = [s for s in phantom.sites if s.group == group and s.name not in used]
             if not sites:
                 continue
             site = sites[rng.integers(len(sites))]
-            add("metastasis", site, rng.uniform(4.0, 8.0), rng.uniform(2.0, 5.0), min(site.size * 0.3, 6.0))
+            add(kind, site, rng.uniform(4.0, 8.0), rng.uniform(2.0, 5.0), min(site.size * 0.3, 6.0))
+
+    if "metastasis" in labels:
+        focal("metastasis", min(int(rng.geometric(0.45)), 8), MET_GROUPS)
     if "arthritis" in labels:
         kinds, weights = list(JOINTS), np.array(list(JOINTS.values()))
         joint_types = [kinds[rng.choice(len(kinds), p=weights / weights.sum())]]
@@ -94,6 +103,8 @@ def sample_findings(rng: np.random.Generator, phantom: Phantom, labels: set[str]
             for site in rng.permutation(len(free)):
                 if add("arthritis", free[site], free[site].size * 0.5, 1.2, 1.0):
                     break
+    if "fracture" in labels:  # after the others, so a scan drawn without it is the same scan as before it existed
+        focal("fracture", int(rng.integers(1, 4)), FRACTURE_GROUPS)
     return out
 
 

@@ -5,6 +5,8 @@ The manifest is the one the training pipeline reads (one row per view, a
 ``mask``), so ``scintix simulate -> scintix run`` needs no glue. Extra columns
 give each label as 0/1 (``metastasis``, ``arthritis``, ... usable with
 ``data.label_column``), the Chinese report, the thorax box and ``synthetic=1``.
+Bone scans also get ``mask_metastasis`` (metastases only, 0/1: what to
+segment when benign uptake is simulated beside them; ``data.mask_column``).
 
 Case ``i`` is drawn from ``numpy.random.default_rng([seed, i])``: the same
 seed gives the same bytes, and case ``i`` does not depend on how many cases
@@ -88,7 +90,7 @@ def simulate_dataset(out_dir: str | Path, cfg: SimulateConfig = SimulateConfig()
     if bad:
         raise ValueError(f"unknown labels {bad} for mode {cfg.mode}; known: {list(known)}")
     out = Path(out_dir)
-    for sub in ("images", "masks", "masks_class", "cases"):
+    for sub in ("images", "masks", "masks_class", "cases", *(("masks_metastasis",) if cfg.mode == "bone" else ())):
         (out / sub).mkdir(parents=True, exist_ok=True)
     counts = cfg.counts or (1.5e6 if cfg.mode == "bone" else 2e5)
     label_names = list(known)
@@ -146,6 +148,9 @@ def simulate_dataset(out_dir: str | Path, cfg: SimulateConfig = SimulateConfig()
             extra = dict(extra_base, mask_class=str(out / "masks_class" / f"{pid}_{view}.png"))
             if cfg.mode == "bone":
                 extra["box_thorax"] = " ".join(str(v) for v in scan.boxes[view]["thorax"])
+                met = out / "masks_metastasis" / f"{pid}_{view}.png"
+                _save_mask(met, class_masks[view] == label_names.index("metastasis") + 1, "1 = metastasis (benign uptake and arthritis are 0).")
+                extra["mask_metastasis"] = str(met)
             records.append(Record(path=str(out / rel), label=";".join(scan.labels), patient_id=pid, view=view, report=scan.report_en, mask=str(out / mask_rel), extra=extra))
     manifest = write_manifest(records, out / "manifest.csv", relative_to=out)
     _write_readme(out, cfg, prevalence, counts, records)
@@ -167,7 +172,8 @@ def _write_readme(out: Path, cfg: SimulateConfig, prevalence: dict, counts: floa
         "",
         "Cases by label set: " + ", ".join(f"{k}: {v}" for k, v in sorted(tally.items())),
         "",
-        "Files: `images/` counts (16-bit PNG / npy / NM DICOM), `masks/` lesion masks (pixel value = finding id), `masks_class/` the same with pixel value = class index (manifest column `mask_class`),",
+        "Files: `images/` counts (16-bit PNG / npy / NM DICOM), `masks/` lesion masks (pixel value = finding id), `masks_class/` the same with pixel value = class index (manifest column `mask_class`),"
+        + (" `masks_metastasis/` metastases only, 0/1 (column `mask_metastasis`)," if cfg.mode == "bone" else ""),
         "`cases/<id>.json` findings (site, kind, position), region boxes (y0, x0, y1, x1) per view and the English",
         "and Chinese reports, `manifest.csv` for `scintix run --data <this folder>`.",
         "",

@@ -26,6 +26,7 @@ def bone_report(findings: Sequence) -> tuple[str, str]:
     """``(english, chinese)`` report for a whole-body bone scan with these findings."""
     mets = [f for f in findings if f.kind == "metastasis"]
     arth = [f for f in findings if f.kind == "arthritis"]
+    frac = [f for f in findings if f.kind == "fracture"]
     en = [SYNTHETIC_EN, "Whole-body bone scintigraphy (99mTc-MDP), anterior and posterior views."]
     zh = [SYNTHETIC_ZH, "全身骨显像（99mTc-MDP），前位及后位。"]
     if mets:
@@ -38,6 +39,10 @@ def bone_report(findings: Sequence) -> tuple[str, str]:
     if arth:
         en.append(f"Increased uptake in {_join_en([f.site for f in arth])}, consistent with arthritis (degenerative or inflammatory joint disease).")
         zh.append(f"{'、'.join(f.site_zh for f in arth)}放射性增高，考虑关节炎性病变。")
+    if frac:
+        n = len(frac)
+        en.append(f"Focal uptake in {_join_en([f.site for f in frac])}, consistent with {'healing fractures' if n > 1 else 'a healing fracture'} (benign).")
+        zh.append(f"{'、'.join(f.site_zh for f in frac)}见局灶性放射性浓聚，考虑骨折（良性）。")
     if not findings:
         en.append("Symmetric physiological tracer distribution in the skeleton; kidneys and bladder visualised. No focal abnormal uptake.")
         zh.append("全身骨骼显影清晰，放射性分布对称，双肾及膀胱显影，未见异常放射性浓聚。")
@@ -51,6 +56,9 @@ def bone_report(findings: Sequence) -> tuple[str, str]:
         if arth:
             parts_en.append("arthritis")
             parts_zh.append("关节炎")
+        if frac:
+            parts_en.append("benign fracture uptake")
+            parts_zh.append("良性骨折")
         en.append("Impression: " + " and ".join(parts_en) + ".")
         zh.append("印象：" + "；".join(parts_zh) + "。")
     return " ".join(en), "".join(zh)
