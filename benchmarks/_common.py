@@ -18,7 +18,7 @@ WORK = ROOT / "benchmarks" / "work"  # run folders (git-ignored)
 
 def reexec_with_allocator_tuning() -> None:
     """Re-run this script once with the glibc allocator thresholds set (they must precede Python)."""
-    from scintix.training.perf import allocator_env
+    from scintix.runtime import allocator_env
 
     extra = allocator_env()
     if extra and os.environ.get("SCINTIX_NO_REEXEC") != "1":

@@ -37,7 +37,7 @@ def measure(names: list[str], sizes: list[tuple[int, int]], batch: int, seconds:
     import torch
 
     from scintix.models import create_model
-    from scintix.training.perf import autocast, resolve_precision
+    from scintix.runtime import autocast, resolve_precision
 
     device = torch.device("cpu")
     amp = resolve_precision("auto", device) if os.environ.get("MALLOC_MMAP_THRESHOLD_") else None
@@ -92,7 +92,7 @@ def main() -> None:
         rows = measure(names, sizes, a.batch, a.seconds, ["nchw"] if a.arm == "plain" else ["nchw", "nhwc"])
         print("RESULT " + json.dumps(rows))
         return
-    from scintix.training.perf import ALLOCATOR_ENV
+    from scintix.runtime import ALLOCATOR_ENV
 
     base = {k: v for k, v in os.environ.items() if k not in ALLOCATOR_ENV}
     arms = {}

@@ -32,7 +32,7 @@ def main() -> None:
     from scintix.inference.onnx import export_onnx, with_engine
     from scintix.inference.predict import predict_paths
     from scintix.runfolder import in_channels, load_run
-    from scintix.training.perf import autocast
+    from scintix.runtime import autocast
 
     source = _data()
     run = load_run(a.run)

@@ -89,7 +89,7 @@ def arm(levers: set[str], model_name: str, steps: int, size: tuple[int, int], ba
     amp = torch.bfloat16 if "bf16" in levers else None
     nhwc = "nhwc" in levers
     if "nhwc_auto" in levers:
-        from scintix.training.perf import choose_channels_last
+        from scintix.runtime import choose_channels_last
 
         b0 = next(iter(loader))
         x0 = (batched(b0) if batched is not None else b0)["image"]
@@ -189,7 +189,7 @@ def main() -> None:
         return
     import numpy as np
 
-    from scintix.training.perf import ALLOCATOR_ENV, cpu_has_native_bf16
+    from scintix.runtime import ALLOCATOR_ENV, cpu_has_native_bf16
 
     base_env = {k: v for k, v in os.environ.items() if k not in ALLOCATOR_ENV}
     runs: dict[str, list[dict]] = {k: [] for k in a.arms}

@@ -138,7 +138,7 @@ def main() -> None:
         fn = plain_arm if a.arm == "plain" else ours_arm
         print(json.dumps(fn(_cfg(data, a.epochs, a.seeds[0]), a.epochs, a.seeds[0])))
         return
-    from scintix.training.perf import ALLOCATOR_ENV, cpu_has_native_bf16
+    from scintix.runtime import ALLOCATOR_ENV, cpu_has_native_bf16
 
     plain_env = {k: v for k, v in os.environ.items() if k not in ALLOCATOR_ENV}
     runs: dict[str, dict] = {"plain": {}, "ours": {}}

@@ -137,8 +137,8 @@ def load_run(run_dir: str | Path) -> LoadedRun:
             do not cover the classes, or a stored temperature that is not a
             finite number > 0.
     """
+    from .runtime import resolve_device, resolve_precision
     from .training.checkpoint import load_checkpoint, load_model_state
-    from .training.perf import resolve_device, resolve_precision
 
     run_dir = final_stage(Path(run_dir))
     if (run_dir / ENSEMBLE_FILE).is_file():

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from scintix.config import load_config
+from scintix.runtime import choose_channels_last, resolve_precision
 from scintix.training.checkpoint import load_checkpoint, save_checkpoint
-from scintix.training.perf import choose_channels_last, resolve_precision
 from scintix.training.run import train_run
 
 FAST = [
@@ -68,7 +68,7 @@ def test_atomic_checkpoint(tmp_path):
 
 
 def test_precision_auto_never_picks_slow_cpu_bf16(monkeypatch):
-    import scintix.training.perf as perf
+    import scintix.runtime as perf
 
     monkeypatch.setattr(perf, "cpu_has_native_bf16", lambda: False)
     assert resolve_precision("auto", torch.device("cpu")) is None

@@ -365,7 +365,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def entry() -> None:
     """Console-script entry: re-executes once with glibc allocator tuning, then runs :func:`main`."""
     if os.environ.get("SCINTIX_NO_REEXEC") != "1":
-        from ..training.perf import allocator_env
+        from ..runtime import allocator_env
 
         extra = allocator_env()
         if extra:

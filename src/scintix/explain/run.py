@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from ..inference.predict import LoadedRun, load_run, prepare_units
-from ..training.perf import autocast
+from ..runtime import autocast
 from .cam import CAM_METHODS
 
 __all__ = ["explain_arrays", "explain_paths", "channel_names"]

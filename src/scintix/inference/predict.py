@@ -24,7 +24,7 @@ from ..data.io import ImageReadError, read_image
 from ..data.manifest import Record, load_inputs
 from ..evaluation.seg_outputs import unique_stems
 from ..runfolder import LoadedRun, load_run
-from ..training.perf import autocast
+from ..runtime import autocast
 from .onnx import with_engine
 
 __all__ = ["predict_paths", "predict_units", "unit_reports", "segmentation_row", "write_prediction_rows", "load_run", "prepare_units", "write_row_dicom", "LoadedRun"]

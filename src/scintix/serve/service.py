@@ -61,7 +61,7 @@ def choose_layout(run: LoadedRun, setting: str | bool = "auto") -> bool:
     import torch
 
     from ..runfolder import in_channels
-    from ..training.perf import autocast, choose_channels_last
+    from ..runtime import autocast, choose_channels_last
 
     def step(model, x):
         with torch.no_grad(), autocast(run.device, run.amp):

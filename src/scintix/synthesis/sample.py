@@ -21,8 +21,8 @@ import torch
 
 from .._atomic import atomic_path
 from ..runfolder import load_run_config
+from ..runtime import resolve_device
 from ..training.checkpoint import load_checkpoint
-from ..training.perf import resolve_device
 from .train_gan import build_gan, sample
 
 __all__ = ["load_generator", "sample_gan", "generate"]

@@ -26,7 +26,7 @@ import torch
 from ..data.prepare import prepare_data
 from ..evaluation.bootstrap import paired_auc_difference
 from ..evaluation.metrics import roc_auc
-from ..training.perf import resolve_device
+from ..runtime import resolve_device
 from .srgan import bicubic, downsample
 from .train_sr import load_sr, split_images
 

@@ -30,10 +30,10 @@ from .. import __version__
 from ..config import RunConfig
 from ..data.datasets import CachedDataset
 from ..data.prepare import prepare_data
+from ..runtime import resolve_device
 from ..tasks import get_task
 from ..training.checkpoint import save_checkpoint
 from ..training.ema import ema_decay, ema_update
-from ..training.perf import resolve_device
 from .diffaug import AdaptiveProbability, diff_augment
 from .gan import Discriminator, Generator, d_loss, g_loss, r1_penalty, up_steps
 from .runs import open_run, restore, write_history

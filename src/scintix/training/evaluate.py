@@ -24,12 +24,12 @@ from ..evaluation import calibration, report
 from ..evaluation.card import write_model_card
 from ..evaluation.health import assess_model, health_banner
 from ..runfolder import build_model_for_run, load_run_config, with_tta
+from ..runtime import autocast, resolve_device, resolve_precision
 from ..tasks import get_task
 from .batchnorm import has_batchnorm, train_eval_gap
 from .checkpoint import load_checkpoint, load_model_state
 from .data import build_datasets, training_like_batches
 from .loop import predict
-from .perf import autocast, resolve_device, resolve_precision
 from .text_conditions import format_conditions, text_conditions
 
 __all__ = ["evaluate_run", "classification_outputs", "segmentation_outputs"]

@@ -16,10 +16,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..runtime import autocast
 from ..tasks import Task, get_task
 from .batchnorm import hold_frozen_batchnorm
 from .distributed import unwrap
-from .perf import autocast
 
 __all__ = ["make_criterion", "probabilities", "forward", "train_one_epoch", "predict"]
 

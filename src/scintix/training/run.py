@@ -28,6 +28,7 @@ from ..data.prepare import prepare_data
 from ..models.registry import MODELS, list_models, model_kind
 from ..models.weights import freeze_backbone, train_only
 from ..runfolder import build_model_for_run, load_run_config
+from ..runtime import autocast, choose_channels_last, resolve_device, resolve_precision
 from ..simulate.demo import make_demo_data
 from ..tasks import get_task
 from ..transforms.batch_augment import BatchAugmenter
@@ -45,7 +46,6 @@ from .distributed import (
 from .ema import ema_decay, ema_update
 from .evaluate import evaluate_run
 from .loop import forward, predict, train_one_epoch
-from .perf import autocast, choose_channels_last, resolve_device, resolve_precision
 
 __all__ = ["train_run", "evaluate_run", "load_run_config", "build_model_for_run"]
 
