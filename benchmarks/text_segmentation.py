@@ -2,7 +2,7 @@
 
     python benchmarks/text_segmentation.py [--only qata|p4zh|p4en] [--seeds 0 1 2] [--epochs-qata N] [--epochs-p4 N]
                                            [--size-qata H W] [--size-p4 H W] [--film] [--warm] [--view-prefix] [--sim-patients N]
-                                           [--external-patients N] [--benign-foci P]
+                                           [--external-patients N] [--benign-foci P] [--frozen-image-path]
 
 qata: ``qata-text`` vs the same recipe with ``model.name=unet`` on the real
 QaTa-COV19 subset (train: 85 % of its train patients, selection: the other
@@ -35,6 +35,10 @@ them as benign), and every model segments metastases only
 one, where every hot spot is a lesion and the report adds little the image
 lacks: this one measures whether the fusion uses what only the report says.
 Own data sets and run folders, key suffix _benign<P>.
+--frozen-image-path (with --warm): the second-stage text model trains its
+text encoder and fusion layers only (``model.train_only``); its image path
+stays the first-stage U-Net, so its Dice without a report is that U-Net's,
+and report minus no report is what the fusion alone adds. Key suffix _frozen.
 Writes benchmarks/results/text_segmentation.json. A run folder that finished
 with the same config is reused (its training time read from its history).
 """
@@ -159,6 +163,7 @@ def _benign_tag() -> str:
 
 def _prevalence() -> list[str]:
     return ["metastasis=0.6", "arthritis=0", *([f"fracture={_benign:g}"] if _benign else [])]
+FROZEN = "model.train_only=[text_encoder.*,fusions.*]"  # --frozen-image-path
 VIEW, NO_VIEW = "text.view_prefix=true", ["text.view_prefix=false"]  # set explicitly: p4-text's default is true; U-Nets read no report (always false)
 
 
@@ -180,7 +185,7 @@ def _warm(name: str, recipe: str, data, common: list[str], seeds, first_stage: l
         start = f"model.weights={stage1 / 'checkpoints' / 'best.pt'}"
         for model in ("unet", "text_unet"):
             tag = f"{name}-warm_{model}-s{seed}"
-            folder = f"{_prefix}{tag}" + ("-view" if VIEW in text_extra and model != "unet" else "")
+            folder = f"{_prefix}{tag}" + ("-view" if VIEW in text_extra and model != "unet" else "") + ("-frozen" if FROZEN in text_extra and model != "unet" else "")
             over = [*common, f"model.name={model}", f"train.seed={seed}", start, *(text_extra if model != "unet" else NO_VIEW)]
             if name == "p4en" and model == "unet":  # reads no report: p4zh's continued U-Net of this seed is the same run
                 folder = f"{_prefix}p4zh-warm_unet-s{seed}"
@@ -209,6 +214,7 @@ def main() -> None:
     ap.add_argument("--view-prefix", action="store_true", help="text models read '[ANT] '/'[POST] ' + report (text.view_prefix); key <name>_view")
     ap.add_argument("--external-patients", type=int, default=0, help="p4zh/p4en: also every model on N new simulated patients (scintix evaluate --data), the paired difference there")
     ap.add_argument("--sim-patients", type=int, default=200, help="simulated patients for p4zh/p4en (200 = the default data set); key <name>..._n<N> otherwise")
+    ap.add_argument("--frozen-image-path", action="store_true", help="with --warm: the text model trains its text encoder and fusion only; key suffix _frozen")
     ap.add_argument("--benign-foci", type=float, default=0.0, help="p4zh/p4en: scans also carry benign look-alike foci with this probability; metastases segmented; key <name>..._benign<P>")
     a = ap.parse_args()
     global _prefix, _benign
@@ -219,6 +225,8 @@ def main() -> None:
             ap.error("--benign-foci is for the simulated bone scans: add --only p4zh (or p4en)")
         _benign = a.benign_foci
         _prefix = f"{_prefix}benign{a.benign_foci:g}-"
+    if a.frozen_image_path and not a.warm:
+        ap.error("--frozen-image-path is a second-stage setting: add --warm")
     if a.warm and a.film:
         ap.error("--warm and --film: run them one after the other")
     import torch
@@ -238,11 +246,11 @@ def main() -> None:
                   *(["data.mask_column=mask_metastasis"] if _benign and name != "qata" else [])]
         entry: dict = {"recipe": recipe, "image_size": size, "epochs": epochs, "split_seed": 0, "seeds": a.seeds, "runs": {}}
         key = (f"{name}_warm" if a.warm else name) + ("_view" if a.view_prefix else "") + (f"_n{a.sim_patients}" if a.sim_patients != 200 and name != "qata" else "")
-        key += _benign_tag().replace("-", "_")
+        key += _benign_tag().replace("-", "_") + ("_frozen" if a.frozen_image_path else "")
         if _benign:
             entry["task"] = (f"metastases only, on scans that also carry benign look-alike foci (fracture={_benign:g}: ribs/spine, drawn as metastases are; "
                              "the report names them as benign): what only the report says")
-        text_extra = [VIEW] if a.view_prefix else NO_VIEW
+        text_extra = ([VIEW] if a.view_prefix else NO_VIEW) + ([FROZEN] if a.frozen_image_path else [])
         models = ("unet",) if a.warm else ("unet", "text_unet")
         dirs: dict[str, list] = {m: [] for m in models}
         for seed in a.seeds:
