@@ -163,6 +163,8 @@ def _benign_tag() -> str:
 
 def _prevalence() -> list[str]:
     return ["metastasis=0.6", "arthritis=0", *([f"fracture={_benign:g}"] if _benign else [])]
+
+
 FROZEN = "model.train_only=[text_encoder.*,fusions.*]"  # --frozen-image-path
 VIEW, NO_VIEW = "text.view_prefix=true", ["text.view_prefix=false"]  # set explicitly: p4-text's default is true; U-Nets read no report (always false)
 
@@ -243,7 +245,7 @@ def main() -> None:
             extra = ["data.report_column=report_zh" if name == "p4zh" else "data.report_column=report"]
         # one run per arm (the recipe's stages are what --warm measures, run here as separate runs)
         common = [f"data.image_size=[{size[0]},{size[1]}]", f"train.epochs={epochs}", "eval.n_bootstrap=1000", "stages=[]", *extra,
-                  *(["data.mask_column=mask_metastasis"] if _benign and name != "qata" else [])]
+                  *(["data.mask_column=mask_metastasis"] if _benign else [])]  # --benign-foci refuses qata
         entry: dict = {"recipe": recipe, "image_size": size, "epochs": epochs, "split_seed": 0, "seeds": a.seeds, "runs": {}}
         key = (f"{name}_warm" if a.warm else name) + ("_view" if a.view_prefix else "") + (f"_n{a.sim_patients}" if a.sim_patients != 200 and name != "qata" else "")
         key += _benign_tag().replace("-", "_") + ("_frozen" if a.frozen_image_path else "")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import sys
 from importlib.util import find_spec
 from types import ModuleType
 
@@ -26,7 +27,6 @@ def require(module: str) -> ModuleType:
     return importlib.import_module(module)
 
 
-
 def import_monai_without_transformers() -> None:
     """From now on, MONAI's first import in this process happens with Hugging Face transformers hidden (command line only).
 
@@ -38,8 +38,6 @@ def import_monai_without_transformers() -> None:
     commands that never need MONAI pay nothing. The command line calls this; a library user's process gets MONAI
     exactly as MONAI makes it.
     """
-    import sys
-
     if "monai" in sys.modules or any(isinstance(f, _MonaiWithoutTransformers) for f in sys.meta_path):
         return
     sys.meta_path.insert(0, _MonaiWithoutTransformers())
@@ -49,9 +47,6 @@ class _MonaiWithoutTransformers:
     """A one-shot import finder: finds ``monai`` as usual and runs its import with ``transformers`` hidden."""
 
     def find_spec(self, name, path=None, target=None):
-        import sys
-        from importlib.util import find_spec
-
         if name != "monai":
             return None
         sys.meta_path.remove(self)  # one shot, and the real finders now answer
@@ -67,7 +62,7 @@ class _MonaiWithoutTransformers:
             try:
                 run(module)
             finally:
-                if "transformers" in sys.modules and sys.modules["transformers"] is None:
+                if sys.modules.get("transformers", 0) is None:  # still our hiding entry
                     del sys.modules["transformers"]
 
         spec.loader.exec_module = exec_module  # type: ignore[method-assign]  # this spec's own loader instance

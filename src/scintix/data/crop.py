@@ -65,19 +65,17 @@ def crop_records(records: Sequence[Record], out_dir: str | Path, margin: float =
         stem = Path(rec.path.split("#")[0]).stem + (f"_{rec.path.rsplit('#', 1)[1]}" if "#" in rec.path and not Path(rec.path).exists() else "")
         name = f"{i:05d}_{stem}.npy"
         try:
-            sources = (("masks", rec.mask), *((f"masks_{c[5:]}", rec.extra.get(c)) for c in EXTRA_MASK_COLUMNS))
-            masks = {col: _crop_mask(src, (y0, x0, y1, x1), arr.shape[1:], out / col / f"{name[:-4]}.png") for col, src in sources if src}
+            sources = {"mask": rec.mask, **{c: rec.extra.get(c) for c in EXTRA_MASK_COLUMNS}}  # column -> folder "masks_..."
+            masks = {col: _crop_mask(src, (y0, x0, y1, x1), arr.shape[1:], out / col.replace("mask", "masks", 1) / f"{name[:-4]}.png") for col, src in sources.items() if src}
         except (ImageReadError, ValueError) as exc:
             errors.append(f"{rec.path}: its mask cannot be cropped ({exc})")
             continue
         np.save(out / "crops" / name, arr[0, y0:y1, x0:x1])
         extra = dict(rec.extra, crop_box=f"{y0} {x0} {y1} {x1}", source=rec.path)
-        for c in EXTRA_MASK_COLUMNS:
-            if f"masks_{c[5:]}" in masks:
-                extra[c] = str(masks[f"masks_{c[5:]}"][0])
-        if "masks" in masks:
-            extra["lesion_in_crop"] = str(int(masks["masks"][1]))  # a per-crop label: does the crop hold any lesion pixel?
-        kept.append(dataclasses.replace(rec, path=str((out / "crops" / name).resolve()), mask=str(masks["masks"][0]) if "masks" in masks else None, split=rec.split, extra=extra))
+        extra.update({c: str(masks[c][0]) for c in EXTRA_MASK_COLUMNS if c in masks})
+        if "mask" in masks:
+            extra["lesion_in_crop"] = str(int(masks["mask"][1]))  # a per-crop label: does the crop hold any lesion pixel?
+        kept.append(dataclasses.replace(rec, path=str((out / "crops" / name).resolve()), mask=str(masks["mask"][0]) if "mask" in masks else None, split=rec.split, extra=extra))
         boxes[name] = {"source": rec.path, "regions": regions.boxes, "landmarks": regions.landmarks}
     if not kept:
         raise ValueError(f"no image could be cropped ({len(errors)} failed, e.g. {errors[0] if errors else 'no input'}); nothing written to {out}")
