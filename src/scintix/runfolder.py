@@ -110,6 +110,16 @@ class LoadedRun:
     amp: object
     task: Task
     synthetic: bool = False
+    # a report-guided run's thresholds for an input without a report, chosen on validation with every report withheld:
+    # its image path alone is less confident than with a report, so the with-report cut can erase every lesion.
+    # None for other runs and for text runs evaluated before these were recorded (their with-report thresholds apply).
+    thresholds_no_report: dict[str, float] | None = None
+
+    def thresholds_for(self, report: str | None) -> dict[str, float]:
+        """The thresholds for one input: the no-report ones when a report-guided run reads none, else ``thresholds``."""
+        if self.thresholds_no_report is not None and not report:
+            return self.thresholds_no_report
+        return self.thresholds
 
 
 def final_stage(folder: Path) -> Path:
@@ -152,9 +162,13 @@ def load_run(run_dir: str | Path) -> LoadedRun:
     thr_file = run_dir / "eval" / "thresholds.json"
     if not thr_file.is_file():
         raise FileNotFoundError(f"{run_dir}: no eval/thresholds.json; run `scintix evaluate {run_dir}` first")
-    thresholds = read_json(thr_file).get("thresholds")
-    if not isinstance(thresholds, dict) or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1 for v in thresholds.values()):
-        raise ValueError(f"{thr_file}: 'thresholds' must map each class to a number in [0, 1], got {thresholds!r}"[:300])
+    thr_json = read_json(thr_file)
+    thresholds = _checked_thresholds(thr_json.get("thresholds"), thr_file, "thresholds")
+    no_report = thr_json.get("thresholds_no_report")
+    if no_report is not None:
+        no_report = _checked_thresholds(no_report, thr_file, "thresholds_no_report")
+        if set(no_report) != set(thresholds):
+            raise ValueError(f"{thr_file}: 'thresholds_no_report' names {sorted(no_report)}, 'thresholds' {sorted(thresholds)}; re-run `scintix evaluate {run_dir}`")
     task = get_task(cfg.data.task)
     if not task.dense:
         try:
@@ -173,7 +187,13 @@ def load_run(run_dir: str | Path) -> LoadedRun:
     model.to(device).eval()
     meta = run_dir / "meta.json"
     synthetic = bool(meta.is_file() and read_json(meta).get("synthetic"))
-    return LoadedRun(run_dir, cfg, model, classes, thresholds, float(temperature), device, amp, task, synthetic)
+    return LoadedRun(run_dir, cfg, model, classes, thresholds, float(temperature), device, amp, task, synthetic, no_report)
+
+
+def _checked_thresholds(value, path: Path, key: str) -> dict[str, float]:
+    if not isinstance(value, dict) or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1 for v in value.values()):
+        raise ValueError(f"{path}: {key!r} must map each class to a number in [0, 1], got {value!r}"[:300])
+    return value
 
 
 ENSEMBLE_FILE = "ensemble.json"
@@ -280,4 +300,7 @@ def load_ensemble(folder: str | Path) -> LoadedRun:
         thresholds = {c: float(v) for c, v in saved.items()}
     else:
         raise ValueError(f"{folder / ENSEMBLE_FILE}: 'thresholds' must give a finite number for each of {sorted(first.thresholds)}")
-    return LoadedRun(folder, first.cfg, model, first.classes, thresholds, 1.0, first.device, first.amp, first.task, any(r.synthetic for r in runs))
+    # members that read reports: their no-report thresholds averaged (no ensemble prediction without reports was validated)
+    no_report = ({c: float(np.mean([r.thresholds_no_report[c] for r in runs])) for c in first.thresholds}
+                 if all(r.thresholds_no_report is not None for r in runs) else None)
+    return LoadedRun(folder, first.cfg, model, first.classes, thresholds, 1.0, first.device, first.amp, first.task, any(r.synthetic for r in runs), no_report)

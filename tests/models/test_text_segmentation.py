@@ -262,6 +262,22 @@ def test_qata_text_cli_run_predict_explain_with_and_without_reports(tmp_path, ca
     assert len(with_rows) == len(without) == 16 and all(r["error"] == "" for r in with_rows + without + given)
     assert all(r["report"].startswith("Unilateral") for r in with_rows) and all(r["report"] == "" for r in without)
     assert given[0]["report"] == "infection in the left lung"
+    # without a report the image path is cut at its own threshold, chosen on val with every report withheld
+    chosen = json.loads((run / "eval" / "thresholds.json").read_text())
+    thr, thr_none = chosen["thresholds"]["infection"], chosen["thresholds_no_report"]["infection"]
+    assert chosen["no_report_chosen_on"].startswith("val") and tc["thresholds"]["no_report"] == chosen["thresholds_no_report"]
+    assert {float(r["threshold"]) for r in with_rows + given} == {thr} and {float(r["threshold"]) for r in without} == {thr_none}
+    assert all(r["warning"] == "" for r in without)
+    assert "every report withheld" in (run / "model_card.md").read_text()
+    # a run evaluated before these were recorded: the with-report threshold, and the row says so
+    (run / "eval" / "thresholds.json").write_text(json.dumps({k: v for k, v in chosen.items() if k != "thresholds_no_report"}))
+    assert main(["predict", str(run), str(data / "images" / "c0.png"), "--out", str(tmp_path / "old.csv")]) == 0
+    old = list(csv.DictReader(open(tmp_path / "old.csv")))[0]
+    assert float(old["threshold"]) == thr and "no threshold for that" in old["warning"]
+    (run / "eval" / "thresholds.json").write_text(json.dumps({**chosen, "thresholds_no_report": {"infection": 1.5}}))
+    assert main(["predict", str(run), str(data / "images" / "c0.png"), "--out", str(tmp_path / "bad.csv")]) == 2
+    assert "thresholds_no_report" in capsys.readouterr().err
+    (run / "eval" / "thresholds.json").write_text(json.dumps(chosen))
     assert main(["explain", str(run), str(data / "images" / "c0.png"), "--out", str(tmp_path / "maps"), "--report", "infection in the left lung"]) == 0
     words = (tmp_path / "maps" / "c0_words.html").read_text()
     assert "left" in words and "share of attention" in words
@@ -325,3 +341,22 @@ def test_p4_text_recipe_trains_the_unet_then_the_text_model_from_it(tmp_path):
     assert main(["predict", str(tmp_path / "p4"), str(sim / "manifest.csv"), "--out", str(tmp_path / "p.csv")]) == 0
     pred = list(csv.DictReader(open(tmp_path / "p.csv")))
     assert len(pred) == 20 and all(r["error"] == "" for r in pred) and all(r["report"].startswith(("[ANT]", "[POST]")) for r in pred)
+
+
+def test_a_scan_without_a_report_is_cut_at_the_no_report_threshold():
+    """The image path alone of a report-guided run is less confident: cut at the with-report threshold it can lose every lesion."""
+    from scintix.inference.predict import segmentation_row
+    from scintix.runfolder import LoadedRun
+    from scintix.tasks import get_task
+
+    probs = np.zeros((2, 4, 4), np.float32)
+    probs[1, :2, :2] = 0.3  # a lesion the image path sees with probability 0.3
+    probs[0] = 1 - probs[1]
+    run = LoadedRun(Path("."), None, None, ["background", "lesion"], {"lesion": 0.6}, 1.0, torch.device("cpu"), None, get_task("segmentation"),
+                    thresholds_no_report={"lesion": 0.2})
+    image = np.zeros((1, 4, 4), np.float32)
+    assert segmentation_row(run, "a", image, probs, None, report="lesion in the left lung")["lesion_pixels"] == 0
+    row = segmentation_row(run, "a", image, probs, None, report="")
+    assert row["lesion_pixels"] == 4 and row["threshold"] == 0.2
+    old = LoadedRun(Path("."), None, None, ["background", "lesion"], {"lesion": 0.6}, 1.0, torch.device("cpu"), None, get_task("segmentation"))
+    assert segmentation_row(old, "a", image, probs, None, report=None)["lesion_pixels"] == 0  # no separate threshold: the run's own

@@ -103,6 +103,9 @@ def write_model_card(run_dir: str | Path) -> Path:
     thr = json.loads((eval_dir / "thresholds.json").read_text()) if (eval_dir / "thresholds.json").is_file() else {}
     if thr:
         lines.append(f"Thresholds chosen on validation ({thr.get('method')}): {', '.join(f'{k} {v:.3f}' for k, v in thr['thresholds'].items())}.")
+        if thr.get("thresholds_no_report"):
+            lines.append(f"For a scan given without a report (the image path alone), chosen on validation with every report withheld: "
+                         f"{', '.join(f'{k} {v:.3f}' for k, v in thr['thresholds_no_report'].items())}.")
     for s in ("val", "test"):
         f = eval_dir / s / "metrics.json"
         if not f.is_file():

@@ -142,7 +142,20 @@ def _text_conditions(res: dict) -> str:
     rows = "".join(f"<tr><td>{names[k]}</td><td>{_fmt(v['dice'])}</td><td>{_fmt(v['global_dice'])}</td></tr>" for k, v in tc["conditions"].items())
     diffs = "".join(f"<tr><td>paired Dice difference: {html.escape(k)}</td><td colspan=2>{_fmt(v)}</td></tr>" for k, v in tc["differences"].items())
     return (f"<h4>How much the model relies on the report</h4><table><tr><th>the scan given</th><th>Dice (lesion scans)</th><th>pooled Dice</th></tr>{rows}{diffs}</table>"
-            "<p class='muted'>Same scans, same thresholds (chosen on validation with the true reports); another patient's report is a seeded shuffle.</p>")
+            f"<p class='muted'>Same scans; {_condition_cuts(tc)}; another patient's report is a seeded shuffle.</p>")
+
+
+def _condition_cuts(tc: dict) -> str:
+    """Which threshold cut each condition (runs evaluated before the no-report threshold used the with-report one for all)."""
+    cuts = tc.get("thresholds")
+    if not cuts or cuts.get("no_report") == cuts.get("report"):
+        return "one threshold for all (chosen on validation with the true reports)"
+
+    def show(t: dict) -> str:
+        return ", ".join(f"{k} {v:.2f}" for k, v in t.items())
+
+    return (f"with a report cut at {show(cuts['report'])} (chosen on validation with the true reports), without one at "
+            f"{show(cuts['no_report'])} (chosen on validation with every report withheld), as <code>predict</code> cuts them")
 
 
 def _history_figure(run_dir: Path) -> bytes | None:

@@ -103,7 +103,7 @@ def explain_paths(run_dir: str | Path, source, out_dir: str | Path, methods: Seq
             png = out / f"{stems[key]}_{method.replace('+', 'p')}.png"
             if task.dense:
                 if key not in seg:  # the mask and its overlay, once per input
-                    seg[key] = segmentation_row(run, key, arr, p, out, stems[key])
+                    seg[key] = segmentation_row(run, key, arr, p, out, stems[key], texts[i] if texts is not None else None)
                 info = seg[key]
                 title = f"{method}: {info['lesion_pixels']} px predicted {classes[1] if len(classes) > 1 else ''}; map explains '{classes[t]}'{tag}"
                 row = {"path": key, "method": method, "target": classes[t], **info}

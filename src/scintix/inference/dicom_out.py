@@ -269,8 +269,9 @@ def write_for_prediction(run, key: str, image: np.ndarray, probs: np.ndarray, ro
     written = []
     positive = run.classes[-1] if len(run.classes) == 2 or run.task.dense else run.classes[int(np.argmax(probs))]  # binary: the positive class; else the likeliest
     if run.task.dense:
-        label = run.task.masks(probs[None], run.thresholds, run.classes)[0]
-        finding = {"label": "lesion" if row["lesion_pixels"] else "no lesion", "probability": row["max_lesion_prob"], "threshold": float(run.thresholds.get(positive, 0.5)),
+        thresholds = run.thresholds_for(row.get("report"))  # a report-guided run given no report: its no-report threshold
+        label = run.task.masks(probs[None], thresholds, run.classes)[0]
+        finding = {"label": "lesion" if row["lesion_pixels"] else "no lesion", "probability": row["max_lesion_prob"], "threshold": float(thresholds.get(positive, 0.5)),
                    "positive_class": f"{positive} (highest pixel)", "lesion_pixels": row["lesion_pixels"]}
         written.append(str(write_overlay_sc(source, _mask_overlay(image[0], label), out_dir / f"{stem}_overlay_sc.dcm", algorithm, deidentify)))
         written.append(str(write_lesion_seg(source, mask_to_source(label, source, box), out_dir / f"{stem}_seg.dcm", algorithm, deidentify)))

@@ -142,7 +142,9 @@ def predict_units(run: LoadedRun, source, batch_size: int = 32, out_dir: str | P
                 rows.append({"path": key, "error": f"{key}: the model gave non-finite probabilities; no label"})
             elif task.dense:
                 used = {"report": texts.get(key, "")} if texts is not None else {}  # what the text-guided model read ("" = none: its image path alone)
-                rows.append({"path": key, **segmentation_row(run, key, arr, pi, out_dir, stems[key]), **used, "warning": warning, "error": ""})
+                if texts is not None and not used["report"] and run.thresholds_no_report is None:
+                    warning = "; ".join(filter(None, [warning, f"no report, and the run has no threshold for that (chosen with reports); re-run `scintix evaluate {run.run_dir}`"]))
+                rows.append({"path": key, **segmentation_row(run, key, arr, pi, out_dir, stems[key], used.get("report")), **used, "warning": warning, "error": ""})
             elif any(n.startswith("degenerate: ") for n in found):  # probabilities shown for what they are worth; no diagnosis
                 rows.append({"path": key, **{f"prob_{c}": float(v) for c, v in zip(classes, pi)}, "predicted": "", "warning": warning + "; no label given", "error": ""})
             else:
@@ -200,12 +202,15 @@ def write_row_dicom(run, key, arr, probs, row, dicom_dir, stem, deidentify=False
         row["warning"] = "; ".join(filter(None, [row.get("warning", ""), f"no DICOM outputs: {' '.join(str(exc).split())}"]))
 
 
-def segmentation_row(run: LoadedRun, key: str, image: np.ndarray, probs: np.ndarray, out_dir, stem: str | None = None) -> dict:
-    """Lesion pixel count, fraction and top probability for one input; with ``out_dir`` its mask and overlay PNGs."""
+def segmentation_row(run: LoadedRun, key: str, image: np.ndarray, probs: np.ndarray, out_dir, stem: str | None = None, report: str | None = None) -> dict:
+    """Lesion pixel count, fraction, top probability and the threshold applied for one input (a report-guided run given no
+    ``report``: its no-report threshold); with ``out_dir`` its mask and overlay PNGs."""
     from ..evaluation.seg_outputs import overlay_mask_figure, safe_stem, save_mask_png
 
-    label = run.task.masks(probs[None], run.thresholds, run.classes)[0]
-    row = {"lesion_pixels": int((label > 0).sum()), "lesion_fraction": float((label > 0).mean()), "max_lesion_prob": float(probs[1:].max()) if len(probs) > 1 else 0.0}
+    thresholds = run.thresholds_for(report)
+    label = run.task.masks(probs[None], thresholds, run.classes)[0]
+    row = {"lesion_pixels": int((label > 0).sum()), "lesion_fraction": float((label > 0).mean()), "max_lesion_prob": float(probs[1:].max()) if len(probs) > 1 else 0.0,
+           "threshold": float(thresholds.get(run.classes[-1], 0.5))}
     if out_dir is not None:
         import matplotlib.pyplot as plt
 

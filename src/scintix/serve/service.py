@@ -131,11 +131,11 @@ def analyse(served: ServedRun, path: Path, method: str | None = None, view: str 
         res = {"view": named.get(key) or _view_name(key), "warning": r.get("warning", ""), "image_png": png_base64(to_uint8(arr[0]))}
         res.update(_regions(crops.get(key), arr.shape[1:]))
         if run.task.dense:
-            label = run.task.masks(probs[key][None], run.thresholds, run.classes)[0]
+            label = run.task.masks(probs[key][None], run.thresholds_for(r.get("report")), run.classes)[0]  # no report: the no-report threshold
             mask = np.zeros(label.shape + (4,), np.uint8)
             mask[label > 0] = (255, 0, 0, 255)
             res["mask_png"] = png_base64(mask)
-            res.update({k: r[k] for k in ("lesion_pixels", "lesion_fraction", "max_lesion_prob")})
+            res.update({k: r[k] for k in ("lesion_pixels", "lesion_fraction", "max_lesion_prob", "threshold")})
             if "report" in r:  # a text-guided run: whether it read a report (no: its image path alone)
                 res["read_report"] = bool(r["report"])
         else:

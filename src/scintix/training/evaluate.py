@@ -30,7 +30,7 @@ from .batchnorm import has_batchnorm, train_eval_gap
 from .checkpoint import load_checkpoint, load_model_state
 from .data import build_datasets, training_like_batches
 from .loop import predict
-from .text_conditions import format_conditions, text_conditions
+from .text_conditions import format_conditions, predict_without_reports, text_conditions
 
 __all__ = ["evaluate_run", "classification_outputs", "segmentation_outputs"]
 
@@ -118,18 +118,24 @@ def classification_outputs(d: Path, title: str, samples, probs, targets, thresho
     return tag
 
 
-def segmentation_outputs(d: Path, model, ds, index, probs, masks, samples, thresholds, classes, task, cfg, synthetic: bool, device, amp) -> dict:
+def segmentation_outputs(d: Path, model, ds, index, probs, masks, samples, thresholds, classes, task, cfg, synthetic: bool, device, amp,
+                         thresholds_no_report: dict | None = None, probs_no_report: np.ndarray | None = None) -> dict:
     """One evaluated split of a segmenter: its metrics (returned), ``per_image.csv``, masks and gallery in ``d``, and, for a
-    model that reads reports, the Dice with its report, none and another patient's (``text_conditions``)."""
+    model that reads reports, the Dice with its report, none (cut at ``thresholds_no_report``) and another patient's
+    (``text_conditions``)."""
     from ..evaluation.seg_outputs import write_seg_outputs
 
+    reads_text = "text" in getattr(model, "inputs", ())
+    if reads_text and thresholds_no_report and not any(s.text for s in samples):
+        thresholds = thresholds_no_report  # no scan here has a report: each is cut as `predict` would cut it
     rows = task.per_image(probs, masks, thresholds, classes)
     res = task.evaluate(probs, masks, [s.patient_id for s in samples], thresholds, classes, cfg.eval, seed=cfg.train.seed, rows=rows)
     write_seg_outputs(d, samples, ds.images[index], masks, task.masks(probs, thresholds, classes), rows, classes, synthetic)
-    if "text" in getattr(model, "inputs", ()):
+    if reads_text:
         in_order = np.empty_like(probs)
         in_order[index] = probs
-        res["text_conditions"] = text_conditions(model, ds, task, thresholds, classes, device, amp, cfg, cfg.train.batch_size, in_order, cfg.train.seed)
+        res["text_conditions"] = text_conditions(model, ds, task, thresholds, classes, device, amp, cfg, cfg.train.batch_size, in_order, cfg.train.seed,
+                                                 thresholds_no_report, probs_no_report)
     return res
 
 
@@ -140,14 +146,24 @@ def _evaluate_segmentation(run_dir, cfg, task, model, data, datasets, preds, ck,
     report.save_json(eval_dir / "calibration.json", {"temperature": 1.0, "status": "not_applicable", "fitted": False, "summary": "not calibrated (segmentation: per-pixel softmax, threshold chosen on validation)", "ece": {}})
     val_probs, val_masks = preds["val"][0], preds["val"][1]
     thresholds = task.choose_thresholds(val_probs, val_masks, classes, ecfg)
-    report.save_json(eval_dir / "thresholds.json", {"thresholds": thresholds, "method": "pooled Dice on val" if val_probs.shape[1] == 2 and ecfg.threshold != "fixed" else ecfg.threshold, "chosen_on": "val"})
+    chosen = {"thresholds": thresholds, "method": "pooled Dice on val" if val_probs.shape[1] == 2 and ecfg.threshold != "fixed" else ecfg.threshold, "chosen_on": "val"}
+    no_report, val_no_report = None, None
+    if "text" in getattr(model, "inputs", ()):
+        # the image path alone is cut where it does best: a report-guided model is more confident with a report than without,
+        # and the with-report threshold can erase every lesion of a scan that comes without one (predict uses these then)
+        vds = preds["val"][3]
+        val_no_report = predict_without_reports(model, vds, task, device, amp, cfg.train.batch_size)
+        no_report = task.choose_thresholds(val_no_report, vds.masks[:, 0], classes, ecfg)
+        chosen.update(thresholds_no_report=no_report, no_report_chosen_on="val, every report withheld")
+    report.save_json(eval_dir / "thresholds.json", chosen)
     health = _assess(run_dir, cfg, task, model, datasets.get("train"), None, None, thresholds, classes, ck, device, amp)
     report.save_json(eval_dir / "health.json", health)
     results, text_lines = {}, []
     for split, (probs, masks, samples, ds, index) in preds.items():
         if split not in ecfg.splits:
             continue
-        res = segmentation_outputs(eval_dir / split, model, ds, index, probs, masks, samples, thresholds, classes, task, cfg, data.synthetic, device, amp)
+        res = segmentation_outputs(eval_dir / split, model, ds, index, probs, masks, samples, thresholds, classes, task, cfg, data.synthetic, device, amp,
+                                   no_report, val_no_report if split == "val" else None)
         res.update(split=split, synthetic=data.synthetic, threshold_method=f"{ecfg.threshold} on val", ci=f"{ecfg.ci_level:.0%} patient-level bootstrap, {ecfg.n_bootstrap} replicates")
         res["health"] = {"degenerate": health["degenerate"], "flags": [f["message"] for f in health["flags"]]}
         if "text_conditions" in res:
@@ -156,7 +172,7 @@ def _evaluate_segmentation(run_dir, cfg, task, model, data, datasets, preds, ck,
         results[split] = res
     table = format_seg_table(results, data.synthetic)
     if text_lines:
-        table += "\nthe report's weight (thresholds from val with true reports; another patient's report: a seeded shuffle)\n" + "\n".join(text_lines)
+        table += "\nthe report's weight (thresholds from val: with true reports, and with none for the no-report condition; another patient's report: a seeded shuffle)\n" + "\n".join(text_lines)
     _write_table(eval_dir, table, data.synthetic, health, "")
     write_model_card(run_dir)
     return results

@@ -99,10 +99,11 @@ def evaluate_external(run_dir: str | Path, source: str | Path, out_dir: str | Pa
     if task.dense:
         from ..evaluation.seg_outputs import format_seg_table
 
-        res = segmentation_outputs(d, run.model, ds, index, probs, targets, samples, run.thresholds, run.classes, task, cfg, data.synthetic, run.device, run.amp)
+        res = segmentation_outputs(d, run.model, ds, index, probs, targets, samples, run.thresholds, run.classes, task, cfg, data.synthetic, run.device, run.amp,
+                                   run.thresholds_no_report)
         table = format_seg_table({"external": res}, data.synthetic)
         if "text_conditions" in res:
-            table += "\nthe report's weight (the run's thresholds; another patient's report: a seeded shuffle)\n" + format_conditions(res["text_conditions"])
+            table += "\nthe report's weight (the run's thresholds: with reports, and without for the no-report condition; another patient's report: a seeded shuffle)\n" + format_conditions(res["text_conditions"])
     else:
         res = task.evaluate(probs, targets, [s.patient_id for s in samples], run.thresholds, run.classes, ecfg, seed=cfg.train.seed)
         classification_outputs(d, "external", samples, probs, targets, run.thresholds, task, run.classes, data.synthetic)
@@ -112,5 +113,5 @@ def evaluate_external(run_dir: str | Path, source: str | Path, out_dir: str | Pa
                calibration={"temperature": run.temperature, "fitted_on": "the run's validation split"},
                ci=f"{ecfg.ci_level:.0%} patient-level bootstrap, {ecfg.n_bootstrap} replicates")
     report.save_json(d / "metrics.json", res)
-    (out_dir / "metrics_table.txt").write_text(table + f"\nmodel: {run_dir}; thresholds {json.dumps(run.thresholds)} and temperature {run.temperature:.3f} from its validation split\n")
+    (out_dir / "metrics_table.txt").write_text(table + f"\nmodel: {run_dir}; thresholds {json.dumps(run.thresholds)}{f' (without a report {json.dumps(run.thresholds_no_report)})' if run.thresholds_no_report else ''} and temperature {run.temperature:.3f} from its validation split\n")
     return res

@@ -4,8 +4,12 @@ On each evaluated split the model predicts three times: with the true report,
 with no report (the text path is skipped, as in report dropout), and with the
 report of a different patient (a seeded shuffle that never gives a scan a
 report of its own patient). Mean Dice over the scans with a lesion and pooled
-Dice, at the thresholds chosen on validation with the true reports, with
-patient-level CIs; and the paired per-scan Dice differences with theirs. A
+Dice, with patient-level CIs, and the paired per-scan Dice differences with
+theirs. Each condition is cut where the model would be cut in use: with a
+report (true or another's) at the thresholds chosen on validation with the
+true reports, without one at those chosen on validation with every report
+withheld (``thresholds_no_report``, what ``predict`` applies to a scan
+without a report). A
 large drop with another patient's report means the model follows the text
 (good when the text is right, a risk when it is wrong).
 """
@@ -20,7 +24,7 @@ from torch.utils.data import DataLoader, Dataset
 from ..evaluation.bootstrap import paired_difference_ci
 from .loop import predict
 
-__all__ = ["other_patient_reports", "ReportOverride", "text_conditions", "format_conditions", "CONDITIONS"]
+__all__ = ["other_patient_reports", "ReportOverride", "predict_without_reports", "text_conditions", "format_conditions", "CONDITIONS"]
 
 CONDITIONS = ("report", "no_report", "other_patient_report")
 
@@ -52,6 +56,17 @@ class ReportOverride(Dataset):
         return {**self.ds[i], "text": self.texts[i]}
 
 
+def predict_without_reports(model, ds, task, device, amp, batch_size: int) -> np.ndarray:
+    """The model's probabilities on ``ds`` with every report withheld (its image path alone), in ``ds`` order."""
+    return _in_order(predict(model, DataLoader(ReportOverride(ds, [""] * len(ds)), batch_size=batch_size), device, task, amp))
+
+
+def _in_order(p: dict) -> np.ndarray:
+    out = np.empty_like(p["probs"])
+    out[p["index"]] = p["probs"]
+    return out
+
+
 def _scores(task, probs, masks, thresholds, classes, pids, cfg, seed) -> tuple[dict, np.ndarray]:
     """The task's own Dice and pooled Dice (with CIs) for the first foreground class, and the per-scan Dice for pairing."""
     rows = task.per_image(probs, masks, thresholds, classes)
@@ -60,21 +75,27 @@ def _scores(task, probs, masks, thresholds, classes, pids, cfg, seed) -> tuple[d
     return {"dice": metrics["dice"], "global_dice": metrics["global_dice"]}, dice
 
 
-def text_conditions(model, ds, task, thresholds: dict, classes: Sequence[str], device, amp, cfg, batch_size: int, probs: np.ndarray, seed: int = 0) -> dict:
-    """The three conditions on ``ds`` (``probs``: the predictions with the true reports, in ``ds`` order)."""
+def text_conditions(model, ds, task, thresholds: dict, classes: Sequence[str], device, amp, cfg, batch_size: int, probs: np.ndarray, seed: int = 0,
+                    thresholds_no_report: dict | None = None, probs_no_report: np.ndarray | None = None) -> dict:
+    """The three conditions on ``ds`` (``probs``: the predictions with the true reports, in ``ds`` order; ``probs_no_report``,
+    when already made, those without any, in ``ds`` order). ``thresholds_no_report`` cut the no-report condition (default
+    ``thresholds``)."""
     samples = ds.samples
     pids = [s.patient_id for s in samples]
     masks = ds.masks[:, 0]
     texts = [s.text or "" for s in samples]
     alt = {"no_report": [""] * len(samples), "other_patient_report": other_patient_reports(texts, pids, seed)}
-    out: dict = {"with_report": int(sum(bool(t) for t in texts)), "n": len(samples), "conditions": {}, "differences": {}}
+    cut = {"no_report": thresholds_no_report or thresholds, "other_patient_report": thresholds}
+    out: dict = {"with_report": int(sum(bool(t) for t in texts)), "n": len(samples), "conditions": {}, "differences": {},
+                 "thresholds": {"report": thresholds, **cut}}
     res, dice = {}, {}
     res["report"], dice["report"] = _scores(task, probs, masks, thresholds, classes, pids, cfg.eval, seed)
     for name, tx in alt.items():
-        p = predict(model, DataLoader(ReportOverride(ds, tx), batch_size=batch_size), device, task, amp)
-        pr = np.empty_like(p["probs"])
-        pr[p["index"]] = p["probs"]
-        res[name], dice[name] = _scores(task, pr, masks, thresholds, classes, pids, cfg.eval, seed)
+        if name == "no_report" and probs_no_report is not None:
+            pr = probs_no_report
+        else:
+            pr = _in_order(predict(model, DataLoader(ReportOverride(ds, tx), batch_size=batch_size), device, task, amp))
+        res[name], dice[name] = _scores(task, pr, masks, cut[name], classes, pids, cfg.eval, seed)
     out["conditions"] = res
     for name in alt:
         out["differences"][f"report - {name}"] = paired_difference_ci(dice["report"], dice[name], pids, cfg.eval.n_bootstrap, cfg.eval.ci_level, seed)
