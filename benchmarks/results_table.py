@@ -355,7 +355,8 @@ def text_segmentation() -> list[str]:
         if key in names:
             return names[key]
         base, _, rest = key.partition("_")
-        parts = [names.get(base, base)] + [{"warm": "two-stage", "view": "reports opened by the view ([ANT]/[POST])", "frozen": "text model's image path frozen (fusion and text encoder trained)"}.get(
+        parts = [names.get(base, base)] + [{"warm": "two-stage", "view": "reports opened by the view ([ANT]/[POST])", "frozen": "text model's image path frozen (fusion and text encoder trained)",
+                                                   "bodypos": "position code in the body's frame"}.get(
             p, f"{p[1:]} patients" if p.startswith("n") else
             f"**metastases only, beside benign look-alike foci** (fracture={p[6:]}; the report names them)" if p.startswith("benign") else p)
             for p in rest.split("_") if p]

@@ -152,6 +152,7 @@ class TextConfig:
     hf_freeze: bool = True  # keep its weights fixed (only the fusion layers and the U-Net learn)
     fuse_stages: tuple[int, ...] = (1, 2, 3, 4)  # decoder stages that read the report: 1 (coarsest) .. 4 (full resolution); GuideDecoder fuses 3
     view_prefix: bool = False  # open each report with the image's view ("[ANT] ..."): sides named in a report flip between views
+    position: str = "image"  # the fusion's position code: image (the pixel's place in the image) | body (in the body's frame; whole-body scans)
 
     def __post_init__(self) -> None:
         _require(self.tokenizer in ("auto", "char", "word"), f"text.tokenizer={self.tokenizer!r}: auto, char or word")
@@ -161,6 +162,7 @@ class TextConfig:
         _require(self.layers >= 1, f"text.layers={self.layers}: at least 1")
         _require(0 <= self.report_dropout < 1, f"text.report_dropout={self.report_dropout}: in [0, 1)")
         _require(bool(self.fuse_stages) and set(self.fuse_stages) <= {1, 2, 3, 4}, f"text.fuse_stages={list(self.fuse_stages)}: stages among 1, 2, 3, 4")
+        _require(self.position in ("image", "body"), f"text.position={self.position!r}: image or body")
 
 
 @dataclass(frozen=True)

@@ -111,6 +111,35 @@ def test_fusing_only_the_coarser_stages():
         load_config("p4-text", ["text.fuse_stages=[]"])
 
 
+def test_body_frame_position_code_moves_with_the_body():
+    """position=body: a pixel's code is its place in the body (top to bottom, from the centre), wherever the body lies."""
+    from scintix.models.text_segmentation import body_frame, position_code
+
+    img = torch.zeros(2, 1, 64, 32)
+    img[0, 0, 8:40, 10:18] = 1.0  # a "body" 32 rows tall, centred at x 14
+    img[1, 0, 20:52, 14:22] = 1.0  # the same body 12 rows lower and 4 columns right
+    frame = body_frame(img)
+    assert torch.allclose(frame[0], torch.tensor([8 / 64, 40 / 64, 14 / 32]), atol=0.02)
+    assert torch.allclose(frame[1] - frame[0], torch.tensor([12 / 64, 12 / 64, 4 / 32]), atol=1e-6)
+    code = position_code(64, 32, 16, frame=frame).reshape(2, 64, 32, 16)
+    assert torch.allclose(code[0, 8:40, 2:28], code[1, 20:52, 6:32], atol=1e-5)  # same body pixel, same code
+    assert not torch.allclose(code[0, 8:40, 2:28], code[0, 20:52, 6:32], atol=1e-2)  # the image's pixel is not what counts
+    whole = torch.tensor([[0.0, 1.0, 0.5]])
+    assert torch.allclose(position_code(16, 8, 12, frame=whole)[0], position_code(16, 8, 12), atol=1e-6)  # the image's own frame
+    assert torch.equal(body_frame(torch.zeros(1, 1, 8, 8)), whole)  # a blank image
+    tok = build_tokenizer(EN, "word")
+    torch.manual_seed(0)
+    model = create_model("text_unet", tokenizer=tok, position="body").eval()
+    with torch.no_grad():
+        out = model(img, text=EN)
+    assert out.shape == (2, 2, 64, 32) and torch.isfinite(out).all()
+    from scintix.config import load_config
+
+    assert load_config("p4-text", ["text.position=body"]).text.position == "body"
+    with pytest.raises(ValueError, match="text.position"):
+        load_config("p4-text", ["text.position=patient"])
+
+
 def test_report_dropout_withholds_reports_in_training_only():
     tok = build_tokenizer(EN, "word")
     m = create_model("text_unet", tokenizer=tok, report_dropout=0.4)
