@@ -41,11 +41,11 @@ def measure(run_dir: Path, recompute: bool) -> dict:
     import torch
     from torch.utils.data import DataLoader
 
+    from scintix.checkpoint import load_checkpoint, load_model_state
     from scintix.data.prepare import prepare_data
     from scintix.evaluation.metrics import binary_metrics
     from scintix.runfolder import build_model_for_run, load_run_config
     from scintix.training.batchnorm import recompute_batchnorm, train_eval_gap
-    from scintix.training.checkpoint import load_checkpoint, load_model_state
     from scintix.training.data import build_datasets, training_like_batches
     from scintix.training.loop import predict, probabilities
 

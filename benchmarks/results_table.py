@@ -370,9 +370,16 @@ def text_segmentation() -> list[str]:
         return f"| {where} | **{what}, over {seeds} seeds** | | U-Net {u[0]:.3f} ± {u[1]:.3f}, text {t[0]:.3f} ± {t[1]:.3f} | | **{ci(diff)}** | | | |"
 
     out[2] += " Devices: " + "; ".join(f"{label(k)}: {e.get('device')}" for k, e in d["datasets"].items()) + "."
+    shown: dict[tuple, str] = {}  # run -> the data set whose rows show it (later data sets reuse first-stage and U-Net runs)
     for key, e in d["datasets"].items():
+        reused = []
         for tag, r in e["runs"].items():
             if "recipe" not in r:
+                continue
+            # the same run whichever worktree made it; a folder name alone is not enough (reruns at other commits reuse names)
+            folder = (r.get("run_dir", "").rsplit("/", 1)[-1], r["dice"]["value"], r.get("wall_seconds"))
+            if folder[0] and shown.setdefault(folder, key) != key:
+                reused.append(f"{tag.split('-')[1]} s{tag.split('-s')[-1]}")
                 continue
             prefix, model, seed = tag.split("-")[0], tag.split("-")[1], tag.split("-s")[-1]
             tc = (r.get("text_conditions") or {}).get("conditions", {})
@@ -380,6 +387,8 @@ def text_segmentation() -> list[str]:
                       "text_unet_film": e["runs"].get(f"{prefix}-film-paired-s{seed}", e.get("film_minus_unet_seed0"))}.get(model)
             out.append(f"| {label(key)} {tuple(e['image_size'])}, {e['epochs']} ep. | {model} | {seed} | {ci(r['dice'])} | {ci(r['global_dice'])} | "
                        f"{ci(paired) if paired else ''} | {ci(tc['no_report']['dice']) if tc else ''} | {ci(tc['other_patient_report']['dice']) if tc else ''} | {r['wall_seconds'] / 60:.1f} min |")
+        if reused:
+            out.append(f"| {label(key)} | {', '.join(reused)}: the runs shown above, reused | | | | | | | |")
         if "text_minus_unet_over_seeds" in e:
             out.append(summary(label(key), e, False, e["text_minus_unet_over_seeds"], len(e["seeds"])))
         if "warm_text_minus_warm_unet_over_seeds" in e:

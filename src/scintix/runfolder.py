@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .checkpoint import load_checkpoint, load_model_state
 from .config import RunConfig, _build, parse_yaml
 from .models import create_model
 from .models.registry import MODELS, builder_inputs
@@ -150,7 +151,6 @@ def load_run(run_dir: str | Path) -> LoadedRun:
             finite number > 0.
     """
     from .runtime import resolve_device, resolve_precision
-    from .training.checkpoint import load_checkpoint, load_model_state
 
     run_dir = final_stage(Path(run_dir))
     if (run_dir / ENSEMBLE_FILE).is_file():

@@ -69,7 +69,7 @@ def test_report_renders_in_headless_chromium(evaluated_run, tmp_path):
 
 
 def test_checkpoint_that_does_not_fit_is_a_one_line_error(evaluated_run, tmp_path, capsys):
-    from scintix.training.checkpoint import load_checkpoint, save_checkpoint
+    from scintix.checkpoint import load_checkpoint, save_checkpoint
 
     run = tmp_path / "old"
     shutil.copytree(evaluated_run, run)

@@ -8,6 +8,7 @@ import pytest
 import torch
 from torch import nn
 
+from scintix.checkpoint import load_checkpoint
 from scintix.config import load_config
 from scintix.data.datasets import CachedDataset, build_samples
 from scintix.data.manifest import read_manifest
@@ -17,7 +18,6 @@ from scintix.training.batchnorm import (
     has_batchnorm,
     recompute_batchnorm,
 )
-from scintix.training.checkpoint import load_checkpoint
 from scintix.training.run import train_run
 
 FAST = [

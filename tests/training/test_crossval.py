@@ -213,8 +213,8 @@ def test_paired_comparison_against_an_exported_file_without_the_data(tmp_path, c
 
 @pytest.mark.slow
 def test_continuing_a_cv_without_selection_equals_training_it_from_scratch(tiny_manifest, tmp_path):
+    from scintix.checkpoint import load_checkpoint
     from scintix.config import load_config
-    from scintix.training.checkpoint import load_checkpoint
     from scintix.training.crossval import (
         continue_without_selection,
         cross_validate,

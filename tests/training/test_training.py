@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import torch
 
+from scintix.checkpoint import load_checkpoint, save_checkpoint
 from scintix.config import load_config
 from scintix.runtime import choose_channels_last, resolve_precision
-from scintix.training.checkpoint import load_checkpoint, save_checkpoint
 from scintix.training.run import train_run
 
 FAST = [

@@ -45,7 +45,7 @@ def restore(path: Path, **parts) -> dict:
     """Load ``checkpoints/last.pt``: each named part (``model=gen, opt_g=opt, ...``) gets its state, the random state is restored; returns the checkpoint."""
     import torch
 
-    from ..training.checkpoint import load_checkpoint
+    from ..checkpoint import load_checkpoint
 
     ck = load_checkpoint(path)
     for key, obj in parts.items():

@@ -20,9 +20,9 @@ import numpy as np
 import torch
 
 from .._atomic import atomic_path
+from ..checkpoint import load_checkpoint
 from ..runfolder import load_run_config
 from ..runtime import resolve_device
-from ..training.checkpoint import load_checkpoint
 from .train_gan import build_gan, sample
 
 __all__ = ["load_generator", "sample_gan", "generate"]

@@ -27,12 +27,12 @@ import numpy as np
 import torch
 
 from .. import __version__
+from ..checkpoint import save_checkpoint
 from ..config import RunConfig
 from ..data.datasets import CachedDataset
 from ..data.prepare import prepare_data
 from ..runtime import resolve_device
 from ..tasks import get_task
-from ..training.checkpoint import save_checkpoint
 from ..training.ema import ema_decay, ema_update
 from .diffaug import AdaptiveProbability, diff_augment
 from .gan import Discriminator, Generator, d_loss, g_loss, r1_penalty, up_steps

@@ -22,12 +22,12 @@ import torch
 import torch.nn.functional as F
 
 from .. import __version__
+from ..checkpoint import load_checkpoint, save_checkpoint
 from ..config import RunConfig
 from ..data.datasets import CachedDataset, preprocess
 from ..data.prepare import prepare_data
 from ..evaluation.bootstrap import paired_difference_ci
 from ..runtime import resolve_device
-from ..training.checkpoint import load_checkpoint, save_checkpoint
 from .gan import d_loss, g_loss
 from .runs import open_run, restore, write_history
 from .srgan import SRDiscriminator, SRGenerator, bicubic, downsample, psnr, ssim

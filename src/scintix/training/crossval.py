@@ -127,7 +127,7 @@ def continue_without_selection(ref_dir: str | Path, out_dir: str | Path) -> list
     """
     import yaml
 
-    from .checkpoint import load_checkpoint, save_checkpoint
+    from ..checkpoint import load_checkpoint, save_checkpoint
 
     ref_dir, out_dir = Path(ref_dir), Path(out_dir)
     prepared = []

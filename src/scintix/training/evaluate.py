@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 from torch.utils.data import DataLoader
 
+from ..checkpoint import load_checkpoint, load_model_state
 from ..data.prepare import PreparedData, prepare_data
 from ..evaluation import calibration, report
 from ..evaluation.card import write_model_card
@@ -27,7 +28,6 @@ from ..runfolder import build_model_for_run, load_run_config, with_tta
 from ..runtime import autocast, resolve_device, resolve_precision
 from ..tasks import get_task
 from .batchnorm import has_batchnorm, train_eval_gap
-from .checkpoint import load_checkpoint, load_model_state
 from .data import build_datasets, training_like_batches
 from .loop import predict
 from .text_conditions import format_conditions, predict_without_reports, text_conditions

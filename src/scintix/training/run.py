@@ -22,6 +22,7 @@ import torch
 import yaml
 
 from .. import __version__
+from ..checkpoint import load_checkpoint, load_model_state, save_checkpoint
 from ..config import RunConfig, config_to_dict
 from ..data.datasets import CachedDataset
 from ..data.prepare import prepare_data
@@ -33,7 +34,6 @@ from ..simulate.demo import make_demo_data
 from ..tasks import get_task
 from ..transforms.batch_augment import BatchAugmenter
 from .batchnorm import has_batchnorm, recompute_batchnorm
-from .checkpoint import load_checkpoint, load_model_state, save_checkpoint
 from .data import build_datasets, make_loader, model_inputs_of, training_like_batches
 from .distributed import (
     DistContext,

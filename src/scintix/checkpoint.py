@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from .._atomic import atomic_path
+from ._atomic import atomic_path
 
 __all__ = ["save_checkpoint", "load_checkpoint", "load_model_state"]
 
