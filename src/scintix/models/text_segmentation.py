@@ -97,7 +97,7 @@ def position_code(h: int, w: int, channels: int, device=None, dtype=None, frame:
     b = ey.shape[0]
     code = torch.cat([ey[:, :, None].expand(b, h, w, -1), ex[:, None].expand(b, h, w, -1)], -1).reshape(b, h * w, -1)
     code = torch.nn.functional.pad(code, (0, max(0, channels - code.shape[-1])))[..., :channels]
-    code = code if frame is not None else code[0]
+    code = code if frame is not None else code[0]  # (h*w, C) broadcasts over a batch as it is
     return code.to(dtype) if dtype is not None else code
 
 
@@ -136,8 +136,7 @@ class GatedCrossAttention(nn.Module):
 
     def forward(self, x: torch.Tensor, text: torch.Tensor, padding: torch.Tensor, has_text: torch.Tensor, frame: torch.Tensor | None = None) -> torch.Tensor:
         b, c, h, w = x.shape
-        pos = position_code(h, w, c, x.device, x.dtype, frame)
-        q = self.norm(x.flatten(2).transpose(1, 2)) + (pos if frame is not None else pos[None])
+        q = self.norm(x.flatten(2).transpose(1, 2)) + position_code(h, w, c, x.device, x.dtype, frame)
         t = self.text_norm(text).to(q.dtype)
         a, weights = self.attn(q, t, t, key_padding_mask=padding, need_weights=self.record_attention, average_attn_weights=True)
         if self.record_attention:
@@ -288,7 +287,7 @@ def text_unet(in_channels: int = 1, num_classes: int = 2, dropout: float = 0.0, 
 def text_unet_film(in_channels: int = 1, num_classes: int = 2, dropout: float = 0.0, small_input: bool = False, tokenizer: Tokenizer | None = None,
                    text_dim: int = 128, text_layers: int = 2, text_heads: int = 4, report_dropout: float = 0.25, hf_model: str | None = None,
                    hf_freeze: bool = True, max_length: int = 128, features: Sequence[int] = UNET_FEATURES, fuse_stages: Sequence[int] = (1, 2, 3, 4),
-              position: str = "image") -> TextSegmenter:
+                   position: str = "image") -> TextSegmenter:
     """``unet`` + FiLM from the pooled report vector at every decoder stage (or ``fuse_stages``; the simpler comparison)."""
     return _build("film", in_channels, num_classes, dropout, tokenizer, text_dim, text_layers, text_heads, report_dropout, hf_model, hf_freeze, max_length, features,
                   fuse_stages, position)

@@ -30,7 +30,12 @@ from ..tasks import get_task
 from .batchnorm import has_batchnorm, train_eval_gap
 from .data import build_datasets, training_like_batches
 from .loop import predict
-from .text_conditions import format_conditions, predict_without_reports, text_conditions
+from .text_conditions import (
+    format_conditions,
+    in_dataset_order,
+    predict_without_reports,
+    text_conditions,
+)
 
 __all__ = ["evaluate_run", "classification_outputs", "segmentation_outputs"]
 
@@ -132,9 +137,7 @@ def segmentation_outputs(d: Path, model, ds, index, probs, masks, samples, thres
     res = task.evaluate(probs, masks, [s.patient_id for s in samples], thresholds, classes, cfg.eval, seed=cfg.train.seed, rows=rows)
     write_seg_outputs(d, samples, ds.images[index], masks, task.masks(probs, thresholds, classes), rows, classes, synthetic)
     if reads_text:
-        in_order = np.empty_like(probs)
-        in_order[index] = probs
-        res["text_conditions"] = text_conditions(model, ds, task, thresholds, classes, device, amp, cfg, cfg.train.batch_size, in_order, cfg.train.seed,
+        res["text_conditions"] = text_conditions(model, ds, task, thresholds, classes, device, amp, cfg, cfg.train.batch_size, in_dataset_order(probs, index), cfg.train.seed,
                                                  thresholds_no_report, probs_no_report)
     return res
 

@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader, Dataset
 from ..evaluation.bootstrap import paired_difference_ci
 from .loop import predict
 
-__all__ = ["other_patient_reports", "ReportOverride", "predict_without_reports", "text_conditions", "format_conditions", "CONDITIONS"]
+__all__ = ["other_patient_reports", "ReportOverride", "predict_without_reports", "in_dataset_order", "text_conditions", "format_conditions", "CONDITIONS"]
 
 CONDITIONS = ("report", "no_report", "other_patient_report")
 
@@ -58,12 +58,14 @@ class ReportOverride(Dataset):
 
 def predict_without_reports(model, ds, task, device, amp, batch_size: int) -> np.ndarray:
     """The model's probabilities on ``ds`` with every report withheld (its image path alone), in ``ds`` order."""
-    return _in_order(predict(model, DataLoader(ReportOverride(ds, [""] * len(ds)), batch_size=batch_size), device, task, amp))
+    p = predict(model, DataLoader(ReportOverride(ds, [""] * len(ds)), batch_size=batch_size), device, task, amp)
+    return in_dataset_order(p["probs"], p["index"])
 
 
-def _in_order(p: dict) -> np.ndarray:
-    out = np.empty_like(p["probs"])
-    out[p["index"]] = p["probs"]
+def in_dataset_order(probs: np.ndarray, index) -> np.ndarray:
+    """Predictions made in loader order (``index``: each row's dataset position) put back in dataset order."""
+    out = np.empty_like(probs)
+    out[index] = probs
     return out
 
 
@@ -94,7 +96,8 @@ def text_conditions(model, ds, task, thresholds: dict, classes: Sequence[str], d
         if name == "no_report" and probs_no_report is not None:
             pr = probs_no_report
         else:
-            pr = _in_order(predict(model, DataLoader(ReportOverride(ds, tx), batch_size=batch_size), device, task, amp))
+            p = predict(model, DataLoader(ReportOverride(ds, tx), batch_size=batch_size), device, task, amp)
+            pr = in_dataset_order(p["probs"], p["index"])
         res[name], dice[name] = _scores(task, pr, masks, cut[name], classes, pids, cfg.eval, seed)
     out["conditions"] = res
     for name in alt:
