@@ -26,6 +26,18 @@ def pytest_configure(config):
         torch.set_num_threads(threads)
 
 
+
+# A deeper variant repeats its family's first member (same stem, pooling, head and CAM layer, more blocks): shape and map
+# checks on it cost CPU, not coverage. Every registered model still passes the forward/backward contract.
+DEEPER_VARIANT_OF = {"resnet34": "resnet18", "resnet101": "resnet50", "densenet169": "densenet121",
+                     "vgg16": "vgg11", "vgg19": "vgg11", "vgg16_bn": "vgg11_bn", "vgg19_bn": "vgg11_bn"}
+
+
+def one_per_family(names) -> list[str]:
+    """``names`` without the deeper variants whose family's first member is among them."""
+    names = list(names)
+    return [n for n in names if DEEPER_VARIANT_OF.get(n) not in names]
+
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(1234)

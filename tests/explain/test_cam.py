@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 import torch
+from conftest import one_per_family
 
 from scintix.explain.cam import (
     CAM_METHODS,
@@ -68,7 +69,7 @@ def test_batch_equals_per_image(blob_model, method):
         np.testing.assert_allclose(batch[i], single[0], atol=1e-4)
 
 
-@pytest.mark.parametrize("name", list_models("classification"))
+@pytest.mark.parametrize("name", one_per_family(list_models("classification")))
 def test_every_model_gets_normalised_maps(name):
     torch.manual_seed(0)
     model = create_model(name, in_channels=2, num_classes=3).eval()

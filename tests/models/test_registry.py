@@ -2,6 +2,7 @@ import re
 
 import pytest
 import torch
+from conftest import one_per_family
 
 from scintix.models import MODELS, create_model, list_models, model_info
 from scintix.models.registry import model_kind
@@ -51,7 +52,7 @@ def test_contract_forward_backward(name):
     assert m(x, **extra).shape == (2, 5)
 
 
-@pytest.mark.parametrize("name", sorted(MODELS))
+@pytest.mark.parametrize("name", one_per_family(sorted(MODELS)))
 def test_narrow_and_small_inputs_run_or_are_refused_naming_the_minimum(name):
     """Every model runs at its minimum side, square and narrow (2 channels, 3 classes as a two-view multi-class run would),
     and the size check refuses one pixel less with a message naming that minimum."""
