@@ -92,7 +92,7 @@ def tiny_run(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("robust")
     manifest = _tiny_manifest(root, np.random.default_rng(0))
     fast = ["-o", "model.name=small_cnn", "-o", "data.image_size=[24,16]", "-o", "train.batch_size=8", "-o", "train.channels_last=false", "-o", "train.tensorboard=false",
-            "-o", "eval.n_bootstrap=20", "-o", "data.split.ratios=[0.5,0.3,0.2]", "-o", "data.views=null", "-o", "data.view_filter=ant", "-o", "train.progress=false"]
+            "-o", "eval.n_bootstrap=20", "-o", "eval.figures=false", "-o", "data.split.ratios=[0.5,0.3,0.2]", "-o", "data.views=null", "-o", "data.view_filter=ant", "-o", "train.progress=false"]
     assert main(["run", "--data", str(manifest), "--out", str(root / "run"), "--epochs", "1", *fast]) == 0
     return root / "run"
 

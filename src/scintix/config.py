@@ -220,6 +220,9 @@ class EvalConfig:
     splits: tuple[str, ...] = ("val", "test")
     calibrate: bool = True  # temperature scaling fitted on val; calibrated probabilities everywhere after
     tta: tuple[str, ...] = ()  # test-time augmentation, classification: [identity, shift] averages the probabilities over 2-px shifts; () = none
+    # PNG figures per evaluated split (ROC, PR, confusion, reliability; a segmenter's gallery overlays). Off for sweeps whose
+    # figures nobody opens (matplotlib is most of a small run's evaluation time); metrics, predictions and masks are the same.
+    figures: bool = True
 
     def __post_init__(self) -> None:
         _require(self.threshold in ("youden", "specificity", "fixed"), f"eval.threshold={self.threshold!r}; valid: youden, specificity, fixed")

@@ -5,7 +5,7 @@ from pathlib import Path
 from scintix.cli.__main__ import main
 
 FAST = ["-o", "model.name=small_cnn", "-o", "data.image_size=[24,16]", "-o", "train.batch_size=8", "-o", "train.channels_last=false",
-        "-o", "train.tensorboard=false", "-o", "eval.n_bootstrap=50", "-o", "data.view_filter=null", "-o", "data.views=null", "-o", "data.split.ratios=[0.5,0.3,0.2]"]
+        "-o", "train.tensorboard=false", "-o", "eval.n_bootstrap=50", "-o", "eval.figures=false", "-o", "data.view_filter=null", "-o", "data.views=null", "-o", "data.split.ratios=[0.5,0.3,0.2]"]
 
 
 def test_train_evaluate_predict(tiny_manifest, tmp_path, capsys):
@@ -111,13 +111,13 @@ def test_simulate_crop_train_evaluate_without_glue(tmp_path, capsys):
     assert "broken.png" in err and "Traceback" not in err  # reported, and the good files still cropped
     rows = list(csv.DictReader(open(crops / "manifest.csv")))
     assert len(rows) == 24 and all(r["crop_box"] and r["synthetic"] == "1" for r in rows)
-    code = main(["run", "--recipe", "p1-wholebody", "--data", str(crops), "--out", str(run), "-o", "train.epochs=1", "-o", "data.image_size=[48,40]", "-o", "eval.n_bootstrap=20"])
+    code = main(["run", "--recipe", "p1-wholebody", "--data", str(crops), "--out", str(run), "-o", "train.epochs=1", "-o", "data.image_size=[48,40]", "-o", "eval.n_bootstrap=20", "-o", "eval.figures=false"])
     assert code == 0
     assert json.loads((run / "meta.json").read_text())["synthetic"] is True
     assert (run / "eval" / "metrics_table.txt").read_text().startswith("*** SYNTHETIC")
     # the whole-body multi-label recipe reads the simulator's manifest directly
     run2 = tmp_path / "run2"
-    assert main(["run", "--recipe", "p2-wholebody", "--data", str(sim), "--out", str(run2), "-o", "train.epochs=1", "-o", "data.image_size=[128,32]", "-o", "eval.n_bootstrap=20"]) == 0
+    assert main(["run", "--recipe", "p2-wholebody", "--data", str(sim), "--out", str(run2), "-o", "train.epochs=1", "-o", "data.image_size=[128,32]", "-o", "eval.n_bootstrap=20", "-o", "eval.figures=false"]) == 0
     summary = json.loads((run2 / "data_summary.json").read_text())
     assert summary["classes"] == ["normal", "metastasis", "arthritis"]
 
@@ -138,7 +138,7 @@ def test_p5_headct_recipe_on_simulated_dicom_slices(tmp_path):
     sim, run = tmp_path / "ct", tmp_path / "run"
     assert main(["simulate", str(sim), "--mode", "headct", "--n", "14", "--format", "dicom", "--prevalence", "finding=0.5"]) == 0
     code = main(["run", "--recipe", "p5-headct", "--data", str(sim), "--out", str(run), "-o", "train.epochs=1", "-o", "data.image_size=[64,64]",
-                 "-o", "eval.n_bootstrap=20", "-o", "train.batch_size=4"])
+                 "-o", "eval.n_bootstrap=20", "-o", "eval.figures=false", "-o", "train.batch_size=4"])
     assert code == 0
     res = json.loads((run / "eval" / "test" / "metrics.json").read_text())
     assert set(res["per_class"]) == {"finding"} and set(res["negative_class"]) == {"no_finding"}  # both classes' P/R/F1, as P5 reports

@@ -108,7 +108,7 @@ def test_eval_tta_runs_through_evaluation(tiny_manifest, tmp_path):
     from scintix.training.run import train_run
 
     fast = ["model.name=small_cnn", "data.image_size=[24,16]", "train.batch_size=8", "train.channels_last=false", "train.tensorboard=false", "train.progress=false",
-            "eval.n_bootstrap=20", "data.views=null", "data.view_filter=ant", "data.split.ratios=[0.5,0.3,0.2]", "train.epochs=1"]
+            "eval.n_bootstrap=20", "eval.figures=false", "data.views=null", "data.view_filter=ant", "data.split.ratios=[0.5,0.3,0.2]", "train.epochs=1"]
     run = train_run(load_config("quickstart", [f"data.source={tiny_manifest}", *fast, "eval.tta=[identity,shift]"]), tmp_path / "r")
     m = json.loads((run / "eval" / "test" / "metrics.json").read_text())
     assert np.isfinite(m["per_class"]["abnormal"]["roc_auc"]["value"])

@@ -358,7 +358,7 @@ def test_p4_text_recipe_trains_the_unet_then_the_text_model_from_it(tmp_path):
 
     sim = tmp_path / "sim"
     assert main(["simulate", str(sim), "--n", "10", "--seed", "3", "--prevalence", "metastasis=0.8", "arthritis=0"]) == 0
-    fast = ["-o", "data.image_size=[64,16]", "-o", "train.batch_size=4", "-o", "eval.n_bootstrap=20", "-o", "train.progress=false", "-o", "train.tensorboard=false",
+    fast = ["-o", "data.image_size=[64,16]", "-o", "train.batch_size=4", "-o", "eval.n_bootstrap=20", "-o", "eval.figures=false", "-o", "train.progress=false", "-o", "train.tensorboard=false",
             "-o", "train.channels_last=false", "-o", "train.precise_bn=false"]
     assert main(["run", "--recipe", "p4-text", "--data", str(sim), "--out", str(tmp_path / "p4"), "--epochs", "1", *fast]) == 0
     s1, s2 = tmp_path / "p4" / "stage1-image-path", tmp_path / "p4" / "stage2-report-fusion"

@@ -7,7 +7,7 @@ from pathlib import Path
 from scintix.cli.__main__ import main
 
 FAST = ["-o", "model.name=small_cnn", "-o", "data.image_size=[24,16]", "-o", "train.batch_size=8", "-o", "train.channels_last=false", "-o", "train.tensorboard=false",
-        "-o", "eval.n_bootstrap=20", "-o", "data.split.ratios=[0.5,0.3,0.2]", "-o", "data.views=null", "-o", "data.view_filter=ant", "-o", "train.progress=false"]
+        "-o", "eval.n_bootstrap=20", "-o", "eval.figures=false", "-o", "data.split.ratios=[0.5,0.3,0.2]", "-o", "data.views=null", "-o", "data.view_filter=ant", "-o", "train.progress=false"]
 
 
 def tiny_data(root: Path) -> Path:

@@ -140,7 +140,7 @@ def test_train_resume_sample_and_train_a_classifier_on_real_plus_generated(tiny_
     assert rows[0]["generator_run"] == str((tmp_path / "gan").resolve()) and rows[0]["synthetic"] == "0"
 
     clf = ["-o", "model.name=small_cnn", "-o", "data.image_size=[24,16]", "-o", "train.batch_size=8", "-o", "train.channels_last=false", "-o", "train.tensorboard=false",
-           "-o", "eval.n_bootstrap=20", "-o", "data.views=null", "-o", "data.view_filter=ant", "-o", "train.progress=false", "--epochs", "1"]
+           "-o", "eval.n_bootstrap=20", "-o", "eval.figures=false", "-o", "data.views=null", "-o", "data.view_filter=ant", "-o", "train.progress=false", "--epochs", "1"]
     same_split = ["-o", f"data.split.file={tmp_path / 'gan' / 'split.csv'}"]
     gen = ["-o", f"data.generated=[{tmp_path / 'gen' / 'manifest.csv'}]"]
     assert main(["run", "--data", str(tiny_manifest), "--out", str(tmp_path / "clf"), *clf, *same_split, *gen, "-o", "data.generated_ratio=1.0"]) == 0
@@ -176,7 +176,7 @@ def test_two_view_generator_writes_view_pairs_that_a_two_view_run_stacks(tiny_ma
     rows = list(csv.DictReader(open(tmp_path / "gen" / "manifest.csv")))
     assert len(rows) == 6 and [r["view"] for r in rows[:2]] == ["ant", "post"] and rows[0]["patient_id"] == rows[1]["patient_id"]
     clf = ["-o", "model.name=small_cnn", "-o", "data.image_size=[24,16]", "-o", "train.batch_size=8", "-o", "train.channels_last=false", "-o", "train.tensorboard=false",
-           "-o", "eval.n_bootstrap=20", "-o", "train.progress=false", "--epochs", "1", "-o", f"data.split.file={tmp_path / 'gan' / 'split.csv'}"]
+           "-o", "eval.n_bootstrap=20", "-o", "eval.figures=false", "-o", "train.progress=false", "--epochs", "1", "-o", f"data.split.file={tmp_path / 'gan' / 'split.csv'}"]
     assert main(["run", "--data", str(tiny_manifest), "--out", str(tmp_path / "clf"), *clf, *views, "-o", f"data.generated=[{tmp_path / 'gen' / 'manifest.csv'}]",
                  "-o", "data.generated_ratio=0.3"]) == 0
     g = json.loads((tmp_path / "clf" / "data_summary.json").read_text())["generated"]

@@ -22,7 +22,7 @@ from scintix.training.run import train_run
 
 FAST = [
     "model.name=small_cnn", "data.image_size=[24,16]", "train.batch_size=8", "train.channels_last=false", "train.precision=fp32",
-    "train.tensorboard=false", "train.progress=false", "eval.n_bootstrap=20", "data.classes=null", "data.view_filter=null", "data.views=null",
+    "train.tensorboard=false", "train.progress=false", "eval.n_bootstrap=20", "eval.figures=false", "data.classes=null", "data.view_filter=null", "data.views=null",
     "train.early_stop_patience=0", "data.split.ratios=[0.5,0.3,0.2]", "train.epochs=2", "augment.enabled=false",
 ]
 

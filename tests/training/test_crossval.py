@@ -10,7 +10,7 @@ from scintix.cli.__main__ import main
 from scintix.training.crossval import compare_cv, paired_auc_difference, pooled_auc_ci
 
 FAST = ["-o", "model.name=small_cnn", "-o", "data.image_size=[24,16]", "-o", "train.batch_size=8", "-o", "train.channels_last=false", "-o", "train.progress=false",
-        "-o", "train.tensorboard=false", "-o", "eval.n_bootstrap=50", "-o", "data.view_filter=null", "-o", "data.views=null", "-o", "train.epochs=1"]
+        "-o", "train.tensorboard=false", "-o", "eval.n_bootstrap=50", "-o", "eval.figures=false", "-o", "data.view_filter=null", "-o", "data.views=null", "-o", "train.epochs=1"]
 
 
 def _split(run_dir):
@@ -222,7 +222,7 @@ def test_continuing_a_cv_without_selection_equals_training_it_from_scratch(tiny_
     )
 
     base = ["model.name=small_cnn", "data.image_size=[24,16]", "train.batch_size=8", "train.channels_last=false", "train.progress=false", "train.tensorboard=false",
-            "eval.n_bootstrap=20", "data.view_filter=null", "data.views=null", "train.epochs=3", f"data.source={tiny_manifest}"]
+            "eval.n_bootstrap=20", "eval.figures=false", "data.view_filter=null", "data.views=null", "train.epochs=3", f"data.source={tiny_manifest}"]
     cross_validate(load_config("p1-thoracic", [*base, "train.select_metric=last"]), tmp_path / "scratch", 2, 0.3)
     scratch, _ = oof_predictions(tmp_path / "scratch")
     # two references: one whose folds stopped early (they continue to epoch 3), one whose folds ran all 3 epochs (they ship as they are)

@@ -16,7 +16,7 @@ from scintix.training.distributed import DistContext, RankBatchSampler, shard_ra
 # Equality needs what differs by design switched off: fp32 (bf16 autocast rounds differently for a half batch),
 # no dropout (each rank draws its own masks), class_balance none (a weighted mean is normalised per rank).
 SAME = ["-o", "model.name=small_cnn", "-o", "data.image_size=[24,16]", "-o", "train.batch_size=8", "-o", "train.channels_last=false", "-o", "train.tensorboard=false",
-        "-o", "eval.n_bootstrap=20", "-o", "data.split.ratios=[0.5,0.3,0.2]", "-o", "data.views=null", "-o", "data.view_filter=null", "-o", "train.progress=false",
+        "-o", "eval.n_bootstrap=20", "-o", "eval.figures=false", "-o", "data.split.ratios=[0.5,0.3,0.2]", "-o", "data.views=null", "-o", "data.view_filter=null", "-o", "train.progress=false",
         "-o", "train.class_balance=none", "-o", "train.early_stop_patience=0", "-o", "train.precision=fp32", "-o", "model.dropout=0"]
 TOL = 1e-4  # relative: float32 sums in another order (all-reduce vs one reduction, E[x^2]-E[x]^2 vs Welford), measured ~3e-6 after 3 epochs
 

@@ -28,7 +28,7 @@ def test_p3_two_stage_run_end_to_end(tmp_path):
     stages = ("stages=[{name: single-feature, set: {data.train_max_labels: 1}}, "
               "{name: cross-training, set: {model.train_only: [features.layer4.*, '*.cross.*', fc.*], train.lr: 0.0001, train.epochs: 1}}]")
     fast = ["-o", "data.image_size=[32,32]", "-o", "train.batch_size=8", "-o", "train.channels_last=false", "-o", "train.tensorboard=false", "-o", "train.progress=false",
-            "-o", "eval.n_bootstrap=20", "-o", "train.precise_bn=false", "-o", stages]
+            "-o", "eval.n_bootstrap=20", "-o", "eval.figures=false", "-o", "train.precise_bn=false", "-o", stages]
     assert main(["run", "--recipe", "p3-thyroid", "--data", str(tmp_path / "thy"), "--out", str(tmp_path / "p3"), "--epochs", "1", *fast]) == 0
     s1, s2 = tmp_path / "p3" / "stage1-single-feature", tmp_path / "p3" / "stage2-cross-training"
     summary = json.loads((tmp_path / "p3" / "stages.json").read_text())

@@ -12,7 +12,7 @@ from scintix.training.run import train_run
 
 FAST = [
     "model.name=small_cnn", "data.image_size=[24,16]", "train.batch_size=8", "train.channels_last=false",
-    "train.precision=fp32", "train.tensorboard=false", "train.progress=false", "eval.n_bootstrap=50",
+    "train.precision=fp32", "train.tensorboard=false", "train.progress=false", "eval.n_bootstrap=50", "eval.figures=false",
     "data.classes=null", "data.view_filter=null", "data.views=null", "train.early_stop_patience=0", "data.split.ratios=[0.5,0.3,0.2]",
 ]
 
@@ -35,12 +35,14 @@ def test_resume_after_interruption_gives_the_same_weights(tiny_manifest, tmp_pat
         assert torch.equal(a["ema"][k], b["ema"][k]), k
     assert a["state"]["ema_steps"] == b["state"]["ema_steps"] > 0
     assert (tmp_path / "cut" / "eval" / "test" / "metrics.json").exists()
+    assert not list((tmp_path / "cut").rglob("*.png"))  # eval.figures=false: metrics and predictions, no figures
 
 
 def test_run_folder_contents(tiny_manifest, tmp_path):
-    run = train_run(_cfg(tiny_manifest, "train.epochs=1"), tmp_path / "r")
+    run = train_run(_cfg(tiny_manifest, "train.epochs=1", "eval.figures=true"), tmp_path / "r")
     for f in ("config.yaml", "meta.json", "split.csv", "data_summary.json", "history.csv", "checkpoints/best.pt", "checkpoints/last.pt",
-              "eval/thresholds.json", "eval/val/metrics.json", "eval/test/roc.png", "eval/test/confusion.png", "eval/test/predictions.csv"):
+              "eval/thresholds.json", "eval/val/metrics.json", "eval/test/roc.png", "eval/test/pr.png", "eval/test/confusion.png",
+              "eval/test/reliability.png", "eval/test/predictions.csv"):
         assert (run / f).exists(), f
     summary = json.loads((run / "data_summary.json").read_text())
     assert len(summary["duplicate_groups"]) == 2  # patient 11 is a copy of patient 0, both views
@@ -224,7 +226,7 @@ def test_segmentation_trained_on_patches_is_evaluated_on_whole_scans(tmp_path):
     sim = tmp_path / "sim"
     assert main(["simulate", str(sim), "--n", "8", "--seed", "5", "--prevalence", "metastasis=0.8", "arthritis=0"]) == 0
     cfg = load_config("p4-unet", [f"data.source={sim}", "data.image_size=[128,32]", "data.patch_size=[64,32]", "train.epochs=1", "train.batch_size=4",
-                                  "train.progress=false", "train.tensorboard=false", "eval.n_bootstrap=20"])
+                                  "train.progress=false", "train.tensorboard=false", "eval.n_bootstrap=20", "eval.figures=false"])
     run = train_run(cfg, tmp_path / "run")
     m = json.loads((run / "eval" / "test" / "metrics.json").read_text())
     assert m["per_class"]["lesion"]["images_with_lesion"] + m["per_class"]["lesion"]["lesion_free_images"] == m["n"]
@@ -232,6 +234,8 @@ def test_segmentation_trained_on_patches_is_evaluated_on_whole_scans(tmp_path):
 
     first = next((run / "eval" / "test" / "masks").glob("*.png"))
     assert Image.open(first).size == (32, 128)  # whole scans, by sliding window
+    gallery = json.loads((run / "eval" / "test" / "gallery.json").read_text())  # eval.figures=false: cases listed, no overlays
+    assert gallery and all(g["png"] is None for g in gallery) and not (run / "eval" / "test" / "gallery").exists()
 
 
 def test_a_run_started_from_a_weight_file_no_longer_needs_that_file(tiny_manifest, tmp_path):

@@ -128,7 +128,7 @@ def _seg_gallery(split_dir: Path) -> str:
     figs = "".join(
         f"<figure>{_img(split_dir / it['png'], it['kind'])}<figcaption>{html.escape(it['kind'])} · {html.escape(Path(it['path'].split('|')[0]).name)}"
         f"{'<br><span class=muted>report: ' + html.escape(it['report']) + '</span>' if it.get('report') else ''}</figcaption></figure>"
-        for it in items if (split_dir / it["png"]).is_file()
+        for it in items if it.get("png") and (split_dir / it["png"]).is_file()
     )
     return f"<p class='muted'>Green contour: true mask; red: prediction at the validation threshold.</p><div class='gallery'>{figs}</div>" if figs else ""
 

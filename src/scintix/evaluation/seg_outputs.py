@@ -72,8 +72,9 @@ def overlay_mask_figure(image: np.ndarray, truth: np.ndarray | None, pred: np.nd
 
 
 def write_seg_outputs(out_dir: Path, samples: Sequence, images: np.ndarray, truths: np.ndarray, preds: np.ndarray, rows: Sequence[dict], classes: Sequence[str],
-                      synthetic: bool = False, gallery: int = 4) -> None:
-    """Write ``per_image.csv``, ``masks/`` and ``gallery/`` (see the module docstring) into ``out_dir``."""
+                      synthetic: bool = False, gallery: int = 4, figures: bool = True) -> None:
+    """Write ``per_image.csv``, ``masks/`` and ``gallery/`` (see the module docstring) into ``out_dir``; without ``figures``
+    ``gallery.json`` still lists the cases, with no overlay (``png`` null)."""
     import matplotlib.pyplot as plt
 
     out_dir = Path(out_dir)
@@ -101,13 +102,15 @@ def write_seg_outputs(out_dir: Path, samples: Sequence, images: np.ndarray, trut
     for kind, i in picks:
         r = first[i]
         dice = "n/a" if math.isnan(r["dice"]) else f"{r['dice']:.3f}"
-        title = f"{kind}: Dice {dice}, lesions {r['detected_lesions']}/{r['true_lesions']} found, {r['false_positive_lesions']} false{tag}\n{Path(samples[i].key.split('|')[0]).name}"
-        fig = overlay_mask_figure(images[i], truths[i], preds[i], title)
-        png = out_dir / "gallery" / f"{stems[i]}.png"
-        png.parent.mkdir(exist_ok=True)
-        fig.savefig(png)
-        plt.close(fig)
-        listed.append({"kind": kind, "path": samples[i].key, "png": f"gallery/{png.name}", "report": getattr(samples[i], "text", None) or "", **{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}})
+        png = None
+        if figures:
+            title = f"{kind}: Dice {dice}, lesions {r['detected_lesions']}/{r['true_lesions']} found, {r['false_positive_lesions']} false{tag}\n{Path(samples[i].key.split('|')[0]).name}"
+            fig = overlay_mask_figure(images[i], truths[i], preds[i], title)
+            png = f"gallery/{stems[i]}.png"
+            (out_dir / "gallery").mkdir(exist_ok=True)
+            fig.savefig(out_dir / png)
+            plt.close(fig)
+        listed.append({"kind": kind, "path": samples[i].key, "png": png, "report": getattr(samples[i], "text", None) or "", **{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}})
     (out_dir / "gallery.json").write_text(json.dumps(listed, indent=2))
 
 

@@ -101,8 +101,9 @@ def _evaluate_classification(run_dir, cfg, task, model, data, datasets, preds, c
         res = task.evaluate(probs, targets, [s.patient_id for s in samples], thresholds, classes, ecfg, seed=cfg.train.seed)
         res.update(split=split, synthetic=data.synthetic, threshold_method=f"{ecfg.threshold} on val", ci=f"{ecfg.ci_level:.0%} patient-level bootstrap, {ecfg.n_bootstrap} replicates")
         d = eval_dir / split
-        tag = classification_outputs(d, split, samples, probs, targets, thresholds, task, classes, data.synthetic)
-        calibration.plot_reliability(d / "reliability.png", raw[split], probs, targets, task, f"calibration, {split}{tag} ({'T = ' + format(temperature, '.2f') + ', fitted on val' if fit.fitted else 'not fitted: raw'})")
+        tag = classification_outputs(d, split, samples, probs, targets, thresholds, task, classes, data.synthetic, ecfg.figures)
+        if ecfg.figures:
+            calibration.plot_reliability(d / "reliability.png", raw[split], probs, targets, task, f"calibration, {split}{tag} ({'T = ' + format(temperature, '.2f') + ', fitted on val' if fit.fitted else 'not fitted: raw'})")
         res["calibration"] = {"temperature": temperature, "status": fit.status, "summary": fit.describe(), **calib["ece"][split]}
         res["health"] = {"degenerate": health["degenerate"], "flags": [f["message"] for f in health["flags"]]}
         report.save_json(d / "metrics.json", res)
@@ -112,11 +113,14 @@ def _evaluate_classification(run_dir, cfg, task, model, data, datasets, preds, c
     return results
 
 
-def classification_outputs(d: Path, title: str, samples, probs, targets, thresholds, task, classes, synthetic: bool) -> str:
-    """``predictions.csv`` and the ROC / confusion / PR plots of one evaluated split into ``d``; returns the plots' SYNTHETIC tag."""
+def classification_outputs(d: Path, title: str, samples, probs, targets, thresholds, task, classes, synthetic: bool, figures: bool = True) -> str:
+    """``predictions.csv`` and (``figures``) the ROC / confusion / PR plots of one evaluated split into ``d``; returns the
+    plots' SYNTHETIC tag."""
     d.mkdir(parents=True, exist_ok=True)
     report.write_predictions(d / "predictions.csv", samples, probs, thresholds, task, classes)
     tag = " (SYNTHETIC)" if synthetic else ""
+    if not figures:
+        return tag
     report.plot_roc(d / "roc.png", probs, targets, task, classes, f"ROC, {title}{tag}")
     report.plot_confusion(d / "confusion.png", probs, targets, thresholds, task, classes, f"{title}{tag}")
     report.plot_pr(d / "pr.png", probs, targets, task, classes, f"precision-recall, {title}{tag}")
@@ -135,7 +139,7 @@ def segmentation_outputs(d: Path, model, ds, index, probs, masks, samples, thres
         thresholds = thresholds_no_report  # no scan here has a report: each is cut as `predict` would cut it
     rows = task.per_image(probs, masks, thresholds, classes)
     res = task.evaluate(probs, masks, [s.patient_id for s in samples], thresholds, classes, cfg.eval, seed=cfg.train.seed, rows=rows)
-    write_seg_outputs(d, samples, ds.images[index], masks, task.masks(probs, thresholds, classes), rows, classes, synthetic)
+    write_seg_outputs(d, samples, ds.images[index], masks, task.masks(probs, thresholds, classes), rows, classes, synthetic, figures=cfg.eval.figures)
     if reads_text:
         res["text_conditions"] = text_conditions(model, ds, task, thresholds, classes, device, amp, cfg, cfg.train.batch_size, in_dataset_order(probs, index), cfg.train.seed,
                                                  thresholds_no_report, probs_no_report)

@@ -106,7 +106,7 @@ def evaluate_external(run_dir: str | Path, source: str | Path, out_dir: str | Pa
             table += "\nthe report's weight (the run's thresholds: with reports, and without for the no-report condition; another patient's report: a seeded shuffle)\n" + format_conditions(res["text_conditions"])
     else:
         res = task.evaluate(probs, targets, [s.patient_id for s in samples], run.thresholds, run.classes, ecfg, seed=cfg.train.seed)
-        classification_outputs(d, "external", samples, probs, targets, run.thresholds, task, run.classes, data.synthetic)
+        classification_outputs(d, "external", samples, probs, targets, run.thresholds, task, run.classes, data.synthetic, ecfg.figures)
         table = report.format_table({"external": res}, data.synthetic)
     res.update(split="external", run=str(run_dir), data=str(source), synthetic=data.synthetic, unreadable=errors,
                threshold_method=f"the run's own ({run_dir / 'eval' / 'thresholds.json'}), not chosen on these images",
