@@ -120,9 +120,13 @@ class LoadedRun:
 
     def thresholds_for(self, report: str | None) -> dict[str, float]:
         """The thresholds for one input: the no-report ones when a report-guided run reads none, else ``thresholds``."""
-        if self.thresholds_no_report is not None and not report:
-            return self.thresholds_no_report
-        return self.thresholds
+        return thresholds_for_report(report, self.thresholds, self.thresholds_no_report)
+
+
+def thresholds_for_report(report: str | None, thresholds: dict, thresholds_no_report: dict | None) -> dict:
+    """Where a scan is cut: at ``thresholds_no_report`` when a report-guided model reads no report, else at ``thresholds``
+    (one rule for predict, serve, DICOM outputs and evaluation)."""
+    return thresholds_no_report if thresholds_no_report is not None and not report else thresholds
 
 
 def final_stage(folder: Path) -> Path:

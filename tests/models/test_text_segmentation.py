@@ -298,6 +298,21 @@ def test_qata_text_cli_run_predict_explain_with_and_without_reports(tmp_path, ca
     assert {float(r["threshold"]) for r in with_rows + given} == {thr} and {float(r["threshold"]) for r in without} == {thr_none}
     assert all(r["warning"] == "" for r in without)
     assert "every report withheld" in (run / "model_card.md").read_text()
+    # an external set where one scan lacks its report: that scan is cut as predict cuts it, the others as before
+    rows[0]["report"] = ""
+    with open(data / "one_without.csv", "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=[k for k in rows[0] if k != "split"], extrasaction="ignore")
+        w.writeheader()
+        w.writerows(rows)
+    assert main(["evaluate", str(run), "--data", str(data / "one_without.csv"), "--out", str(tmp_path / "mixed")]) == 0
+    mixed = json.loads((tmp_path / "mixed" / "test" / "metrics.json").read_text())
+    assert mixed["threshold_cut"]["scans_without_report"] == 1 and mixed["thresholds"] == chosen["thresholds"]
+    before = {Path(r["path"]).name: r for r in csv.DictReader(open(tmp_path / "ext" / "test" / "per_image.csv"))}
+    after = {Path(r["path"]).name: r for r in csv.DictReader(open(tmp_path / "mixed" / "test" / "per_image.csv"))}
+    blank = Path(rows[0]["path"]).name
+    assert all(after[k]["pred_pixels"] == before[k]["pred_pixels"] for k in before if k != blank)
+    assert int(after[blank]["pred_pixels"]) == int(next(r for r in without if Path(r["path"]).name == blank)["lesion_pixels"])
+    assert f"1 without report {thr_none:.2f}" in capsys.readouterr().out
     # a run evaluated before these were recorded: the with-report threshold, and the row says so
     (run / "eval" / "thresholds.json").write_text(json.dumps({k: v for k, v in chosen.items() if k != "thresholds_no_report"}))
     assert main(["predict", str(run), str(data / "images" / "c0.png"), "--out", str(tmp_path / "old.csv")]) == 0
@@ -389,3 +404,21 @@ def test_a_scan_without_a_report_is_cut_at_the_no_report_threshold():
     assert row["lesion_pixels"] == 4 and row["threshold"] == 0.2
     old = LoadedRun(Path("."), None, None, ["background", "lesion"], {"lesion": 0.6}, 1.0, torch.device("cpu"), None, get_task("segmentation"))
     assert segmentation_row(old, "a", image, probs, None, report=None)["lesion_pixels"] == 0  # no separate threshold: the run's own
+
+
+def test_a_split_with_and_without_reports_cuts_each_scan_at_its_own_threshold():
+    from scintix.tasks import get_task
+    from scintix.training.text_conditions import cut_by_report
+
+    task, classes = get_task("segmentation"), ["background", "lesion"]
+    probs = np.zeros((3, 2, 4, 4), np.float32)
+    probs[:, 1, :2, :2] = 0.3  # the same lesion, seen with probability 0.3, in three scans
+    probs[:, 0] = 1 - probs[:, 1]
+    with_report, none = {"lesion": 0.6}, {"lesion": 0.2}
+    cut = cut_by_report(["lesion in the left lung", "", None], with_report, none)
+    assert cut == [with_report, none, none]
+    assert task.masks(probs, cut, classes).reshape(3, -1).sum(1).tolist() == [0, 4, 4]
+    res = task.evaluate(probs, (probs[:, 1] > 0).astype(np.int64), ["A", "B", "C"], cut, classes, type("E", (), {"n_bootstrap": 10, "ci_level": 0.95})())
+    assert res["thresholds"] == {"per_image": [with_report, none]} and res["per_class"]["lesion"]["dice"]["value"] == pytest.approx(2 / 3)
+    assert cut_by_report(["a", "b"], with_report, none) is with_report and cut_by_report(["", ""], with_report, none) is none
+    assert cut_by_report(["", "b"], with_report, None) is with_report  # a run without a no-report threshold: one cut

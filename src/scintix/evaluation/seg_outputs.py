@@ -122,6 +122,15 @@ def _fmt(v: dict) -> str:
     return f"{value:.3f}" + (f" [{lo:.3f}, {hi:.3f}]" if lo is not None and math.isfinite(lo) else "")
 
 
+def _threshold_cell(res: dict, cls: str) -> str:
+    """The split's threshold; a report-guided run's split with and without reports: both ("0.45, 3 without report 0.30")."""
+    cut = res.get("threshold_cut") or {}
+    value = f"{res['thresholds'].get(cls, float('nan')):.2f}"
+    if 0 < cut.get("scans_without_report", 0) < res["n"]:
+        value += f", {cut['scans_without_report']} without report {cut['no_report'].get(cls, float('nan')):.2f}"
+    return value
+
+
 def format_seg_table(results: dict[str, dict], synthetic: bool = False) -> str:
     """Plain text: one row per metric, one column per split (value [95% CI])."""
     lines = ["*** SYNTHETIC DATA: these numbers say nothing about real scans ***"] if synthetic else []
@@ -131,7 +140,7 @@ def format_seg_table(results: dict[str, dict], synthetic: bool = False) -> str:
         for m in SEG_TABLE_METRICS:
             lines.append(f"{m:<34}" + "".join(f"{_fmt(r['per_class'][cls][m]):<28}" for r in results.values()))
         lines.append(f"{'scans with lesion / lesion-free':<34}" + "".join(f"{str(r['per_class'][cls]['images_with_lesion']) + ' / ' + str(r['per_class'][cls]['lesion_free_images']):<28}" for r in results.values()))
-        lines.append(f"{'threshold':<34}" + "".join(f"{r['thresholds'].get(cls, float('nan')):<28.2f}" for r in results.values()))
+        lines.append(f"{'threshold':<34}" + "".join(f"{_threshold_cell(r, cls):<28}" for r in results.values()))
         lines.append(f"{'n (patients)':<34}" + "".join(f"{str(r['n']) + ' (' + str(r['patients']) + ')':<28}" for r in results.values()))
     lines.append("dice/iou/hd95: mean over scans with a lesion; global_dice: pooled over all scans; false_positive_scan_rate: over lesion-free scans")
     return "\n".join(lines)

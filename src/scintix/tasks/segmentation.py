@@ -62,11 +62,16 @@ class SegmentationTask(Task):
         return np.asarray(targets).astype(int).ravel()  # scans with / without a lesion
 
     # --- masks and thresholds -----------------------------------------------------------------
-    def masks(self, probs: np.ndarray, thresholds: dict[str, float], classes: Sequence[str]) -> np.ndarray:
-        """Label maps ``(N, H, W)`` from probabilities ``(N, K, H, W)``."""
+    def masks(self, probs: np.ndarray, thresholds: dict[str, float] | Sequence[dict[str, float]], classes: Sequence[str]) -> np.ndarray:
+        """Label maps ``(N, H, W)`` from probabilities ``(N, K, H, W)``; ``thresholds``: one dict for every image, or one per
+        image (a report-guided model cuts a scan without a report at its own threshold)."""
         probs = np.asarray(probs)
         if probs.shape[1] == 2:
-            return (probs[:, 1] >= thresholds[classes[1]]).astype(np.uint8)
+            if isinstance(thresholds, dict):
+                cut = thresholds[classes[1]]
+            else:
+                cut = np.array([t[classes[1]] for t in thresholds], dtype=probs.dtype).reshape(-1, *([1] * (probs.ndim - 2)))
+            return (probs[:, 1] >= cut).astype(np.uint8)
         return probs.argmax(1).astype(np.uint8)
 
     def choose_thresholds(self, probs: np.ndarray, masks: np.ndarray, classes: Sequence[str], cfg) -> dict[str, float]:
@@ -106,7 +111,13 @@ class SegmentationTask(Task):
         false positives on lesion-free scans; patient-level bootstrap CIs."""
         rows = rows if rows is not None else self.per_image(probs, masks, thresholds, classes)
         pids = np.asarray(patient_ids)
-        out: dict = {"n": int(len(probs)), "patients": int(len(set(patient_ids))), "thresholds": thresholds, "per_class": {}}
+        recorded = thresholds
+        if not isinstance(thresholds, dict):  # one per image: the distinct ones
+            recorded = {"per_image": []}
+            for t in thresholds:
+                if t not in recorded["per_image"]:
+                    recorded["per_image"].append(dict(t))
+        out: dict = {"n": int(len(probs)), "patients": int(len(set(patient_ids))), "thresholds": recorded, "per_class": {}}
         for c in self.columns(len(classes)):
             name = classes[c]
             r = [x for x in rows if x["class"] == name]

@@ -31,6 +31,7 @@ from .batchnorm import has_batchnorm, train_eval_gap
 from .data import build_datasets, training_like_batches
 from .loop import predict
 from .text_conditions import (
+    cut_by_report,
     format_conditions,
     in_dataset_order,
     predict_without_reports,
@@ -135,11 +136,15 @@ def segmentation_outputs(d: Path, model, ds, index, probs, masks, samples, thres
     from ..evaluation.seg_outputs import write_seg_outputs
 
     reads_text = "text" in getattr(model, "inputs", ())
-    if reads_text and thresholds_no_report and not any(s.text for s in samples):
-        thresholds = thresholds_no_report  # no scan here has a report: each is cut as `predict` would cut it
-    rows = task.per_image(probs, masks, thresholds, classes)
-    res = task.evaluate(probs, masks, [s.patient_id for s in samples], thresholds, classes, cfg.eval, seed=cfg.train.seed, rows=rows)
-    write_seg_outputs(d, samples, ds.images[index], masks, task.masks(probs, thresholds, classes), rows, classes, synthetic, figures=cfg.eval.figures)
+    # each scan cut as `predict` would cut it: a scan without a report at the no-report thresholds
+    cut = cut_by_report([s.text for s in samples], thresholds, thresholds_no_report) if reads_text else thresholds
+    rows = task.per_image(probs, masks, cut, classes)
+    res = task.evaluate(probs, masks, [s.patient_id for s in samples], cut, classes, cfg.eval, seed=cfg.train.seed, rows=rows)
+    if reads_text and thresholds_no_report is not None:
+        without = sum(not s.text for s in samples)
+        res["thresholds"] = cut if isinstance(cut, dict) else dict(thresholds)  # {class: value} as for any run; the rule below
+        res["threshold_cut"] = {"with_report": thresholds, "no_report": thresholds_no_report, "scans_without_report": without}
+    write_seg_outputs(d, samples, ds.images[index], masks, task.masks(probs, cut, classes), rows, classes, synthetic, figures=cfg.eval.figures)
     if reads_text:
         res["text_conditions"] = text_conditions(model, ds, task, thresholds, classes, device, amp, cfg, cfg.train.batch_size, in_dataset_order(probs, index), cfg.train.seed,
                                                  thresholds_no_report, probs_no_report)

@@ -22,9 +22,11 @@ import numpy as np
 from torch.utils.data import DataLoader, Dataset
 
 from ..evaluation.bootstrap import paired_difference_ci
+from ..runfolder import thresholds_for_report
 from .loop import predict
 
-__all__ = ["other_patient_reports", "ReportOverride", "predict_without_reports", "in_dataset_order", "text_conditions", "format_conditions", "CONDITIONS"]
+__all__ = ["other_patient_reports", "ReportOverride", "predict_without_reports", "in_dataset_order", "cut_by_report", "text_conditions", "format_conditions",
+           "CONDITIONS"]
 
 CONDITIONS = ("report", "no_report", "other_patient_report")
 
@@ -69,6 +71,13 @@ def in_dataset_order(probs: np.ndarray, index) -> np.ndarray:
     return out
 
 
+def cut_by_report(texts: Sequence[str | None], thresholds: dict, thresholds_no_report: dict | None) -> dict | list[dict]:
+    """Each scan's thresholds as ``predict`` applies them (the no-report ones where a scan has no report); one dict when
+    they are the same for every scan."""
+    cuts = [thresholds_for_report(t, thresholds, thresholds_no_report) for t in texts]
+    return cuts if any(c is not cuts[0] for c in cuts) else (cuts[0] if cuts else thresholds)
+
+
 def _scores(task, probs, masks, thresholds, classes, pids, cfg, seed) -> tuple[dict, np.ndarray]:
     """The task's own Dice and pooled Dice (with CIs) for the first foreground class, and the per-scan Dice for pairing."""
     rows = task.per_image(probs, masks, thresholds, classes)
@@ -87,11 +96,12 @@ def text_conditions(model, ds, task, thresholds: dict, classes: Sequence[str], d
     masks = ds.masks[:, 0]
     texts = [s.text or "" for s in samples]
     alt = {"no_report": [""] * len(samples), "other_patient_report": other_patient_reports(texts, pids, seed)}
-    cut = {"no_report": thresholds_no_report or thresholds, "other_patient_report": thresholds}
+    # each scan cut as predict would cut it with the text it is given (a scan without one, in any condition, at the no-report cut)
+    cut = {name: cut_by_report(tx, thresholds, thresholds_no_report) for name, tx in (("report", texts), *alt.items())}
     out: dict = {"with_report": int(sum(bool(t) for t in texts)), "n": len(samples), "conditions": {}, "differences": {},
-                 "thresholds": {"report": thresholds, **cut}}
+                 "thresholds": {"report": thresholds, "no_report": thresholds_no_report or thresholds}}
     res, dice = {}, {}
-    res["report"], dice["report"] = _scores(task, probs, masks, thresholds, classes, pids, cfg.eval, seed)
+    res["report"], dice["report"] = _scores(task, probs, masks, cut["report"], classes, pids, cfg.eval, seed)
     for name, tx in alt.items():
         if name == "no_report" and probs_no_report is not None:
             pr = probs_no_report
