@@ -187,9 +187,9 @@ def test_a_report_dependent_task_is_learned_with_the_report_only():
         else:
             m = Segmenter(BasicUNet(spatial_dims=2, in_channels=1, out_channels=2, features=features), 2, 16, "net.upcat_1")
         loss_fn = get_task("segmentation").criterion()
-        opt = torch.optim.Adam(m.parameters(), lr=5e-3)
+        opt = torch.optim.Adam(m.parameters(), lr=2e-3)  # learnt by step ~110 (Dice 0.94 at 100, 1.0 from 120 on); at 5e-3 only at ~150
         extra = (lambda idx: {"text": [texts[i] for i in idx]}) if name == "text_unet" else (lambda idx: {})
-        for step in range(160):
+        for step in range(130):
             idx = np.random.default_rng(step).choice(len(x), 16, replace=False)
             opt.zero_grad()
             loss_fn(m.train()(x[idx], **extra(idx)), y[idx]).backward()
