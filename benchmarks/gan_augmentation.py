@@ -62,6 +62,7 @@ def main() -> None:
     ap.add_argument("--gan-epochs", type=int, default=40)
     ap.add_argument("--gan-base", type=int, default=16, help="gan.base_channels (32 costs ~3 s per step at 160x64 on 2 CPU cores, 16 ~1 s)")
     ap.add_argument("--n-generated", type=int, default=400, help="abnormal crops sampled (the ratios take subsets)")
+    ap.add_argument("--gan-set", action="append", default=[], metavar="KEY=VALUE", help="more GAN settings, e.g. gan.ada_target=0.6 (recorded in the JSON)")
     a = ap.parse_args()
     import torch
 
@@ -74,7 +75,7 @@ def main() -> None:
     data = require(SHARED / "bs80k-chest-region")
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"cpu ({torch.get_num_threads()} threads)"
     gan_dir, gen_dir = WORK / "gan-bs80k", WORK / "gan-bs80k-samples"
-    gcfg = load_config("p1-thoracic", [f"data.source={data}", "train.progress=false", f"gan.epochs={a.gan_epochs}", f"gan.base_channels={a.gan_base}"])
+    gcfg = load_config("p1-thoracic", [f"data.source={data}", "train.progress=false", f"gan.epochs={a.gan_epochs}", f"gan.base_channels={a.gan_base}", *a.gan_set])
     start = time.perf_counter()
     if not (gan_dir / "checkpoints" / "last.pt").is_file():
         shutil.rmtree(gan_dir, ignore_errors=True)
@@ -90,7 +91,7 @@ def main() -> None:
     arms = {"real_only": []} | {f"gan_{r:g}": [f"data.generated=[{gen_dir / 'manifest.csv'}]", f"data.generated_ratio={r}"] for r in a.ratios}
     runs: dict = {}
     out = {"data": "BS-80K right-chest anterior crops (real); validation and test real, same patients in every arm", "device": device,
-           "classifier": f"p1-thoracic, {a.epochs} epochs", "gan": {"run": str(gan_dir), "epochs": a.gan_epochs, "base_channels": gcfg.gan.base_channels,
+           "classifier": f"p1-thoracic, {a.epochs} epochs", "gan": {"run": str(gan_dir), "epochs": a.gan_epochs, "base_channels": gcfg.gan.base_channels, "settings": a.gan_set,
                                                                   "wall_seconds_this_call": gan_wall, "training_seconds": gan_total,
                                                                   "epochs_trained": len(gan_hist), "generated_abnormal": a.n_generated},
            "seeds": a.seeds, "runs": runs}
