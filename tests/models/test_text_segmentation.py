@@ -227,6 +227,13 @@ def test_hf_folder_offline(tmp_path):
     assert out.shape == (2, 2, 32, 32) and torch.isfinite(out).all()
 
 
+def _external_manifest(path: Path, rows: list[dict]) -> None:
+    """Manifest rows as an external set (no split column: `evaluate --data` scores all of them)."""
+    with open(path, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=[k for k in rows[0] if k != "split"], extrasaction="ignore")
+        w.writeheader()
+        w.writerows(rows)
+
 def _qata_like(root: Path, n: int = 16) -> Path:
     """A tiny QaTa-style folder: image, mask, one report sentence per image, a predefined split."""
     rng = np.random.default_rng(1)
@@ -272,10 +279,7 @@ def test_qata_text_cli_run_predict_explain_with_and_without_reports(tmp_path, ca
     # an external set made of the run's own test scans: the run's test figures, text conditions included
     split = {r["path"]: r["split"] for r in csv.DictReader(open(run / "split.csv"))}
     rows = [r for r in csv.DictReader(open(data / "labels.csv")) if split.get(str(data / r["path"]), split.get(r["path"])) == "test"]
-    with open(data / "test_only.csv", "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=[k for k in rows[0] if k != "split"], extrasaction="ignore")
-        w.writeheader()
-        w.writerows(rows)
+    _external_manifest(data / "test_only.csv", rows)
     assert main(["evaluate", str(run), "--data", str(data / "test_only.csv"), "--out", str(tmp_path / "ext")]) == 0
     ext = json.loads((tmp_path / "ext" / "test" / "metrics.json").read_text())
     assert ext["n"] == m["n"] and ext["per_class"]["infection"]["dice"]["value"] == pytest.approx(m["per_class"]["infection"]["dice"]["value"], abs=1e-6)
@@ -300,10 +304,7 @@ def test_qata_text_cli_run_predict_explain_with_and_without_reports(tmp_path, ca
     assert "every report withheld" in (run / "model_card.md").read_text()
     # an external set where one scan lacks its report: that scan is cut as predict cuts it, the others as before
     rows[0]["report"] = ""
-    with open(data / "one_without.csv", "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=[k for k in rows[0] if k != "split"], extrasaction="ignore")
-        w.writeheader()
-        w.writerows(rows)
+    _external_manifest(data / "one_without.csv", rows)
     assert main(["evaluate", str(run), "--data", str(data / "one_without.csv"), "--out", str(tmp_path / "mixed")]) == 0
     mixed = json.loads((tmp_path / "mixed" / "test" / "metrics.json").read_text())
     assert mixed["threshold_cut"]["scans_without_report"] == 1 and mixed["thresholds"] == chosen["thresholds"]
