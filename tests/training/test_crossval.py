@@ -211,6 +211,11 @@ def test_paired_comparison_against_an_exported_file_without_the_data(tmp_path, c
     assert "mean over seeds" in out and "0.8333, 0.8333, 1.0000" in out and "1 / 3 seeds" in out
 
 
+def _continue_base(manifest) -> list[str]:
+    return ["model.name=small_cnn", "data.image_size=[24,16]", "train.batch_size=8", "train.channels_last=false", "train.progress=false", "train.tensorboard=false",
+            "eval.n_bootstrap=20", "eval.figures=false", "data.view_filter=null", "data.views=null", "train.epochs=3", f"data.source={manifest}"]
+
+
 @pytest.mark.slow
 def test_continuing_a_cv_without_selection_equals_training_it_from_scratch(tiny_manifest, tmp_path):
     from scintix.checkpoint import load_checkpoint
@@ -221,8 +226,7 @@ def test_continuing_a_cv_without_selection_equals_training_it_from_scratch(tiny_
         oof_predictions,
     )
 
-    base = ["model.name=small_cnn", "data.image_size=[24,16]", "train.batch_size=8", "train.channels_last=false", "train.progress=false", "train.tensorboard=false",
-            "eval.n_bootstrap=20", "eval.figures=false", "data.view_filter=null", "data.views=null", "train.epochs=3", f"data.source={tiny_manifest}"]
+    base = _continue_base(tiny_manifest)
     cross_validate(load_config("p1-thoracic", [*base, "train.select_metric=last"]), tmp_path / "scratch", 2, 0.3)
     scratch, _ = oof_predictions(tmp_path / "scratch")
     # two references: one whose folds stopped early (they continue to epoch 3), one whose folds ran all 3 epochs (they ship as they are)
@@ -243,3 +247,27 @@ def test_continuing_a_cv_without_selection_equals_training_it_from_scratch(tiny_
             sel = load_checkpoint(cont / f"fold{f}" / "checkpoints" / "best.pt")["selection"]
             assert sel["epoch"] == 3 and sel["criterion"] == "last"
         assert continue_without_selection(tmp_path / ref, cont) == []  # done folds are left alone
+
+
+@pytest.mark.slow
+def test_a_full_length_ema_fold_continued_without_selection_ships_its_final_average(tiny_manifest, tmp_path):
+    """train.ema ships the weight average: a fold that ran its full length ships the final epoch's average (last.pt keeps it
+    as that epoch validated it), exactly as the variant trained from scratch does."""
+    from scintix.checkpoint import load_checkpoint
+    from scintix.config import load_config
+    from scintix.training.crossval import (
+        continue_without_selection,
+        cross_validate,
+        oof_predictions,
+    )
+
+    base = [*_continue_base(tiny_manifest), "train.ema=0.9"]
+    cross_validate(load_config("p1-thoracic", [*base, "train.select_metric=last"]), tmp_path / "scratch", 2, 0.3)
+    cross_validate(load_config("p1-thoracic", [*base, "train.early_stop_patience=0"]), tmp_path / "ref", 2, 0.3)
+    assert continue_without_selection(tmp_path / "ref", tmp_path / "cont") == [0, 1]
+    cross_validate(load_config("p1-thoracic", base), tmp_path / "cont", 2, 0.3)
+    scratch, _ = oof_predictions(tmp_path / "scratch")
+    rows, _ = oof_predictions(tmp_path / "cont")
+    assert [r["prob"] for r in rows] == pytest.approx([r["prob"] for r in scratch], abs=1e-5)
+    sel = load_checkpoint(tmp_path / "cont" / "fold0" / "checkpoints" / "best.pt")["selection"]
+    assert sel["epoch"] == 3 and sel["weights"] == "EMA, decay 0.9"

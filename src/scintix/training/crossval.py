@@ -122,7 +122,8 @@ def continue_without_selection(ref_dir: str | Path, out_dir: str | Path) -> list
     ``last.pt`` are copied to ``out_dir`` with ``select_metric: last``: a fold
     that stopped early continues to ``train.epochs`` when :func:`cross_validate`
     resumes it; one that ran its full length ships that final epoch as it is.
-    Equal to training the variant from scratch (tested), for the remaining epochs' cost.
+    Equal to training the variant from scratch (tested, ``train.ema`` runs too: a full-length fold ships the final
+    epoch's average), for the remaining epochs' cost.
     Returns the folds prepared (a fold already in ``out_dir`` is left alone).
     """
     import yaml
@@ -138,8 +139,7 @@ def continue_without_selection(ref_dir: str | Path, out_dir: str | Path) -> list
         if not (src / "checkpoints" / "last.pt").is_file():
             raise FileNotFoundError(f"{src}: no checkpoints/last.pt to continue from")
         cfg = yaml.safe_load((src / "config.yaml").read_text())
-        if cfg["train"].get("ema"):
-            raise ValueError(f"{src}: train.ema runs ship their weight average; continuing them without selection is not supported")
+        ema = cfg["train"].get("ema")
         tmp = out_dir / f".{src.name}.tmp"  # a fold appears whole or not at all
         (tmp / "checkpoints").mkdir(parents=True, exist_ok=True)
         for name in RUN_FILES:
@@ -154,9 +154,10 @@ def continue_without_selection(ref_dir: str | Path, out_dir: str | Path) -> list
             row = ck["state"]["history"][-1]
             main = next(k for k in row if k.startswith("val_") and k != "val_loss")
             selection = {"epoch": row["epoch"], "criterion": "last", "value": row[main], "val_loss": row["val_loss"], main: row[main], "max_loss_ratio": None,
-                         "precise_bn_batches": ref_best.get("selection", {}).get("precise_bn_batches"), "weights": "as trained"}
+                         "precise_bn_batches": ref_best.get("selection", {}).get("precise_bn_batches"), "weights": f"EMA, decay {ema}" if ema else "as trained"}
             ck["state"].update(best_score=float(row["epoch"]), best_epoch=row["epoch"])
-            save_checkpoint({"model": ck["model"], "epoch": row["epoch"], "score": float(row["epoch"]), "classes": ck["classes"], "selection": selection},
+            # train.ema ships the average: last.pt keeps it as the final epoch validated it (BatchNorm statistics recomputed)
+            save_checkpoint({"model": ck["ema"] if ema else ck["model"], "epoch": row["epoch"], "score": float(row["epoch"]), "classes": ck["classes"], "selection": selection},
                             tmp / "checkpoints" / "best.pt")
         save_checkpoint(ck, tmp / "checkpoints" / "last.pt")
         tmp.rename(dst)
