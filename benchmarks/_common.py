@@ -61,9 +61,26 @@ def train_or_reuse(cfg, run_dir: Path) -> float | None:
     return float(wall_file.read_text()) if wall_file.is_file() else None
 
 
+def invocation() -> dict:
+    """The command that is writing a result (this script and its arguments, the thread setting) and the code it ran."""
+    import shlex
+    import subprocess
+
+    script = Path(sys.argv[0]).resolve()
+    script = script.relative_to(ROOT) if script.is_relative_to(ROOT) else script
+    threads = f"OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']} " if "OMP_NUM_THREADS" in os.environ else ""
+    try:
+        code = subprocess.run(["git", "-C", str(ROOT), "describe", "--always", "--dirty"], capture_output=True, text=True, timeout=10).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        code = None
+    return {"command": threads + "python " + " ".join(shlex.quote(str(a)) for a in [script, *sys.argv[1:]]), "code": code}
+
+
 def write_result(name: str, payload: dict) -> Path:
+    """``results/<name>.json``: the payload with the benchmark's name, the time, and the command and code that wrote it
+    (``last_written_by``: a script that keeps earlier entries of its file records their own commands beside them)."""
     RESULTS.mkdir(parents=True, exist_ok=True)
-    payload = {"benchmark": name, "written": time.strftime("%Y-%m-%dT%H:%M:%S"), **payload}
+    payload = {"benchmark": name, "written": time.strftime("%Y-%m-%dT%H:%M:%S"), **payload, "last_written_by": invocation()}
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(payload, indent=2, default=float))
     return path
