@@ -75,8 +75,6 @@ def write_seg_outputs(out_dir: Path, samples: Sequence, images: np.ndarray, trut
                       synthetic: bool = False, gallery: int = 4, figures: bool = True) -> None:
     """Write ``per_image.csv``, ``masks/`` and ``gallery/`` (see the module docstring) into ``out_dir``; without ``figures``
     ``gallery.json`` still lists the cases, with no overlay (``png`` null)."""
-    import matplotlib.pyplot as plt
-
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     n_fg = max(1, len(classes) - 1)
@@ -104,6 +102,8 @@ def write_seg_outputs(out_dir: Path, samples: Sequence, images: np.ndarray, trut
         dice = "n/a" if math.isnan(r["dice"]) else f"{r['dice']:.3f}"
         png = None
         if figures:
+            import matplotlib.pyplot as plt
+
             title = f"{kind}: Dice {dice}, lesions {r['detected_lesions']}/{r['true_lesions']} found, {r['false_positive_lesions']} false{tag}\n{Path(samples[i].key.split('|')[0]).name}"
             fig = overlay_mask_figure(images[i], truths[i], preds[i], title)
             png = f"gallery/{stems[i]}.png"
