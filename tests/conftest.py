@@ -55,6 +55,24 @@ def tiny_manifest_module(tmp_path_factory) -> Path:
     return _tiny_manifest(tmp_path_factory.mktemp("tiny"), np.random.default_rng(0))
 
 
+@pytest.fixture
+def multilabel_manifest(tmp_path: Path, rng: np.random.Generator) -> Path:
+    """24 patients, one 24x16 PNG each, P2-style labels: metastasis (odd), arthritis (every third), else normal."""
+    rows = ["path,label,patient_id"]
+    for p in range(24):
+        img = rng.integers(0, 30, size=(24, 16)).astype(np.uint8)
+        labels = []
+        if p % 2:
+            img[2:6, 2:6] = 250
+            labels.append("metastasis")
+        if p % 3 == 0:
+            img[18:22, 10:14] = 250
+            labels.append("arthritis")
+        Image.fromarray(img).save(tmp_path / f"{p}.png")
+        rows.append(f"{p}.png,{';'.join(labels) or 'normal'},P{p}")
+    (tmp_path / "m.csv").write_text("\n".join(rows) + "\n")
+    return tmp_path / "m.csv"
+
 def _tiny_manifest(tmp_path: Path, rng: np.random.Generator) -> Path:
     rows = ["path,label,patient_id,view"]
     for p in range(12):

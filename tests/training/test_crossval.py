@@ -271,3 +271,28 @@ def test_a_full_length_ema_fold_continued_without_selection_ships_its_final_aver
     assert [r["prob"] for r in rows] == pytest.approx([r["prob"] for r in scratch], abs=1e-5)
     sel = load_checkpoint(tmp_path / "cont" / "fold0" / "checkpoints" / "best.pt")["selection"]
     assert sel["epoch"] == 3 and sel["weights"] == "EMA, decay 0.9"
+
+
+@pytest.mark.slow
+def test_a_multilabel_cv_pools_each_label(tmp_path, multilabel_manifest, capsys):
+    """P2-style labels: each label's pooled out-of-fold AUC (patient CI) and the folds' macro AUCs; the comparisons that
+    pool one positive class refuse in one line."""
+    from scintix.evaluation.metrics import roc_auc
+
+    args = ["--data", str(multilabel_manifest), "--folds", "2", "--inner-val", "0.3", *FAST, "-o", "data.task=multilabel", "-o", "data.classes=[metastasis,arthritis,normal]"]
+    assert main(["cv", "--out", str(tmp_path / "cv"), *args]) == 0
+    out = capsys.readouterr().out
+    assert "(multilabel)" in out and "metastasis: pooled out-of-fold ROC-AUC" in out and "macro mean of the pooled ROC-AUCs" in out
+    s = json.loads((tmp_path / "cv" / "cv_summary.json").read_text())
+    oof = list(csv.DictReader(open(tmp_path / "cv" / "oof_predictions.csv")))
+    assert sorted(r["patient_id"] for r in oof) == sorted(f"P{p}" for p in range(24))  # every image out of fold once
+    assert set(s["per_class"]) == {"metastasis", "arthritis", "normal"}
+    for c, v in s["per_class"].items():
+        y = [c in r["target"].split(";") for r in oof]
+        assert v["positives"] == sum(y) and v["pooled_oof_auc"]["value"] == pytest.approx(roc_auc(np.array(y, float), np.array([float(r[f"prob_{c}"]) for r in oof])))
+    assert s["pooled_oof_auc_macro"] == pytest.approx(np.mean([v["pooled_oof_auc"]["value"] for v in s["per_class"].values()]))
+    assert [f["fold"] for f in s["per_fold"]] == [0, 1] and all(set(f["per_class_roc_auc"]) <= set(s["per_class"]) for f in s["per_fold"])
+    assert main(["cv", "--compare", str(tmp_path / "cv"), str(tmp_path / "cv")]) == 2
+    assert "a multilabel CV; a paired comparison pools one positive class" in capsys.readouterr().err
+    assert main(["cv", "--out", str(tmp_path / "seeds"), "--seeds", "0", "1", *args]) == 2
+    assert "--seeds compares the pooled AUC of one positive class" in capsys.readouterr().err and not (tmp_path / "seeds").exists()

@@ -148,23 +148,8 @@ def test_kfold_run_uses_the_requested_fold(tiny_manifest, tmp_path):
     assert "3-fold" in json.loads((run / "data_summary.json").read_text())["split_method"]
 
 
-def test_multilabel_run(tmp_path, rng):
-    from PIL import Image
-
-    rows = ["path,label,patient_id"]
-    for p in range(24):
-        img = rng.integers(0, 30, size=(24, 16)).astype(np.uint8)
-        labels = []
-        if p % 2:
-            img[2:6, 2:6] = 250
-            labels.append("metastasis")
-        if p % 3 == 0:
-            img[18:22, 10:14] = 250
-            labels.append("arthritis")
-        Image.fromarray(img).save(tmp_path / f"{p}.png")
-        rows.append(f"{p}.png,{';'.join(labels) or 'normal'},P{p}")
-    (tmp_path / "m.csv").write_text("\n".join(rows) + "\n")
-    cfg = _cfg(tmp_path / "m.csv", "train.epochs=2", "data.task=multilabel", "data.classes=[metastasis,arthritis,normal]")
+def test_multilabel_run(tmp_path, multilabel_manifest):
+    cfg = _cfg(multilabel_manifest, "train.epochs=2", "data.task=multilabel", "data.classes=[metastasis,arthritis,normal]")
     run = train_run(cfg, tmp_path / "run")
     m = json.loads((run / "eval" / "test" / "metrics.json").read_text())
     assert set(m["per_class"]) == {"metastasis", "arthritis", "normal"} and "macro" in m

@@ -40,7 +40,8 @@ from ..evaluation.bootstrap import (
 )
 from ..evaluation.metrics import roc_auc
 
-__all__ = ["cross_validate", "cross_validate_seeds", "seed_dirs", "seed_ensemble_auc", "continue_without_selection", "summarize_cv", "compare_cv", "export_oof", "fuse_views", "pooled_auc_ci", "paired_auc_difference"]
+__all__ = ["cross_validate", "cross_validate_seeds", "seed_dirs", "seed_ensemble_auc", "continue_without_selection", "summarize_cv", "compare_cv", "export_oof", "fuse_views",
+           "pooled_auc_ci", "paired_auc_difference", "cv_task"]
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +55,8 @@ def cross_validate(cfg: RunConfig, out_dir: str | Path, folds: int = 5, inner_va
     """Train and evaluate every fold not yet done (a fold with a checkpoint resumes), then :func:`summarize_cv`."""
     from .run import train_run
 
-    if cfg.data.task not in ("binary",):
-        raise ValueError(f"scintix cv pools out-of-fold probabilities of a binary task; data.task is {cfg.data.task!r}")
+    if cfg.data.task not in ("binary", "multiclass", "multilabel"):
+        raise ValueError(f"scintix cv pools out-of-fold probabilities of a classification task; data.task is {cfg.data.task!r}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     for f in range(folds):
@@ -85,6 +86,9 @@ def cross_validate_seeds(cfg: RunConfig, out_dir: str | Path, seeds: list[int], 
     """
     if len(set(seeds)) != len(seeds) or not seeds:
         raise ValueError(f"--seeds {seeds}: one or more distinct training seeds")
+    if cfg.data.task != "binary":
+        raise ValueError(f"--seeds compares the pooled AUC of one positive class (binary tasks); data.task is {cfg.data.task!r}: "
+                         "run one CV per seed (-o train.seed=S) and read each summary's per-class AUCs")
     out_dir = Path(out_dir)
     per_seed = {}
     for s in seeds:
@@ -179,10 +183,30 @@ def _fold_dirs(out_dir: Path) -> list[Path]:
     return dirs
 
 
+def cv_task(out_dir: str | Path) -> str:
+    """The task its fold runs were trained for (``binary``, ``multiclass``, ``multilabel``; ``binary`` for fold folders
+    without their config, e.g. predictions kept alone)."""
+    import yaml
+
+    cfg = _fold_dirs(Path(out_dir))[0] / "config.yaml"
+    return yaml.safe_load(cfg.read_text())["data"].get("task", "binary") if cfg.is_file() else "binary"
+
+
+def _binary_only(out_dir, what: str) -> None:
+    task = cv_task(out_dir)
+    if task != "binary":
+        raise ValueError(f"{out_dir}: a {task} CV; {what} pools one positive class's probabilities (binary tasks only); its summary has each class's pooled AUC")
+
+
 def oof_predictions(out_dir: str | Path) -> tuple[list[dict], str]:
-    """Every fold's test predictions (the out-of-fold ones), with the fold, and the positive class's name."""
+    """Every fold's test predictions (the out-of-fold ones), with the fold, and the positive class's name.
+
+    Binary: ``prob`` is the positive class's probability. Multi-class and multi-label: each row has every class's
+    ``prob_<class>`` instead, and the positive class is ``""``.
+    """
     out_dir = Path(out_dir)
     rows, positive, folds_file = [], None, None
+    per_class = cv_task(out_dir) != "binary"
     for d in _fold_dirs(out_dir):
         pred = d / "eval" / "test" / "predictions.csv"
         if not pred.is_file():
@@ -194,9 +218,13 @@ def oof_predictions(out_dir: str | Path) -> tuple[list[dict], str]:
         with open(pred, newline="", encoding="utf-8") as fh:
             for r in csv.DictReader(fh):
                 probs = [k for k in r if k.startswith("prob_")]
-                positive = positive or probs[-1][5:]
-                rows.append({"fold": int(d.name[4:]), "path": r["path"], "patient_id": r["patient_id"], "target": r["target"],
-                             "prob": float(r[f"prob_{positive}"]), "predicted": r["predicted"]})
+                row = {"fold": int(d.name[4:]), "path": r["path"], "patient_id": r["patient_id"], "target": r["target"], "predicted": r["predicted"]}
+                if per_class:
+                    row.update({k: float(r[k]) for k in probs})
+                else:
+                    positive = positive or probs[-1][5:]
+                    row["prob"] = float(r[f"prob_{positive}"])
+                rows.append(row)
     return rows, positive or ""
 
 
@@ -204,6 +232,8 @@ def summarize_cv(out_dir: str | Path, n_boot: int = 1000, level: float = 0.95, s
     """``cv_summary.json`` and ``oof_predictions.csv`` from the fold runs; returns the summary."""
     out_dir = Path(out_dir)
     rows, positive = oof_predictions(out_dir)
+    if not positive:
+        return _write_summary(out_dir, rows, _summary_by_class(out_dir, rows, n_boot, level, seed))
     per_fold = []
     for d in _fold_dirs(out_dir):
         m = json.loads((d / "eval" / "test" / "metrics.json").read_text())
@@ -230,6 +260,10 @@ def summarize_cv(out_dir: str | Path, n_boot: int = 1000, level: float = 0.95, s
         "ci": f"{level:.0%} patient-level bootstrap, {n_boot} replicates",
         "protocol": "patient-grouped stratified k-fold; each fold's run selects, thresholds and calibrates on an inner grouped validation split of the other folds",
     }
+    return _write_summary(out_dir, rows, summary)
+
+
+def _write_summary(out_dir: Path, rows: list[dict], summary: dict) -> dict:
     synthetic = any(json.loads((d / "meta.json").read_text()).get("synthetic") for d in _fold_dirs(out_dir) if (d / "meta.json").is_file())
     summary["synthetic"] = bool(synthetic)
     with open(out_dir / "oof_predictions.csv", "w", newline="", encoding="utf-8") as fh:
@@ -238,6 +272,36 @@ def summarize_cv(out_dir: str | Path, n_boot: int = 1000, level: float = 0.95, s
         w.writerows(rows)
     (out_dir / "cv_summary.json").write_text(json.dumps(summary, indent=2))
     return summary
+
+
+def _summary_by_class(out_dir: Path, rows: list[dict], n_boot: int, level: float, seed: int) -> dict:
+    """Multi-class (each class one-vs-rest) and multi-label (each label): the binary summary's numbers per class, and
+    their unweighted (macro) means, as a single run's evaluation reports them."""
+    classes = [k[5:] for k in rows[0] if k.startswith("prob_")]
+    pids = [r["patient_id"] for r in rows]
+    ci = dict(n_boot=n_boot, level=level, seed=seed)
+    per_class = {}
+    for c in classes:  # targets and decisions are class names, ";"-joined for several labels
+        y = np.array([c in r["target"].split(";") for r in rows], float)
+        if 0 < y.sum() < len(y):
+            called = np.array([c in r["predicted"].split(";") for r in rows], float)
+            per_class[c] = {"positives": int(y.sum()), "pooled_oof_auc": pooled_auc_ci(y, np.array([r[f"prob_{c}"] for r in rows]), pids, **ci),
+                            "pooled_sensitivity_at_fold_thresholds": bootstrap_ratio_ci(called * y, y, pids, **ci),
+                            "pooled_specificity_at_fold_thresholds": bootstrap_ratio_ci((1 - called) * (1 - y), 1 - y, pids, **ci)}
+    per_fold = []
+    for d in _fold_dirs(out_dir):
+        m = json.loads((d / "eval" / "test" / "metrics.json").read_text())
+        aucs = {c: m["per_class"][c]["roc_auc"]["value"] for c in per_class if c in m["per_class"]}
+        per_fold.append({"fold": int(d.name[4:]), "n": m["n"], "patients": m["patients"], "roc_auc": float(np.nanmean(list(aucs.values()))) if aucs else float("nan"),
+                         "per_class_roc_auc": aucs})
+    fold_macro = np.array([f["roc_auc"] for f in per_fold], float)
+    return {
+        "task": cv_task(out_dir), "folds": len(per_fold), "n": len(rows), "patients": len(set(pids)), "classes": list(per_class), "per_fold": per_fold,
+        "fold_auc_mean": float(np.nanmean(fold_macro)), "fold_auc_sd": float(np.nanstd(fold_macro, ddof=1)) if len(fold_macro) > 1 else 0.0,
+        "per_class": per_class, "pooled_oof_auc_macro": float(np.mean([v["pooled_oof_auc"]["value"] for v in per_class.values()])) if per_class else float("nan"),
+        "ci": f"{level:.0%} patient-level bootstrap, {n_boot} replicates, per class (the macro mean has none)",
+        "protocol": "patient-grouped stratified k-fold; each fold's run selects, thresholds and calibrates on an inner grouped validation split of the other folds",
+    }
 
 
 def image_keys(paths: list[str]) -> list[str]:
@@ -255,6 +319,7 @@ def image_keys(paths: list[str]) -> list[str]:
 
 def export_oof(cv_dir: str | Path, file: str | Path) -> Path:
     """A CV's out-of-fold probabilities without its data: ``fold, key, prob`` per image (:func:`image_keys`), for :func:`compare_cv` later."""
+    _binary_only(cv_dir, "export")
     rows, positive = oof_predictions(cv_dir)
     file = Path(file)
     file.parent.mkdir(parents=True, exist_ok=True)
@@ -269,6 +334,7 @@ def export_oof(cv_dir: str | Path, file: str | Path) -> Path:
 def _oof_by_key(source: Path) -> tuple[dict[str, dict], str, bool]:
     """``{key: row}`` from a CV folder (rows carry target and patient) or from an :func:`export_oof` file (they do not)."""
     if source.is_dir():
+        _binary_only(source, "a paired comparison")
         rows, positive = oof_predictions(source)
         return dict(zip(image_keys([r["path"] for r in rows]), rows)), positive, True
     with open(source, newline="", encoding="utf-8") as fh:
@@ -357,6 +423,8 @@ def fuse_views(a_dir: str | Path, b_dir: str | Path, how: str = "mean", n_boot: 
     """
     if how not in ("mean", "max"):
         raise ValueError(f"view fusion {how!r}: mean or max")
+    for d in (a_dir, b_dir):
+        _binary_only(d, "view fusion")
     (ra, pos), (rb, pos_b) = oof_predictions(a_dir), oof_predictions(b_dir)
     if pos != pos_b:
         raise ValueError(f"{a_dir} and {b_dir} name different positive classes ({pos!r}, {pos_b!r})")
@@ -389,6 +457,16 @@ def format_summary(s: dict) -> str:
         return f"{m['value']:.4f} [{m['ci_low']:.4f}, {m['ci_high']:.4f}]"
 
     lines = ["*** SYNTHETIC DATA: these numbers say nothing about real scans ***"] if s.get("synthetic") else []
+    if "per_class" in s and "positive_class" not in s:  # multi-class / multi-label
+        lines.append(f"{s['folds']}-fold cross-validation ({s['task']}): {s['n']} images, {s['patients']} patients")
+        for r in s["per_fold"]:
+            lines.append(f"  fold {r['fold']}: macro ROC-AUC {r['roc_auc']:.4f}  ({r['n']} images)")
+        lines.append(f"fold macro ROC-AUC mean {s['fold_auc_mean']:.4f} +- {s['fold_auc_sd']:.4f} (sd)")
+        for c, v in s["per_class"].items():
+            lines.append(f"{c}: pooled out-of-fold ROC-AUC {f(v['pooled_oof_auc'])} ({v['positives']} positive); sensitivity "
+                         f"{f(v['pooled_sensitivity_at_fold_thresholds'])}, specificity {f(v['pooled_specificity_at_fold_thresholds'])} at each fold's decisions")
+        lines.append(f"macro mean of the pooled ROC-AUCs {s['pooled_oof_auc_macro']:.4f} (CIs: patient sampling, one training seed)")
+        return "\n".join(lines)
     lines.append(f"{s['folds']}-fold cross-validation: {s['n']} images, {s['patients']} patients, {s['positives']} positive ({s['positive_class']})")
     for r in s["per_fold"]:
         lines.append(f"  fold {r['fold']}: ROC-AUC {r['roc_auc']:.4f}  ({r['n']} images, {r['positives']} positive, threshold {r['threshold']:.3f} from its own val)")
