@@ -296,3 +296,31 @@ def test_a_multilabel_cv_pools_each_label(tmp_path, multilabel_manifest, capsys)
     assert "a multilabel CV; a paired comparison pools one positive class" in capsys.readouterr().err
     assert main(["cv", "--out", str(tmp_path / "seeds"), "--seeds", "0", "1", *args]) == 2
     assert "--seeds compares the pooled AUC of one positive class" in capsys.readouterr().err and not (tmp_path / "seeds").exists()
+
+
+def test_a_multiclass_cv_summary_is_one_vs_rest_per_class(tmp_path):
+    from scintix.evaluation.metrics import roc_auc
+    from scintix.training.crossval import summarize_cv
+
+    classes = ["normal", "benign", "metastasis"]
+    rng = np.random.default_rng(3)
+    for fold in range(2):
+        d = tmp_path / "cv" / f"fold{fold}"
+        (d / "eval" / "test").mkdir(parents=True)
+        (d / "config.yaml").write_text("data:\n  task: multiclass\n")
+        with open(d / "eval" / "test" / "predictions.csv", "w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(["path", "patient_id", "target"] + [f"prob_{c}" for c in classes] + ["predicted"])
+            for i in range(9):
+                p = rng.dirichlet([1, 1, 1])
+                w.writerow([f"f{fold}_{i}.png", f"P{fold}{i}", classes[i % 3], *p, classes[int(np.argmax(p))]])
+        (d / "eval" / "test" / "metrics.json").write_text(json.dumps({"n": 9, "patients": 9, "per_class": {c: {"roc_auc": {"value": 0.5 + 0.1 * k}} for k, c in enumerate(classes)}}))
+    s = summarize_cv(tmp_path / "cv", n_boot=50)
+    rows = list(csv.DictReader(open(tmp_path / "cv" / "oof_predictions.csv")))
+    assert s["task"] == "multiclass" and s["classes"] == classes and len(rows) == 18
+    for c in classes:
+        y = np.array([r["target"] == c for r in rows], float)
+        called = np.array([r["predicted"] == c for r in rows], float)
+        assert s["per_class"][c]["pooled_oof_auc"]["value"] == pytest.approx(roc_auc(y, np.array([float(r[f"prob_{c}"]) for r in rows])))
+        assert s["per_class"][c]["pooled_sensitivity_at_fold_thresholds"]["value"] == pytest.approx((called * y).sum() / y.sum())
+    assert s["per_fold"][0]["roc_auc"] == pytest.approx(0.6) and s["fold_auc_sd"] == 0.0
