@@ -38,8 +38,9 @@ def test_ranks_share_each_global_batch():
         RankBatchSampler(order, 7, DistContext(0, 2), drop_last=True)
 
 
-def _run(args, timeout=240):
-    env = {**os.environ, "SCINTIX_NO_REEXEC": "1", "OMP_NUM_THREADS": "1"}
+def _run(args, tmp, timeout=240):
+    # TMPDIR: torchrun leaves a torchelastic_* folder in the temporary directory; this keeps it in the test's own
+    env = {**os.environ, "SCINTIX_NO_REEXEC": "1", "OMP_NUM_THREADS": "1", "TMPDIR": str(tmp)}
     p = subprocess.run([sys.executable, "-m", "scintix.cli", "run", *map(str, args)], capture_output=True, text=True, env=env, timeout=timeout)
     assert p.returncode == 0, p.stderr[-3000:]
     return p
@@ -59,7 +60,7 @@ def test_two_processes_match_one_and_write_once(tiny_manifest, tmp_path):
     assert main(["run", "--data", str(tiny_manifest), "--out", str(one), "--epochs", "3", *SAME]) == 0  # in this process: no start-up
     train_run(load_run_config(one), two, max_epochs=1)  # the same run, "killed" after epoch 1
     assert json.loads((two / "meta.json").read_text())["processes"] == 1
-    p = _run(["--nproc", "2", "--resume", "--out", two])
+    p = _run(["--nproc", "2", "--resume", "--out", two], tmp_path)
     assert p.stdout.count("run folder:") == 1 and p.stdout.count("n (patients)") == 1  # rank 0 alone prints the table
     h1, h2 = _history(one), _history(two)
     assert [int(r["epoch"]) for r in h2] == [1, 2, 3]  # one writer: no duplicated rows
