@@ -13,7 +13,9 @@ def test_train_evaluate_predict(tiny_manifest, tmp_path, capsys):
     assert main(["run", "--data", str(tiny_manifest), "--out", str(run), "--epochs", "1", *FAST]) == 0
     out = capsys.readouterr().out
     assert "roc_auc" in out and "[" in out  # metrics with CIs printed
-    assert main(["evaluate", str(run)]) == 0
+    assert not (run / "eval" / "test" / "roc.png").exists()  # FAST turns eval.figures off
+    assert main(["evaluate", str(run), "--figures"]) == 0  # figures this time
+    assert all((run / "eval" / s / f).is_file() for s in ("val", "test") for f in ("roc.png", "pr.png", "confusion.png", "reliability.png"))
     m = json.loads((run / "eval" / "test" / "metrics.json").read_text())
     assert set(m["per_class"]["abnormal"]) >= {"roc_auc", "pr_auc", "accuracy", "precision", "recall", "specificity", "f1", "balanced_accuracy"}
     # predict a folder that also holds a corrupt file: it is reported, the rest are predicted

@@ -30,7 +30,8 @@ def test_external_set_of_the_runs_test_patients_reproduces_its_test_metrics(tiny
     test_rows = [r for r in _rows(root / "manifest.csv") if split.get(str(root / r["path"]), split.get(r["path"])) == "test"]
     assert test_rows
     manifest = _write(root / "test_only.csv", test_rows)
-    assert main(["evaluate", str(tiny_run), "--data", str(manifest), "--out", str(tmp_path / "ext")]) == 0
+    assert main(["evaluate", str(tiny_run), "--data", str(manifest), "--out", str(tmp_path / "ext"), "--figures"]) == 0
+    assert (tmp_path / "ext" / "test" / "roc.png").is_file() and not (tiny_run / "eval" / "test" / "roc.png").exists()  # the run's own: off
     ext = json.loads((tmp_path / "ext" / "test" / "metrics.json").read_text())
     own = json.loads((tiny_run / "eval" / "test" / "metrics.json").read_text())
     assert ext["n"] == own["n"] and ext["thresholds"] == own["thresholds"]

@@ -69,6 +69,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--data", default=None, help="an external test set (manifest, folder or .npz): every image is test; the run's thresholds and calibration as they are; "
                    "refused if it shares patients or images with the run's train/val")
     p.add_argument("--out", default=None, help="with --data: the folder for its metrics (required)")
+    p.add_argument("--figures", action=argparse.BooleanOptionalAction, default=None,
+                   help="write (or skip) the PNG figures this time, whatever the run's eval.figures says")
     p = sub.add_parser("predict", help="predict a file, folder or manifest with a saved run")
     p.add_argument("run_dir")
     p.add_argument("input")
@@ -196,10 +198,10 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
             raise ValueError("--data and --out go together: the external test set and the folder for its metrics")
         if is_managed(final_stage(Path(a.run_dir)), a.out):
             raise ValueError(f"--out {a.out}: lies in the run folder; write the external metrics elsewhere")
-        evaluate_external(a.run_dir, a.data, a.out)
+        evaluate_external(a.run_dir, a.data, a.out, figures=a.figures)
         print((Path(a.out) / "metrics_table.txt").read_text(), end="")
         return 0
-    evaluate_run(a.run_dir)
+    evaluate_run(a.run_dir, figures=a.figures)
     print((Path(a.run_dir) / "eval" / "metrics_table.txt").read_text(), end="")
     return 0
 

@@ -43,10 +43,14 @@ __all__ = ["evaluate_run", "classification_outputs", "segmentation_outputs"]
 log = logging.getLogger(__name__)
 
 
-def evaluate_run(run_dir: str | Path, data: PreparedData | None = None, datasets: dict | None = None, checkpoint: str = "best") -> dict:
-    """Evaluate a run's best checkpoint: threshold on val, metrics + CIs on each eval split; returns ``{split: metrics}``."""
+def evaluate_run(run_dir: str | Path, data: PreparedData | None = None, datasets: dict | None = None, checkpoint: str = "best",
+                 figures: bool | None = None) -> dict:
+    """Evaluate a run's best checkpoint: threshold on val, metrics + CIs on each eval split; returns ``{split: metrics}``.
+    ``figures``: write (True) or skip (False) the PNG figures this time, whatever the run's ``eval.figures``."""
     run_dir = Path(run_dir)
     cfg = load_run_config(run_dir)
+    if figures is not None:
+        cfg = replace(cfg, eval=replace(cfg.eval, figures=figures))
     task = get_task(cfg.data.task)
     if data is None:
         data = prepare_data(cfg, run_dir)

@@ -61,7 +61,7 @@ def _seen(run_dir: Path) -> tuple[set[str], set[str]]:
     return patients, hashes
 
 
-def evaluate_external(run_dir: str | Path, source: str | Path, out_dir: str | Path, batch_size: int | None = None) -> dict:
+def evaluate_external(run_dir: str | Path, source: str | Path, out_dir: str | Path, batch_size: int | None = None, figures: bool | None = None) -> dict:
     """The run's model on every image of ``source`` at its own validation thresholds; returns the test metrics (see module doc).
 
     Raises:
@@ -94,6 +94,8 @@ def evaluate_external(run_dir: str | Path, source: str | Path, out_dir: str | Pa
     index, probs = out["index"], out["probs"]
     samples = [ds.samples[i] for i in index]
     targets = (ds.masks[:, 0] if task.dense else ds.targets)[index]
+    if figures is not None:  # this evaluation's figures, whatever the run's eval.figures
+        cfg = replace(cfg, eval=replace(cfg.eval, figures=figures))
     ecfg = cfg.eval
     d = out_dir / "test"
     if task.dense:
