@@ -26,7 +26,6 @@ def pytest_configure(config):
         torch.set_num_threads(threads)
 
 
-
 # A deeper variant repeats its family's first member (same stem, pooling, head and CAM layer, more blocks): shape and map
 # checks on it cost CPU, not coverage. Every registered model still passes the forward/backward contract.
 DEEPER_VARIANT_OF = {"resnet34": "resnet18", "resnet101": "resnet50", "densenet169": "densenet121",
@@ -37,6 +36,7 @@ def one_per_family(names) -> list[str]:
     """``names`` without the deeper variants whose family's first member is among them."""
     names = list(names)
     return [n for n in names if DEEPER_VARIANT_OF.get(n) not in names]
+
 
 @pytest.fixture
 def rng() -> np.random.Generator:
@@ -72,6 +72,7 @@ def multilabel_manifest(tmp_path: Path, rng: np.random.Generator) -> Path:
         rows.append(f"{p}.png,{';'.join(labels) or 'normal'},P{p}")
     (tmp_path / "m.csv").write_text("\n".join(rows) + "\n")
     return tmp_path / "m.csv"
+
 
 def _tiny_manifest(tmp_path: Path, rng: np.random.Generator) -> Path:
     rows = ["path,label,patient_id,view"]

@@ -192,10 +192,12 @@ def cv_task(out_dir: str | Path) -> str:
     return yaml.safe_load(cfg.read_text())["data"].get("task", "binary") if cfg.is_file() else "binary"
 
 
-def _binary_only(out_dir, what: str) -> None:
-    task = cv_task(out_dir)
-    if task != "binary":
-        raise ValueError(f"{out_dir}: a {task} CV; {what} pools one positive class's probabilities (binary tasks only); its summary has each class's pooled AUC")
+def _binary_oof(out_dir, what: str) -> tuple[list[dict], str]:
+    """:func:`oof_predictions` of a binary CV; a one-line refusal for the others (``what`` pools one positive class)."""
+    rows, positive = oof_predictions(out_dir)
+    if not positive:
+        raise ValueError(f"{out_dir}: a {cv_task(out_dir)} CV; {what} pools one positive class's probabilities (binary tasks only); its summary has each class's pooled AUC")
+    return rows, positive
 
 
 def oof_predictions(out_dir: str | Path) -> tuple[list[dict], str]:
@@ -249,10 +251,8 @@ def summarize_cv(out_dir: str | Path, n_boot: int = 1000, level: float = 0.95, s
     summary = {
         "folds": len(per_fold), "n": len(rows), "patients": len(set(pids)), "positives": int(y.sum()), "positive_class": positive,
         "per_fold": per_fold,
-        "fold_auc_mean": float(np.nanmean(aucs)), "fold_auc_sd": float(np.nanstd(aucs, ddof=1)) if len(aucs) > 1 else 0.0,
-        "pooled_oof_auc": pooled_auc_ci(y, p, pids, **ci),
-        "pooled_sensitivity_at_fold_thresholds": bootstrap_ratio_ci(called * y, y, pids, **ci),
-        "pooled_specificity_at_fold_thresholds": bootstrap_ratio_ci((1 - called) * (1 - y), 1 - y, pids, **ci),
+        "fold_auc_mean": float(np.nanmean(aucs)), "fold_auc_sd": _sd(aucs),
+        **_pooled(y, p, called, pids, ci),
         # P1's other metrics, each a ratio of per-image sums (F1 = 2TP / (2TP + FP + FN)), so the same patient bootstrap applies
         "pooled_accuracy_at_fold_thresholds": bootstrap_ratio_ci((called == y).astype(float), np.ones_like(y), pids, **ci),
         "pooled_precision_at_fold_thresholds": bootstrap_ratio_ci(called * y, called, pids, **ci),
@@ -274,6 +274,17 @@ def _write_summary(out_dir: Path, rows: list[dict], summary: dict) -> dict:
     return summary
 
 
+def _pooled(y: np.ndarray, p: np.ndarray, called: np.ndarray, pids, ci: dict) -> dict:
+    """One class's pooled out-of-fold AUC, and its sensitivity/specificity at each fold's own decisions (patient CIs)."""
+    return {"pooled_oof_auc": pooled_auc_ci(y, p, pids, **ci),
+            "pooled_sensitivity_at_fold_thresholds": bootstrap_ratio_ci(called * y, y, pids, **ci),
+            "pooled_specificity_at_fold_thresholds": bootstrap_ratio_ci((1 - called) * (1 - y), 1 - y, pids, **ci)}
+
+
+def _sd(values: np.ndarray) -> float:
+    return float(np.nanstd(values, ddof=1)) if len(values) > 1 else 0.0
+
+
 def _summary_by_class(out_dir: Path, rows: list[dict], n_boot: int, level: float, seed: int) -> dict:
     """Multi-class (each class one-vs-rest) and multi-label (each label): the binary summary's numbers per class, and
     their unweighted (macro) means, as a single run's evaluation reports them."""
@@ -285,9 +296,7 @@ def _summary_by_class(out_dir: Path, rows: list[dict], n_boot: int, level: float
         y = np.array([c in r["target"].split(";") for r in rows], float)
         if 0 < y.sum() < len(y):
             called = np.array([c in r["predicted"].split(";") for r in rows], float)
-            per_class[c] = {"positives": int(y.sum()), "pooled_oof_auc": pooled_auc_ci(y, np.array([r[f"prob_{c}"] for r in rows]), pids, **ci),
-                            "pooled_sensitivity_at_fold_thresholds": bootstrap_ratio_ci(called * y, y, pids, **ci),
-                            "pooled_specificity_at_fold_thresholds": bootstrap_ratio_ci((1 - called) * (1 - y), 1 - y, pids, **ci)}
+            per_class[c] = {"positives": int(y.sum()), **_pooled(y, np.array([r[f"prob_{c}"] for r in rows]), called, pids, ci)}
     per_fold = []
     for d in _fold_dirs(out_dir):
         m = json.loads((d / "eval" / "test" / "metrics.json").read_text())
@@ -297,7 +306,7 @@ def _summary_by_class(out_dir: Path, rows: list[dict], n_boot: int, level: float
     fold_macro = np.array([f["roc_auc"] for f in per_fold], float)
     return {
         "task": cv_task(out_dir), "folds": len(per_fold), "n": len(rows), "patients": len(set(pids)), "classes": list(per_class), "per_fold": per_fold,
-        "fold_auc_mean": float(np.nanmean(fold_macro)), "fold_auc_sd": float(np.nanstd(fold_macro, ddof=1)) if len(fold_macro) > 1 else 0.0,
+        "fold_auc_mean": float(np.nanmean(fold_macro)), "fold_auc_sd": _sd(fold_macro),
         "per_class": per_class, "pooled_oof_auc_macro": float(np.mean([v["pooled_oof_auc"]["value"] for v in per_class.values()])) if per_class else float("nan"),
         "ci": f"{level:.0%} patient-level bootstrap, {n_boot} replicates, per class (the macro mean has none)",
         "protocol": "patient-grouped stratified k-fold; each fold's run selects, thresholds and calibrates on an inner grouped validation split of the other folds",
@@ -319,8 +328,7 @@ def image_keys(paths: list[str]) -> list[str]:
 
 def export_oof(cv_dir: str | Path, file: str | Path) -> Path:
     """A CV's out-of-fold probabilities without its data: ``fold, key, prob`` per image (:func:`image_keys`), for :func:`compare_cv` later."""
-    _binary_only(cv_dir, "export")
-    rows, positive = oof_predictions(cv_dir)
+    rows, positive = _binary_oof(cv_dir, "export")
     file = Path(file)
     file.parent.mkdir(parents=True, exist_ok=True)
     with open(file, "w", newline="", encoding="utf-8") as fh:
@@ -334,8 +342,7 @@ def export_oof(cv_dir: str | Path, file: str | Path) -> Path:
 def _oof_by_key(source: Path) -> tuple[dict[str, dict], str, bool]:
     """``{key: row}`` from a CV folder (rows carry target and patient) or from an :func:`export_oof` file (they do not)."""
     if source.is_dir():
-        _binary_only(source, "a paired comparison")
-        rows, positive = oof_predictions(source)
+        rows, positive = _binary_oof(source, "a paired comparison")
         return dict(zip(image_keys([r["path"] for r in rows]), rows)), positive, True
     with open(source, newline="", encoding="utf-8") as fh:
         reader = csv.DictReader(fh)
@@ -423,9 +430,7 @@ def fuse_views(a_dir: str | Path, b_dir: str | Path, how: str = "mean", n_boot: 
     """
     if how not in ("mean", "max"):
         raise ValueError(f"view fusion {how!r}: mean or max")
-    for d in (a_dir, b_dir):
-        _binary_only(d, "view fusion")
-    (ra, pos), (rb, pos_b) = oof_predictions(a_dir), oof_predictions(b_dir)
+    (ra, pos), (rb, pos_b) = _binary_oof(a_dir, "view fusion"), _binary_oof(b_dir, "view fusion")
     if pos != pos_b:
         raise ValueError(f"{a_dir} and {b_dir} name different positive classes ({pos!r}, {pos_b!r})")
 
@@ -457,7 +462,7 @@ def format_summary(s: dict) -> str:
         return f"{m['value']:.4f} [{m['ci_low']:.4f}, {m['ci_high']:.4f}]"
 
     lines = ["*** SYNTHETIC DATA: these numbers say nothing about real scans ***"] if s.get("synthetic") else []
-    if "per_class" in s and "positive_class" not in s:  # multi-class / multi-label
+    if s.get("task", "binary") != "binary":  # multi-class / multi-label
         lines.append(f"{s['folds']}-fold cross-validation ({s['task']}): {s['n']} images, {s['patients']} patients")
         for r in s["per_fold"]:
             lines.append(f"  fold {r['fold']}: macro ROC-AUC {r['roc_auc']:.4f}  ({r['n']} images)")
