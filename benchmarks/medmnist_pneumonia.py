@@ -24,6 +24,7 @@ import time
 from _common import (
     SHARED,
     WORK,
+    invocation,
     reexec_with_allocator_tuning,
     require,
     summarize_run,
@@ -120,17 +121,17 @@ def main() -> None:
     out.update({"data": str(data), "published_test_auc_acc": PUBLISHED})
     if not a.skip_best:
         extra = [f"train.epochs={a.best_epochs}"] if a.best_epochs else []
-        out["best_recipe"] = _run("medmnist-pneumonia", data, "medmnist-best", extra)
+        out["best_recipe"] = {**_run("medmnist-pneumonia", data, "medmnist-best", extra), **invocation()}
         write_result("medmnist_pneumonia", out)
         print("best:", {k: out["best_recipe"][k] for k in ("test_auc", "test_acc_at_0.5", "test_acc_at_val_threshold", "wall_seconds_total")})
     if a.ensemble:
         key = f"ensemble_{a.ensemble}x{a.member_epochs}" + ("_tta" if a.tta else "")
-        out[key] = _ensemble(data, a.ensemble, a.member_epochs, a.tta)
+        out[key] = {**_ensemble(data, a.ensemble, a.member_epochs, a.tta), **invocation()}
         write_result("medmnist_pneumonia", out)
         print(key, {k: out[key][k] for k in ("test_auc", "test_acc_at_0.5", "test_acc_at_val_threshold", "wall_seconds_total", "member_test_auc")})
     if not a.skip_protocol:
         extra = [f"train.epochs={a.protocol_epochs}"]
-        out["protocol_resnet18_28"] = _run("medmnist-protocol", data, "medmnist-protocol", extra)
+        out["protocol_resnet18_28"] = {**_run("medmnist-protocol", data, "medmnist-protocol", extra), **invocation()}
         out["protocol_resnet18_28"]["note"] = f"protocol shortened to {a.protocol_epochs} of 100 epochs (CPU budget); step decay at 50%/75% of the shortened run"
         write_result("medmnist_pneumonia", out)
         print("protocol:", {k: out["protocol_resnet18_28"][k] for k in ("test_auc", "test_acc_at_0.5", "wall_seconds_total")})

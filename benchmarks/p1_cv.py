@@ -43,6 +43,7 @@ from _common import (
     RESULTS,
     SHARED,
     WORK,
+    invocation,
     reexec_with_allocator_tuning,
     require,
     write_result,
@@ -142,7 +143,7 @@ def main() -> None:
             ref = key(CONTINUES[name], seed) if name in CONTINUES else None
             continued = continue_without_selection(WORK / f"p1-cv-{ref}", WORK / f"p1-cv-{k}") if finished(ref) else []
             summary = cross_validate(load_config("p1-thoracic", overrides), WORK / f"p1-cv-{k}", a.folds, 0.15)
-            s = {"overrides": overrides, "folds": a.folds, "device": device, "wall_seconds_this_call": round(time.perf_counter() - start, 1), **summary}
+            s = {**invocation(), "overrides": overrides, "folds": a.folds, "device": device, "wall_seconds_this_call": round(time.perf_counter() - start, 1), **summary}
             if continued:
                 s["continued_from"] = f"{ref}'s fold runs {continued}, each from where it stopped (wall time: the remaining epochs and evaluation only)"
             export_oof(WORK / f"p1-cv-{k}", oof_dir / f"{k}.csv")

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -412,8 +413,51 @@ def text_segmentation() -> list[str]:
     return out
 
 
+def _commands(d: dict, where: str = "") -> list[tuple[str, dict]]:
+    """Every entry of a results file that records the command that made it: (its place in the file, the entry)."""
+    found = [(where, d)] if isinstance(d.get("command"), str) else []
+    for k, v in d.items():
+        if isinstance(v, dict) and k != "last_written_by":
+            found += _commands(v, f"{where}/{k}" if where else k)
+    return found
+
+
+def commands_block(names: list[str]) -> list[str]:
+    """The commands that made a section's figures, from its results files (each entry's own, else the file's last writer)."""
+    rows = []
+    for name in names:
+        d = json.loads((RES / f"{name}.json").read_text())
+        found = _commands(d) or ([("", d["last_written_by"])] if isinstance(d.get("last_written_by"), dict) else [])
+        for where, e in found:
+            code = e.get("code") if isinstance(e.get("code"), str) and len(e["code"]) < 120 else None
+            rows.append(f"- `{name}.json`{' ' + where if where else ''}: `{e['command']}`" + (f" (code: {code})" if code else "")
+                        + (" (derived afterwards from the settings the file records)" if e.get("command_note") else ""))
+        if not found:
+            rows.append(f"- `{name}.json`: no command recorded")
+    return ["<details><summary>Commands that made these figures</summary>", "", *rows, "", "</details>", ""] if rows else []
+
+
+def with_commands(lines: list[str]) -> list[str]:
+    """Each section (### heading) followed by the commands of the results files it draws on (the scripts it names)."""
+    sections: list[list[str]] = [[]]
+    for line in lines:
+        if line.startswith("### "):
+            sections.append([])
+        sections[-1].append(line)
+    out: list[str] = []
+    seen: set[str] = set()
+    for section in sections:
+        names = [n for n in dict.fromkeys(re.findall(r"`benchmarks/(\w+)\.py`", "\n".join(section)))
+                 if n not in seen and (RES / f"{n}.json").is_file()]
+        seen.update(names)
+        out += section + (commands_block(names) if section and section[0].startswith("### ") else [])
+    return out
+
+
 def main() -> None:
-    text = "\n".join(p1() + p1_cv() + bn_recalibration() + segmentation() + text_segmentation() + gan_augmentation() + gan_probe() + sr_bs80k() + p3_thyroid() + p2_wholebody() + calibration_explain() + medmnist() + regions() + speed())
+    lines = (p1() + p1_cv() + bn_recalibration() + segmentation() + text_segmentation() + gan_augmentation() + gan_probe() + sr_bs80k() + p3_thyroid()
+             + p2_wholebody() + calibration_explain() + medmnist() + regions() + speed())
+    text = "\n".join(with_commands(lines))
     if "--readme" in sys.argv:
         readme = ROOT / "README.md"
         s = readme.read_text()

@@ -21,6 +21,7 @@ from _common import (
     RESULTS,
     SHARED,
     WORK,
+    invocation,
     reexec_with_allocator_tuning,
     require,
     summarize_run,
@@ -62,14 +63,14 @@ def main() -> None:
     for name in a.only or ["qata", "p4"]:
         if name == "qata":
             data = require(SHARED / "qata-cov19-text")
-            results["qata"] = _run("qata-unet", data, "qata-unet", extra)
+            results["qata"] = {**_run("qata-unet", data, "qata-unet", extra), **invocation()}
         else:
             from scintix.cli.__main__ import main as cli
 
             sim = WORK / "sim-p4"
             if not (sim / "manifest.csv").is_file():
                 cli(["simulate", str(sim), "--n", "300", "--seed", "0", "--prevalence", "metastasis=0.6", "arthritis=0"])
-            results["p4"] = _run("p4-unet", sim, "p4-unet", extra)
+            results["p4"] = {**_run("p4-unet", sim, "p4-unet", extra), **invocation()}
         write_result("segmentation", {"device": device, "runs": results})
         res = results[name]
         per = res.get("test", {}).get("per_class", {})

@@ -25,6 +25,7 @@ from pathlib import Path
 from _common import (
     SHARED,
     WORK,
+    invocation,
     reexec_with_allocator_tuning,
     require,
     train_or_reuse,
@@ -71,7 +72,7 @@ def main() -> None:
         quality = evaluate_sr(run)
         downstream = classifier_on_sr(run, cls)
         out["scales"][f"x{scale}"] = {"epochs": a.epochs, "device": device, "classifier_run": str(cls), "run": str(run), "wall_seconds_this_call": wall,
-                                      "psnr_ssim": quality, "classifier": downstream}
+                                      "psnr_ssim": quality, "classifier": downstream, **invocation()}
         d, c = quality["psnr_difference"], downstream["per_class"]["abnormal"]
         print(f"x{scale}: PSNR SR {quality['sr_psnr']:.2f} vs bicubic {quality['bicubic_psnr']:.2f} dB (diff {d['value']:+.2f} [{d['ci_low']:+.2f}, {d['ci_high']:+.2f}]); "
               f"AUC original {c['auc_original']:.4f}, bicubic {c['auc_bicubic']:.4f}, SR {c['auc_sr']:.4f}", flush=True)

@@ -60,6 +60,7 @@ from _common import (
     RESULTS,
     SHARED,
     WORK,
+    invocation,
     reexec_with_allocator_tuning,
     require,
     write_result,
@@ -279,7 +280,7 @@ def main() -> None:
                 print(tag, "dice", round(res["dice"]["value"], 4), "global", round(res["global_dice"]["value"], 4), f"{res['wall_seconds']} s", flush=True)
             if not a.warm:
                 entry["runs"][f"{name}-paired-s{seed}"] = _compare([dirs["text_unet"][-1]], [dirs["unet"][-1]], seed)
-            results[key] = {**entry, "device": device}
+            results[key] = {**entry, "device": device, **invocation()}
             write_result("text_segmentation", {"device": device, "datasets": results})
         if a.film:  # the simpler fusion, same seeds
             dirs["text_unet_film"] = []
@@ -306,7 +307,7 @@ def main() -> None:
             entry["external"] = _external(name, a.external_patients, dirs, a.seeds, a.warm)
             e = entry["external"]["text_minus_unet_over_seeds"]
             print(key, "external: text - unet Dice", round(e["value"], 4), [round(e["ci_low"], 4), round(e["ci_high"], 4)], flush=True)
-        results[key] = {**entry, "device": device}
+        results[key] = {**entry, "device": device, **invocation()}
         write_result("text_segmentation", {"device": device, "datasets": results})
         print(key, "text - unet Dice", round(d["value"], 4), [round(d["ci_low"], 4), round(d["ci_high"], 4)], flush=True)
 

@@ -1,0 +1,59 @@
+"""The README's results tables: rendered from benchmarks/results/*.json, never typed by hand, each figure with the
+command that made it (issue 14, item 6)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+
+
+def _table_module(monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    import results_table
+
+    return results_table
+
+
+@pytest.mark.skipif(not (ROOT / "benchmarks" / "results_table.py").is_file(), reason="benchmarks/ not in this checkout")
+def test_readme_tables_equal_what_the_results_files_render():
+    rendered = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "results_table.py")], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert rendered.returncode == 0, rendered.stderr[-2000:]
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("<!-- RESULTS START -->\n", 1)[1].split("\n<!-- RESULTS END -->", 1)[0]
+    assert block == rendered.stdout.removesuffix("\n"), "README results differ from benchmarks/results: run `python benchmarks/results_table.py --readme`"
+
+
+@pytest.mark.parametrize("path", sorted(RESULTS.glob("*.json")), ids=lambda p: p.name)
+def test_every_results_file_records_the_commands_that_made_it(path, monkeypatch):
+    results_table = _table_module(monkeypatch)
+    d = json.loads(path.read_text())
+    entries = results_table._commands(d)
+    assert entries or isinstance(d.get("last_written_by", {}).get("command"), str), f"{path.name}: no command recorded"
+    for where, e in entries:
+        assert "python" in e["command"] or "scintix" in e["command"], (path.name, where, e["command"])
+
+
+def test_commands_block_lists_each_entry_and_flags_a_file_without(tmp_path, monkeypatch):
+    results_table = _table_module(monkeypatch)
+    monkeypatch.setattr(results_table, "RES", tmp_path)
+    (tmp_path / "a.json").write_text(json.dumps({"runs": {"x": {"command": "python benchmarks/a.py --x", "code": "abc1234"},
+                                                          "y": {"command": "python benchmarks/a.py --y", "command_note": "derived"}},
+                                                 "last_written_by": {"command": "python benchmarks/a.py --y", "code": "def5678"}}))
+    (tmp_path / "b.json").write_text(json.dumps({"rows": [1, 2]}))
+    (tmp_path / "c.json").write_text(json.dumps({"rows": [1], "last_written_by": {"command": "python benchmarks/c.py", "code": "0a1b2c3"}}))
+    block = "\n".join(results_table.commands_block(["a", "b", "c"]))
+    assert "`a.json` runs/x: `python benchmarks/a.py --x` (code: abc1234)" in block
+    assert "`a.json` runs/y: `python benchmarks/a.py --y` (derived afterwards" in block
+    assert block.count("benchmarks/a.py") == 2  # the file's last writer is not repeated when its entries carry their own
+    assert "`b.json`: no command recorded" in block
+    assert "`c.json`: `python benchmarks/c.py` (code: 0a1b2c3)" in block
+    lines = results_table.with_commands(["### A (`benchmarks/a.py`)", "text", "### C (`benchmarks/c.py`, again `benchmarks/a.py`)", "more"])
+    assert lines.index("### C (`benchmarks/c.py`, again `benchmarks/a.py`)") > lines.index("- `a.json` runs/y: `python benchmarks/a.py --y` (derived afterwards from the settings the file records)")
+    assert sum("`a.json` runs/x" in line for line in lines) == 1  # a file's commands appear once, under the first section naming it
