@@ -275,8 +275,8 @@ def test_a_full_length_ema_fold_continued_without_selection_ships_its_final_aver
 
 @pytest.mark.slow
 def test_a_multilabel_cv_pools_each_label(tmp_path, multilabel_manifest, capsys):
-    """P2-style labels: each label's pooled out-of-fold AUC (patient CI) and the folds' macro AUCs; the comparisons that
-    pool one positive class refuse in one line."""
+    """P2-style labels: each label's pooled out-of-fold AUC (patient CI) and the folds' macro AUCs; several training
+    seeds (per label and macro); view fusion, which pools one positive class, refuses in one line."""
     from scintix.evaluation.metrics import roc_auc
 
     args = ["--data", str(multilabel_manifest), "--folds", "2", "--inner-val", "0.3", *FAST, "-o", "data.task=multilabel", "-o", "data.classes=[metastasis,arthritis,normal]"]
@@ -292,10 +292,21 @@ def test_a_multilabel_cv_pools_each_label(tmp_path, multilabel_manifest, capsys)
         assert v["positives"] == sum(y) and v["pooled_oof_auc"]["value"] == pytest.approx(roc_auc(np.array(y, float), np.array([float(r[f"prob_{c}"]) for r in oof])))
     assert s["pooled_oof_auc_macro"] == pytest.approx(np.mean([v["pooled_oof_auc"]["value"] for v in s["per_class"].values()]))
     assert [f["fold"] for f in s["per_fold"]] == [0, 1] and all(set(f["per_class_roc_auc"]) <= set(s["per_class"]) for f in s["per_fold"])
-    assert main(["cv", "--compare", str(tmp_path / "cv"), str(tmp_path / "cv")]) == 2
-    assert "a multilabel CV; a paired comparison pools one positive class" in capsys.readouterr().err
-    assert main(["cv", "--out", str(tmp_path / "seeds"), "--seeds", "0", "1", *args]) == 2
-    assert "--seeds compares the pooled AUC of one positive class" in capsys.readouterr().err and not (tmp_path / "seeds").exists()
+    assert main(["cv", "--fuse-views", str(tmp_path / "cv"), str(tmp_path / "cv")]) == 2  # view fusion pools one positive class
+    assert "a multilabel CV; view fusion pools one positive class" in capsys.readouterr().err
+    import shutil
+
+    shutil.copytree(tmp_path / "cv", tmp_path / "seeds" / "seed0")  # seed 0 is the CV above (finished folds are kept): only seed 1 trains
+    assert main(["cv", "--out", str(tmp_path / "seeds"), "--seeds", "0", "1", *args]) == 0
+    assert "pooled macro" in capsys.readouterr().out
+    cs = json.loads((tmp_path / "seeds" / "cv_seeds.json").read_text())
+    assert cs["task"] == "multilabel" and cs["per_seed"]["0"]["pooled_oof_auc_macro"] == pytest.approx(s["pooled_oof_auc_macro"])
+    seed1 = list(csv.DictReader(open(tmp_path / "seeds" / "seed1" / "oof_predictions.csv")))
+    first, second = ({r["path"]: r for r in rows} for rows in (oof, seed1))
+    for c, v in cs["seed_ensemble_pooled_oof_auc"]["per_class"].items():  # the seeds' mean probability, by hand
+        y = np.array([c in first[k]["target"].split(";") for k in first], float)
+        mean = np.array([(float(first[k][f"prob_{c}"]) + float(second[k][f"prob_{c}"])) / 2 for k in first])
+        assert v["value"] == pytest.approx(roc_auc(y, mean))
 
 
 def test_a_multiclass_cv_summary_is_one_vs_rest_per_class(tmp_path):
@@ -324,3 +335,65 @@ def test_a_multiclass_cv_summary_is_one_vs_rest_per_class(tmp_path):
         assert s["per_class"][c]["pooled_oof_auc"]["value"] == pytest.approx(roc_auc(y, np.array([float(r[f"prob_{c}"]) for r in rows])))
         assert s["per_class"][c]["pooled_sensitivity_at_fold_thresholds"]["value"] == pytest.approx((called * y).sum() / y.sum())
     assert s["per_fold"][0]["roc_auc"] == pytest.approx(0.6) and s["fold_auc_sd"] == 0.0
+
+
+def _cv_from_predictions(folder, probs, targets, classes, task="multilabel"):
+    """A finished CV folder without training: two folds, each with its test predictions (patients P0..P<n-1>)."""
+    n = len(targets)
+    for fold in range(2):
+        d = folder / f"fold{fold}"
+        (d / "eval" / "test").mkdir(parents=True)
+        (d / "config.yaml").write_text(f"data:\n  task: {task}\n")
+        with open(d / "eval" / "test" / "predictions.csv", "w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(["path", "patient_id", "target"] + [f"prob_{c}" for c in classes] + ["predicted"])
+            for i in range(fold, n, 2):
+                w.writerow([f"/data/img{i}.png", f"P{i}", targets[i], *probs[i], ""])
+    return folder
+
+
+def test_multilabel_cvs_compare_per_label_and_macro_also_over_seeds_and_from_an_export(tmp_path, capsys):
+    from scintix.evaluation.metrics import roc_auc
+    from scintix.training.cv_compare import export_oof, seed_ensemble_auc
+
+    classes = ["metastasis", "arthritis", "normal"]
+    rng = np.random.default_rng(0)
+    n = 40
+    truth = rng.random((n, 3)) < [0.4, 0.3, 0.0]  # nobody is "normal": that label has no AUC
+    targets = [";".join(c for c, t in zip(classes, row) if t) for row in truth]
+    noisy = [np.clip(truth + rng.normal(0, s, truth.shape), 0, 1) for s in (0.3, 0.6, 0.35, 0.7)]  # A seed 0, B seed 0, A seed 1, B seed 1
+    a0, b0, a1, b1 = (_cv_from_predictions(tmp_path / name, p, targets, classes) for name, p in zip(("a0", "b0", "a1", "b1"), noisy))
+    res = compare_cv(a0, b0, n_boot=200)
+    assert res["task"] == "multilabel" and res["classes"] == ["metastasis", "arthritis"] and res["classes_without_auc"] == ["normal"]
+    by_hand = {}
+    for k, c in enumerate(classes[:2]):
+        y = truth[:, k].astype(float)
+        r = res["per_class"][c]
+        by_hand[c] = roc_auc(y, noisy[0][:, k]) - roc_auc(y, noisy[1][:, k])
+        assert r["positives"] == int(y.sum()) and r["pooled_auc_difference"]["value"] == pytest.approx(by_hand[c])
+        assert r["pooled_auc_difference"] == pytest.approx(paired_auc_difference(y, noisy[0][:, k], noisy[1][:, k], [f"P{i}" for i in range(n)], 200), nan_ok=True)
+    macro = res["pooled_auc_difference"]
+    assert macro["value"] == pytest.approx(np.mean(list(by_hand.values()))) and macro["ci_low"] < macro["value"] < macro["ci_high"]
+    assert res["pooled_auc_a"] - res["pooled_auc_b"] == pytest.approx(macro["value"]) and macro["value"] > 0  # less noise wins
+    same = compare_cv(a0, a0, n_boot=50)
+    assert same["pooled_auc_difference"]["value"] == 0 and same["pooled_auc_difference"]["ci_low"] == same["pooled_auc_difference"]["ci_high"] == 0
+    kept = export_oof(b0, tmp_path / "kept" / "b0.csv")  # predictions without data: every label's column
+    assert open(kept).readline().strip() == "fold,key,prob_metastasis,prob_arthritis,prob_normal"
+    from_file = compare_cv(a0, kept, n_boot=200)["pooled_auc_difference"]
+    assert [from_file[k] for k in ("value", "ci_low", "ci_high")] == pytest.approx([macro[k] for k in ("value", "ci_low", "ci_high")], abs=1e-6)
+    seeds = compare_cv([a0, a1], [b0, b1], n_boot=200)  # over training seeds: per run, the macro AUC
+    runs_a = [np.mean([roc_auc(truth[:, k].astype(float), p[:, k]) for k in range(2)]) for p in (noisy[0], noisy[2])]
+    assert seeds["runs_a"] == 2 and seeds["pooled_auc_difference"]["runs_auc_a"] == pytest.approx(runs_a)
+    assert seeds["per_class"]["arthritis"]["pooled_auc_difference"]["runs_auc_b"] == pytest.approx([roc_auc(truth[:, 1].astype(float), p[:, 1]) for p in (noisy[1], noisy[3])])
+    ens = seed_ensemble_auc([a0, a1], n_boot=50)
+    assert ens["per_class"]["metastasis"]["value"] == pytest.approx(roc_auc(truth[:, 0].astype(float), (noisy[0][:, 0] + noisy[2][:, 0]) / 2))
+    assert ens["value"] == pytest.approx(np.mean([v["value"] for v in ens["per_class"].values()])) and set(ens["per_class"]) == {"metastasis", "arthritis"}
+    binary = _cv_from_predictions(tmp_path / "bin", [[p] for p in noisy[0][:, 0]], ["metastasis" if t else "other" for t in truth[:, 0]], ["metastasis"], task="binary")
+    with pytest.raises(ValueError, match="name different classes"):
+        compare_cv(a0, binary)
+    uneven = compare_cv(b0, [a0, a1], n_boot=50)  # one seed against two: each side's runs drawn on their own
+    assert (uneven["runs_a"], uneven["runs_b"]) == (1, 2) and uneven["pooled_auc_difference"]["runs_paired"] is False
+    assert main(["cv", "--compare", str(a0), str(b0)]) == 0
+    out = capsys.readouterr().out
+    assert "macro mean of the classes' pooled out-of-fold ROC-AUCs (metastasis, arthritis)" in out and f"A - B: {macro['value']:+.4f}" in out
+    assert f"arthritis ({int(truth[:, 1].sum())} positive)" in out and "not compared (no positive or no negative image out of fold): normal" in out

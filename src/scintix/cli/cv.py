@@ -34,29 +34,18 @@ def add_cv_parser(sub) -> None:
 
 def cmd_cv(a: argparse.Namespace) -> int:
     from ..training.crossval import compare_cv, cross_validate, format_summary
+    from ..training.cv_compare import format_comparison
 
     if a.compare:
-        res = compare_cv(*[side.split(",") if "," in side else side for side in a.compare])
-        d = res["pooled_auc_difference"]
-        if "runs_a" in res:  # several training seeds per recipe
-            runs_a, runs_b = (", ".join(f"{v:.4f}" for v in d[k]) for k in ("runs_auc_a", "runs_auc_b"))
-            print(f"pooled out-of-fold ROC-AUC, mean over seeds: A {res['pooled_auc_a']:.4f} ({runs_a}), B {res['pooled_auc_b']:.4f} ({runs_b}) "
-                  f"({res['n']} images, {res['patients']} patients)")
-            how = (f"paired by image; the CI resamples patients and the {res['runs_a']} seeds, in pairs by position" if d["runs_paired"]
-                   else f"paired by image; the CI resamples patients and each recipe's {res['runs_a']} / {res['runs_b']} seeds")
-        else:
-            print(f"pooled out-of-fold ROC-AUC: A {res['pooled_auc_a']:.4f}, B {res['pooled_auc_b']:.4f} ({res['n']} images, {res['patients']} patients)")
-            how = "paired, patient-level bootstrap; one training seed each: training noise is not in the CI"
-        print(f"A - B: {d['value']:+.4f} [{d['ci_low']:+.4f}, {d['ci_high']:+.4f}] ({how}); "
-              f"per fold {res['per_fold_difference_mean']:+.4f} +- {res['per_fold_difference_sd']:.4f}")
+        print("\n".join(format_comparison(compare_cv(*[side.split(",") if "," in side else side for side in a.compare]))))
         return 0
     if a.export_oof:
-        from ..training.crossval import export_oof
+        from ..training.cv_compare import export_oof
 
         print(f"out-of-fold probabilities of {a.export_oof[0]} (no file names, patients or labels): {export_oof(*a.export_oof)}")
         return 0
     if a.fuse_views:
-        from ..training.crossval import fuse_views
+        from ..training.cv_compare import fuse_views
 
         r = fuse_views(*a.fuse_views)
 
@@ -87,12 +76,18 @@ def cmd_cv(a: argparse.Namespace) -> int:
         from ..training.crossval import cross_validate_seeds
 
         res = cross_validate_seeds(load_config(a.recipe, overrides), a.out, a.seeds, a.folds, a.inner_val)
+        macro = res["task"] != "binary"
         for s, r in res["per_seed"].items():
-            m = r["pooled_oof_auc"]
-            print(f"seed {s}: pooled out-of-fold ROC-AUC {m['value']:.4f} [{m['ci_low']:.4f}, {m['ci_high']:.4f}]; folds {r['fold_auc_mean']:.4f} +- {r['fold_auc_sd']:.4f}")
+            m = r["pooled_oof_auc"] if not macro else None
+            print(f"seed {s}: " + (f"pooled out-of-fold ROC-AUC {m['value']:.4f} [{m['ci_low']:.4f}, {m['ci_high']:.4f}]" if m else
+                                   f"macro mean of the pooled ROC-AUCs {r['pooled_oof_auc_macro']:.4f} ("
+                                   + ", ".join(f"{c} {v:.4f}" for c, v in r["per_class_pooled_oof_auc"].items()) + ")")
+                  + f"; folds {r['fold_auc_mean']:.4f} +- {r['fold_auc_sd']:.4f}")
         e = res["seed_ensemble_pooled_oof_auc"]
-        print(f"over {len(a.seeds)} training seeds: pooled {res['pooled_oof_auc_mean']:.4f} +- {res['pooled_oof_auc_sd_over_seeds']:.4f} (sd: training noise, same patients); "
-              f"their mean probability (an ensemble of the seeds, still out of fold) {e['value']:.4f} [{e['ci_low']:.4f}, {e['ci_high']:.4f}]")
+        ens = f"{e['value']:.4f} [{e['ci_low']:.4f}, {e['ci_high']:.4f}]" if not macro else (
+            f"{e['value']:.4f} (macro; " + ", ".join(f"{c} {v['value']:.4f} [{v['ci_low']:.4f}, {v['ci_high']:.4f}]" for c, v in e["per_class"].items()) + ")")
+        print(f"over {len(a.seeds)} training seeds: pooled{' macro' if macro else ''} {res['pooled_oof_auc_mean']:.4f} +- {res['pooled_oof_auc_sd_over_seeds']:.4f} "
+              f"(sd: training noise, same patients); their mean probability (an ensemble of the seeds, still out of fold) {ens}")
         print(f"cv folder: {a.out} (seed<S>/ each a CV folder; cv_seeds.json; an ensemble of every fold model)")
         return 0
     summary = cross_validate(load_config(a.recipe, overrides), a.out, a.folds, a.inner_val)

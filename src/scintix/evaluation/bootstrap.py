@@ -16,7 +16,7 @@ import numpy as np
 
 from .metrics import COUNT_METRICS, binary_metrics, metrics_from_counts, pr_auc, roc_auc
 
-__all__ = ["bootstrap_ci", "bootstrap_ratio_ci", "paired_difference_ci", "paired_auc_difference", "auc_difference_over_runs"]
+__all__ = ["bootstrap_ci", "bootstrap_ratio_ci", "paired_difference_ci", "paired_auc_difference", "auc_difference_over_runs", "macro_auc_difference_over_runs"]
 
 
 def bootstrap_ci(
@@ -154,28 +154,44 @@ def auc_difference_over_runs(y, runs_a, runs_b, patient_ids, n_boot: int = 1000,
     the seed level is itself uncertain (resampling 3 runs gives 2/3 of their
     variance): the per-run AUCs are returned so their spread can be read directly.
     """
-    y = np.asarray(y, float)
-    runs_a = [np.asarray(r, float) for r in runs_a]
-    runs_b = [np.asarray(r, float) for r in runs_b]
-    if not runs_a or not runs_b:
-        raise ValueError("auc_difference_over_runs needs at least one run per recipe")
+    return macro_auc_difference_over_runs([y], [runs_a], [runs_b], patient_ids, n_boot, level, seed)
+
+
+def macro_auc_difference_over_runs(ys, runs_a, runs_b, patient_ids, n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> dict:
+    """:func:`auc_difference_over_runs` of the unweighted mean over classes (multi-class one-vs-rest, multi-label).
+
+    ``ys[c]`` is class ``c``'s 0/1 truth, ``runs_a[c]`` / ``runs_b[c]`` each
+    recipe's runs' scores for it (the same runs, in the same order, for every
+    class). Each replicate draws patients and runs once for all classes, so the
+    CI holds that the classes share images and models. One class: exactly
+    :func:`auc_difference_over_runs`.
+    """
+    ys = [np.asarray(y, float) for y in ys]
+    runs_a = [[np.asarray(r, float) for r in side] for side in runs_a]
+    runs_b = [[np.asarray(r, float) for r in side] for side in runs_b]
+    if not ys or len(runs_a) != len(ys) or len(runs_b) != len(ys):
+        raise ValueError("macro_auc_difference_over_runs needs, for every class, its truth and each recipe's runs")
+    k_a, k_b = len(runs_a[0]), len(runs_b[0])
+    if not k_a or not k_b or any(len(r) != k_a for r in runs_a) or any(len(r) != k_b for r in runs_b):
+        raise ValueError("auc_difference_over_runs needs at least one run per recipe, the same runs for every class")
     weights = _image_weights(patient_ids, n_boot, seed)
     pick = np.random.default_rng([seed, 1])  # the seed level's own stream: the patient draws stay those of paired_auc_difference
 
     def counts(k: int) -> np.ndarray:  # how often each of k runs is drawn in each replicate (k = 1: always once)
         return np.ones((n_boot, 1)) if k == 1 else np.stack([np.bincount(pick.integers(0, k, k), minlength=k) for _ in range(n_boot)]).astype(float)
 
-    paired = len(runs_a) == len(runs_b)
-    ca = counts(len(runs_a))
-    cb = ca if paired else counts(len(runs_b))
+    paired = k_a == k_b
+    ca = counts(k_a)
+    cb = ca if paired else counts(k_b)
     reps = np.empty(n_boot)
     for i, w in enumerate(weights):
-        auc_a = np.array([roc_auc(y, r, w) for r in runs_a])
-        auc_b = np.array([roc_auc(y, r, w) for r in runs_b])
-        reps[i] = ca[i] @ auc_a / ca[i].sum() - cb[i] @ auc_b / cb[i].sum()
+        auc_a = np.array([[roc_auc(y, r, w) for r in side] for y, side in zip(ys, runs_a)])  # classes x runs
+        auc_b = np.array([[roc_auc(y, r, w) for r in side] for y, side in zip(ys, runs_b)])
+        reps[i] = np.mean(auc_a @ ca[i] / ca[i].sum() - auc_b @ cb[i] / cb[i].sum())
     reps = reps[np.isfinite(reps)]
     lo, hi = np.quantile(reps, [(1 - level) / 2, (1 + level) / 2]) if len(reps) else (float("nan"), float("nan"))
-    auc_a, auc_b = [roc_auc(y, r) for r in runs_a], [roc_auc(y, r) for r in runs_b]
+    auc_a = [float(np.mean([roc_auc(y, side[j]) for y, side in zip(ys, runs_a)])) for j in range(k_a)]  # each run's (macro) AUC
+    auc_b = [float(np.mean([roc_auc(y, side[j]) for y, side in zip(ys, runs_b)])) for j in range(k_b)]
     how = "the runs, paired by position" if paired else "each recipe's runs on their own"
     return {"value": float(np.mean(auc_a) - np.mean(auc_b)), "ci_low": float(lo), "ci_high": float(hi),
             "share_a_better": float(np.mean(reps > 0)) if len(reps) else float("nan"),

@@ -1,0 +1,77 @@
+"""A cross-validation folder's out-of-fold predictions: its fold runs, their task, and every fold's test predictions.
+
+The lowest layer of ``scintix cv``: :mod:`.crossval` (running and summarising
+a CV) and :mod:`.cv_compare` (comparing, combining and exporting CVs) both
+read CV folders through it.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+__all__ = ["seed_dirs", "fold_dirs", "cv_task", "oof_predictions", "binary_oof"]
+
+
+def seed_dirs(path: str | Path) -> list[Path]:
+    """A :func:`~scintix.training.crossval.cross_validate_seeds` folder's CV folders (``seed<S>/``, by seed); ``[path]`` for anything else."""
+    path = Path(path)
+    found = sorted((d for d in path.glob("seed*") if d.is_dir() and d.name[4:].isdigit()), key=lambda d: int(d.name[4:])) if path.is_dir() else []
+    return found or [path]
+
+
+def fold_dirs(out_dir: Path) -> list[Path]:
+    """A CV folder's fold runs (``fold0/`` ...), by fold; a one-line error when there are none."""
+    dirs = sorted((d for d in out_dir.glob("fold*") if d.is_dir() and d.name[4:].isdigit()), key=lambda d: int(d.name[4:]))
+    if not dirs:
+        if seed_dirs(out_dir) != [out_dir]:
+            raise FileNotFoundError(f"{out_dir} holds one CV per training seed (seed0/, ...): give one of them here (--compare takes the whole folder)")
+        raise FileNotFoundError(f"{out_dir}: no fold runs (fold0/, fold1/, ...); run `scintix cv` first")
+    return dirs
+
+
+def cv_task(out_dir: str | Path) -> str:
+    """The task its fold runs were trained for (``binary``, ``multiclass``, ``multilabel``; ``binary`` for fold folders
+    without their config, e.g. predictions kept alone)."""
+    import yaml
+
+    cfg = fold_dirs(Path(out_dir))[0] / "config.yaml"
+    return yaml.safe_load(cfg.read_text())["data"].get("task", "binary") if cfg.is_file() else "binary"
+
+
+def oof_predictions(out_dir: str | Path) -> tuple[list[dict], str]:
+    """Every fold's test predictions (the out-of-fold ones), with the fold, and the positive class's name.
+
+    Binary: ``prob`` is the positive class's probability. Multi-class and multi-label: each row has every class's
+    ``prob_<class>`` instead, and the positive class is ``""``.
+    """
+    out_dir = Path(out_dir)
+    rows, positive, folds_file = [], None, None
+    per_class = cv_task(out_dir) != "binary"
+    for d in fold_dirs(out_dir):
+        pred = d / "eval" / "test" / "predictions.csv"
+        if not pred.is_file():
+            raise FileNotFoundError(f"{d}: not evaluated yet (no eval/test/predictions.csv); run `scintix cv` again to finish it")
+        text = (d / "folds.csv").read_text() if (d / "folds.csv").is_file() else None
+        if folds_file is not None and text != folds_file:
+            raise ValueError(f"{d}: its fold assignment differs from the other folds' (different data or split seed)")
+        folds_file = text
+        with open(pred, newline="", encoding="utf-8") as fh:
+            for r in csv.DictReader(fh):
+                probs = [k for k in r if k.startswith("prob_")]
+                row = {"fold": int(d.name[4:]), "path": r["path"], "patient_id": r["patient_id"], "target": r["target"], "predicted": r["predicted"]}
+                if per_class:
+                    row.update({k: float(r[k]) for k in probs})
+                else:
+                    positive = positive or probs[-1][5:]
+                    row["prob"] = float(r[f"prob_{positive}"])
+                rows.append(row)
+    return rows, positive or ""
+
+
+def binary_oof(out_dir, what: str) -> tuple[list[dict], str]:
+    """:func:`oof_predictions` of a binary CV; a one-line refusal for the others (``what`` pools one positive class)."""
+    rows, positive = oof_predictions(out_dir)
+    if not positive:
+        raise ValueError(f"{out_dir}: a {cv_task(out_dir)} CV; {what} pools one positive class's probabilities (binary tasks only); its summary has each class's pooled AUC")
+    return rows, positive
