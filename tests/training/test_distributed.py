@@ -39,10 +39,12 @@ def test_ranks_share_each_global_batch():
 
 
 def _run(args, tmp, timeout=240):
-    # TMPDIR: torchrun leaves a torchelastic_* folder in the temporary directory; this keeps it in the test's own
-    env = {**os.environ, "SCINTIX_NO_REEXEC": "1", "OMP_NUM_THREADS": "1", "TMPDIR": str(tmp)}
+    temp = tmp / "temp"  # the launcher's temporary directory: torchrun's torchelastic_* folder goes there and is removed
+    temp.mkdir()
+    env = {**os.environ, "SCINTIX_NO_REEXEC": "1", "OMP_NUM_THREADS": "1", "TMPDIR": str(temp)}
     p = subprocess.run([sys.executable, "-m", "scintix.cli", "run", *map(str, args)], capture_output=True, text=True, env=env, timeout=timeout)
     assert p.returncode == 0, p.stderr[-3000:]
+    assert not list(temp.iterdir()), list(temp.iterdir())  # nothing left behind
     return p
 
 

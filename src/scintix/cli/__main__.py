@@ -133,7 +133,14 @@ def _launch(nproc: int, out: str) -> int:
         argv += ["--out", out]  # one folder for all ranks, named once here
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", "-m", "scintix.cli", *argv]
     log.info("launching %d processes: %s", nproc, " ".join(cmd))
-    return subprocess.call(cmd, env={**os.environ, "SCINTIX_NO_REEXEC": "1"})
+    import shutil
+    import tempfile
+
+    tmp = tempfile.mkdtemp(prefix="scintix-torchrun-")  # torchrun leaves a torchelastic_* folder in the temporary directory: one of ours, removed after
+    try:
+        return subprocess.call(cmd, env={**os.environ, "SCINTIX_NO_REEXEC": "1", "TMPDIR": tmp})
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def cmd_run(a: argparse.Namespace) -> int:
