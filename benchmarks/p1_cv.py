@@ -38,6 +38,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from pathlib import Path
 
 from _common import (
     RESULTS,
@@ -77,6 +78,12 @@ P1_TABLE = {
     for model in ("vgg16", "resnet18", "densenet121") for norm in ("norm", "raw") for aug in ("noaug", "augds")
 }
 VARIANTS.update(P1_TABLE)
+# P1's two factors as paired differences (pooled out-of-fold AUC, same folds): raw - normalised, with - without the augmented dataset
+P1_CONTRASTS = [(f"{model}: raw - normalised, {'with' if aug == 'augds' else 'without'} the augmented dataset", f"p1_{model}_raw_{aug}", f"p1_{model}_norm_{aug}")
+                for model in ("vgg16", "resnet18", "densenet121") for aug in ("augds", "noaug")] + \
+               [(f"{model}: with - without the augmented dataset, {'raw' if norm == 'raw' else 'normalised'}", f"p1_{model}_{norm}_augds", f"p1_{model}_{norm}_noaug")
+                for model in ("vgg16", "resnet18", "densenet121") for norm in ("raw", "norm")]
+TOP_LEVEL = ("fused_views", "p1_contrasts")  # entries of the results file beside "variants"
 
 
 def main() -> None:
@@ -113,9 +120,9 @@ def main() -> None:
 
     def save(key: str, value: dict) -> None:  # re-read first: another process may have written other variants meanwhile
         old = json.loads(previous.read_text()) if previous.is_file() else {}
-        payload = {"device": device, "variants": old.get("variants", {}), **({"fused_views": old["fused_views"]} if "fused_views" in old else {})}
-        if key == "fused_views":
-            payload["fused_views"] = value
+        payload = {"device": device, "variants": old.get("variants", {}), **{k: old[k] for k in TOP_LEVEL if k in old}}
+        if key in TOP_LEVEL:
+            payload[key] = value
         else:
             payload["variants"][key] = value
         write_result("p1_cv", payload)
@@ -163,6 +170,21 @@ def main() -> None:
             save(first, s)
             d = s[f"minus_{a.against}_over_seeds"]["pooled_auc_difference"]
             print(name, f"- {a.against} over seeds", round(d["value"], 4), [round(d["ci_low"], 4), round(d["ci_high"], 4)], "per seed", d["runs_auc_a"], "vs", d["runs_auc_b"], flush=True)
+    if any(n in P1_TABLE for n in names):  # P1's factors, each a paired difference on the same folds where both arms are done
+        contrasts = {}
+        for label, x, y in P1_CONTRASTS:
+            sx, sy = source(x, 0), source(y, 0)
+            if sx is None or sy is None:
+                continue
+            if not (Path(sx).is_dir() or Path(sy).is_dir()):
+                print(label, "skipped: both arms' fold runs are gone (a paired comparison needs one CV folder's labels)", flush=True)
+                continue
+            contrasts[label] = {"a": x, "b": y, **invocation(), **compare_cv(sx, sy)}
+            dd = contrasts[label]["pooled_auc_difference"]
+            print(label, round(dd["value"], 4), [round(dd["ci_low"], 4), round(dd["ci_high"], 4)], flush=True)
+        if contrasts:
+            old = json.loads(previous.read_text()).get("p1_contrasts", {}) if previous.is_file() else {}
+            save("p1_contrasts", {**old, **contrasts})
     if a.fuse:
         ant, post = a.fuse
         fused = {"ant": ant, "post": post, **fuse_views(WORK / f"p1-cv-{ant}", WORK / f"p1-cv-{post}")}

@@ -132,6 +132,14 @@ def p1_paper_table(d: dict) -> list[str]:
                    + f" | {ci(s['pooled_oof_auc'])} | {s['wall_seconds_this_call'] / 60:.0f} min ({s.get('device', d.get('device'))}) |")
     p = P1_PUBLISHED
     out.append(f"| P1 (published, private data) | raw | with | {p['accuracy']:.3f} | {p['precision']:.3f} | {p['recall']:.3f} | {p['specificity']:.3f} | {p['f1']:.3f} | {p['auc']:.3f} | |")
+    for name, s in rows.items():
+        if (diff := s.get("minus_loss_weighted")):
+            out += ["", f"`{name}` minus the recipe (`loss_weighted`: normalised, online augmentation), pooled out-of-fold ROC-AUC, paired on the same folds: "
+                    f"{ci(diff['pooled_auc_difference'])}."]
+    contrasts = d.get("p1_contrasts", {})
+    if contrasts:
+        out += ["", "P1's factors, each a paired difference of pooled out-of-fold ROC-AUC on the same folds (patient-level CI): "
+                + "; ".join(f"{label}: {ci(c['pooled_auc_difference'])}" for label, c in contrasts.items()) + "."]
     return out + [""]
 
 

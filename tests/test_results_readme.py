@@ -57,3 +57,18 @@ def test_commands_block_lists_each_entry_and_flags_a_file_without(tmp_path, monk
     lines = results_table.with_commands(["### A (`benchmarks/a.py`)", "text", "### C (`benchmarks/c.py`, again `benchmarks/a.py`)", "more"])
     assert lines.index("### C (`benchmarks/c.py`, again `benchmarks/a.py`)") > lines.index("- `a.json` runs/y: `python benchmarks/a.py --y` (derived afterwards from the settings the file records)")
     assert sum("`a.json` runs/x" in line for line in lines) == 1  # a file's commands appear once, under the first section naming it
+
+
+def test_p1_paper_table_rows_and_factor_contrasts(monkeypatch):
+    results_table = _table_module(monkeypatch)
+    m = {"value": 0.9, "ci_low": 0.85, "ci_high": 0.95}
+    arm = {f"pooled_{k}_at_fold_thresholds": m for k in ("accuracy", "precision", "sensitivity", "specificity", "f1")}
+    arm.update(pooled_oof_auc={"value": 0.95, "ci_low": 0.93, "ci_high": 0.97}, wall_seconds_this_call=600, device="cpu (2 threads)",
+               minus_loss_weighted={"pooled_auc_difference": {"value": 0.012, "ci_low": -0.004, "ci_high": 0.027}})
+    d = {"variants": {"loss_weighted": {}, "p1_resnet18_raw_augds": arm},
+         "p1_contrasts": {"resnet18: raw - normalised, with the augmented dataset": {"pooled_auc_difference": {"value": -0.02, "ci_low": -0.04, "ci_high": 0.001}}}}
+    text = "\n".join(results_table.p1_paper_table(d))
+    assert "| resnet18 | raw | with | 0.900 [0.850, 0.950] |" in text and "| 0.950 [0.930, 0.970] | 10 min (cpu (2 threads)) |" in text
+    assert "`p1_resnet18_raw_augds` minus the recipe" in text and "0.012 [-0.004, 0.027]" in text
+    assert "resnet18: raw - normalised, with the augmented dataset: -0.020 [-0.040, 0.001]" in text
+    assert results_table.p1_paper_table({"variants": {"loss_weighted": {}}}) == []  # no P1 arm yet: no table
