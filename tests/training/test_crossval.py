@@ -397,3 +397,77 @@ def test_multilabel_cvs_compare_per_label_and_macro_also_over_seeds_and_from_an_
     out = capsys.readouterr().out
     assert "macro mean of the classes' pooled out-of-fold ROC-AUCs (metastasis, arthritis)" in out and f"A - B: {macro['value']:+.4f}" in out
     assert f"arthritis ({int(truth[:, 1].sum())} positive)" in out and "not compared (no positive or no negative image out of fold): normal" in out
+
+
+@pytest.mark.slow
+def test_a_segmentation_cv_pools_per_scan_dice_and_compares_paired(tmp_path, capsys):
+    """nnU-Net's protocol for a segmenter: every scan out of fold once, cut at its fold's own threshold; pooled Dice by
+    hand from the per-image rows; a CV against itself differs by exactly 0; probability-only paths refuse in one line."""
+    sim, cv = tmp_path / "sim", tmp_path / "cv"
+    assert main(["simulate", str(sim), "--n", "10", "--seed", "3", "--prevalence", "metastasis=0.7", "arthritis=0"]) == 0
+    args = ["--recipe", "p4-unet", "--data", str(sim), "--folds", "2", "--inner-val", "0.3", "-o", "train.epochs=1", "-o", "data.image_size=[64,32]",
+            "-o", "eval.n_bootstrap=20", "-o", "train.batch_size=4", "-o", "train.progress=false", "-o", "train.tensorboard=false", "-o", "eval.figures=false"]
+    capsys.readouterr()
+    assert main(["cv", "--out", str(cv), *args]) == 0
+    out = capsys.readouterr().out
+    assert "(segmentation)" in out and "lesion: pooled out-of-fold Dice" in out and "cut at its own validation threshold" in out
+    s = json.loads((cv / "cv_summary.json").read_text())
+    rows = list(csv.DictReader(open(cv / "oof_per_image.csv")))
+    assert s["task"] == "segmentation" and s["synthetic"] is True and s["classes"] == ["lesion"]
+    assert sorted(r["path"] for r in rows) == sorted({r["path"] for r in rows}) and len(rows) == s["n"] == 20  # each scan once
+    assert {r["fold"] for r in rows} == {"0", "1"} and len({r["patient_id"] for r in rows}) == s["patients"] == 10
+    dice = [float(r["dice"]) for r in rows if r["dice"] not in ("", "nan")]
+    assert s["per_class"]["lesion"]["dice"]["value"] == pytest.approx(np.mean(dice)) and s["per_class"]["lesion"]["images_with_lesion"] == len(dice)
+    folds = [json.loads((cv / f"fold{f}" / "eval" / "test" / "metrics.json").read_text())["per_class"]["lesion"]["dice"]["value"] for f in range(2)]
+    assert [f["dice"]["lesion"] for f in s["per_fold"]] == pytest.approx(folds) and s["fold_dice_mean"] == pytest.approx(np.mean(folds))
+    truth = np.array([float(r["truth_pixels"]) for r in rows])
+    pred = np.array([float(r["pred_pixels"]) for r in rows])
+    tp = np.array([float(r["dice"]) * (t + p) / 2 if t > 0 else 0.0 for r, t, p in zip(rows, truth, pred)])
+    assert s["per_class"]["lesion"]["global_dice"]["value"] == pytest.approx(2 * tp.sum() / (truth + pred).sum())
+    assert main(["cv", "--compare", str(cv), str(cv)]) == 0
+    out = capsys.readouterr().out
+    assert f"lesion ({len(dice)} scans with a lesion)" in out and "A - B: 0.0000 [0.0000, 0.0000]" in out
+    assert main(["cv", "--export-oof", str(cv), str(tmp_path / "x.csv")]) == 2
+    assert "a segmentation CV" in capsys.readouterr().err and not (tmp_path / "x.csv").exists()
+    assert (cv / "ensemble.json").is_file()  # the fold models, averaged, for new scans
+
+
+def test_segmentation_cvs_compare_scan_by_scan_also_over_seeds(tmp_path):
+    from scintix.training.cv_compare import compare_cv
+
+    rng = np.random.default_rng(1)
+    n = 30
+    truth = np.where(rng.random(n) < 0.7, rng.integers(20, 200, n), 0)
+    dice = {name: np.where(truth > 0, np.clip(rng.normal(mu, 0.1, n), 0, 1), np.nan) for name, mu in (("a0", 0.7), ("a1", 0.72), ("b0", 0.6), ("b1", 0.62))}
+    for name, d in dice.items():
+        for fold in range(2):
+            f = tmp_path / name / f"fold{fold}"
+            (f / "eval" / "test").mkdir(parents=True)
+            (f / "config.yaml").write_text("data:\n  task: segmentation\n")
+            with open(f / "eval" / "test" / "per_image.csv", "w", newline="") as fh:
+                w = csv.writer(fh)
+                w.writerow(["path", "patient_id", "class", "dice", "truth_pixels", "pred_pixels"])
+                for i in range(fold, n, 2):
+                    w.writerow([f"/d/s{i}.png", f"P{i // 2}", "lesion", "" if np.isnan(d[i]) else d[i], truth[i], truth[i]])
+    one = compare_cv(tmp_path / "a0", tmp_path / "b0", n_boot=200)["per_class"]["lesion"]
+    lesion = truth > 0
+    assert one["images_with_lesion"] == lesion.sum() and one["dice_difference"]["value"] == pytest.approx(np.mean(dice["a0"][lesion] - dice["b0"][lesion]))
+    assert one["dice_difference"]["ci_low"] < one["dice_difference"]["value"] < one["dice_difference"]["ci_high"]
+    by_fold = [np.mean(dice["a0"][lesion & (np.arange(n) % 2 == f)]) - np.mean(dice["b0"][lesion & (np.arange(n) % 2 == f)]) for f in range(2)]
+    assert one["per_fold_difference"] == pytest.approx(by_fold)
+    seeds = compare_cv([tmp_path / "a0", tmp_path / "a1"], [tmp_path / "b0", tmp_path / "b1"], n_boot=100)
+    r = seeds["per_class"]["lesion"]
+    assert seeds["runs_a"] == 2 and r["dice_a"] == pytest.approx(np.mean((dice["a0"][lesion] + dice["a1"][lesion]) / 2))
+    assert r["runs_dice_b"] == pytest.approx([np.mean(dice["b0"][lesion]), np.mean(dice["b1"][lesion])])
+    with pytest.raises(ValueError, match="same images, classes and folds"):
+        compare_cv(tmp_path / "a0", _subset(tmp_path / "a0", tmp_path / "fewer"))
+
+
+def _subset(src, dst):
+    """A copy of a segmentation CV folder with its last out-of-fold row dropped."""
+    import shutil
+
+    shutil.copytree(src, dst)
+    f = dst / "fold1" / "eval" / "test" / "per_image.csv"
+    f.write_text("".join(open(f).readlines()[:-1]))
+    return dst

@@ -10,7 +10,7 @@ __all__ = ["add_cv_parser", "cmd_cv", "cmd_ensemble"]
 
 
 def add_cv_parser(sub) -> None:
-    p = sub.add_parser("cv", help="patient-grouped, stratified k-fold cross-validation of a recipe: per-fold and pooled out-of-fold AUC with CIs (resumable)")
+    p = sub.add_parser("cv", help="patient-grouped, stratified k-fold cross-validation of a recipe: per-fold and pooled out-of-fold AUC (Dice for a segmenter) with CIs (resumable)")
     p.add_argument("--recipe", default="quickstart", help="recipe name or YAML file [quickstart]")
     p.add_argument("--data", help="manifest CSV, MedMNIST .npz, or a folder holding one")
     p.add_argument("--out", help="CV folder (fold0/ ... fold<k-1>/, cv_summary.json); an existing one is resumed")
@@ -76,6 +76,13 @@ def cmd_cv(a: argparse.Namespace) -> int:
         from ..training.crossval import cross_validate_seeds
 
         res = cross_validate_seeds(load_config(a.recipe, overrides), a.out, a.seeds, a.folds, a.inner_val)
+        if res["task"] == "segmentation":
+            for s, r in res["per_seed"].items():
+                print(f"seed {s}: pooled out-of-fold Dice " + ", ".join(f"{c} {v:.4f}" for c, v in r["per_class_pooled_dice"].items())
+                      + f"; folds {r['fold_dice_mean']:.4f} +- {r['fold_dice_sd']:.4f}")
+            print(f"over {len(a.seeds)} training seeds: pooled Dice {res['pooled_dice_mean']:.4f} +- {res['pooled_dice_sd_over_seeds']:.4f} (sd: training noise, same patients)")
+            print(f"cv folder: {a.out} (seed<S>/ each a CV folder; cv_seeds.json; an ensemble of every fold model)")
+            return 0
         macro = res["task"] != "binary"
         for s, r in res["per_seed"].items():
             m = r["pooled_oof_auc"] if not macro else None

@@ -11,7 +11,9 @@ out-of-fold AUC with a patient-level CI, and sensitivity/specificity at each
 fold's own validation threshold. Two CV folders made with the same folds
 compare paired (:func:`compare_cv`), also as several training seeds per
 recipe, whose spread then enters the CI. Fold runs are ordinary run folders
-(``fold0/`` ...): an interrupted CV resumes where it stopped.
+(``fold0/`` ...): an interrupted CV resumes where it stopped. Multi-class and
+multi-label recipes are summarised per class; segmenters by out-of-fold Dice
+(:mod:`.cv_segmentation`).
 
 A CV's out-of-fold probabilities can be kept without its data
 (:func:`export_oof`: fold, a hash of each image's path relative to the data,
@@ -38,6 +40,7 @@ from .cv_compare import (
     pooled_auc_ci,
     seed_ensemble_auc,
 )
+from .cv_segmentation import format_segmentation_summary, summarize_segmentation_cv
 from .oof import cv_task, fold_dirs, oof_predictions, seed_dirs
 
 __all__ = ["cross_validate", "cross_validate_seeds", "seed_dirs", "seed_ensemble_auc", "continue_without_selection", "summarize_cv", "compare_cv", "export_oof", "fuse_views",
@@ -55,8 +58,8 @@ def cross_validate(cfg: RunConfig, out_dir: str | Path, folds: int = 5, inner_va
     """Train and evaluate every fold not yet done (a fold with a checkpoint resumes), then :func:`summarize_cv`."""
     from .run import train_run
 
-    if cfg.data.task not in ("binary", "multiclass", "multilabel"):
-        raise ValueError(f"scintix cv pools out-of-fold probabilities of a classification task; data.task is {cfg.data.task!r}")
+    if cfg.data.task not in ("binary", "multiclass", "multilabel", "segmentation"):
+        raise ValueError(f"scintix cv: data.task {cfg.data.task!r} is not one it can pool out of fold")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     for f in range(folds):
@@ -91,16 +94,27 @@ def cross_validate_seeds(cfg: RunConfig, out_dir: str | Path, seeds: list[int], 
     for s in seeds:
         log.info("training seed %d (%d of %d)", s, seeds.index(s) + 1, len(seeds))
         summary = cross_validate(replace(cfg, train=replace(cfg.train, seed=s)), out_dir / f"seed{s}", folds, inner_val)
-        if "per_class" in summary:  # multi-class / multi-label: the macro mean of the classes' pooled AUCs, and each class's
+        if summary.get("task") == "segmentation":  # the mean over classes of each class's pooled Dice, and each class's
+            dice = {c: v["dice"]["value"] for c, v in summary["per_class"].items()}
+            per_seed[s] = {"pooled_dice_mean_over_classes": float(np.mean(list(dice.values()))), "fold_dice_mean": summary["fold_dice_mean"],
+                           "fold_dice_sd": summary["fold_dice_sd"], "per_class_pooled_dice": dice}
+        elif "per_class" in summary:  # multi-class / multi-label: the macro mean of the classes' pooled AUCs, and each class's
             per_seed[s] = {"pooled_oof_auc_macro": summary["pooled_oof_auc_macro"], "fold_auc_mean": summary["fold_auc_mean"], "fold_auc_sd": summary["fold_auc_sd"],
                            "per_class_pooled_oof_auc": {c: v["pooled_oof_auc"]["value"] for c, v in summary["per_class"].items()}}
         else:
             per_seed[s] = {k: summary[k] for k in ("pooled_oof_auc", "fold_auc_mean", "fold_auc_sd")}
-    pooled = [v["pooled_oof_auc_macro"] if "pooled_oof_auc_macro" in v else v["pooled_oof_auc"]["value"] for v in per_seed.values()]
-    out = {"seeds": seeds, "folds": folds, "task": cfg.data.task, "per_seed": per_seed, "pooled_oof_auc_mean": float(np.mean(pooled)),
-           "pooled_oof_auc_sd_over_seeds": float(np.std(pooled, ddof=1)) if len(pooled) > 1 else 0.0,
-           "seed_ensemble_pooled_oof_auc": seed_ensemble_auc([out_dir / f"seed{s}" for s in seeds]),
-           "note": "the sd over seeds is training noise on the same patients; each seed's CI is patient sampling alone"}
+    if cfg.data.task == "segmentation":
+        pooled = [v["pooled_dice_mean_over_classes"] for v in per_seed.values()]
+        out = {"seeds": seeds, "folds": folds, "task": cfg.data.task, "per_seed": per_seed, "pooled_dice_mean": float(np.mean(pooled)),
+               "pooled_dice_sd_over_seeds": float(np.std(pooled, ddof=1)) if len(pooled) > 1 else 0.0,
+               "note": "the sd over seeds is training noise on the same patients; each seed's CI is patient sampling alone; "
+                       "the seeds' ensemble is written (scintix predict CV) but not scored out of fold (that needs its masks)"}
+    else:
+        pooled = [v["pooled_oof_auc_macro"] if "pooled_oof_auc_macro" in v else v["pooled_oof_auc"]["value"] for v in per_seed.values()]
+        out = {"seeds": seeds, "folds": folds, "task": cfg.data.task, "per_seed": per_seed, "pooled_oof_auc_mean": float(np.mean(pooled)),
+               "pooled_oof_auc_sd_over_seeds": float(np.std(pooled, ddof=1)) if len(pooled) > 1 else 0.0,
+               "seed_ensemble_pooled_oof_auc": seed_ensemble_auc([out_dir / f"seed{s}" for s in seeds]),
+               "note": "the sd over seeds is training noise on the same patients; each seed's CI is patient sampling alone"}
     (out_dir / "cv_seeds.json").write_text(json.dumps(out, indent=2))
     from ..runfolder import write_ensemble
 
@@ -166,6 +180,8 @@ def continue_without_selection(ref_dir: str | Path, out_dir: str | Path) -> list
 def summarize_cv(out_dir: str | Path, n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> dict:
     """``cv_summary.json`` and ``oof_predictions.csv`` from the fold runs; returns the summary."""
     out_dir = Path(out_dir)
+    if cv_task(out_dir) == "segmentation":  # per-image Dice at each fold's own threshold (oof_per_image.csv)
+        return _write_summary(out_dir, *summarize_segmentation_cv(out_dir, n_boot, level, seed), file="oof_per_image.csv")
     rows, positive = oof_predictions(out_dir)
     if not positive:
         return _write_summary(out_dir, rows, _summary_by_class(out_dir, rows, n_boot, level, seed))
@@ -196,10 +212,10 @@ def summarize_cv(out_dir: str | Path, n_boot: int = 1000, level: float = 0.95, s
     return _write_summary(out_dir, rows, summary)
 
 
-def _write_summary(out_dir: Path, rows: list[dict], summary: dict) -> dict:
+def _write_summary(out_dir: Path, rows: list[dict], summary: dict, file: str = "oof_predictions.csv") -> dict:
     synthetic = any(json.loads((d / "meta.json").read_text()).get("synthetic") for d in fold_dirs(out_dir) if (d / "meta.json").is_file())
     summary["synthetic"] = bool(synthetic)
-    with open(out_dir / "oof_predictions.csv", "w", newline="", encoding="utf-8") as fh:
+    with open(out_dir / file, "w", newline="", encoding="utf-8") as fh:
         w = csv.DictWriter(fh, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(rows)
@@ -251,6 +267,8 @@ def format_summary(s: dict) -> str:
         return f"{m['value']:.4f} [{m['ci_low']:.4f}, {m['ci_high']:.4f}]"
 
     lines = ["*** SYNTHETIC DATA: these numbers say nothing about real scans ***"] if s.get("synthetic") else []
+    if s.get("task") == "segmentation":
+        return "\n".join(lines + format_segmentation_summary(s))
     if s.get("task", "binary") != "binary":  # multi-class / multi-label
         lines.append(f"{s['folds']}-fold cross-validation ({s['task']}): {s['n']} images, {s['patients']} patients")
         for r in s["per_fold"]:

@@ -13,8 +13,6 @@ draws patients and seeds once for all classes).
 from __future__ import annotations
 
 import csv
-import hashlib
-import os
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +24,8 @@ from ..evaluation.bootstrap import (
     paired_auc_difference,
 )
 from ..evaluation.metrics import roc_auc
-from .oof import binary_oof, cv_task, oof_predictions, seed_dirs
+from .cv_segmentation import compare_segmentation_cv, format_segmentation_comparison
+from .oof import binary_oof, cv_task, image_keys, oof_predictions, seed_dirs
 
 __all__ = ["compare_cv", "format_comparison", "seed_ensemble_auc", "export_oof", "fuse_views", "image_keys", "pooled_auc_ci"]
 
@@ -34,19 +33,6 @@ __all__ = ["compare_cv", "format_comparison", "seed_ensemble_auc", "export_oof",
 def pooled_auc_ci(y, p, patient_ids, n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> dict:
     """ROC-AUC of pooled predictions with a percentile CI from resampling patients (:func:`~scintix.evaluation.bootstrap.bootstrap_ci`)."""
     return bootstrap_ci(y, p, patient_ids, 0.5, n_boot, level, seed)["roc_auc"]
-
-
-def image_keys(paths: list[str]) -> list[str]:
-    """A short hash per sample key (``a.png|b.png`` for several views) of its paths relative to all the samples' common folder.
-
-    The same images give the same hashes on any machine and under any data
-    root; the hashes name no file and no patient.
-    """
-    parts = [k.split("|") for k in paths]
-    flat = [os.path.abspath(x) for ps in parts for x in ps]
-    root = os.path.commonpath(flat) if len(set(flat)) > 1 else os.path.dirname(flat[0]) if flat else ""
-    rel = ["|".join(Path(os.path.relpath(os.path.abspath(x), root)).as_posix() for x in ps) for ps in parts]
-    return [hashlib.sha1(r.encode()).hexdigest()[:16] for r in rel]
 
 
 def _folder_rows(out_dir) -> tuple[list[dict], list[str], bool]:
@@ -177,8 +163,11 @@ def compare_cv(a_dir, b_dir, n_boot: int = 1000, level: float = 0.95, seed: int 
     Multi-class and multi-label CVs: ``per_class`` holds each class's
     comparison; the top-level numbers are the macro ones (the mean over the
     classes with positives and negatives; per-fold, over the classes a fold can score).
+    Segmentation CVs: per-scan Dice, paired (:func:`~scintix.training.cv_segmentation.compare_segmentation_cv`).
     """
     sides = [[d for x in ([a] if isinstance(a, (str, Path)) else a) for d in seed_dirs(x)] for a in (a_dir, b_dir)]
+    if any(Path(x).is_dir() and cv_task(x) == "segmentation" for side in sides for x in side):  # per-scan Dice, not probabilities
+        return compare_segmentation_cv(sides, n_boot, level, seed)
     ys, pids, folds, runs, binary = _aligned_oof(sides, f"{a_dir}, {b_dir}")
     names = [[str(x) for x in side] for side in sides]
     out = {"a": names[0] if len(names[0]) > 1 else names[0][0], "b": names[1] if len(names[1]) > 1 else names[1][0], "n": len(pids), "patients": len(set(pids))}
@@ -246,6 +235,8 @@ def format_comparison(res: dict) -> list[str]:
         return [head, f"  A - B: {d['value']:+.4f} [{d['ci_low']:+.4f}, {d['ci_high']:+.4f}] ({how}); "
                       f"per fold {r['per_fold_difference_mean']:+.4f} +- {r['per_fold_difference_sd']:.4f}"]
 
+    if res.get("task") == "segmentation":
+        return format_segmentation_comparison(res)
     size = f"{res['n']} images, {res['patients']} patients"
     if "per_class" not in res:
         return [f"{size}", *lines(res, "pooled out-of-fold ROC-AUC")]

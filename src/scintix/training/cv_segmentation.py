@@ -1,0 +1,150 @@
+"""Cross-validation of a segmenter (nnU-Net's way of comparing recipes): pooled out-of-fold Dice and paired differences.
+
+Each fold's run cuts its out-of-fold scans at the threshold it chose on its own
+inner validation split and writes their per-image metrics
+(``eval/test/per_image.csv``). Pooled over the folds, every scan is scored once
+by a model that never saw its patient: mean Dice over the scans with a lesion,
+pooled (global) Dice, lesion sensitivity and the false-positive rate on
+lesion-free scans, each with a patient-level CI; two recipes cross-validated on
+the same folds compare paired, scan by scan (:func:`compare_segmentation_cv`).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ..evaluation.bootstrap import bootstrap_ratio_ci, paired_difference_ci
+from .oof import fold_dirs, image_keys, oof_segmentation
+
+__all__ = ["summarize_segmentation_cv", "compare_segmentation_cv", "format_segmentation_summary", "format_segmentation_comparison"]
+
+
+def _mean_of(v: np.ndarray, pids, ci: dict) -> dict:
+    """Mean over the images where ``v`` is defined, with a patient-level CI."""
+    ok = np.isfinite(v)
+    return bootstrap_ratio_ci(np.where(ok, v, 0.0), ok.astype(float), pids, **ci)
+
+
+def _sd(values) -> float:
+    values = np.asarray(values, float)
+    return float(np.nanstd(values, ddof=1)) if np.isfinite(values).sum() > 1 else 0.0
+
+
+def summarize_segmentation_cv(out_dir: str | Path, n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> tuple[list[dict], dict]:
+    """The out-of-fold per-image rows and the summary (per foreground class) of a segmentation CV's fold runs."""
+    out_dir = Path(out_dir)
+    rows = oof_segmentation(out_dir)
+    if not rows:
+        raise ValueError(f"{out_dir}: the fold runs scored no out-of-fold image")
+    classes = list(dict.fromkeys(r["class"] for r in rows))
+    ci = dict(n_boot=n_boot, level=level, seed=seed)
+    per_class = {}
+    for c in classes:
+        r = [x for x in rows if x["class"] == c]
+        pids = [x["patient_id"] for x in r]
+        col = {k: np.array([x[k] for x in r], float) for k in ("dice", "truth_pixels", "pred_pixels", "true_lesions", "detected_lesions", "false_positive_scan")}
+        lesion = col["truth_pixels"] > 0
+        tp = np.where(lesion, np.nan_to_num(col["dice"]) * (col["truth_pixels"] + col["pred_pixels"]) / 2, 0.0)  # Dice = 2tp / (truth + pred)
+        per_class[c] = {"images_with_lesion": int(lesion.sum()), "lesion_free_images": int((~lesion).sum()),
+                        "dice": _mean_of(col["dice"], pids, ci),
+                        "global_dice": bootstrap_ratio_ci(2 * tp, col["truth_pixels"] + col["pred_pixels"], pids, **ci),
+                        "lesion_sensitivity": bootstrap_ratio_ci(col["detected_lesions"], col["true_lesions"], pids, **ci),
+                        "false_positive_scan_rate": _mean_of(col["false_positive_scan"], pids, ci)}
+    per_fold = []
+    for d in fold_dirs(out_dir):
+        m = json.loads((d / "eval" / "test" / "metrics.json").read_text())
+        per_fold.append({"fold": int(d.name[4:]), "n": m["n"], "patients": m["patients"], "thresholds": m.get("thresholds"),
+                         "dice": {c: m["per_class"][c]["dice"]["value"] for c in classes if c in m["per_class"]}})
+    fold_dice = [float(np.nanmean(list(f["dice"].values()))) if f["dice"] else float("nan") for f in per_fold]
+    pids = [r["patient_id"] for r in rows]
+    return rows, {
+        "task": "segmentation", "folds": len(per_fold), "n": len({r["path"] for r in rows}), "patients": len(set(pids)), "classes": classes,
+        "per_fold": per_fold, "fold_dice_mean": float(np.nanmean(fold_dice)), "fold_dice_sd": _sd(fold_dice),
+        "per_class": per_class,
+        "ci": f"{level:.0%} patient-level bootstrap, {n_boot} replicates",
+        "protocol": "patient-grouped stratified k-fold; each fold's run selects its checkpoint and threshold on an inner grouped validation split "
+                    "of the other folds; Dice: mean over the scans with a lesion; fold Dice: the mean over classes of each fold's",
+    }
+
+
+def _per_scan(source: Path) -> dict[tuple[str, str], dict]:
+    if not source.is_dir():
+        raise ValueError(f"{source}: a segmentation comparison reads CV folders (their per-image Dice), not exported files")
+    rows = oof_segmentation(source)
+    return {(k, r["class"]): r for k, r in zip(image_keys([r["path"] for r in rows]), rows)}
+
+
+def compare_segmentation_cv(sides: list[list[Path]], n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> dict:
+    """Recipe A minus recipe B, two segmentation CVs (or lists of them, one per training seed) on the same folds.
+
+    Per class: per-scan Dice paired on the scans with a lesion (each side's
+    seeds averaged scan by scan), its patient-level CI (the seeds' own spread
+    is not in it: it shows in ``runs_dice_a`` / ``runs_dice_b``), and the
+    per-fold differences of mean Dice.
+    """
+    loaded = [[_per_scan(Path(x)) for x in side] for side in sides]
+    ref, ref_src = loaded[0][0], sides[0][0]
+    for side, srcs in zip(loaded, sides):
+        for rows, x in zip(side, srcs):
+            if set(rows) != set(ref) or any(rows[k]["fold"] != ref[k]["fold"] for k in ref):
+                raise ValueError(f"{x} and {ref_src} were not cross-validated on the same images, classes and folds: a paired comparison needs both")
+    classes = list(dict.fromkeys(c for _, c in ref))
+    per_class = {}
+    for c in classes:
+        keys = sorted(k for k in ref if k[1] == c)
+        pids = [ref[k]["patient_id"] for k in keys]
+        folds = np.array([ref[k]["fold"] for k in keys])
+        runs = [[np.array([rows[k]["dice"] for k in keys]) for rows in side] for side in loaded]
+        a, b = (_scan_mean(side) for side in runs)
+        lesion = np.isfinite(a) & np.isfinite(b)
+        per_fold = [float(np.mean(a[lesion & (folds == f)]) - np.mean(b[lesion & (folds == f)])) for f in sorted(set(folds)) if (lesion & (folds == f)).any()]
+        per_class[c] = {"images_with_lesion": int(lesion.sum()), "dice_a": float(np.mean(a[lesion])), "dice_b": float(np.mean(b[lesion])),
+                        "dice_difference": paired_difference_ci(a, b, pids, n_boot, level, seed),
+                        "per_fold_difference": per_fold, "per_fold_difference_mean": float(np.mean(per_fold)),
+                        "per_fold_difference_sd": _sd(per_fold),
+                        **({"runs_dice_a": [float(np.nanmean(r)) for r in runs[0]], "runs_dice_b": [float(np.nanmean(r)) for r in runs[1]]}
+                           if len(runs[0]) > 1 or len(runs[1]) > 1 else {})}
+    names = [[str(x) for x in side] for side in sides]
+    out = {"a": names[0] if len(names[0]) > 1 else names[0][0], "b": names[1] if len(names[1]) > 1 else names[1][0], "task": "segmentation",
+           "n": len({k for k, _ in ref}), "patients": len({r["patient_id"] for r in ref.values()}), "classes": classes, "per_class": per_class}
+    if len(sides[0]) > 1 or len(sides[1]) > 1:
+        out["runs_a"], out["runs_b"] = len(sides[0]), len(sides[1])
+    return out
+
+
+def _scan_mean(runs: list[np.ndarray]) -> np.ndarray:
+    """Each scan's Dice averaged over a recipe's runs (NaN where no run defines it: a lesion-free scan)."""
+    arr = np.array(runs)
+    n = np.isfinite(arr).sum(0)
+    return np.where(n > 0, np.nansum(arr, 0) / np.maximum(n, 1), np.nan)
+
+
+def _f(m: dict) -> str:
+    return f"{m['value']:.4f} [{m['ci_low']:.4f}, {m['ci_high']:.4f}]"
+
+
+def format_segmentation_summary(s: dict) -> list[str]:
+    lines = [f"{s['folds']}-fold cross-validation (segmentation): {s['n']} images, {s['patients']} patients"]
+    for r in s["per_fold"]:
+        lines.append(f"  fold {r['fold']}: Dice " + ", ".join(f"{c} {v:.4f}" for c, v in r["dice"].items()) + f"  ({r['n']} images)")
+    lines.append(f"fold Dice mean {s['fold_dice_mean']:.4f} +- {s['fold_dice_sd']:.4f} (sd)")
+    for c, v in s["per_class"].items():
+        lines.append(f"{c}: pooled out-of-fold Dice {_f(v['dice'])} over {v['images_with_lesion']} scans with a lesion; pooled (global) Dice {_f(v['global_dice'])}; "
+                     f"lesion sensitivity {_f(v['lesion_sensitivity'])}; false-positive scan rate {_f(v['false_positive_scan_rate'])} "
+                     f"({v['lesion_free_images']} lesion-free)")
+    lines.append("(each fold's scans cut at its own validation threshold; CIs: patient sampling, one training seed)")
+    return lines
+
+
+def format_segmentation_comparison(res: dict) -> list[str]:
+    seeds = f" (seeds averaged scan by scan: {res['runs_a']} vs {res['runs_b']}; the CI resamples patients only)" if "runs_a" in res else ""
+    lines = [f"{res['n']} images, {res['patients']} patients; per-scan Dice on the scans with a lesion, paired{seeds}"]
+    for c, r in res["per_class"].items():
+        lines.append(f"{c} ({r['images_with_lesion']} scans with a lesion): A {r['dice_a']:.4f}, B {r['dice_b']:.4f}")
+        lines.append(f"  A - B: {_f(r['dice_difference'])} (patient-level bootstrap); per fold {r['per_fold_difference_mean']:+.4f} +- {r['per_fold_difference_sd']:.4f}")
+        if "runs_dice_a" in r:
+            lines.append("  per seed: A " + ", ".join(f"{v:.4f}" for v in r["runs_dice_a"]) + "; B " + ", ".join(f"{v:.4f}" for v in r["runs_dice_b"]))
+    return lines
