@@ -112,9 +112,9 @@ def seed_ensemble_auc(sources, n_boot: int = 1000, level: float = 0.95, seed: in
     """
     srcs = [d for x in ([sources] if isinstance(sources, (str, Path)) else sources) for d in seed_dirs(x)]
     ys, pids, _, (runs,), binary = _aligned_oof([srcs], ", ".join(map(str, srcs)))
-    per_class = {c: pooled_auc_ci(ys[c], np.mean([r[c] for r in runs], axis=0), pids, n_boot, level, seed) for c in _scored(ys)}
+    per_class = {c: pooled_auc_ci(ys[c], np.mean([r[c] for r in runs], axis=0), pids, n_boot, level, seed) for c in (list(ys) if binary else _scored(ys))}
     if binary:
-        return {"seeds": len(runs), **next(iter(per_class.values()))}
+        return {"seeds": len(runs), **per_class[next(iter(ys))]}
     return {"seeds": len(runs), "value": float(np.mean([v["value"] for v in per_class.values()])), "per_class": per_class}
 
 
