@@ -2,6 +2,7 @@
 
 import csv
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -410,7 +411,7 @@ def test_a_segmentation_cv_pools_per_scan_dice_and_compares_paired(tmp_path, cap
     capsys.readouterr()
     assert main(["cv", "--out", str(cv), *args]) == 0
     out = capsys.readouterr().out
-    assert "(segmentation)" in out and "lesion: pooled out-of-fold Dice" in out and "cut at its own validation threshold" in out
+    assert "(segmentation)" in out and "lesion: pooled out-of-fold Dice" in out and "cut at its own validation threshold" in out and "oof_per_image.csv)" in out
     s = json.loads((cv / "cv_summary.json").read_text())
     rows = list(csv.DictReader(open(cv / "oof_per_image.csv")))
     assert s["task"] == "segmentation" and s["synthetic"] is True and s["classes"] == ["lesion"]
@@ -429,7 +430,10 @@ def test_a_segmentation_cv_pools_per_scan_dice_and_compares_paired(tmp_path, cap
     assert f"lesion ({len(dice)} scans with a lesion)" in out and "A - B: 0.0000 [0.0000, 0.0000]" in out
     assert main(["cv", "--export-oof", str(cv), str(tmp_path / "x.csv")]) == 2
     assert "a segmentation CV" in capsys.readouterr().err and not (tmp_path / "x.csv").exists()
-    assert (cv / "ensemble.json").is_file()  # the fold models, averaged, for new scans
+    one = sorted((sim / "images").glob("*.png"))[0]  # the fold models, averaged, segment a new scan
+    assert main(["predict", str(cv), str(one), "--out", str(tmp_path / "pred.csv")]) == 0
+    pred = next(csv.DictReader(open(tmp_path / "pred.csv")))
+    assert pred["error"] == "" and Path(pred["mask_png"]).is_file()
 
 
 def test_segmentation_cvs_compare_scan_by_scan_also_over_seeds(tmp_path):

@@ -99,7 +99,7 @@ def cmd_cv(a: argparse.Namespace) -> int:
         return 0
     summary = cross_validate(load_config(a.recipe, overrides), a.out, a.folds, a.inner_val)
     print(format_summary(summary))
-    print(f"cv folder: {a.out} (cv_summary.json, oof_predictions.csv)")
+    print(f"cv folder: {a.out} (cv_summary.json, {'oof_per_image.csv' if summary.get('task') == 'segmentation' else 'oof_predictions.csv'})")
     return 0
 
 
