@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from scintix.cli.__main__ import main
 from scintix.training.crossval import compare_cv, paired_auc_difference, pooled_auc_ci
@@ -430,6 +431,22 @@ def test_a_segmentation_cv_pools_per_scan_dice_and_compares_paired(tmp_path, cap
     assert f"lesion ({len(dice)} scans with a lesion)" in out and "A - B: 0.0000 [0.0000, 0.0000]" in out
     assert main(["cv", "--export-oof", str(cv), str(tmp_path / "x.csv")]) == 2
     assert "a segmentation CV" in capsys.readouterr().err and not (tmp_path / "x.csv").exists()
+    mtime = (cv / "fold0" / "checkpoints" / "best.pt").stat().st_mtime
+    assert main(["cv", "--out", str(cv), *args]) == 0 and (cv / "fold0" / "checkpoints" / "best.pt").stat().st_mtime == mtime  # finished folds are kept
+    capsys.readouterr()
+    # a second stage that stays out of fold: each fold starts from the same fold of the first CV (lr ~0: it stays there)
+    assert main(["cv", "--out", str(tmp_path / "stage2"), "--init-from", str(cv), *args, "-o", "train.lr=1e-12", "-o", "train.weight_decay=0"]) == 0
+    from scintix.checkpoint import load_checkpoint
+
+    def conv(run):
+        state = load_checkpoint(run / "checkpoints" / "best.pt")["model"]
+        return next(v for k, v in state.items() if v.ndim == 4)
+
+    for f in range(2):
+        assert torch.allclose(conv(tmp_path / "stage2" / f"fold{f}"), conv(cv / f"fold{f}"), atol=1e-6)
+    assert not torch.allclose(conv(cv / "fold0"), conv(cv / "fold1"), atol=1e-6)  # the folds' models differ: each started from its own
+    assert main(["cv", "--out", str(tmp_path / "other"), "--init-from", str(cv), *args, "-o", "data.split.seed=7"]) == 2
+    assert "its fold models saw other patients' folds" in capsys.readouterr().err and not (tmp_path / "other" / "fold0").exists()
     one = sorted((sim / "images").glob("*.png"))[0]  # the fold models, averaged, segment a new scan
     assert main(["predict", str(cv), str(one), "--out", str(tmp_path / "pred.csv")]) == 0
     pred = next(csv.DictReader(open(tmp_path / "pred.csv")))

@@ -26,6 +26,8 @@ def add_cv_parser(sub) -> None:
     p.add_argument("--fuse-views", nargs=2, metavar=("CV_VIEW_A", "CV_VIEW_B"), help="instead: patient-level late fusion of two finished CVs of the two views (e.g. ANT, POST)")
     p.add_argument("--compare", nargs=2, metavar=("CV_A", "CV_B"), help="instead: compare two finished CV folders made on the same folds (paired); either may be a file written by --export-oof, "
                    "or a comma-separated list of them, one per training seed of that recipe (-o train.seed=S keeps the folds): the CI then holds training noise too")
+    p.add_argument("--init-from", metavar="CV", help="a finished CV of the same data and folds: each fold's run starts from that CV's same fold's best weights "
+                   "(a second stage that stays out of fold, e.g. p4-text on p4-unet's folds); with --seeds, CV/seed<S>/ when it has them")
     p.add_argument("--continue-from", metavar="CV", help="start --out from a finished CV of the same recipe without checkpoint selection (train.select_metric=last): "
                    "each fold continues CV's training where it stopped early, to train.epochs, and ships its final epoch (the same as training it from scratch)")
     p.add_argument("--export-oof", nargs=2, metavar=("CV", "FILE"), help="instead: keep a finished CV's out-of-fold probabilities without its data (fold, hashed image key, probability: "
@@ -75,7 +77,7 @@ def cmd_cv(a: argparse.Namespace) -> int:
     if a.seeds:
         from ..training.crossval import cross_validate_seeds
 
-        res = cross_validate_seeds(load_config(a.recipe, overrides), a.out, a.seeds, a.folds, a.inner_val)
+        res = cross_validate_seeds(load_config(a.recipe, overrides), a.out, a.seeds, a.folds, a.inner_val, init_from=a.init_from)
         if res["task"] == "segmentation":
             for s, r in res["per_seed"].items():
                 print(f"seed {s}: pooled out-of-fold Dice " + ", ".join(f"{c} {v:.4f}" for c, v in r["per_class_pooled_dice"].items())
@@ -97,7 +99,7 @@ def cmd_cv(a: argparse.Namespace) -> int:
               f"(sd: training noise, same patients); their mean probability (an ensemble of the seeds, still out of fold) {ens}")
         print(f"cv folder: {a.out} (seed<S>/ each a CV folder; cv_seeds.json; an ensemble of every fold model)")
         return 0
-    summary = cross_validate(load_config(a.recipe, overrides), a.out, a.folds, a.inner_val)
+    summary = cross_validate(load_config(a.recipe, overrides), a.out, a.folds, a.inner_val, init_from=a.init_from)
     print(format_summary(summary))
     print(f"cv folder: {a.out} (cv_summary.json, {'oof_per_image.csv' if summary.get('task') == 'segmentation' else 'oof_predictions.csv'})")
     return 0

@@ -54,22 +54,35 @@ def fold_config(cfg: RunConfig, folds: int, fold: int, inner_val: float) -> RunC
     return replace(cfg, data=replace(cfg.data, split=split))
 
 
-def cross_validate(cfg: RunConfig, out_dir: str | Path, folds: int = 5, inner_val: float = 0.15, max_epochs: int | None = None) -> dict:
-    """Train and evaluate every fold not yet done (a fold with a checkpoint resumes), then :func:`summarize_cv`."""
+def cross_validate(cfg: RunConfig, out_dir: str | Path, folds: int = 5, inner_val: float = 0.15, max_epochs: int | None = None,
+                   init_from: str | Path | None = None) -> dict:
+    """Train and evaluate every fold not yet done (a fold with a checkpoint resumes), then :func:`summarize_cv`.
+
+    ``init_from``: a finished CV of the same data and folds; fold ``f``'s run starts from its fold ``f``'s best
+    weights (``model.weights``), which never saw fold ``f``: a two-stage recipe (e.g. P4's U-Net, then the
+    report-guided model on it) stays out of fold.
+    """
     from .run import train_run
 
     if cfg.data.task not in ("binary", "multiclass", "multilabel", "segmentation"):
         raise ValueError(f"scintix cv: data.task {cfg.data.task!r} is not one it can pool out of fold")
+    starts = _fold_starts(cfg, init_from, folds) if init_from is not None else None
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     for f in range(folds):
         run_dir = out_dir / f"fold{f}"
-        if (run_dir / "eval" / "test" / "predictions.csv").is_file():
+        if (run_dir / "eval" / "test" / "metrics.json").is_file():
             log.info("fold %d: done earlier (%s)", f, run_dir)
             continue
         resume = (run_dir / "checkpoints" / "last.pt").is_file()
         log.info("fold %d of %d%s", f + 1, folds, " (resuming)" if resume else "")
-        train_run(fold_config(cfg, folds, f, inner_val), run_dir, resume=resume, max_epochs=max_epochs)
+        fcfg = fold_config(cfg, folds, f, inner_val)
+        if starts:
+            fcfg = replace(fcfg, model=replace(fcfg.model, weights=str(starts[f])))
+        train_run(fcfg, run_dir, resume=resume, max_epochs=max_epochs)
+        if starts and (run_dir / "folds.csv").read_text() != (starts[f].parents[1] / "folds.csv").read_text():
+            raise ValueError(f"{run_dir}: its folds differ from {starts[f].parents[1]}'s (other data or data.split.seed): "
+                             "--init-from needs the CV it starts from made on the same folds")
     if max_epochs is None:  # the k fold models, averaged, as one model for new patients (`scintix predict CV_FOLDER`)
         from ..runfolder import write_ensemble
 
@@ -77,7 +90,28 @@ def cross_validate(cfg: RunConfig, out_dir: str | Path, folds: int = 5, inner_va
     return summarize_cv(out_dir)
 
 
-def cross_validate_seeds(cfg: RunConfig, out_dir: str | Path, seeds: list[int], folds: int = 5, inner_val: float = 0.15) -> dict:
+def _fold_starts(cfg: RunConfig, init_from: str | Path, folds: int) -> list[Path]:
+    """Each fold's starting weights from a finished CV, after checking it was made on the same data and folds."""
+    import yaml
+
+    init_from = Path(init_from)
+    dirs = fold_dirs(init_from)
+    if len(dirs) != folds:
+        raise ValueError(f"--init-from {init_from}: {len(dirs)} fold runs, this CV has {folds}")
+    theirs = yaml.safe_load((dirs[0] / "config.yaml").read_text())["data"]
+    ours = {"source": str(cfg.data.source), "split seed": cfg.data.split.seed}
+    other = {"source": str(theirs.get("source")), "split seed": theirs.get("split", {}).get("seed")}
+    if ours != other:
+        raise ValueError(f"--init-from {init_from}: made on {other}, this CV on {ours}; its fold models saw other patients' folds")
+    starts = [d / "checkpoints" / "best.pt" for d in dirs]
+    missing = [str(s) for s in starts if not s.is_file()]
+    if missing:
+        raise FileNotFoundError(f"--init-from {init_from}: not finished ({missing[0]} missing); finish it with scintix cv first")
+    return starts
+
+
+def cross_validate_seeds(cfg: RunConfig, out_dir: str | Path, seeds: list[int], folds: int = 5, inner_val: float = 0.15,
+                         init_from: str | Path | None = None) -> dict:
     """:func:`cross_validate` once per training seed (``seed<S>/``, ``train.seed=S``) on the same folds; ``cv_seeds.json``.
 
     One CV is one draw of the training: rerunning it with another seed (or
@@ -93,7 +127,8 @@ def cross_validate_seeds(cfg: RunConfig, out_dir: str | Path, seeds: list[int], 
     per_seed = {}
     for s in seeds:
         log.info("training seed %d (%d of %d)", s, seeds.index(s) + 1, len(seeds))
-        summary = cross_validate(replace(cfg, train=replace(cfg.train, seed=s)), out_dir / f"seed{s}", folds, inner_val)
+        start = None if init_from is None else Path(init_from) / f"seed{s}" if (Path(init_from) / f"seed{s}").is_dir() else init_from  # seed by seed when it has seeds
+        summary = cross_validate(replace(cfg, train=replace(cfg.train, seed=s)), out_dir / f"seed{s}", folds, inner_val, init_from=start)
         if summary.get("task") == "segmentation":  # the mean over classes of each class's pooled Dice, and each class's
             dice = {c: v["dice"]["value"] for c, v in summary["per_class"].items()}
             per_seed[s] = {"pooled_dice_mean_over_classes": float(np.mean(list(dice.values()))), "fold_dice_mean": summary["fold_dice_mean"],
