@@ -11,6 +11,7 @@ import re
 import sys
 from pathlib import Path
 
+from _tables_segmentation import segmentation, text_segmentation, text_segmentation_cv
 from _tables_synthesis import (
     ci,
     gan_augmentation,
@@ -319,108 +320,6 @@ def bn_recalibration() -> list[str]:
     return out
 
 
-def segmentation() -> list[str]:
-    path = RES / "segmentation.json"
-    if not path.exists():
-        return []
-    d = json.loads(path.read_text())
-    out = ["### Segmentation (`benchmarks/segmentation.py`)", "",
-           f"Device: {d.get('device')}. Dice/IoU/HD95 (pixels at the training resolution): mean over scans with a lesion; pooled Dice over all scans; "
-           "lesions = 8-connected components; false-positive scan rate over lesion-free scans. 95% CIs: patient-level bootstrap.", "",
-           "| run | data | reported on | n (patients) | Dice | IoU | pooled Dice | HD95 | lesion sens. | FP lesions/scan | FP scan rate | epochs | train time | img/s |",
-           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    data = {"qata": "QaTa-COV19 chest X-rays (real)", "p4": "simulated whole-body bone scans (SYNTHETIC)"}
-    for key, r in d["runs"].items():
-        res = r["test"]
-        for cls, m in res["per_class"].items():
-            out.append(f"| {r['recipe']} ({cls}) | {data.get(key, key)} | {'dataset val split' if key == 'qata' else 'test split'} | {res['n']} ({res['patients']}) | {ci(m['dice'])} | {ci(m['iou'])} | "
-                       f"{ci(m['global_dice'])} | {ci(m['hd95'])} | {ci(m['lesion_sensitivity'])} | {ci(m['false_positive_lesions_per_image'])} | {ci(m['false_positive_scan_rate'])} | "
-                       f"{len(r['history'])} | {r['wall_seconds'] / 60:.0f} min | {r.get('train_images_per_s_median') or 0:.1f} |")
-    out.append("")
-    return out
-
-
-def text_segmentation() -> list[str]:
-    path = RES / "text_segmentation.json"
-    if not path.exists():
-        return []
-    d = json.loads(path.read_text())
-    out = ["### Report-guided segmentation vs our U-Net (`benchmarks/text_segmentation.py`)", "",
-           "Same recipe, split (seed 0) and training budget for both models; only `model.name` differs "
-           "(`unet` vs `text_unet`, gated cross-attention at every decoder stage). Dice: mean over scans with a lesion, at the "
-           "threshold chosen on validation; 95% CIs: patient-level bootstrap. Paired difference: per-scan Dice of the text model "
-           "minus the U-Net's on the same scans. Wall time: training + evaluation of one run. Rows marked 'at 2222f81' were made "
-           "with that commit's text_unet (gates initialised at 0, text encoder built before the U-Net); the others with the shipped "
-           "code (gates at 0.1, the U-Net built first, so it starts from unet's weights). 'two-stage' rows: each seed's U-Net "
-           "(the `unet` rows, 15 epochs) is the first stage; from its best checkpoint one run continues the U-Net (warm_unet) and "
-           "one trains text_unet with that U-Net as its image path (warm_text_unet), 15 more epochs each: same total budget.", "",
-           "| data | model | seed | Dice | pooled Dice | paired diff. vs U-Net | Dice, no report | Dice, another patient's report | wall |",
-           "|---|---|---|---|---|---|---|---|---|"]
-    names = {"qata": "QaTa-COV19 val (real), at 2222f81", "qata_shipped_code": "QaTa-COV19 val (real)", "p4zh": "bone scans, Chinese reports (SYNTHETIC)",
-             "p4zh_at_2222f81": "bone scans, Chinese reports (SYNTHETIC), at 2222f81",
-             "p4zh_warm": "bone scans, Chinese reports (SYNTHETIC), two-stage", "p4en": "bone scans, English reports (SYNTHETIC)"}
-
-    def label(key: str) -> str:  # e.g. p4en_warm_view_n400
-        if key in names:
-            return names[key]
-        base, _, rest = key.partition("_")
-        parts = [names.get(base, base)] + [{"warm": "two-stage", "view": "reports opened by the view ([ANT]/[POST])", "frozen": "text model's image path frozen (fusion and text encoder trained)",
-                                                   "bodypos": "position code in the body's frame"}.get(
-            p, f"{p[1:]} patients" if p.startswith("n") else
-            f"**metastases only, beside benign look-alike foci** (fracture={p[6:]}; the report names them)" if p.startswith("benign") else p)
-            for p in rest.split("_") if p]
-        return ", ".join(parts)
-
-    def summary(where: str, stats: dict, warm: bool, diff: dict, seeds: int) -> str:
-        """The over-seeds row: each model's mean ± sd Dice and the paired difference."""
-        w, nan = "warm_" if warm else "", [float("nan")] * 2
-        u, t = stats.get(f"{w}unet_dice_mean_sd", nan), stats.get(f"{w}text_unet_dice_mean_sd", nan)
-        what = "warm text_unet vs U-Net continued" if warm else "text_unet"
-        return f"| {where} | **{what}, over {seeds} seeds** | | U-Net {u[0]:.3f} ± {u[1]:.3f}, text {t[0]:.3f} ± {t[1]:.3f} | | **{ci(diff)}** | | | |"
-
-    out[2] += " Devices: " + "; ".join(f"{label(k)}: {e.get('device')}" for k, e in d["datasets"].items()) + "."
-    shown: dict[tuple, str] = {}  # run -> the data set whose rows show it (later data sets reuse first-stage and U-Net runs)
-    for key, e in d["datasets"].items():
-        reused = []
-        for tag, r in e["runs"].items():
-            if "recipe" not in r:
-                continue
-            # the same run whichever worktree made it; a folder name alone is not enough (reruns at other commits reuse names)
-            folder = (r.get("run_dir", "").rsplit("/", 1)[-1], r["dice"]["value"], r.get("wall_seconds"))
-            if folder[0] and shown.setdefault(folder, key) != key:
-                reused.append(f"{tag.split('-')[1]} s{tag.split('-s')[-1]}")
-                continue
-            prefix, model, seed = tag.split("-")[0], tag.split("-")[1], tag.split("-s")[-1]
-            tc = (r.get("text_conditions") or {}).get("conditions", {})
-            paired = {"text_unet": e["runs"].get(f"{prefix}-paired-s{seed}"), "warm_text_unet": e["runs"].get(f"{prefix}-warm-paired-s{seed}"),
-                      "text_unet_film": e["runs"].get(f"{prefix}-film-paired-s{seed}", e.get("film_minus_unet_seed0"))}.get(model)
-            out.append(f"| {label(key)} {tuple(e['image_size'])}, {e['epochs']} ep. | {model} | {seed} | {ci(r['dice'])} | {ci(r['global_dice'])} | "
-                       f"{ci(paired) if paired else ''} | {ci(tc['no_report']['dice']) if tc else ''} | {ci(tc['other_patient_report']['dice']) if tc else ''} | {r['wall_seconds'] / 60:.1f} min |")
-        if reused:
-            out.append(f"| {label(key)} | {', '.join(reused)}: the runs shown above, reused | | | | | | | |")
-        if "text_minus_unet_over_seeds" in e:
-            out.append(summary(label(key), e, False, e["text_minus_unet_over_seeds"], len(e["seeds"])))
-        if "warm_text_minus_warm_unet_over_seeds" in e:
-            out.append(summary(label(key), e, True, e["warm_text_minus_warm_unet_over_seeds"], len(e["seeds"])))
-        x = e.get("external")
-        if x:  # the same trained models on new simulated patients, at their own thresholds
-            where = f"{label(key)}, **{x['runs'][next(iter(x['runs']))]['patients']} new patients** (external, their own thresholds)"
-            for tag, r in x["runs"].items():
-                if "dice" not in r or "unet-" not in tag or tag.split("-")[1] == "unet":
-                    continue
-                prefix, model, seed = tag.split("-")[0], tag.split("-")[1], tag.split("-s")[-1]
-                paired = x["runs"].get(f"{prefix}-paired-s{seed}") if "text" in model else None
-                tc = r.get("text_conditions") or {}
-                out.append(f"| {where} | {model} | {seed} | {ci(r['dice'])} | {ci(r['global_dice'])} | {ci(paired) if paired else ''} | "
-                           f"{ci(tc['no_report']) if tc else ''} | {ci(tc['other_patient_report']) if tc else ''} | |")
-            out.append(summary(where, x, "warm_unet_dice_mean_sd" in x, x["text_minus_unet_over_seeds"], len(e["seeds"])))
-        if "film_minus_unet_over_seeds" in e:
-            out.append(f"| {label(key)} | **text_unet_film, over its seeds** | | | | **{ci(e['film_minus_unet_over_seeds'])}** "
-                       f"(vs text_unet: {ci(e['film_minus_text_unet_over_seeds'])}) | | | |")
-    out.append("")
-    return out
-
-
 def _commands(d: dict, where: str = "") -> list[tuple[str, dict]]:
     """Every entry of a results file that records the command that made it: (its place in the file, the entry)."""
     found = [(where, d)] if isinstance(d.get("command"), str) else []
@@ -463,7 +362,7 @@ def with_commands(lines: list[str]) -> list[str]:
 
 
 def main() -> None:
-    lines = (p1() + p1_cv() + bn_recalibration() + segmentation() + text_segmentation() + gan_augmentation() + gan_probe() + sr_bs80k() + p3_thyroid()
+    lines = (p1() + p1_cv() + bn_recalibration() + segmentation() + text_segmentation() + text_segmentation_cv() + gan_augmentation() + gan_probe() + sr_bs80k() + p3_thyroid()
              + p2_wholebody() + calibration_explain() + medmnist() + regions() + speed())
     text = "\n".join(with_commands(lines))
     if "--readme" in sys.argv:

@@ -72,3 +72,19 @@ def test_p1_paper_table_rows_and_factor_contrasts(monkeypatch):
     assert "`p1_resnet18_raw_augds` minus the recipe" in text and "0.012 [-0.004, 0.027]" in text
     assert "resnet18: raw - normalised, with the augmented dataset: -0.020 [-0.040, 0.001]" in text
     assert results_table.p1_paper_table({"variants": {"loss_weighted": {}}}) == []  # no P1 arm yet: no table
+
+
+def test_text_segmentation_cv_table(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    import _tables_segmentation as tables
+
+    m = {"value": 0.55, "ci_low": 0.5, "ci_high": 0.6}
+    arm = {"dice": m, "global_dice": m, "fold_dice_mean": 0.56, "fold_dice_sd": 0.03, "wall_seconds_this_call": 120}
+    diff = {"per_class": {"lesion": {"dice_difference": {"value": 0.021, "ci_low": 0.004, "ci_high": 0.038}, "per_fold_difference_mean": 0.02, "per_fold_difference_sd": 0.01}}}
+    (tmp_path / "text_segmentation_cv.json").write_text(json.dumps({"settings": {"p4zh_n200_k5_e15": {
+        "folds": 5, "epochs_per_stage": 15, "device": "NVIDIA H200", "arms": {"unet-s0": arm, "unet2-s0": arm, "text-s0": arm},
+        "text_minus_unet2": diff, "unet2_minus_unet": diff}}}))
+    monkeypatch.setattr(tables, "RES", tmp_path)
+    text = "\n".join(tables.text_segmentation_cv())
+    assert "| p4zh_n200_k5_e15 (5 folds, 15 ep. per stage) | NVIDIA H200 | text | 0 | 0.550 [0.500, 0.600] |" in text
+    assert "**text - unet2 (primary)**, lesion | | **0.021 [0.004, 0.038]** | | per fold +0.020 ± 0.010" in text

@@ -492,3 +492,25 @@ def _subset(src, dst):
     f = dst / "fold1" / "eval" / "test" / "per_image.csv"
     f.write_text("".join(open(f).readlines()[:-1]))
     return dst
+
+
+def test_a_segmentation_cv_summary_survives_a_fold_without_lesions(tmp_path):
+    """A small CV can leave a fold with no lesion scan (its Dice is undefined, stored as null): the pooled numbers still
+    come from every scan, and the fold mean from the folds that have a Dice."""
+    from scintix.training.crossval import summarize_cv
+
+    for fold, (dices, truth) in enumerate((([0.5, 0.7, None], [40, 60, 0]), ([None, None], [0, 0]))):
+        d = tmp_path / "cv" / f"fold{fold}"
+        (d / "eval" / "test").mkdir(parents=True)
+        (d / "config.yaml").write_text("data:\n  task: segmentation\n")
+        with open(d / "eval" / "test" / "per_image.csv", "w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(["path", "patient_id", "class", "dice", "truth_pixels", "pred_pixels", "true_lesions", "detected_lesions", "false_positive_scan"])
+            for i, (dv, t) in enumerate(zip(dices, truth)):
+                w.writerow([f"/d/f{fold}_{i}.png", f"P{fold}{i}", "lesion", "" if dv is None else dv, t, 50 if t else 10, 1 if t else 0, 1 if t else 0, "" if t else 1])
+        value = None if all(v is None for v in dices) else float(np.mean([v for v in dices if v is not None]))
+        (d / "eval" / "test" / "metrics.json").write_text(json.dumps({"n": len(dices), "patients": len(dices), "per_class": {"lesion": {"dice": {"value": value}}}}))
+    s = summarize_cv(tmp_path / "cv", n_boot=50)
+    assert s["per_class"]["lesion"]["dice"]["value"] == pytest.approx(0.6) and s["per_class"]["lesion"]["images_with_lesion"] == 2
+    assert s["fold_dice_mean"] == pytest.approx(0.6) and np.isnan(s["per_fold"][1]["dice"]["lesion"]) and s["fold_dice_sd"] == 0.0
+    assert s["per_class"]["lesion"]["false_positive_scan_rate"]["value"] == pytest.approx(1.0) and s["per_class"]["lesion"]["lesion_free_images"] == 3

@@ -28,6 +28,16 @@ def _mean_of(v: np.ndarray, pids, ci: dict) -> dict:
     return bootstrap_ratio_ci(np.where(ok, v, 0.0), ok.astype(float), pids, **ci)
 
 
+def _value(m: dict) -> float:
+    """A metric's value as metrics.json stores it (``null`` where undefined, e.g. Dice of a split without lesions)."""
+    return float("nan") if m.get("value") is None else float(m["value"])
+
+
+def _nanmean(values) -> float:
+    values = np.asarray(values, float)
+    return float(np.mean(values[np.isfinite(values)])) if np.isfinite(values).any() else float("nan")
+
+
 def _sd(values) -> float:
     values = np.asarray(values, float)
     return float(np.nanstd(values, ddof=1)) if np.isfinite(values).sum() > 1 else 0.0
@@ -57,12 +67,12 @@ def summarize_segmentation_cv(out_dir: str | Path, n_boot: int = 1000, level: fl
     for d in fold_dirs(out_dir):
         m = json.loads((d / "eval" / "test" / "metrics.json").read_text())
         per_fold.append({"fold": int(d.name[4:]), "n": m["n"], "patients": m["patients"], "thresholds": m.get("thresholds"),
-                         "dice": {c: m["per_class"][c]["dice"]["value"] for c in classes if c in m["per_class"]}})
-    fold_dice = [float(np.nanmean(list(f["dice"].values()))) if f["dice"] else float("nan") for f in per_fold]
+                         "dice": {c: _value(m["per_class"][c]["dice"]) for c in classes if c in m["per_class"]}})
+    fold_dice = [_nanmean(list(f["dice"].values())) for f in per_fold]  # a fold without a lesion scan has no Dice
     pids = [r["patient_id"] for r in rows]
     return rows, {
         "task": "segmentation", "folds": len(per_fold), "n": len({r["path"] for r in rows}), "patients": len(set(pids)), "classes": classes,
-        "per_fold": per_fold, "fold_dice_mean": float(np.nanmean(fold_dice)), "fold_dice_sd": _sd(fold_dice),
+        "per_fold": per_fold, "fold_dice_mean": _nanmean(fold_dice), "fold_dice_sd": _sd(fold_dice),
         "per_class": per_class,
         "ci": f"{level:.0%} patient-level bootstrap, {n_boot} replicates",
         "protocol": "patient-grouped stratified k-fold; each fold's run selects its checkpoint and threshold on an inner grouped validation split "
@@ -100,16 +110,19 @@ def compare_segmentation_cv(sides: list[list[Path]], n_boot: int = 1000, level: 
         runs = [[np.array([rows[k]["dice"] for k in keys]) for rows in side] for side in loaded]
         a, b = (_scan_mean(side) for side in runs)
         lesion = np.isfinite(a) & np.isfinite(b)
+        if not lesion.any():  # no scan of this class has a lesion: no Dice to compare
+            continue
         per_fold = [float(np.mean(a[lesion & (folds == f)]) - np.mean(b[lesion & (folds == f)])) for f in sorted(set(folds)) if (lesion & (folds == f)).any()]
         per_class[c] = {"images_with_lesion": int(lesion.sum()), "dice_a": float(np.mean(a[lesion])), "dice_b": float(np.mean(b[lesion])),
                         "dice_difference": paired_difference_ci(a, b, pids, n_boot, level, seed),
-                        "per_fold_difference": per_fold, "per_fold_difference_mean": float(np.mean(per_fold)),
+                        "per_fold_difference": per_fold, "per_fold_difference_mean": _nanmean(per_fold),
                         "per_fold_difference_sd": _sd(per_fold),
                         **({"runs_dice_a": [float(np.nanmean(r)) for r in runs[0]], "runs_dice_b": [float(np.nanmean(r)) for r in runs[1]]}
                            if len(runs[0]) > 1 or len(runs[1]) > 1 else {})}
     names = [[str(x) for x in side] for side in sides]
     out = {"a": names[0] if len(names[0]) > 1 else names[0][0], "b": names[1] if len(names[1]) > 1 else names[1][0], "task": "segmentation",
-           "n": len({k for k, _ in ref}), "patients": len({r["patient_id"] for r in ref.values()}), "classes": classes, "per_class": per_class}
+           "n": len({k for k, _ in ref}), "patients": len({r["patient_id"] for r in ref.values()}), "classes": list(per_class), "per_class": per_class,
+           "classes_without_lesion": [c for c in classes if c not in per_class]}
     if len(sides[0]) > 1 or len(sides[1]) > 1:
         out["runs_a"], out["runs_b"] = len(sides[0]), len(sides[1])
     return out
