@@ -482,6 +482,10 @@ def test_segmentation_cvs_compare_scan_by_scan_also_over_seeds(tmp_path):
     assert r["runs_dice_b"] == pytest.approx([np.mean(dice["b0"][lesion]), np.mean(dice["b1"][lesion])])
     with pytest.raises(ValueError, match="same images, classes and folds"):
         compare_cv(tmp_path / "a0", _subset(tmp_path / "a0", tmp_path / "fewer"))
+    (tmp_path / "cls" / "fold0").mkdir(parents=True)
+    (tmp_path / "cls" / "fold0" / "config.yaml").write_text("data:\n  task: binary\n")
+    with pytest.raises(ValueError, match="a binary CV; the other side is a segmentation CV"):
+        compare_cv(tmp_path / "cls", tmp_path / "a0")
 
 
 def _subset(src, dst):

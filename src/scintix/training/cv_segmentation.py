@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ..evaluation.bootstrap import bootstrap_ratio_ci, paired_difference_ci
-from .oof import fold_dirs, image_keys, oof_segmentation
+from .oof import cv_task, fold_dirs, image_keys, oof_segmentation
 
 __all__ = ["summarize_segmentation_cv", "compare_segmentation_cv", "format_segmentation_summary", "format_segmentation_comparison"]
 
@@ -83,6 +83,8 @@ def summarize_segmentation_cv(out_dir: str | Path, n_boot: int = 1000, level: fl
 def _per_scan(source: Path) -> dict[tuple[str, str], dict]:
     if not source.is_dir():
         raise ValueError(f"{source}: a segmentation comparison reads CV folders (their per-image Dice), not exported files")
+    if (task := cv_task(source)) != "segmentation":
+        raise ValueError(f"{source}: a {task} CV; the other side is a segmentation CV (a paired comparison needs the same task)")
     rows = oof_segmentation(source)
     return {(k, r["class"]): r for k, r in zip(image_keys([r["path"] for r in rows]), rows)}
 
