@@ -99,8 +99,11 @@ def _fold_starts(cfg: RunConfig, init_from: str | Path, folds: int) -> list[Path
     if len(dirs) != folds:
         raise ValueError(f"--init-from {init_from}: {len(dirs)} fold runs, this CV has {folds}")
     theirs = yaml.safe_load((dirs[0] / "config.yaml").read_text())["data"]
-    ours = {"source": str(cfg.data.source), "split seed": cfg.data.split.seed}
-    other = {"source": str(theirs.get("source")), "split seed": theirs.get("split", {}).get("seed")}
+    def where(source):  # the same data given as another path spelling is the same data
+        return str(Path(source).resolve()) if source else None
+
+    ours = {"source": where(cfg.data.source), "split seed": cfg.data.split.seed}
+    other = {"source": where(theirs.get("source")), "split seed": theirs.get("split", {}).get("seed")}
     if ours != other:
         raise ValueError(f"--init-from {init_from}: made on {other}, this CV on {ours}; its fold models saw other patients' folds")
     starts = [d / "checkpoints" / "best.pt" for d in dirs]
