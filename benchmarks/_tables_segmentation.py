@@ -124,13 +124,16 @@ def text_segmentation_cv() -> list[str]:
            "Two-stage, every simulated patient out of fold once (`scintix cv`, patient-grouped folds, split seed 0): stage 1 a U-Net CV; stage 2 from "
            "each fold's U-Net (`--init-from`), the U-Net continued (unet2) and `text_unet` warm-started (text), the same epochs. Dice: mean over "
            "scans with a lesion, pooled out of fold, patient-level CIs; differences paired scan by scan.", "",
-           "| setting | device | arm | seed | pooled Dice | pooled (global) Dice | fold Dice | wall |", "|---|---|---|---|---|---|---|---|"]
+           "| setting | device | arm | seed | pooled Dice | pooled (global) Dice | fold Dice | Dice, no report | Dice, another patient's report | wall |",
+           "|---|---|---|---|---|---|---|---|---|---|"]
     for key, e in d["settings"].items():
         for name, r in e["arms"].items():
             arm, seed = name.rsplit("-s", 1)
+            tc = (r.get("text_conditions") or {}).get("dice", {})
             out.append(f"| {key} ({e['folds']} folds, {e['epochs_per_stage']} ep. per stage) | {e['device']} | {arm} | {seed} | {ci(r['dice'])} | "
-                       f"{ci(r['global_dice'])} | {r['fold_dice_mean']:.3f} ± {r['fold_dice_sd']:.3f} | {r['wall_seconds_this_call'] / 60:.1f} min |")
+                       f"{ci(r['global_dice'])} | {r['fold_dice_mean']:.3f} ± {r['fold_dice_sd']:.3f} | {ci(tc['no_report']) if 'no_report' in tc else ''} | "
+                       f"{ci(tc['other_patient_report']) if 'other_patient_report' in tc else ''} | {r['wall_seconds_this_call'] / 60:.1f} min |")
         for label, k in (("text - unet2 (primary)", "text_minus_unet2"), ("unet2 - unet", "unet2_minus_unet")):
             for c, r in e[k]["per_class"].items():
-                out.append(f"| {key} | | **{label}**, {c} | | **{ci(r['dice_difference'])}** | | per fold {r['per_fold_difference_mean']:+.3f} ± {r['per_fold_difference_sd']:.3f} | |")
+                out.append(f"| {key} | | **{label}**, {c} | | **{ci(r['dice_difference'])}** | | per fold {r['per_fold_difference_mean']:+.3f} ± {r['per_fold_difference_sd']:.3f} | | | |")
     return out + [""]

@@ -79,7 +79,8 @@ def main() -> None:
             dirs[arm].append(out)
             c = s["classes"][0]
             entry["arms"][f"{arm}-s{seed}"] = {"cv": str(out), "wall_seconds_this_call": round(time.perf_counter() - t0, 1), "dice": s["per_class"][c]["dice"],
-                                               "global_dice": s["per_class"][c]["global_dice"], "fold_dice_mean": s["fold_dice_mean"], "fold_dice_sd": s["fold_dice_sd"]}
+                                               "global_dice": s["per_class"][c]["global_dice"], "fold_dice_mean": s["fold_dice_mean"], "fold_dice_sd": s["fold_dice_sd"],
+                                               **({"text_conditions": s["text_conditions"]} if "text_conditions" in s else {})}
             print(key, arm, seed, "pooled Dice", round(s["per_class"][c]["dice"]["value"], 4), flush=True)
     entry["text_minus_unet2"] = compare_cv(dirs["text"], dirs["unet2"])
     entry["unet2_minus_unet"] = compare_cv(dirs["unet2"], dirs["unet"])

@@ -80,11 +80,13 @@ def test_text_segmentation_cv_table(tmp_path, monkeypatch):
 
     m = {"value": 0.55, "ci_low": 0.5, "ci_high": 0.6}
     arm = {"dice": m, "global_dice": m, "fold_dice_mean": 0.56, "fold_dice_sd": 0.03, "wall_seconds_this_call": 120}
+    text_arm = {**arm, "text_conditions": {"dice": {"report": m, "no_report": {"value": 0.41, "ci_low": 0.35, "ci_high": 0.47}, "other_patient_report": m}}}
     diff = {"per_class": {"lesion": {"dice_difference": {"value": 0.021, "ci_low": 0.004, "ci_high": 0.038}, "per_fold_difference_mean": 0.02, "per_fold_difference_sd": 0.01}}}
     (tmp_path / "text_segmentation_cv.json").write_text(json.dumps({"settings": {"p4zh_n200_k5_e15": {
-        "folds": 5, "epochs_per_stage": 15, "device": "NVIDIA H200", "arms": {"unet-s0": arm, "unet2-s0": arm, "text-s0": arm},
+        "folds": 5, "epochs_per_stage": 15, "device": "NVIDIA H200", "arms": {"unet-s0": arm, "unet2-s0": arm, "text-s0": text_arm},
         "text_minus_unet2": diff, "unet2_minus_unet": diff}}}))
     monkeypatch.setattr(tables, "RES", tmp_path)
     text = "\n".join(tables.text_segmentation_cv())
     assert "| p4zh_n200_k5_e15 (5 folds, 15 ep. per stage) | NVIDIA H200 | text | 0 | 0.550 [0.500, 0.600] |" in text
+    assert "| 0.560 ± 0.030 | 0.410 [0.350, 0.470] | 0.550 [0.500, 0.600] | 2.0 min |" in text and "unet2 | 0 |" in text
     assert "**text - unet2 (primary)**, lesion | | **0.021 [0.004, 0.038]** | | per fold +0.020 ± 0.010" in text

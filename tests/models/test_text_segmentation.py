@@ -271,6 +271,11 @@ def test_qata_text_cli_run_predict_explain_with_and_without_reports(tmp_path, ca
     tc = m["text_conditions"]
     assert set(tc["conditions"]) == {"report", "no_report", "other_patient_report"} and tc["with_report"] == m["n"] == 4
     assert set(tc["differences"]) == {"report - no_report", "report - other_patient_report"}
+    per_scan = list(csv.DictReader(open(run / "eval" / "test" / "text_conditions.csv")))  # each scan's Dice per condition (for CV pooling)
+    assert len(per_scan) == 4 and list(per_scan[0]) == ["path", "patient_id", "dice_report", "dice_no_report", "dice_other_patient_report"]
+    for name in ("report", "no_report"):
+        vals = [float(r[f"dice_{name}"]) for r in per_scan if r[f"dice_{name}"] != ""]
+        assert np.mean(vals) == pytest.approx(tc["conditions"][name]["dice"]["value"], abs=1e-5)
     gallery = json.loads((run / "eval" / "test" / "gallery.json").read_text())
     assert gallery and all(g["report"].startswith("Unilateral") for g in gallery)
     assert main(["report", str(run)]) == 0

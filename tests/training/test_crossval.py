@@ -514,7 +514,14 @@ def test_a_segmentation_cv_summary_survives_a_fold_without_lesions(tmp_path):
                 w.writerow([f"/d/f{fold}_{i}.png", f"P{fold}{i}", "lesion", "" if dv is None else dv, t, 50 if t else 10, 1 if t else 0, 1 if t else 0, "" if t else 1])
         value = None if all(v is None for v in dices) else float(np.mean([v for v in dices if v is not None]))
         (d / "eval" / "test" / "metrics.json").write_text(json.dumps({"n": len(dices), "patients": len(dices), "per_class": {"lesion": {"dice": {"value": value}}}}))
+        with open(d / "eval" / "test" / "text_conditions.csv", "w", newline="") as fh:  # a report-guided model's conditions
+            w = csv.writer(fh)
+            w.writerow(["path", "patient_id", "dice_report", "dice_no_report", "dice_other_patient_report"])
+            for i, (dv, t) in enumerate(zip(dices, truth)):
+                w.writerow([f"/d/f{fold}_{i}.png", f"P{fold}{i}", "" if dv is None else dv, "" if dv is None else dv - 0.1, "" if dv is None else dv - 0.3])
     s = summarize_cv(tmp_path / "cv", n_boot=50)
     assert s["per_class"]["lesion"]["dice"]["value"] == pytest.approx(0.6) and s["per_class"]["lesion"]["images_with_lesion"] == 2
+    tc = s["text_conditions"]  # pooled over folds: each condition's mean over lesion scans, paired differences
+    assert tc["dice"]["no_report"]["value"] == pytest.approx(0.5) and tc["differences"]["report - other_patient_report"]["value"] == pytest.approx(0.3)
     assert s["fold_dice_mean"] == pytest.approx(0.6) and np.isnan(s["per_fold"][1]["dice"]["lesion"]) and s["fold_dice_sd"] == 0.0
     assert s["per_class"]["lesion"]["false_positive_scan_rate"]["value"] == pytest.approx(1.0) and s["per_class"]["lesion"]["lesion_free_images"] == 3

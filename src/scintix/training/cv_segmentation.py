@@ -70,14 +70,33 @@ def summarize_segmentation_cv(out_dir: str | Path, n_boot: int = 1000, level: fl
                          "dice": {c: _value(m["per_class"][c]["dice"]) for c in classes if c in m["per_class"]}})
     fold_dice = [_nanmean(list(f["dice"].values())) for f in per_fold]  # a fold without a lesion scan has no Dice
     pids = [r["patient_id"] for r in rows]
+    conditions = _pooled_conditions(out_dir, ci)
     return rows, {
         "task": "segmentation", "folds": len(per_fold), "n": len({r["path"] for r in rows}), "patients": len(set(pids)), "classes": classes,
         "per_fold": per_fold, "fold_dice_mean": _nanmean(fold_dice), "fold_dice_sd": _sd(fold_dice),
-        "per_class": per_class,
+        "per_class": per_class, **({"text_conditions": conditions} if conditions else {}),
         "ci": f"{level:.0%} patient-level bootstrap, {n_boot} replicates",
         "protocol": "patient-grouped stratified k-fold; each fold's run selects its checkpoint and threshold on an inner grouped validation split "
                     "of the other folds; Dice: mean over the scans with a lesion; fold Dice: the mean over classes of each fold's",
     }
+
+
+def _pooled_conditions(out_dir: Path, ci: dict) -> dict | None:
+    """A report-guided segmenter's out-of-fold Dice with its own report, none and another patient's (each fold's
+    ``text_conditions.csv``), pooled: each condition's mean over the scans with a lesion, and the paired differences."""
+    import csv
+
+    tables = [d / "eval" / "test" / "text_conditions.csv" for d in fold_dirs(out_dir)]
+    if not all(t.is_file() for t in tables):
+        return None
+    rows = [r for t in tables for r in csv.DictReader(open(t, newline="", encoding="utf-8"))]
+    names = [k[5:] for k in rows[0] if k.startswith("dice_")] if rows else []
+    if "report" not in names:
+        return None
+    pids = [r["patient_id"] for r in rows]
+    dice = {k: np.array([float(r[f"dice_{k}"]) if r[f"dice_{k}"] != "" else np.nan for r in rows]) for k in names}
+    return {"scans": len(rows), "dice": {k: _mean_of(v, pids, ci) for k, v in dice.items()},
+            "differences": {f"report - {k}": paired_difference_ci(dice["report"], dice[k], pids, ci["n_boot"], ci["level"], ci["seed"]) for k in names if k != "report"}}
 
 
 def _per_scan(source: Path) -> dict[tuple[str, str], dict]:
@@ -150,6 +169,9 @@ def format_segmentation_summary(s: dict) -> list[str]:
         lines.append(f"{c}: pooled out-of-fold Dice {_f(v['dice'])} over {v['images_with_lesion']} scans with a lesion; pooled (global) Dice {_f(v['global_dice'])}; "
                      f"lesion sensitivity {_f(v['lesion_sensitivity'])}; false-positive scan rate {_f(v['false_positive_scan_rate'])} "
                      f"({v['lesion_free_images']} lesion-free)")
+    if (tc := s.get("text_conditions")):
+        lines.append("pooled out-of-fold Dice by report: " + ", ".join(f"{k.replace('_', ' ')} {_f(v)}" for k, v in tc["dice"].items()))
+        lines.append("  paired: " + "; ".join(f"{k.replace('_', ' ')} {_f(v)}" for k, v in tc["differences"].items()))
     lines.append("(each fold's scans cut at its own validation threshold; CIs: patient sampling, one training seed)")
     return lines
 

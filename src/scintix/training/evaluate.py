@@ -151,7 +151,7 @@ def segmentation_outputs(d: Path, model, ds, index, probs, masks, samples, thres
     write_seg_outputs(d, samples, ds.images[index], masks, task.masks(probs, cut, classes), rows, classes, synthetic, figures=cfg.eval.figures)
     if reads_text:
         res["text_conditions"] = text_conditions(model, ds, task, thresholds, classes, device, amp, cfg, cfg.train.batch_size, in_dataset_order(probs, index), cfg.train.seed,
-                                                 thresholds_no_report, probs_no_report)
+                                                 thresholds_no_report, probs_no_report, out_file=d / "text_conditions.csv")
     return res
 
 

@@ -16,6 +16,8 @@ large drop with another patient's report means the model follows the text
 
 from __future__ import annotations
 
+import csv
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -87,10 +89,11 @@ def _scores(task, probs, masks, thresholds, classes, pids, cfg, seed) -> tuple[d
 
 
 def text_conditions(model, ds, task, thresholds: dict, classes: Sequence[str], device, amp, cfg, batch_size: int, probs: np.ndarray, seed: int = 0,
-                    thresholds_no_report: dict | None = None, probs_no_report: np.ndarray | None = None) -> dict:
+                    thresholds_no_report: dict | None = None, probs_no_report: np.ndarray | None = None, out_file: str | Path | None = None) -> dict:
     """The three conditions on ``ds`` (``probs``: the predictions with the true reports, in ``ds`` order; ``probs_no_report``,
     when already made, those without any, in ``ds`` order). ``thresholds_no_report`` cut the no-report condition (default
-    ``thresholds``)."""
+    ``thresholds``). ``out_file``: also each scan's Dice under each condition (``path, patient_id, dice_<condition>``;
+    empty where undefined), so cross-validation can pool them over folds."""
     samples = ds.samples
     pids = [s.patient_id for s in samples]
     masks = ds.masks[:, 0]
@@ -110,6 +113,12 @@ def text_conditions(model, ds, task, thresholds: dict, classes: Sequence[str], d
             pr = in_dataset_order(p["probs"], p["index"])
         res[name], dice[name] = _scores(task, pr, masks, cut[name], classes, pids, cfg.eval, seed)
     out["conditions"] = res
+    if out_file is not None:
+        with open(out_file, "w", newline="", encoding="utf-8") as fh:
+            w = csv.writer(fh)
+            w.writerow(["path", "patient_id", *(f"dice_{k}" for k in dice)])
+            for i, sample in enumerate(samples):
+                w.writerow([sample.key, sample.patient_id, *("" if not np.isfinite(v[i]) else f"{v[i]:.6f}" for v in dice.values())])
     for name in alt:
         out["differences"][f"report - {name}"] = paired_difference_ci(dice["report"], dice[name], pids, cfg.eval.n_bootstrap, cfg.eval.ci_level, seed)
     return out
