@@ -57,6 +57,10 @@ def test_cv_folds_summary_resume_and_paired_comparison(tiny_manifest, tmp_path, 
 
     ens = load_run(cv)  # the fold models, averaged: one model for new patients
     assert len(ens.model.members) == 2 and ens.thresholds["abnormal"] == pytest.approx(np.mean([load_run(cv / f"fold{f}").thresholds["abnormal"] for f in range(2)]))
+    assert main(["report", str(cv)]) == 0  # the CV's own page: pooled metrics with CIs, folds, ROC curves, fold runs
+    page = (cv / "report.html").read_text()
+    assert f"{s['pooled_oof_auc']['value']:.3f} [{s['pooled_oof_auc']['ci_low']:.3f}" in page and "data:image/png;base64" in page
+    assert "<td>1</td>" in page and "fold1 (no report: scintix report" in page and "one training seed" in page
     mtime = (cv / "fold0" / "checkpoints" / "best.pt").stat().st_mtime
     assert main(["cv", "--data", str(tiny_manifest), "--out", str(cv), "--folds", "2", "--inner-val", "0.3", *FAST]) == 0  # finished folds are not retrained
     assert (cv / "fold0" / "checkpoints" / "best.pt").stat().st_mtime == mtime
@@ -294,6 +298,9 @@ def test_a_multilabel_cv_pools_each_label(tmp_path, multilabel_manifest, capsys)
         assert v["positives"] == sum(y) and v["pooled_oof_auc"]["value"] == pytest.approx(roc_auc(np.array(y, float), np.array([float(r[f"prob_{c}"]) for r in oof])))
     assert s["pooled_oof_auc_macro"] == pytest.approx(np.mean([v["pooled_oof_auc"]["value"] for v in s["per_class"].values()]))
     assert [f["fold"] for f in s["per_fold"]] == [0, 1] and all(set(f["per_class_roc_auc"]) <= set(s["per_class"]) for f in s["per_fold"])
+    assert main(["report", str(tmp_path / "cv")]) == 0
+    page = (tmp_path / "cv" / "report.html").read_text()
+    assert "Pooled out of fold, per class (multilabel)" in page and f"{s['per_class']['arthritis']['pooled_oof_auc']['value']:.3f}" in page
     assert main(["cv", "--fuse-views", str(tmp_path / "cv"), str(tmp_path / "cv")]) == 2  # view fusion pools one positive class
     assert "a multilabel CV; view fusion pools one positive class" in capsys.readouterr().err
     import shutil
@@ -447,6 +454,9 @@ def test_a_segmentation_cv_pools_per_scan_dice_and_compares_paired(tmp_path, cap
     assert not torch.allclose(conv(cv / "fold0"), conv(cv / "fold1"), atol=1e-6)  # the folds' models differ: each started from its own
     assert main(["cv", "--out", str(tmp_path / "other"), "--init-from", str(cv), *args, "-o", "data.split.seed=7"]) == 2
     assert "its fold models saw other patients' folds" in capsys.readouterr().err and not (tmp_path / "other" / "fold0").exists()
+    assert main(["report", str(cv)]) == 0
+    page = (cv / "report.html").read_text()
+    assert "SYNTHETIC DATA" in page and f"lesion ({len(dice)} with a lesion" in page and "fold Dice mean" in page
     one = sorted((sim / "images").glob("*.png"))[0]  # the fold models, averaged, segment a new scan
     assert main(["predict", str(cv), str(one), "--out", str(tmp_path / "pred.csv")]) == 0
     pred = next(csv.DictReader(open(tmp_path / "pred.csv")))

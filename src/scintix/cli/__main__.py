@@ -307,6 +307,11 @@ def _store_explanations(run_dir, gallery: int = 4, faithfulness_n: int = 16) -> 
 def cmd_report(a: argparse.Namespace) -> int:
     from ..evaluation.html import write_report
 
+    if (Path(a.run) / "cv_summary.json").is_file():  # a cross-validation folder: its own page
+        from ..evaluation.cv_html import write_cv_report
+
+        print(f"report -> {write_cv_report(a.run)}")
+        return 0
     _store_explanations(a.run, a.gallery, a.faithfulness_n)
     path = write_report(a.run)
     print(f"report -> {path}")
