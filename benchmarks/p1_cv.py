@@ -179,7 +179,7 @@ def main() -> None:
             if not (Path(sx).is_dir() or Path(sy).is_dir()):
                 print(label, "skipped: both arms' fold runs are gone (a paired comparison needs one CV folder's labels)", flush=True)
                 continue
-            contrasts[label] = {"a": x, "b": y, **invocation(), **compare_cv(sx, sy)}
+            contrasts[label] = {**compare_cv(sx, sy), "arm_a": x, "arm_b": y, **invocation()}
             dd = contrasts[label]["pooled_auc_difference"]
             print(label, round(dd["value"], 4), [round(dd["ci_low"], 4), round(dd["ci_high"], 4)], flush=True)
         if contrasts:
