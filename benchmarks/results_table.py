@@ -135,8 +135,10 @@ def p1_paper_table(d: dict) -> list[str]:
     out.append(f"| P1 (published, private data) | raw | with | {p['accuracy']:.3f} | {p['precision']:.3f} | {p['recall']:.3f} | {p['specificity']:.3f} | {p['f1']:.3f} | {p['auc']:.3f} | |")
     for name, s in rows.items():
         if (diff := s.get("minus_loss_weighted")):
-            out += ["", f"`{name}` minus the recipe (`loss_weighted`: normalised, online augmentation), pooled out-of-fold ROC-AUC, paired on the same folds: "
-                    f"{ci(diff['pooled_auc_difference'])}."]
+            ref = d["variants"].get("loss_weighted", {}).get("pooled_oof_auc", {}).get("value")
+            which = f" (its earlier bf16 run, pooled {diff['pooled_auc_b']:.3f}: the out-of-fold file kept)" if ref is not None and abs(diff["pooled_auc_b"] - ref) > 1e-9 else ""
+            out += ["", f"`{name}` minus the recipe (`loss_weighted`: normalised, online augmentation{which}), pooled out-of-fold ROC-AUC, paired on the same folds: "
+                    f"{ci(diff['pooled_auc_difference'])}; per fold " + ", ".join(f"{v:+.3f}" for v in diff.get("per_fold_difference", [])) + "."]
     contrasts = d.get("p1_contrasts", {})
     if contrasts:
         out += ["", "P1's factors, each a paired difference of pooled out-of-fold ROC-AUC on the same folds (patient-level CI): "

@@ -64,12 +64,13 @@ def test_p1_paper_table_rows_and_factor_contrasts(monkeypatch):
     m = {"value": 0.9, "ci_low": 0.85, "ci_high": 0.95}
     arm = {f"pooled_{k}_at_fold_thresholds": m for k in ("accuracy", "precision", "sensitivity", "specificity", "f1")}
     arm.update(pooled_oof_auc={"value": 0.95, "ci_low": 0.93, "ci_high": 0.97}, wall_seconds_this_call=600, device="cpu (2 threads)",
-               minus_loss_weighted={"pooled_auc_difference": {"value": 0.012, "ci_low": -0.004, "ci_high": 0.027}})
-    d = {"variants": {"loss_weighted": {}, "p1_resnet18_raw_augds": arm},
+               minus_loss_weighted={"pooled_auc_difference": {"value": 0.012, "ci_low": -0.004, "ci_high": 0.027}, "pooled_auc_b": 0.949, "per_fold_difference": [0.01, -0.02]})
+    d = {"variants": {"loss_weighted": {"pooled_oof_auc": {"value": 0.941}}, "p1_resnet18_raw_augds": arm},
          "p1_contrasts": {"resnet18: raw - normalised, with the augmented dataset": {"pooled_auc_difference": {"value": -0.02, "ci_low": -0.04, "ci_high": 0.001}}}}
     text = "\n".join(results_table.p1_paper_table(d))
     assert "| resnet18 | raw | with | 0.900 [0.850, 0.950] |" in text and "| 0.950 [0.930, 0.970] | 10 min (cpu (2 threads)) |" in text
-    assert "`p1_resnet18_raw_augds` minus the recipe" in text and "0.012 [-0.004, 0.027]" in text
+    assert "`p1_resnet18_raw_augds` minus the recipe" in text and "0.012 [-0.004, 0.027]; per fold +0.010, -0.020" in text
+    assert "its earlier bf16 run, pooled 0.949" in text  # paired with a run other than the one the table shows
     assert "resnet18: raw - normalised, with the augmented dataset: -0.020 [-0.040, 0.001]" in text
     assert results_table.p1_paper_table({"variants": {"loss_weighted": {}}}) == []  # no P1 arm yet: no table
 
