@@ -75,28 +75,10 @@ def cmd_cv(a: argparse.Namespace) -> int:
             done = continue_without_selection(ref, out)
             print(f"folds {done or 'none (already there)'} of {ref} continue in {out} without checkpoint selection (their saved config; --recipe and -o do not apply to them)")
     if a.seeds:
-        from ..training.crossval import cross_validate_seeds
+        from ..training.crossval import cross_validate_seeds, format_seeds
 
         res = cross_validate_seeds(load_config(a.recipe, overrides), a.out, a.seeds, a.folds, a.inner_val, init_from=a.init_from)
-        if res["task"] == "segmentation":
-            for s, r in res["per_seed"].items():
-                print(f"seed {s}: pooled out-of-fold Dice " + ", ".join(f"{c} {v:.4f}" for c, v in r["per_class_pooled_dice"].items())
-                      + f"; folds {r['fold_dice_mean']:.4f} +- {r['fold_dice_sd']:.4f}")
-            print(f"over {len(a.seeds)} training seeds: pooled Dice {res['pooled_dice_mean']:.4f} +- {res['pooled_dice_sd_over_seeds']:.4f} (sd: training noise, same patients)")
-            print(f"cv folder: {a.out} (seed<S>/ each a CV folder; cv_seeds.json; an ensemble of every fold model)")
-            return 0
-        macro = res["task"] != "binary"
-        for s, r in res["per_seed"].items():
-            m = r["pooled_oof_auc"] if not macro else None
-            print(f"seed {s}: " + (f"pooled out-of-fold ROC-AUC {m['value']:.4f} [{m['ci_low']:.4f}, {m['ci_high']:.4f}]" if m else
-                                   f"macro mean of the pooled ROC-AUCs {r['pooled_oof_auc_macro']:.4f} ("
-                                   + ", ".join(f"{c} {v:.4f}" for c, v in r["per_class_pooled_oof_auc"].items()) + ")")
-                  + f"; folds {r['fold_auc_mean']:.4f} +- {r['fold_auc_sd']:.4f}")
-        e = res["seed_ensemble_pooled_oof_auc"]
-        ens = f"{e['value']:.4f} [{e['ci_low']:.4f}, {e['ci_high']:.4f}]" if not macro else (
-            f"{e['value']:.4f} (macro; " + ", ".join(f"{c} {v['value']:.4f} [{v['ci_low']:.4f}, {v['ci_high']:.4f}]" for c, v in e["per_class"].items()) + ")")
-        print(f"over {len(a.seeds)} training seeds: pooled{' macro' if macro else ''} {res['pooled_oof_auc_mean']:.4f} +- {res['pooled_oof_auc_sd_over_seeds']:.4f} "
-              f"(sd: training noise, same patients); their mean probability (an ensemble of the seeds, still out of fold) {ens}")
+        print(format_seeds(res))
         print(f"cv folder: {a.out} (seed<S>/ each a CV folder; cv_seeds.json; an ensemble of every fold model)")
         return 0
     summary = cross_validate(load_config(a.recipe, overrides), a.out, a.folds, a.inner_val, init_from=a.init_from)

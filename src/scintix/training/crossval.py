@@ -43,7 +43,7 @@ from .cv_compare import (
 from .cv_segmentation import format_segmentation_summary, summarize_segmentation_cv
 from .oof import cv_task, fold_dirs, oof_predictions, seed_dirs
 
-__all__ = ["cross_validate", "cross_validate_seeds", "seed_dirs", "seed_ensemble_auc", "continue_without_selection", "summarize_cv", "compare_cv", "export_oof", "fuse_views",
+__all__ = ["cross_validate", "cross_validate_seeds", "format_seeds", "seed_dirs", "seed_ensemble_auc", "continue_without_selection", "summarize_cv", "compare_cv", "export_oof", "fuse_views",
            "pooled_auc_ci", "paired_auc_difference", "cv_task", "oof_predictions"]
 
 log = logging.getLogger(__name__)
@@ -326,4 +326,28 @@ def format_summary(s: dict) -> str:
     if "pooled_f1_at_fold_thresholds" in s:  # summaries written before these were added lack them
         lines.append(f"pooled accuracy {f(s['pooled_accuracy_at_fold_thresholds'])}, precision {f(s['pooled_precision_at_fold_thresholds'])}, "
                      f"F1 {f(s['pooled_f1_at_fold_thresholds'])} at the same thresholds")
+    return "\n".join(lines)
+
+
+def format_seeds(res: dict) -> str:
+    """:func:`cross_validate_seeds`'s result as ``scintix cv --seeds`` prints it: each seed's pooled figure, then the spread over seeds."""
+    seeds = len(res["per_seed"])
+    if res["task"] == "segmentation":
+        lines = [f"seed {s}: pooled out-of-fold Dice " + ", ".join(f"{c} {v:.4f}" for c, v in r["per_class_pooled_dice"].items())
+                 + f"; folds {r['fold_dice_mean']:.4f} +- {r['fold_dice_sd']:.4f}" for s, r in res["per_seed"].items()]
+        lines.append(f"over {seeds} training seeds: pooled Dice {res['pooled_dice_mean']:.4f} +- {res['pooled_dice_sd_over_seeds']:.4f} (sd: training noise, same patients)")
+        return "\n".join(lines)
+    macro = res["task"] != "binary"
+    lines = []
+    for s, r in res["per_seed"].items():
+        m = r["pooled_oof_auc"] if not macro else None
+        lines.append(f"seed {s}: " + (f"pooled out-of-fold ROC-AUC {m['value']:.4f} [{m['ci_low']:.4f}, {m['ci_high']:.4f}]" if m else
+                                      f"macro mean of the pooled ROC-AUCs {r['pooled_oof_auc_macro']:.4f} ("
+                                      + ", ".join(f"{c} {v:.4f}" for c, v in r["per_class_pooled_oof_auc"].items()) + ")")
+                     + f"; folds {r['fold_auc_mean']:.4f} +- {r['fold_auc_sd']:.4f}")
+    e = res["seed_ensemble_pooled_oof_auc"]
+    ens = f"{e['value']:.4f} [{e['ci_low']:.4f}, {e['ci_high']:.4f}]" if not macro else (
+        f"{e['value']:.4f} (macro; " + ", ".join(f"{c} {v['value']:.4f} [{v['ci_low']:.4f}, {v['ci_high']:.4f}]" for c, v in e["per_class"].items()) + ")")
+    lines.append(f"over {seeds} training seeds: pooled{' macro' if macro else ''} {res['pooled_oof_auc_mean']:.4f} +- {res['pooled_oof_auc_sd_over_seeds']:.4f} "
+                 f"(sd: training noise, same patients); their mean probability (an ensemble of the seeds, still out of fold) {ens}")
     return "\n".join(lines)
