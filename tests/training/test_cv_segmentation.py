@@ -138,4 +138,6 @@ def test_a_segmentation_cv_summary_survives_a_fold_without_lesions(tmp_path):
     tc = s["text_conditions"]  # pooled over folds: each condition's mean over lesion scans, paired differences
     assert tc["dice"]["no_report"]["value"] == pytest.approx(0.5) and tc["differences"]["report - other_patient_report"]["value"] == pytest.approx(0.3)
     assert s["fold_dice_mean"] == pytest.approx(0.6) and np.isnan(s["per_fold"][1]["dice"]["lesion"]) and s["fold_dice_sd"] == 0.0
+    assert "NaN" not in (tmp_path / "cv" / "cv_summary.json").read_text()  # strict JSON: an undefined value is null, as in metrics.json
+    assert json.loads((tmp_path / "cv" / "cv_summary.json").read_text())["per_fold"][1]["dice"]["lesion"] is None
     assert s["per_class"]["lesion"]["false_positive_scan_rate"]["value"] == pytest.approx(1.0) and s["per_class"]["lesion"]["lesion_free_images"] == 3

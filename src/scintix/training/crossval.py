@@ -33,6 +33,7 @@ import numpy as np
 
 from ..config import RunConfig
 from ..evaluation.bootstrap import bootstrap_ratio_ci, paired_auc_difference
+from ..evaluation.report import save_json
 from .cv_compare import (
     compare_cv,
     export_oof,
@@ -153,7 +154,7 @@ def cross_validate_seeds(cfg: RunConfig, out_dir: str | Path, seeds: list[int], 
                "pooled_oof_auc_sd_over_seeds": float(np.std(pooled, ddof=1)) if len(pooled) > 1 else 0.0,
                "seed_ensemble_pooled_oof_auc": seed_ensemble_auc([out_dir / f"seed{s}" for s in seeds]),
                "note": "the sd over seeds is training noise on the same patients; each seed's CI is patient sampling alone"}
-    (out_dir / "cv_seeds.json").write_text(json.dumps(out, indent=2))
+    save_json(out_dir / "cv_seeds.json", out)  # NaN (a class without positives) as null, as metrics.json
     from ..runfolder import write_ensemble
 
     write_ensemble(out_dir, [out_dir / f"seed{s}" / f"fold{f}" for s in seeds for f in range(folds)])
@@ -257,7 +258,7 @@ def _write_summary(out_dir: Path, rows: list[dict], summary: dict, file: str = "
         w = csv.DictWriter(fh, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(rows)
-    (out_dir / "cv_summary.json").write_text(json.dumps(summary, indent=2))
+    save_json(out_dir / "cv_summary.json", summary)
     return summary
 
 
