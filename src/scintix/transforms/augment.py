@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .intensity_augment import apply_intensity, has_intensity_ops, sample_intensity
+
 __all__ = ["AugmentConfig", "Augmenter"]
 
 
@@ -27,20 +29,26 @@ class AugmentConfig:
     scale: float = 0.1  # zoom factor in 1 +- scale
     flip_prob: float = 0.0  # left-right flip; off by default because it swaps body sides
     intensity: float = 0.0  # multiplicative intensity jitter in 1 +- intensity (count level)
+    # nnU-Net's other intensity perturbations (transforms/intensity_augment.py), each on a share intensity_prob of the images:
+    noise: float = 0.0  # Gaussian noise, sd up to this share of the image's intensity range
+    blur: float = 0.0  # Gaussian blur, sigma up to this many pixels
+    contrast: float = 0.0  # contrast around the image's mean in 1 +- contrast, range kept
+    gamma: float = 0.0  # gamma exponent log-uniform in [1 / (1 + gamma), 1 + gamma] on the image's own range
+    intensity_prob: float = 0.15  # probability of each of noise, blur, contrast, gamma (nnU-Net: 0.1-0.15)
     batched: bool = True  # one affine grid per training batch (BatchAugmenter, ~6x cheaper) instead of MONAI per sample; per sample with data.patch_size
     offline_copies: int = 0  # P1's "augmented dataset": this many fixed copies of every training image, drawn once (seeded) from the ranges above and added to the training split; independent of enabled (online)
 
     def __post_init__(self) -> None:
-        for name in ("prob", "flip_prob"):
+        for name in ("prob", "flip_prob", "intensity_prob"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"augment.{name}={getattr(self, name)}: a probability in [0, 1]")
-        for name in ("rotate_deg", "translate", "scale", "intensity"):
+        for name in ("rotate_deg", "translate", "scale", "intensity", "noise", "blur", "contrast", "gamma"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"augment.{name}={getattr(self, name)}: must be >= 0")
         if not (isinstance(self.offline_copies, int) and self.offline_copies >= 0):
             raise ValueError(f"augment.offline_copies={self.offline_copies}: a whole number >= 0")
-        if self.scale >= 1 or self.intensity >= 1:
-            raise ValueError(f"augment.scale={self.scale}, augment.intensity={self.intensity}: must stay below 1 (factors 1 +- x)")
+        if self.scale >= 1 or self.intensity >= 1 or self.contrast >= 1:
+            raise ValueError(f"augment.scale={self.scale}, augment.intensity={self.intensity}, augment.contrast={self.contrast}: must stay below 1 (factors 1 +- x)")
 
 
 class Augmenter:
@@ -63,7 +71,7 @@ class Augmenter:
     def is_identity(self) -> bool:
         c = self.cfg
         no_affine = c.prob == 0 or (c.rotate_deg == 0 and c.translate == 0 and c.scale == 0)
-        return not c.enabled or (no_affine and c.flip_prob == 0 and c.intensity == 0)
+        return not c.enabled or (no_affine and c.flip_prob == 0 and c.intensity == 0 and not has_intensity_ops(c))
 
     def __call__(self, arr: np.ndarray, seed: int) -> np.ndarray:
         """The augmented image alone."""
@@ -92,6 +100,8 @@ class Augmenter:
         if self.cfg.intensity > 0:
             rng = np.random.default_rng(seed + 2)
             out = out * np.float32(1 + rng.uniform(-self.cfg.intensity, self.cfg.intensity))
+        if has_intensity_ops(self.cfg):  # the same draw as the batched path's for this seed
+            out = apply_intensity(torch.as_tensor(np.ascontiguousarray(out))[None], [sample_intensity(self.cfg, seed)])[0].numpy()
         return out, mask, cross
 
     def _geometric(self, arr: np.ndarray, randomize: bool, mode: str, shift: bool = True) -> np.ndarray:

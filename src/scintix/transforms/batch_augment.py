@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from .augment import AugmentConfig
+from .intensity_augment import apply_intensity, has_intensity_ops, sample_intensity
 
 __all__ = ["AffineParams", "sample_params", "affine_matrix", "warp", "BatchAugmenter"]
 
@@ -97,6 +98,8 @@ class BatchAugmenter:
         out["image"] = self._image(x, mats)
         if self.cfg.intensity > 0:
             out["image"] = out["image"] * torch.tensor([p.intensity for p in ps], dtype=x.dtype, device=x.device)[:, None, None, None]
+        if has_intensity_ops(self.cfg):
+            out["image"] = apply_intensity(out["image"], [sample_intensity(self.cfg, int(s)) for s in (seeds.tolist() if torch.is_tensor(seeds) else seeds)])
         if torch.is_tensor(batch.get("cross")):
             out["cross"] = self._image(batch["cross"], mats)
         if torch.is_tensor(batch.get("mask")):
