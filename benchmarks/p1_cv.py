@@ -62,6 +62,7 @@ VARIANTS = {
     "loss_weighted_focal": ["train.class_balance=loss", "train.focal_gamma=2"],  # focal loss (gamma 2) with the same weights
     "loss_weighted_last": ["train.class_balance=loss", "train.select_metric=last"],  # no checkpoint selection (the final of 24 epochs): choosing by AUC on ~16 inner-val positives is noisy; the independent plain baseline selected nothing
     "loss_weighted_valloss": ["train.class_balance=loss", "train.select_metric=loss"],  # the epoch with the lowest inner-val loss (all ~400 inner-val images count, not only the ~16 positives' ranks)
+    "loss_weighted_intensity": ["train.class_balance=loss", "augment.noise=0.05", "augment.blur=0.75", "augment.contrast=0.25", "augment.gamma=0.5", "augment.intensity_prob=0.3"],  # nnU-Net's intensity perturbations (count noise, blur, contrast, gamma): patients and cameras differ in all four
     "loss_weighted_both_views": ["train.class_balance=loss", "data.train_extra_views=[post]"],  # anterior model also trained on the posterior crops (their own labels): 2x images, 243 vs 136 positive crops; tested on anterior only
 }
 
