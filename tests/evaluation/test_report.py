@@ -79,3 +79,18 @@ def test_checkpoint_that_does_not_fit_is_a_one_line_error(evaluated_run, tmp_pat
     assert main(["evaluate", str(run)]) == 2
     err = capsys.readouterr().err
     assert "best.pt: checkpoint does not fit the model" in err and "Traceback" not in err
+
+
+def test_the_card_names_intensity_augmentation_when_a_run_used_it(evaluated_run, tmp_path):
+    import yaml
+
+    from scintix.evaluation.card import write_model_card
+
+    assert "intensity augmentation" not in (evaluated_run / "model_card.md").read_text()  # off by default: not mentioned
+    run = tmp_path / "run"
+    shutil.copytree(evaluated_run, run)
+    cfg = yaml.safe_load((run / "config.yaml").read_text())
+    cfg["augment"].update(noise=0.05, gamma=0.5, intensity_prob=0.3)
+    (run / "config.yaml").write_text(yaml.safe_dump(cfg))
+    card = write_model_card(run).read_text()
+    assert "intensity augmentation (nnU-Net's): noise 0.05, gamma 0.5, each on a share 0.3 of the training images" in card

@@ -95,6 +95,10 @@ def write_model_card(run_dir: str | Path) -> Path:
     copies = cfg.get("augment", {}).get("offline_copies")
     if copies:
         lines.append(f"- augmented dataset: {copies} fixed geometric copies of every training image were added (augment.offline_copies)")
+    aug = cfg.get("augment", {})
+    ops = [f"{k} {aug[k]}" for k in ("noise", "blur", "contrast", "gamma") if aug.get(k)]
+    if aug.get("enabled", True) and ops and aug.get("intensity_prob"):
+        lines.append(f"- intensity augmentation (nnU-Net's): {', '.join(ops)}, each on a share {aug['intensity_prob']} of the training images")
     if cfg["train"].get("ema"):
         lines.append(f"- weights: an exponential moving average of the training weights (decay {cfg['train']['ema']} per step), as validated and selected")
     leak = summary.get("leakage", {})
