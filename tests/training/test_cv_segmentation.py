@@ -40,8 +40,9 @@ def test_a_segmentation_cv_pools_per_scan_dice_and_compares_paired(tmp_path, cap
     assert main(["cv", "--compare", str(cv), str(cv)]) == 0
     out = capsys.readouterr().out
     assert f"lesion ({len(dice)} scans with a lesion)" in out and "A - B: 0.0000 [0.0000, 0.0000]" in out
-    assert main(["cv", "--export-oof", str(cv), str(tmp_path / "x.csv")]) == 2
-    assert "a segmentation CV" in capsys.readouterr().err and not (tmp_path / "x.csv").exists()
+    assert main(["cv", "--export-oof", str(cv), str(tmp_path / "x.csv")]) == 0  # per-scan Dice kept without the data
+    assert "per-scan Dice" in capsys.readouterr().out and len(list(csv.DictReader(open(tmp_path / "x.csv")))) == len(dice)
+    assert main(["cv", "--compare", str(tmp_path / "x.csv"), str(cv)]) == 0 and "A - B: 0.0000 [0.0000, 0.0000]" in capsys.readouterr().out
     mtime = (cv / "fold0" / "checkpoints" / "best.pt").stat().st_mtime
     assert main(["cv", "--out", str(cv), *args]) == 0 and (cv / "fold0" / "checkpoints" / "best.pt").stat().st_mtime == mtime  # finished folds are kept
     capsys.readouterr()
@@ -96,6 +97,21 @@ def test_segmentation_cvs_compare_scan_by_scan_also_over_seeds(tmp_path):
     assert r["runs_dice_b"] == pytest.approx([np.mean(dice["b0"][lesion]), np.mean(dice["b1"][lesion])])
     with pytest.raises(ValueError, match="same images, classes and folds"):
         compare_cv(tmp_path / "a0", _subset(tmp_path / "a0", tmp_path / "fewer"))
+    # kept without the data: the scans with a lesion, hashed; pairing against the file = pairing against the folder
+    from scintix.training.cv_compare import export_oof
+
+    kept = export_oof(tmp_path / "b0", tmp_path / "b0.csv")
+    rows = list(csv.DictReader(open(kept)))
+    assert list(rows[0]) == ["fold", "key", "class", "dice"] and len(rows) == lesion.sum() and "s1.png" not in kept.read_text() and "P" not in kept.read_text()
+    from_file = compare_cv(tmp_path / "a0", kept, n_boot=200)["per_class"]["lesion"]
+    assert from_file["dice_difference"] == pytest.approx(one["dice_difference"], abs=1e-6) and from_file["per_fold_difference"] == pytest.approx(by_fold, abs=1e-6)
+    assert compare_cv([kept, tmp_path / "b1"], [tmp_path / "a0", tmp_path / "a1"], n_boot=50)["runs_a"] == 2  # a file among a recipe's seeds
+    short = tmp_path / "short.csv"
+    short.write_text("".join(open(kept).readlines()[:-1]))  # one scan with a lesion fewer
+    with pytest.raises(ValueError, match="same images, classes and folds"):
+        compare_cv(tmp_path / "a0", short)
+    with pytest.raises(ValueError, match="at least one side must be a CV folder"):
+        compare_cv(kept, kept)
     (tmp_path / "cls" / "fold0").mkdir(parents=True)
     (tmp_path / "cls" / "fold0" / "config.yaml").write_text("data:\n  task: binary\n")
     with pytest.raises(ValueError, match="a binary CV; the other side is a segmentation CV"):

@@ -31,7 +31,7 @@ def add_cv_parser(sub) -> None:
     p.add_argument("--continue-from", metavar="CV", help="start --out from a finished CV of the same recipe without checkpoint selection (train.select_metric=last): "
                    "each fold continues CV's training where it stopped early, to train.epochs, and ships its final epoch (the same as training it from scratch)")
     p.add_argument("--export-oof", nargs=2, metavar=("CV", "FILE"), help="instead: keep a finished CV's out-of-fold probabilities without its data (fold, hashed image key, probability: "
-                   "no file names, patients or labels), to --compare later CVs with after the fold runs are gone")
+                   "no file names, patients or labels; a segmentation CV: fold, key, class, Dice of each scan with a lesion), to --compare later CVs with after the fold runs are gone")
 
 
 def cmd_cv(a: argparse.Namespace) -> int:
@@ -43,8 +43,11 @@ def cmd_cv(a: argparse.Namespace) -> int:
         return 0
     if a.export_oof:
         from ..training.cv_compare import export_oof
+        from ..training.oof import cv_task
 
-        print(f"out-of-fold probabilities of {a.export_oof[0]} (no file names, patients or labels): {export_oof(*a.export_oof)}")
+        seg = cv_task(a.export_oof[0]) == "segmentation"
+        what = "per-scan Dice (scans with a lesion; no file names, patients or masks)" if seg else "probabilities (no file names, patients or labels)"
+        print(f"out-of-fold {what} of {a.export_oof[0]}: {export_oof(*a.export_oof)}")
         return 0
     if a.fuse_views:
         from ..training.cv_compare import fuse_views

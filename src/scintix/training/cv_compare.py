@@ -24,7 +24,12 @@ from ..evaluation.bootstrap import (
     paired_auc_difference,
 )
 from ..evaluation.metrics import roc_auc
-from .cv_segmentation import compare_segmentation_cv, format_segmentation_comparison
+from .cv_segmentation import (
+    compare_segmentation_cv,
+    export_segmentation_oof,
+    format_segmentation_comparison,
+    is_segmentation_source,
+)
 from .oof import binary_oof, cv_task, image_keys, oof_predictions, seed_dirs
 
 __all__ = ["compare_cv", "format_comparison", "seed_ensemble_auc", "export_oof", "fuse_views", "image_keys", "pooled_auc_ci"]
@@ -46,7 +51,10 @@ def _folder_rows(out_dir) -> tuple[list[dict], list[str], bool]:
 
 def export_oof(cv_dir: str | Path, file: str | Path) -> Path:
     """A CV's out-of-fold probabilities without its data: ``fold, key, prob_<class>...`` per image (:func:`image_keys`;
-    the positive class's for a binary CV, every class's otherwise), for :func:`compare_cv` later."""
+    the positive class's for a binary CV, every class's otherwise), for :func:`compare_cv` later. A segmentation CV's
+    per-scan Dice instead (:func:`~scintix.training.cv_segmentation.export_segmentation_oof`)."""
+    if cv_task(cv_dir) == "segmentation":
+        return export_segmentation_oof(cv_dir, file)
     rows, classes, _ = _folder_rows(cv_dir)
     file = Path(file)
     file.parent.mkdir(parents=True, exist_ok=True)
@@ -166,7 +174,7 @@ def compare_cv(a_dir, b_dir, n_boot: int = 1000, level: float = 0.95, seed: int 
     Segmentation CVs: per-scan Dice, paired (:func:`~scintix.training.cv_segmentation.compare_segmentation_cv`).
     """
     sides = [[d for x in ([a] if isinstance(a, (str, Path)) else a) for d in seed_dirs(x)] for a in (a_dir, b_dir)]
-    if any(Path(x).is_dir() and cv_task(x) == "segmentation" for side in sides for x in side):  # per-scan Dice, not probabilities
+    if any(is_segmentation_source(x) for side in sides for x in side):  # per-scan Dice, not probabilities
         return compare_segmentation_cv(sides, n_boot, level, seed)
     ys, pids, folds, runs, binary = _aligned_oof(sides, f"{a_dir}, {b_dir}")
     names = [[str(x) for x in side] for side in sides]

@@ -11,6 +11,7 @@ the same folds compare paired, scan by scan (:func:`compare_segmentation_cv`).
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -19,7 +20,7 @@ import numpy as np
 from ..evaluation.bootstrap import bootstrap_ratio_ci, paired_difference_ci
 from .oof import cv_task, fold_dirs, image_keys, oof_segmentation
 
-__all__ = ["summarize_segmentation_cv", "compare_segmentation_cv", "format_segmentation_summary", "format_segmentation_comparison"]
+__all__ = ["summarize_segmentation_cv", "compare_segmentation_cv", "export_segmentation_oof", "is_segmentation_source", "format_segmentation_summary", "format_segmentation_comparison"]
 
 
 def _mean_of(v: np.ndarray, pids, ci: dict) -> dict:
@@ -84,8 +85,6 @@ def summarize_segmentation_cv(out_dir: str | Path, n_boot: int = 1000, level: fl
 def _pooled_conditions(out_dir: Path, ci: dict) -> dict | None:
     """A report-guided segmenter's out-of-fold Dice with its own report, none and another patient's (each fold's
     ``text_conditions.csv``), pooled: each condition's mean over the scans with a lesion, and the paired differences."""
-    import csv
-
     tables = [d / "eval" / "test" / "text_conditions.csv" for d in fold_dirs(out_dir)]
     if not all(t.is_file() for t in tables):
         return None
@@ -99,13 +98,46 @@ def _pooled_conditions(out_dir: Path, ci: dict) -> dict | None:
             "differences": {f"report - {k}": paired_difference_ci(dice["report"], dice[k], pids, ci["n_boot"], ci["level"], ci["seed"]) for k in names if k != "report"}}
 
 
-def _per_scan(source: Path) -> dict[tuple[str, str], dict]:
+SEG_EXPORT_FIELDS = ["fold", "key", "class", "dice"]
+
+
+def export_segmentation_oof(cv_dir: str | Path, file: str | Path) -> Path:
+    """A segmentation CV's out-of-fold Dice without its data, for :func:`compare_segmentation_cv` once the fold runs are gone:
+    ``fold, key, class, dice`` for each scan (and foreground class) with a lesion, the key a hash of the scan's path
+    (:func:`~scintix.training.oof.image_keys`). No file names, patients or masks; the rows do say which (hashed)
+    scans have a lesion, as any per-scan Dice does."""
+    rows = oof_segmentation(cv_dir)
+    file = Path(file)
+    file.parent.mkdir(parents=True, exist_ok=True)
+    keyed = sorted(((r["fold"], k, r["class"], r["dice"]) for r, k in zip(rows, image_keys([r["path"] for r in rows])) if r["truth_pixels"] > 0))
+    with open(file, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(SEG_EXPORT_FIELDS)
+        w.writerows([f, k, c, f"{d:.6f}"] for f, k, c, d in keyed)
+    return file
+
+
+def is_segmentation_source(source: str | Path) -> bool:
+    """A segmentation CV folder, or a file :func:`export_segmentation_oof` wrote."""
+    source = Path(source)
+    if source.is_dir():
+        return cv_task(source) == "segmentation"
+    with open(source, newline="", encoding="utf-8") as fh:
+        return next(csv.reader(fh), None) == SEG_EXPORT_FIELDS
+
+
+def _per_scan(source: Path) -> tuple[dict[tuple[str, str], dict], bool]:
+    """``{(key, class): row}`` and whether the source is a CV folder; an exported file holds the scans with a lesion only."""
     if not source.is_dir():
-        raise ValueError(f"{source}: a segmentation comparison reads CV folders (their per-image Dice), not exported files")
+        with open(source, newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(fh)
+            if reader.fieldnames != SEG_EXPORT_FIELDS:
+                raise ValueError(f"{source}: not a segmentation CV folder nor its exported per-scan Dice ({', '.join(SEG_EXPORT_FIELDS)})")
+            return {(r["key"], r["class"]): {"fold": int(r["fold"]), "dice": float(r["dice"])} for r in reader}, False
     if (task := cv_task(source)) != "segmentation":
         raise ValueError(f"{source}: a {task} CV; the other side is a segmentation CV (a paired comparison needs the same task)")
     rows = oof_segmentation(source)
-    return {(k, r["class"]): r for k, r in zip(image_keys([r["path"] for r in rows]), rows)}
+    return {(k, r["class"]): r for k, r in zip(image_keys([r["path"] for r in rows]), rows)}, True
 
 
 def compare_segmentation_cv(sides: list[list[Path]], n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> dict:
@@ -116,12 +148,19 @@ def compare_segmentation_cv(sides: list[list[Path]], n_boot: int = 1000, level: 
     is not in it: it shows in ``runs_dice_a`` / ``runs_dice_b``), and the
     per-fold differences of mean Dice.
     """
-    loaded = [[_per_scan(Path(x)) for x in side] for side in sides]
-    ref, ref_src = loaded[0][0], sides[0][0]
-    for side, srcs in zip(loaded, sides):
-        for rows, x in zip(side, srcs):
-            if set(rows) != set(ref) or any(rows[k]["fold"] != ref[k]["fold"] for k in ref):
+    read = [[_per_scan(Path(x)) for x in side] for side in sides]
+    folders = [(rows, x) for side, srcs in zip(read, sides) for (rows, is_dir), x in zip(side, srcs) if is_dir]
+    if not folders:
+        raise ValueError(f"{sides[0][0]}, {sides[1][0]}: at least one side must be a CV folder (exported files hold no patients)")
+    ref, ref_src = folders[0]
+    lesion_keys = {k for k, r in ref.items() if r["truth_pixels"] > 0}
+    for side, srcs in zip(read, sides):
+        for (rows, is_dir), x in zip(side, srcs):
+            same = set(rows) == set(ref) if is_dir else set(rows) == lesion_keys
+            if not same or any(rows[k]["fold"] != ref[k]["fold"] for k in rows):
                 raise ValueError(f"{x} and {ref_src} were not cross-validated on the same images, classes and folds: a paired comparison needs both")
+    nan = {"dice": float("nan")}
+    loaded = [[rows if is_dir else {k: rows.get(k, nan) for k in ref} for rows, is_dir in side] for side in read]  # a file's lesion-free scans: no Dice
     classes = list(dict.fromkeys(c for _, c in ref))
     per_class = {}
     for c in classes:
