@@ -17,8 +17,9 @@ scans with a lesion, paired, patient-level CI (``scintix cv --compare``);
 also unet2 minus unet. Data: ``scintix simulate --n N --seed 0`` (metastases,
 with ``--benign-foci P`` benign look-alike foci the report names; metastases
 segmented), SYNTHETIC. Writes benchmarks/results/text_segmentation_cv.json
-(one entry per setting; earlier entries kept). CV folders under
-benchmarks/work/text-seg-cv-*/ are resumed.
+(one entry per setting; earlier entries kept) and each CV's out-of-fold per-scan Dice in
+benchmarks/results/text_segmentation_cv_oof/ (``scintix cv --compare`` pairs a later CV with them). CV folders
+under benchmarks/work/text-seg-cv-*/ are resumed.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ def main() -> None:
     from scintix.cli.__main__ import main as cli
     from scintix.config import load_config
     from scintix.training.crossval import compare_cv, cross_validate
+    from scintix.training.cv_compare import export_oof
 
     prevalence = ["metastasis=0.6", "arthritis=0", *([f"fracture={a.benign_foci:g}"] if a.benign_foci else [])]
     tag = f"n{a.sim_patients}" + (f"-benign{a.benign_foci:g}" if a.benign_foci else "")
@@ -77,8 +79,9 @@ def main() -> None:
             s = cross_validate(load_config("p4-text", [*common, *over, f"train.seed={seed}"]), out, a.folds, 0.15,
                                init_from=WORK / f"text-seg-cv-{key}-{start}-s{seed}" if start else None)
             dirs[arm].append(out)
+            kept_oof = export_oof(out, RESULTS / "text_segmentation_cv_oof" / f"{key}-{arm}-s{seed}.csv")  # SYNTHETIC: pairable later without the folds
             c = s["classes"][0]
-            entry["arms"][f"{arm}-s{seed}"] = {"cv": str(out), "wall_seconds_this_call": round(time.perf_counter() - t0, 1), "dice": s["per_class"][c]["dice"],
+            entry["arms"][f"{arm}-s{seed}"] = {"cv": str(out), "oof_dice_file": str(kept_oof.relative_to(RESULTS.parent.parent)), "wall_seconds_this_call": round(time.perf_counter() - t0, 1), "dice": s["per_class"][c]["dice"],
                                                "global_dice": s["per_class"][c]["global_dice"], "fold_dice_mean": s["fold_dice_mean"], "fold_dice_sd": s["fold_dice_sd"],
                                                **({"text_conditions": s["text_conditions"]} if "text_conditions" in s else {})}
             print(key, arm, seed, "pooled Dice", round(s["per_class"][c]["dice"]["value"], 4), flush=True)
