@@ -167,7 +167,27 @@ def medmnist() -> list[str]:
                  + f", threshold on the ensemble's val probabilities; members' test AUC {min(r['member_test_auc']):.3f}-{max(r['member_test_auc']):.3f}")
         out.append(f"| {label} | {ci(r['test_auc'])} | {r['test_acc_at_0.5']:.3f} | {ci(r['test_acc_at_val_threshold'])} | "
                    f"{r['members']} x {r['member_epochs']} epochs, {r['wall_seconds_total'] / 60:.1f} min total, {r.get('device', '')} |")
-    return out + [""]
+    return out + medmnist_intensity(d.get("intensity_augment_pair")) + [""]
+
+
+def medmnist_intensity(r: dict | None) -> list[str]:
+    """Rows of the declared attempt (issue 14 item 5): the best recipe with vs without nnU-Net's intensity augmentation, per seed, and the paired differences."""
+    if not r:
+        return []
+    out = []
+    for seed, v in r["seeds"].items():
+        for arm, label in (("without", "best CPU recipe rerun"), ("with", "+ intensity augmentation")):
+            x = v[arm]
+            out.append(f"| scintix {label}, seed {seed} | {ci(x['test_auc'])} | {x['test_acc_at_0.5']:.3f} | {ci(x['test_acc_at_val_threshold'])} | "
+                       f"{x['epochs_run']} epochs, {x['wall_seconds_total'] / 60:.1f} min total |")
+    diffs = "; ".join(f"seed {seed} {ci(v['test_auc_difference'])}" for seed, v in r["seeds"].items())
+    lines = ["", f"Intensity augmentation (`{' '.join(r['overrides'])}`), declared before it ran ({r['declared']}): test AUC with minus without, "
+                 f"paired on the test images, {diffs}."]
+    if "test_auc_difference_over_seeds" in r:
+        o = r["test_auc_difference_over_seeds"]
+        lines[-1] += (f" Over the {len(r['seeds'])} seeds (mean test AUC {sum(o['runs_auc_a']) / len(o['runs_auc_a']):.3f} with, "
+                      f"{sum(o['runs_auc_b']) / len(o['runs_auc_b']):.3f} without; the CI resamples images and seeds): {ci(o)}.")
+    return out + lines
 
 
 def speed() -> list[str]:

@@ -91,3 +91,17 @@ def test_text_segmentation_cv_table(tmp_path, monkeypatch):
     assert "| p4zh_n200_k5_e15 (5 folds, 15 ep. per stage) | NVIDIA H200 | text | 0 | 0.550 [0.500, 0.600] |" in text
     assert "| 0.560 ± 0.030 | 0.410 [0.350, 0.470] | 0.550 [0.500, 0.600] | 2.0 min |" in text and "unet2 | 0 |" in text
     assert "**text - unet2 (primary)**, lesion | | **0.021 [0.004, 0.038]** | | per fold +0.020 ± 0.010" in text
+
+
+def test_medmnist_intensity_rows_and_differences(monkeypatch):
+    results_table = _table_module(monkeypatch)
+    m = {"value": 0.98, "ci_low": 0.97, "ci_high": 0.99}
+    arm = {"test_auc": m, "test_acc_at_0.5": 0.9375, "test_acc_at_val_threshold": m, "epochs_run": 24, "wall_seconds_total": 429.4}
+    r = {"overrides": ["augment.gamma=0.5"], "declared": "before the runs",
+         "seeds": {"0": {"with": arm, "without": arm, "test_auc_difference": {"value": 0.019, "ci_low": 0.008, "ci_high": 0.032}},
+                   "1": {"with": arm, "without": arm, "test_auc_difference": {"value": -0.002, "ci_low": -0.01, "ci_high": 0.006}}},
+         "test_auc_difference_over_seeds": {"value": 0.0085, "ci_low": -0.004, "ci_high": 0.02, "runs_auc_a": [0.98, 0.97], "runs_auc_b": [0.96, 0.97]}}
+    text = "\n".join(results_table.medmnist_intensity(r))
+    assert "| scintix + intensity augmentation, seed 1 | 0.980 [0.970, 0.990] | 0.938 | 0.980 [0.970, 0.990] | 24 epochs, 7.2 min total |" in text
+    assert "seed 0 0.019 [0.008, 0.032]; seed 1 -0.002 [-0.010, 0.006]" in text and "(mean test AUC 0.975 with, 0.965 without" in text
+    assert "0.009 [-0.004, 0.020]" in text and results_table.medmnist_intensity(None) == []
