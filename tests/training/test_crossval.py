@@ -251,6 +251,23 @@ def test_continuing_a_cv_without_selection_equals_training_it_from_scratch(tiny_
             sel = load_checkpoint(cont / f"fold{f}" / "checkpoints" / "best.pt")["selection"]
             assert sel["epoch"] == 3 and sel["criterion"] == "last"
         assert continue_without_selection(tmp_path / ref, cont) == []  # done folds are left alone
+    # the fold models evaluated again (no training): identity TTA = the reference; shift TTA moves the probabilities; eval.* only
+    from scintix.training.crossval import reevaluate_cv
+    from scintix.training.cv_compare import compare_cv
+
+    ref = tmp_path / "full"
+    assert main(["cv", "--out", str(tmp_path / "re-id"), "--reevaluate-from", str(ref), "-o", "eval.tta=[identity]"]) == 0
+    before, again = oof_predictions(ref)[0], oof_predictions(tmp_path / "re-id")[0]
+    assert [r["path"] for r in again] == [r["path"] for r in before] and [r["prob"] for r in again] == pytest.approx([r["prob"] for r in before], abs=1e-6)
+    shifted = reevaluate_cv(ref, tmp_path / "re-shift", ["eval.tta=[identity,shift]"])
+    moved = oof_predictions(tmp_path / "re-shift")[0]
+    assert max(abs(a["prob"] - b["prob"]) for a, b in zip(moved, before)) > 1e-4 and shifted["reevaluated_from"]["overrides"] == ["eval.tta=[identity,shift]"]
+    assert (tmp_path / "re-shift" / "fold0" / "checkpoints" / "best.pt").read_bytes() == (ref / "fold0" / "checkpoints" / "best.pt").read_bytes()
+    assert not (tmp_path / "re-shift" / "fold0" / "checkpoints" / "last.pt").exists()
+    assert compare_cv(tmp_path / "re-shift", ref, n_boot=50)["pooled_auc_difference"]["value"] == pytest.approx(
+        shifted["pooled_oof_auc"]["value"] - json.loads((ref / "cv_summary.json").read_text())["pooled_oof_auc"]["value"])
+    with pytest.raises(ValueError, match=r"eval\.\* overrides only"):
+        reevaluate_cv(ref, tmp_path / "re-train", ["train.epochs=5"])
 
 
 @pytest.mark.slow

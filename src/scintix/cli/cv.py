@@ -30,6 +30,8 @@ def add_cv_parser(sub) -> None:
                    "(a second stage that stays out of fold, e.g. p4-text on p4-unet's folds); with --seeds, CV/seed<S>/ when it has them")
     p.add_argument("--continue-from", metavar="CV", help="start --out from a finished CV of the same recipe without checkpoint selection (train.select_metric=last): "
                    "each fold continues CV's training where it stopped early, to train.epochs, and ships its final epoch (the same as training it from scratch)")
+    p.add_argument("--reevaluate-from", metavar="CV", help="instead of training: CV's fold models evaluated again into --out under the -o eval.* overrides "
+                   "(e.g. -o 'eval.tta=[identity,shift]'), each fold's threshold and temperature chosen again on its own inner validation split; then --compare --out CV")
     p.add_argument("--export-oof", nargs=2, metavar=("CV", "FILE"), help="instead: keep a finished CV's out-of-fold probabilities without its data (fold, hashed image key, probability: "
                    "no file names, patients or labels; a segmentation CV: fold, key, class, Dice of each scan with a lesion), to --compare later CVs with after the fold runs are gone")
 
@@ -70,6 +72,12 @@ def cmd_cv(a: argparse.Namespace) -> int:
     from ..config import load_config
 
     overrides = list(a.overrides) + ([f"data.source={json.dumps(str(Path(a.data).resolve()))}"] if a.data else []) + ([f"train.epochs={a.epochs}"] if a.epochs else [])
+    if a.reevaluate_from:
+        from ..training.crossval import reevaluate_cv
+
+        print(format_summary(reevaluate_cv(a.reevaluate_from, a.out, list(a.overrides))))
+        print(f"cv folder: {a.out} (the fold models of {a.reevaluate_from}, evaluated with {' '.join(a.overrides)}; pair them: scintix cv --compare {a.out} {a.reevaluate_from})")
+        return 0
     if a.continue_from:
         from ..training.crossval import continue_without_selection
 

@@ -216,6 +216,48 @@ def continue_without_selection(ref_dir: str | Path, out_dir: str | Path) -> list
     return prepared
 
 
+def reevaluate_cv(ref_dir: str | Path, out_dir: str | Path, overrides: list[str]) -> dict:
+    """A finished CV's fold models evaluated again under other ``eval.*`` settings, with no training.
+
+    E.g. test-time augmentation (``eval.tta=[identity,shift]``) or another
+    threshold rule, out of fold: each fold's run files and ``best.pt`` are
+    copied to ``out_dir`` with the overrides in its config; the fold's
+    temperature and threshold are chosen again on its own inner validation
+    split and its out-of-fold split scored again. Summarised like any CV
+    (pair it with the reference: ``compare_cv(out_dir, ref_dir)``); a fold
+    already evaluated in ``out_dir`` is kept.
+    """
+    import shutil
+
+    import yaml
+
+    from ..config import config_to_dict, load_config
+    from .evaluate import evaluate_run
+
+    ref_dir, out_dir = Path(ref_dir), Path(out_dir)
+    if not overrides or any(not o.strip().startswith("eval.") for o in overrides):
+        raise ValueError(f"re-evaluation takes eval.* overrides only (the fold models are not retrained): {' '.join(overrides) or 'none given'}")
+    for src in fold_dirs(ref_dir):
+        dst = out_dir / src.name
+        if (dst / "eval" / "test" / "metrics.json").is_file():
+            continue
+        if not (src / "checkpoints" / "best.pt").is_file():
+            raise FileNotFoundError(f"{src}: no checkpoints/best.pt to evaluate (is that CV finished?)")
+        shutil.rmtree(dst, ignore_errors=True)  # an interrupted evaluation starts again
+        (dst / "checkpoints").mkdir(parents=True)
+        for name in RUN_FILES:
+            if (src / name).is_file():
+                (dst / name).write_bytes((src / name).read_bytes())
+        shutil.copy2(src / "checkpoints" / "best.pt", dst / "checkpoints" / "best.pt")
+        cfg = load_config(src / "config.yaml", overrides)  # checked as any recipe's overrides are
+        (dst / "config.yaml").write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
+        evaluate_run(dst)
+    summary = summarize_cv(out_dir)
+    summary["reevaluated_from"] = {"cv": str(ref_dir), "overrides": list(overrides)}
+    save_json(out_dir / "cv_summary.json", summary)
+    return summary
+
+
 def summarize_cv(out_dir: str | Path, n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> dict:
     """``cv_summary.json`` and ``oof_predictions.csv`` from the fold runs; returns the summary."""
     out_dir = Path(out_dir)
