@@ -66,6 +66,11 @@ VARIANTS = {
     "loss_weighted_both_views": ["train.class_balance=loss", "data.train_extra_views=[post]"],  # anterior model also trained on the posterior crops (their own labels): 2x images, 243 vs 136 positive crops; tested on anterior only
 }
 
+# Variants that are another variant's fold models evaluated again (crossval.reevaluate_cv: no training, each fold's threshold and
+# temperature chosen again on its inner validation split), paired with that variant as well as with --against.
+REEVALUATED = {"loss_weighted_intensity_tta": ("loss_weighted_intensity", ["eval.tta=[identity,shift]"])}  # test-time augmentation: the mean over 2-px shifts
+VARIANTS.update({name: [*VARIANTS[src], *over] for name, (src, over) in REEVALUATED.items()})
+
 # Variants that differ from a reference only in checkpoint selection continue the reference's fold runs where each stopped
 # (crossval.continue_without_selection: the same trajectories, tested equal to training from scratch) when they are in WORK.
 CONTINUES = {"loss_weighted_last": "loss_weighted"}
@@ -108,6 +113,7 @@ def main() -> None:
         cross_validate,
         export_oof,
         fuse_views,
+        reevaluate_cv,
         seed_ensemble_auc,
     )
 
@@ -148,12 +154,21 @@ def main() -> None:
             overrides = [f"data.source={data}", "train.progress=false", "train.tensorboard=false", *VARIANTS[name], *([f"train.epochs={a.epochs}"] if a.epochs else []),
                          *([f"train.seed={seed}"] if seed else [])]
             start = time.perf_counter()
-            ref = key(CONTINUES[name], seed) if name in CONTINUES else None
-            continued = continue_without_selection(WORK / f"p1-cv-{ref}", WORK / f"p1-cv-{k}") if finished(ref) else []
-            summary = cross_validate(load_config("p1-thoracic", overrides), WORK / f"p1-cv-{k}", a.folds, 0.15)
+            if name in REEVALUATED:  # the fold models of another variant, evaluated again: no training
+                src = key(REEVALUATED[name][0], seed)
+                if not finished(src):
+                    print(k, f"skipped: it re-evaluates {src}'s fold models, which are not in {WORK}", flush=True)
+                    continue
+                summary, continued = reevaluate_cv(WORK / f"p1-cv-{src}", WORK / f"p1-cv-{k}", REEVALUATED[name][1]), []
+            else:
+                ref = key(CONTINUES[name], seed) if name in CONTINUES else None
+                continued = continue_without_selection(WORK / f"p1-cv-{ref}", WORK / f"p1-cv-{k}") if finished(ref) else []
+                summary = cross_validate(load_config("p1-thoracic", overrides), WORK / f"p1-cv-{k}", a.folds, 0.15)
             s = {**invocation(), "overrides": overrides, "folds": a.folds, "device": device, "wall_seconds_this_call": round(time.perf_counter() - start, 1), **summary}
             if continued:
                 s["continued_from"] = f"{ref}'s fold runs {continued}, each from where it stopped (wall time: the remaining epochs and evaluation only)"
+            if name in REEVALUATED:
+                s[f"minus_{REEVALUATED[name][0]}"] = compare_cv(WORK / f"p1-cv-{k}", WORK / f"p1-cv-{src}")
             export_oof(WORK / f"p1-cv-{k}", oof_dir / f"{k}.csv")
             reference = source(a.against, seed)
             if name != a.against and reference is not None:

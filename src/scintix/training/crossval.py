@@ -44,7 +44,7 @@ from .cv_compare import (
 from .cv_segmentation import format_segmentation_summary, summarize_segmentation_cv
 from .oof import cv_task, fold_dirs, oof_predictions, seed_dirs
 
-__all__ = ["cross_validate", "cross_validate_seeds", "format_seeds", "seed_dirs", "seed_ensemble_auc", "continue_without_selection", "summarize_cv", "compare_cv", "export_oof", "fuse_views",
+__all__ = ["cross_validate", "cross_validate_seeds", "format_seeds", "seed_dirs", "seed_ensemble_auc", "continue_without_selection", "reevaluate_cv", "summarize_cv", "compare_cv", "export_oof", "fuse_views",
            "pooled_auc_ci", "paired_auc_difference", "cv_task", "oof_predictions"]
 
 log = logging.getLogger(__name__)
