@@ -62,14 +62,14 @@ def p1_cv() -> list[str]:
     for name, s in d["variants"].items():
         if name.startswith("p1_"):  # P1's own arms: their own table below
             continue
-        against = next((k[len("minus_"):] for k in s if k.startswith("minus_") and not k.endswith("_over_seeds")), None)
-        diff = s[f"minus_{against}"]["pooled_auc_difference"] if against else None
-        ref = d["variants"].get(against, {}) if against else {}
-        if against and "earlier_run_bf16" in ref and abs(s[f"minus_{against}"]["pooled_auc_b"] - ref["pooled_oof_auc"]["value"]) > 1e-9:
-            against += " (its bf16 run)"  # paired before the reference was rerun
+        pairs = []  # each paired difference the variant records (a re-evaluated one: from its source and from the reference)
+        for against in (k[len("minus_"):] for k in s if k.startswith("minus_") and not k.endswith("_over_seeds")):
+            ref = d["variants"].get(against, {})
+            bf16 = "earlier_run_bf16" in ref and abs(s[f"minus_{against}"]["pooled_auc_b"] - ref["pooled_oof_auc"]["value"]) > 1e-9  # paired before the reference was rerun
+            pairs.append(f"{ci(s[f'minus_{against}']['pooled_auc_difference'])} vs {against}{' (its bf16 run)' if bf16 else ''}")
         out.append(f"| {name} | {s['n']} ({s['positives']}) | " + ", ".join(f"{f['roc_auc']:.3f}" for f in s["per_fold"])
                    + f"; {s['fold_auc_mean']:.3f} ± {s['fold_auc_sd']:.3f} | {ci(s['pooled_oof_auc'])} | {ci(s['pooled_sensitivity_at_fold_thresholds'])} | "
-                   f"{ci(s['pooled_specificity_at_fold_thresholds'])} | {f'{ci(diff)} vs {against}' if diff else ''} | {s['wall_seconds_this_call'] / 60:.0f} min"
+                   f"{ci(s['pooled_specificity_at_fold_thresholds'])} | {'; '.join(pairs)} | {s['wall_seconds_this_call'] / 60:.0f} min"
                    f"{f' ({dev})' if (dev := s.get('device', d.get('device'))) != d.get('device') else ''} |")
     for name, s in d["variants"].items():  # a variant rerun on another machine: what its earlier run gave (numerics alone move fold AUCs)
         if (e := s.get("earlier_run_bf16")):

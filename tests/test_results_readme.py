@@ -105,3 +105,16 @@ def test_medmnist_intensity_rows_and_differences(monkeypatch):
     assert "| scintix + intensity augmentation, seed 1 | 0.980 [0.970, 0.990] | 0.938 | 0.980 [0.970, 0.990] | 24 epochs, 7.2 min total |" in text
     assert "seed 0 0.019 [0.008, 0.032]; seed 1 -0.002 [-0.010, 0.006]" in text and "(mean test AUC 0.975 with, 0.965 without" in text
     assert "0.009 [-0.004, 0.020]" in text and results_table.medmnist_intensity(None) == []
+
+
+def test_p1_cv_row_lists_every_pairing_of_a_variant(tmp_path, monkeypatch):
+    results_table = _table_module(monkeypatch)
+    m = {"value": 0.95, "ci_low": 0.93, "ci_high": 0.97}
+    row = {"n": 2195, "positives": 136, "per_fold": [{"roc_auc": 0.95}], "fold_auc_mean": 0.95, "fold_auc_sd": 0.01, "pooled_oof_auc": m,
+           "pooled_sensitivity_at_fold_thresholds": m, "pooled_specificity_at_fold_thresholds": m, "wall_seconds_this_call": 120}
+    tta = {**row, "minus_x": {"pooled_auc_difference": {"value": 0.004, "ci_low": -0.001, "ci_high": 0.009}, "pooled_auc_b": 0.95},
+           "minus_loss_weighted": {"pooled_auc_difference": {"value": 0.01, "ci_low": -0.01, "ci_high": 0.03}, "pooled_auc_b": 0.949}}
+    (tmp_path / "p1_cv.json").write_text(json.dumps({"device": "cpu", "variants": {"loss_weighted": row, "x": row, "x_tta": tta}}))
+    monkeypatch.setattr(results_table, "RES", tmp_path)
+    text = "\n".join(results_table.p1_cv())
+    assert "| 0.004 [-0.001, 0.009] vs x; 0.010 [-0.010, 0.030] vs loss_weighted | 2 min |" in text
