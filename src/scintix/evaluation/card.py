@@ -92,10 +92,9 @@ def write_model_card(run_dir: str | Path) -> Path:
     if d.get("train_extra_views"):
         lines.append(f"- training also used the training patients' {', '.join(d['train_extra_views'])} images, each with its own label; "
                      f"validation and test are {d.get('view_filter')} images only")
-    copies = cfg.get("augment", {}).get("offline_copies")
-    if copies:
-        lines.append(f"- augmented dataset: {copies} fixed geometric copies of every training image were added (augment.offline_copies)")
     aug = cfg.get("augment", {})
+    if (copies := aug.get("offline_copies")):
+        lines.append(f"- augmented dataset: {copies} fixed geometric copies of every training image were added (augment.offline_copies)")
     ops = [f"{k} {aug[k]}" for k in ("noise", "blur", "contrast", "gamma") if aug.get(k)]
     if aug.get("enabled", True) and ops and aug.get("intensity_prob"):
         lines.append(f"- intensity augmentation (nnU-Net's): {', '.join(ops)}, each on a share {aug['intensity_prob']} of the training images")

@@ -164,6 +164,14 @@ def cross_validate_seeds(cfg: RunConfig, out_dir: str | Path, seeds: list[int], 
 RUN_FILES = ("config.yaml", "meta.json", "split.csv", "folds.csv", "data_summary.json", "history.csv", "tokenizer.json")
 
 
+def _copy_run_files(src: Path, dst: Path) -> None:
+    """A fold run's small files (config, split, history, ...) into ``dst``, with an empty ``checkpoints/`` beside them."""
+    (dst / "checkpoints").mkdir(parents=True, exist_ok=True)
+    for name in RUN_FILES:
+        if (src / name).is_file():
+            (dst / name).write_bytes((src / name).read_bytes())
+
+
 def continue_without_selection(ref_dir: str | Path, out_dir: str | Path) -> list[int]:
     """Start a CV without checkpoint selection (``train.select_metric=last``) from a finished CV of the same recipe.
 
@@ -192,10 +200,7 @@ def continue_without_selection(ref_dir: str | Path, out_dir: str | Path) -> list
         cfg = yaml.safe_load((src / "config.yaml").read_text())
         ema = cfg["train"].get("ema")
         tmp = out_dir / f".{src.name}.tmp"  # a fold appears whole or not at all
-        (tmp / "checkpoints").mkdir(parents=True, exist_ok=True)
-        for name in RUN_FILES:
-            if (src / name).is_file():
-                (tmp / name).write_bytes((src / name).read_bytes())
+        _copy_run_files(src, tmp)
         cfg["train"]["select_metric"] = "last"
         (tmp / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
         ck = load_checkpoint(src / "checkpoints" / "last.pt")
@@ -244,10 +249,7 @@ def reevaluate_cv(ref_dir: str | Path, out_dir: str | Path, overrides: list[str]
         if not (src / "checkpoints" / "best.pt").is_file():
             raise FileNotFoundError(f"{src}: no checkpoints/best.pt to evaluate (is that CV finished?)")
         shutil.rmtree(dst, ignore_errors=True)  # an interrupted evaluation starts again
-        (dst / "checkpoints").mkdir(parents=True)
-        for name in RUN_FILES:
-            if (src / name).is_file():
-                (dst / name).write_bytes((src / name).read_bytes())
+        _copy_run_files(src, dst)
         shutil.copy2(src / "checkpoints" / "best.pt", dst / "checkpoints" / "best.pt")
         cfg = load_config(src / "config.yaml", overrides)  # checked as any recipe's overrides are
         (dst / "config.yaml").write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))

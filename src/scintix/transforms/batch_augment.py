@@ -92,14 +92,15 @@ class BatchAugmenter:
         if seeds is None:
             return batch
         x = batch["image"]
-        ps = self.params(seeds.tolist() if torch.is_tensor(seeds) else list(seeds), tuple(x.shape[-2:]))
+        seeds = seeds.tolist() if torch.is_tensor(seeds) else list(seeds)
+        ps = self.params(seeds, tuple(x.shape[-2:]))
         mats = torch.from_numpy(np.stack([affine_matrix(p) for p in ps]))
         out = dict(batch)
         out["image"] = self._image(x, mats)
         if self.cfg.intensity > 0:
             out["image"] = out["image"] * torch.tensor([p.intensity for p in ps], dtype=x.dtype, device=x.device)[:, None, None, None]
         if has_intensity_ops(self.cfg):
-            out["image"] = apply_intensity(out["image"], [sample_intensity(self.cfg, int(s)) for s in (seeds.tolist() if torch.is_tensor(seeds) else seeds)])
+            out["image"] = apply_intensity(out["image"], [sample_intensity(self.cfg, int(s)) for s in seeds])
         if torch.is_tensor(batch.get("cross")):
             out["cross"] = self._image(batch["cross"], mats)
         if torch.is_tensor(batch.get("mask")):

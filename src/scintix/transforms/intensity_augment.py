@@ -9,7 +9,10 @@ of the batch it lands in and of the geometric draws), in nnU-Net's order:
 noise, blur, contrast, gamma. They work in each image's own intensity range
 (its minimum to maximum before they start), so they mean the same for raw
 counts, min-max or z-scored inputs; contrast and gamma keep that range. Masks
-and P3's cross-feature images are not touched.
+and P3's cross-feature images are not touched. Written here rather than with
+MONAI's per-sample ``RandGaussianNoise`` / ``RandGaussianSmooth`` /
+``RandAdjustContrast`` because the batched path (:mod:`.batch_augment`) applies
+them to a whole batch on its device, each image replayable from its own seed.
 """
 
 from __future__ import annotations
