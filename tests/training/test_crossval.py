@@ -421,3 +421,11 @@ def test_multilabel_cvs_compare_per_label_and_macro_also_over_seeds_and_from_an_
     out = capsys.readouterr().out
     assert "macro mean of the classes' pooled out-of-fold ROC-AUCs (metastasis, arthritis)" in out and f"A - B: {macro['value']:+.4f}" in out
     assert f"arthritis ({int(truth[:, 1].sum())} positive)" in out and "not compared (no positive or no negative image out of fold): normal" in out
+
+
+def test_fold_sd_is_the_sample_sd_of_the_defined_folds_and_undefined_below_two():
+    from scintix.training.oof import fold_sd
+
+    assert fold_sd([0.9, 0.95, 1.0]) == pytest.approx(0.05)  # ddof=1: sqrt(((-.05)^2 + 0 + .05^2) / 2)
+    assert fold_sd([0.9, float("nan"), 1.0]) == pytest.approx(np.std([0.9, 1.0], ddof=1))  # an undefined fold is left out
+    assert np.isnan(fold_sd([0.9, float("nan")])) and np.isnan(fold_sd([float("nan")] * 3)) and np.isnan(fold_sd([]))

@@ -155,7 +155,9 @@ def test_a_segmentation_cv_summary_survives_a_fold_without_lesions(tmp_path):
     assert s["per_class"]["lesion"]["dice"]["value"] == pytest.approx(0.6) and s["per_class"]["lesion"]["images_with_lesion"] == 2
     tc = s["text_conditions"]  # pooled over folds: each condition's mean over lesion scans, paired differences
     assert tc["dice"]["no_report"]["value"] == pytest.approx(0.5) and tc["differences"]["report - other_patient_report"]["value"] == pytest.approx(0.3)
-    assert s["fold_dice_mean"] == pytest.approx(0.6) and np.isnan(s["per_fold"][1]["dice"]["lesion"]) and s["fold_dice_sd"] == 0.0
+    assert s["fold_dice_mean"] == pytest.approx(0.6) and np.isnan(s["per_fold"][1]["dice"]["lesion"])
+    assert np.isnan(s["fold_dice_sd"])  # one defined fold says nothing about the scatter: undefined, not 0.0
     assert "NaN" not in (tmp_path / "cv" / "cv_summary.json").read_text()  # strict JSON: an undefined value is null, as in metrics.json
     assert json.loads((tmp_path / "cv" / "cv_summary.json").read_text())["per_fold"][1]["dice"]["lesion"] is None
+    assert json.loads((tmp_path / "cv" / "cv_summary.json").read_text())["fold_dice_sd"] is None
     assert s["per_class"]["lesion"]["false_positive_scan_rate"]["value"] == pytest.approx(1.0) and s["per_class"]["lesion"]["lesion_free_images"] == 3

@@ -42,7 +42,7 @@ from .cv_compare import (
     seed_ensemble_auc,
 )
 from .cv_segmentation import format_segmentation_summary, summarize_segmentation_cv
-from .oof import cv_task, fold_dirs, oof_predictions, seed_dirs
+from .oof import cv_task, fold_dirs, fold_sd, oof_predictions, seed_dirs
 
 __all__ = ["cross_validate", "cross_validate_seeds", "format_seeds", "seed_dirs", "seed_ensemble_auc", "continue_without_selection", "reevaluate_cv", "summarize_cv", "compare_cv", "export_oof", "fuse_views",
            "pooled_auc_ci", "paired_auc_difference", "cv_task", "oof_predictions"]
@@ -283,7 +283,7 @@ def summarize_cv(out_dir: str | Path, n_boot: int = 1000, level: float = 0.95, s
     summary = {
         "folds": len(per_fold), "n": len(rows), "patients": len(set(pids)), "positives": int(y.sum()), "positive_class": positive,
         "per_fold": per_fold,
-        "fold_auc_mean": float(np.nanmean(aucs)), "fold_auc_sd": _sd(aucs),
+        "fold_auc_mean": float(np.nanmean(aucs)), "fold_auc_sd": fold_sd(aucs),
         **_pooled(y, p, called, pids, ci),
         # P1's other metrics, each a ratio of per-image sums (F1 = 2TP / (2TP + FP + FN)), so the same patient bootstrap applies
         "pooled_accuracy_at_fold_thresholds": bootstrap_ratio_ci((called == y).astype(float), np.ones_like(y), pids, **ci),
@@ -313,10 +313,6 @@ def _pooled(y: np.ndarray, p: np.ndarray, called: np.ndarray, pids, ci: dict) ->
             "pooled_specificity_at_fold_thresholds": bootstrap_ratio_ci((1 - called) * (1 - y), 1 - y, pids, **ci)}
 
 
-def _sd(values: np.ndarray) -> float:
-    return float(np.nanstd(values, ddof=1)) if len(values) > 1 else 0.0
-
-
 def _summary_by_class(out_dir: Path, rows: list[dict], n_boot: int, level: float, seed: int) -> dict:
     """Multi-class (each class one-vs-rest) and multi-label (each label): the binary summary's numbers per class, and
     their unweighted (macro) means, as a single run's evaluation reports them."""
@@ -338,7 +334,7 @@ def _summary_by_class(out_dir: Path, rows: list[dict], n_boot: int, level: float
     fold_macro = np.array([f["roc_auc"] for f in per_fold], float)
     return {
         "task": cv_task(out_dir), "folds": len(per_fold), "n": len(rows), "patients": len(set(pids)), "classes": list(per_class), "per_fold": per_fold,
-        "fold_auc_mean": float(np.nanmean(fold_macro)), "fold_auc_sd": _sd(fold_macro),
+        "fold_auc_mean": float(np.nanmean(fold_macro)), "fold_auc_sd": fold_sd(fold_macro),
         "per_class": per_class, "pooled_oof_auc_macro": float(np.mean([v["pooled_oof_auc"]["value"] for v in per_class.values()])) if per_class else float("nan"),
         "ci": f"{level:.0%} patient-level bootstrap, {n_boot} replicates, per class (the macro mean has none)",
         "protocol": "patient-grouped stratified k-fold; each fold's run selects, thresholds and calibrates on an inner grouped validation split of the other folds",

@@ -30,7 +30,7 @@ from .cv_segmentation import (
     format_segmentation_comparison,
     is_segmentation_source,
 )
-from .oof import binary_oof, cv_task, image_keys, oof_predictions, seed_dirs
+from .oof import binary_oof, cv_task, fold_sd, image_keys, oof_predictions, seed_dirs
 
 __all__ = ["compare_cv", "format_comparison", "seed_ensemble_auc", "export_oof", "fuse_views", "image_keys", "pooled_auc_ci"]
 
@@ -141,7 +141,7 @@ def _difference(ys, pids, folds, runs, classes, n_boot, level, seed) -> dict:
     out = {"pooled_auc_a": float(np.mean([np.mean([roc_auc(ys[c], r[c]) for c in classes]) for r in a])),
            "pooled_auc_b": float(np.mean([np.mean([roc_auc(ys[c], r[c]) for c in classes]) for r in b])),
            "per_fold_difference": per_fold, "per_fold_difference_mean": float(np.nanmean(per_fold)),
-           "per_fold_difference_sd": float(np.nanstd(per_fold, ddof=1)) if len(per_fold) > 1 else 0.0}
+           "per_fold_difference_sd": fold_sd(per_fold)}
     if len(classes) == 1 and len(a) == len(b) == 1:
         out["pooled_auc_difference"] = paired_auc_difference(ys[classes[0]], a[0][classes[0]], b[0][classes[0]], pids, n_boot, level, seed)
     elif len(classes) == 1:

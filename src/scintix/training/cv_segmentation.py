@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ..evaluation.bootstrap import bootstrap_ratio_ci, paired_difference_ci
-from .oof import cv_task, fold_dirs, image_keys, oof_segmentation
+from .oof import cv_task, fold_dirs, fold_sd, image_keys, oof_segmentation
 
 __all__ = ["summarize_segmentation_cv", "compare_segmentation_cv", "export_segmentation_oof", "is_segmentation_source", "format_segmentation_summary", "format_segmentation_comparison"]
 
@@ -37,11 +37,6 @@ def _value(m: dict) -> float:
 def _nanmean(values) -> float:
     values = np.asarray(values, float)
     return float(np.mean(values[np.isfinite(values)])) if np.isfinite(values).any() else float("nan")
-
-
-def _sd(values) -> float:
-    values = np.asarray(values, float)
-    return float(np.nanstd(values, ddof=1)) if np.isfinite(values).sum() > 1 else 0.0
 
 
 def summarize_segmentation_cv(out_dir: str | Path, n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> tuple[list[dict], dict]:
@@ -74,7 +69,7 @@ def summarize_segmentation_cv(out_dir: str | Path, n_boot: int = 1000, level: fl
     conditions = _pooled_conditions(out_dir, ci)
     return rows, {
         "task": "segmentation", "folds": len(per_fold), "n": len({r["path"] for r in rows}), "patients": len(set(pids)), "classes": classes,
-        "per_fold": per_fold, "fold_dice_mean": _nanmean(fold_dice), "fold_dice_sd": _sd(fold_dice),
+        "per_fold": per_fold, "fold_dice_mean": _nanmean(fold_dice), "fold_dice_sd": fold_sd(fold_dice),
         "per_class": per_class, **({"text_conditions": conditions} if conditions else {}),
         "ci": f"{level:.0%} patient-level bootstrap, {n_boot} replicates",
         "protocol": "patient-grouped stratified k-fold; each fold's run selects its checkpoint and threshold on an inner grouped validation split "
@@ -176,7 +171,7 @@ def compare_segmentation_cv(sides: list[list[Path]], n_boot: int = 1000, level: 
         per_class[c] = {"images_with_lesion": int(lesion.sum()), "dice_a": float(np.mean(a[lesion])), "dice_b": float(np.mean(b[lesion])),
                         "dice_difference": paired_difference_ci(a, b, pids, n_boot, level, seed),
                         "per_fold_difference": per_fold, "per_fold_difference_mean": _nanmean(per_fold),
-                        "per_fold_difference_sd": _sd(per_fold),
+                        "per_fold_difference_sd": fold_sd(per_fold),
                         **({"runs_dice_a": [float(np.nanmean(r)) for r in runs[0]], "runs_dice_b": [float(np.nanmean(r)) for r in runs[1]]}
                            if len(runs[0]) > 1 or len(runs[1]) > 1 else {})}
     names = [[str(x) for x in side] for side in sides]

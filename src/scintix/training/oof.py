@@ -12,7 +12,9 @@ import hashlib
 import os
 from pathlib import Path
 
-__all__ = ["seed_dirs", "fold_dirs", "cv_task", "oof_predictions", "oof_segmentation", "binary_oof", "image_keys"]
+import numpy as np
+
+__all__ = ["fold_sd", "seed_dirs", "fold_dirs", "cv_task", "oof_predictions", "oof_segmentation", "binary_oof", "image_keys"]
 
 
 def seed_dirs(path: str | Path) -> list[Path]:
@@ -112,3 +114,12 @@ def image_keys(paths: list[str]) -> list[str]:
     root = os.path.commonpath(flat) if len(set(flat)) > 1 else os.path.dirname(flat[0]) if flat else ""
     rel = ["|".join(Path(os.path.relpath(os.path.abspath(x), root)).as_posix() for x in ps) for ps in parts]
     return [hashlib.sha1(r.encode()).hexdigest()[:16] for r in rel]
+
+
+def fold_sd(values) -> float:
+    """The sample sd (ddof=1) over the folds whose value is defined; NaN (null in JSON) when fewer than two are.
+
+    Not 0.0: one defined fold says nothing about the scatter, and a 0.0 would read as perfectly stable folds."""
+    values = np.asarray(values, float)
+    values = values[np.isfinite(values)]
+    return float(np.std(values, ddof=1)) if len(values) > 1 else float("nan")
