@@ -146,16 +146,15 @@ def _run(recipe: str, data, name: str, extra: list[str]) -> dict:
 
 
 def _compare(a_dirs, b_dirs, seed: int = 0) -> dict:
-    """Per-scan Dice of model a minus model b (each averaged over its seeds), paired, patient-level CI."""
-    from scintix.evaluation.bootstrap import paired_difference_ci
+    """Per-scan Dice of model a minus model b (each averaged over its seeds), paired; the CI resamples patients and,
+    with several seeds (given in the same seed order on both sides), the seeds too (before 2026-12-02: patients only)."""
+    from scintix.evaluation.bootstrap import mean_difference_over_runs
 
     a = [_per_scan(d) for d in a_dirs]
     b = [_per_scan(d) for d in b_dirs]
     keys = sorted(set.intersection(*(set(x) for x in a + b)))
     pid = _pids(a_dirs[0])
-    av = np.nanmean([[x[k] for k in keys] for x in a], axis=0)
-    bv = np.nanmean([[x[k] for k in keys] for x in b], axis=0)
-    return paired_difference_ci(av, bv, [pid[k] for k in keys], 2000, 0.95, seed)
+    return mean_difference_over_runs([[x[k] for k in keys] for x in a], [[x[k] for k in keys] for x in b], [pid[k] for k in keys], 2000, 0.95, seed)
 
 
 _prefix = "text-seg-"  # run folders; "text-seg-n400-" etc. with --sim-patients

@@ -97,6 +97,7 @@ def test_segmentation_cvs_compare_scan_by_scan_also_over_seeds(tmp_path):
     r = seeds["per_class"]["lesion"]
     assert seeds["runs_a"] == 2 and r["dice_a"] == pytest.approx(np.mean((dice["a0"][lesion] + dice["a1"][lesion]) / 2))
     assert r["runs_dice_b"] == pytest.approx([np.mean(dice["b0"][lesion]), np.mean(dice["b1"][lesion])])
+    assert r["dice_difference"]["runs_paired"] and "two-level" in r["dice_difference"]["ci"]  # the seeds are resampled too, paired by position
     with pytest.raises(ValueError, match="same images, classes and folds"):
         compare_cv(tmp_path / "a0", _subset(tmp_path / "a0", tmp_path / "fewer"))
     # kept without the data: the scans with a lesion, hashed; pairing against the file = pairing against the folder

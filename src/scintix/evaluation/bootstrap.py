@@ -16,7 +16,8 @@ import numpy as np
 
 from .metrics import COUNT_METRICS, binary_metrics, metrics_from_counts, pr_auc, roc_auc
 
-__all__ = ["bootstrap_ci", "bootstrap_ratio_ci", "paired_difference_ci", "paired_auc_difference", "auc_difference_over_runs", "macro_auc_difference_over_runs"]
+__all__ = ["bootstrap_ci", "bootstrap_ratio_ci", "paired_difference_ci", "paired_auc_difference", "auc_difference_over_runs", "macro_auc_difference_over_runs",
+           "mean_difference_over_runs"]
 
 
 def bootstrap_ci(
@@ -177,12 +178,9 @@ def macro_auc_difference_over_runs(ys, runs_a, runs_b, patient_ids, n_boot: int 
     weights = _image_weights(patient_ids, n_boot, seed)
     pick = np.random.default_rng([seed, 1])  # the seed level's own stream: the patient draws stay those of paired_auc_difference
 
-    def counts(k: int) -> np.ndarray:  # how often each of k runs is drawn in each replicate (k = 1: always once)
-        return np.ones((n_boot, 1)) if k == 1 else np.stack([np.bincount(pick.integers(0, k, k), minlength=k) for _ in range(n_boot)]).astype(float)
-
     paired = k_a == k_b
-    ca = counts(k_a)
-    cb = ca if paired else counts(k_b)
+    ca = _run_counts(pick, k_a, n_boot)
+    cb = ca if paired else _run_counts(pick, k_b, n_boot)
     reps = np.empty(n_boot)
     for i, w in enumerate(weights):
         auc_a = np.array([[roc_auc(y, r, w) for r in side] for y, side in zip(ys, runs_a)])  # classes x runs
@@ -198,4 +196,55 @@ def macro_auc_difference_over_runs(ys, runs_a, runs_b, patient_ids, n_boot: int 
             "runs_auc_a": auc_a, "runs_auc_b": auc_b, "runs_paired": paired,
             "runs_sd_a": float(np.std(auc_a, ddof=1)) if len(auc_a) > 1 else None,
             "runs_sd_b": float(np.std(auc_b, ddof=1)) if len(auc_b) > 1 else None,
+            "ci": f"{level:.0%} two-level bootstrap (patients, then {how}), {n_boot} replicates"}
+
+
+def _run_counts(rng: np.random.Generator, k: int, n_boot: int) -> np.ndarray:
+    """How often each of k runs is drawn in each replicate (k = 1: always once)."""
+    return np.ones((n_boot, 1)) if k == 1 else np.stack([np.bincount(rng.integers(0, k, k), minlength=k) for _ in range(n_boot)]).astype(float)
+
+
+def mean_difference_over_runs(runs_a, runs_b, patient_ids, n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> dict:
+    """:func:`paired_difference_ci` when each recipe has several runs (training seeds) scoring the same images.
+
+    Per image, each recipe's value is the mean over its runs (e.g. per-scan
+    Dice); the point estimate is the mean over images where both are defined of
+    A minus B. The CI is the two-level bootstrap of
+    :func:`auc_difference_over_runs`: each replicate draws patients once for
+    both recipes, and draws runs with replacement (the runs at one position
+    together when both sides have as many: give them in the same seed order),
+    so the training noise between seeds is inside the interval, not only the
+    patient sampling. With one run per recipe it is exactly
+    :func:`paired_difference_ci` (same patient draws).
+    """
+    runs_a = np.array([np.asarray(r, float) for r in runs_a])
+    runs_b = np.array([np.asarray(r, float) for r in runs_b])
+    if runs_a.ndim != 2 or runs_b.ndim != 2 or not len(runs_a) or not len(runs_b) or runs_a.shape[1] != runs_b.shape[1] or runs_a.shape[1] != len(patient_ids):
+        raise ValueError("mean_difference_over_runs needs at least one run per recipe, each scoring the same images as the patient ids")
+    k_a, k_b = len(runs_a), len(runs_b)
+    weights = _image_weights(patient_ids, n_boot, seed)
+    pick = np.random.default_rng([seed, 1])  # the seed level's own stream: the patient draws stay those of paired_difference_ci
+    paired = k_a == k_b
+    ca = _run_counts(pick, k_a, n_boot)
+    cb = ca if paired else _run_counts(pick, k_b, n_boot)
+
+    def run_mean(runs: np.ndarray, counts: np.ndarray) -> np.ndarray:  # each image's mean over the runs drawn (NaN: no drawn run defines it)
+        ok = np.isfinite(runs)
+        num = counts @ np.where(ok, runs, 0.0)
+        den = counts @ ok.astype(float)
+        return np.where(den > 0, num / np.maximum(den, 1e-12), np.nan)
+
+    reps = np.empty(n_boot)
+    for i, w in enumerate(weights):
+        d = run_mean(runs_a, ca[i : i + 1])[0] - run_mean(runs_b, cb[i : i + 1])[0]
+        ok = np.isfinite(d) & (w > 0)
+        reps[i] = np.sum(w[ok] * d[ok]) / np.sum(w[ok]) if ok.any() else np.nan
+    reps = reps[np.isfinite(reps)]
+    point = run_mean(runs_a, np.ones((1, k_a)))[0] - run_mean(runs_b, np.ones((1, k_b)))[0]
+    defined = np.isfinite(point)
+    value = float(np.mean(point[defined])) if defined.any() else float("nan")
+    lo, hi = np.quantile(reps, [(1 - level) / 2, (1 + level) / 2]) if len(reps) >= n_boot / 2 else (float("nan"), float("nan"))
+    how = "the runs, paired by position" if paired else "each recipe's runs on their own"
+    return {"value": value, "ci_low": float(lo), "ci_high": float(hi), "n": int(defined.sum()),
+            "share_a_better": float(np.mean(reps > 0)) if len(reps) else float("nan"), "runs_paired": paired,
             "ci": f"{level:.0%} two-level bootstrap (patients, then {how}), {n_boot} replicates"}

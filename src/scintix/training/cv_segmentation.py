@@ -17,7 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..evaluation.bootstrap import bootstrap_ratio_ci, paired_difference_ci
+from ..evaluation.bootstrap import (
+    bootstrap_ratio_ci,
+    mean_difference_over_runs,
+    paired_difference_ci,
+)
 from .oof import cv_task, fold_dirs, fold_sd, image_keys, oof_segmentation
 
 __all__ = ["summarize_segmentation_cv", "compare_segmentation_cv", "export_segmentation_oof", "is_segmentation_source", "format_segmentation_summary", "format_segmentation_comparison"]
@@ -139,9 +143,10 @@ def compare_segmentation_cv(sides: list[list[Path]], n_boot: int = 1000, level: 
     """Recipe A minus recipe B, two segmentation CVs (or lists of them, one per training seed) on the same folds.
 
     Per class: per-scan Dice paired on the scans with a lesion (each side's
-    seeds averaged scan by scan), its patient-level CI (the seeds' own spread
-    is not in it: it shows in ``runs_dice_a`` / ``runs_dice_b``), and the
-    per-fold differences of mean Dice.
+    seeds averaged scan by scan), its CI (patient-level; with several seeds a
+    side, the two-level bootstrap that also resamples the seeds, so training
+    noise is inside it; each seed's own Dice in ``runs_dice_a`` /
+    ``runs_dice_b``), and the per-fold differences of mean Dice.
     """
     read = [[_per_scan(Path(x)) for x in side] for side in sides]
     folders = [(rows, x) for side, srcs in zip(read, sides) for (rows, is_dir), x in zip(side, srcs) if is_dir]
@@ -169,7 +174,7 @@ def compare_segmentation_cv(sides: list[list[Path]], n_boot: int = 1000, level: 
             continue
         per_fold = [float(np.mean(a[lesion & (folds == f)]) - np.mean(b[lesion & (folds == f)])) for f in sorted(set(folds)) if (lesion & (folds == f)).any()]
         per_class[c] = {"images_with_lesion": int(lesion.sum()), "dice_a": float(np.mean(a[lesion])), "dice_b": float(np.mean(b[lesion])),
-                        "dice_difference": paired_difference_ci(a, b, pids, n_boot, level, seed),
+                        "dice_difference": mean_difference_over_runs(runs[0], runs[1], pids, n_boot, level, seed),
                         "per_fold_difference": per_fold, "per_fold_difference_mean": _nanmean(per_fold),
                         "per_fold_difference_sd": fold_sd(per_fold),
                         **({"runs_dice_a": [float(np.nanmean(r)) for r in runs[0]], "runs_dice_b": [float(np.nanmean(r)) for r in runs[1]]}
@@ -211,7 +216,7 @@ def format_segmentation_summary(s: dict) -> list[str]:
 
 
 def format_segmentation_comparison(res: dict) -> list[str]:
-    seeds = f" (seeds averaged scan by scan: {res['runs_a']} vs {res['runs_b']}; the CI resamples patients only)" if "runs_a" in res else ""
+    seeds = f" (seeds averaged scan by scan: {res['runs_a']} vs {res['runs_b']}; the CI resamples patients and seeds)" if "runs_a" in res else ""
     lines = [f"{res['n']} images, {res['patients']} patients; per-scan Dice on the scans with a lesion, paired{seeds}"]
     for c, r in res["per_class"].items():
         lines.append(f"{c} ({r['images_with_lesion']} scans with a lesion): A {r['dice_a']:.4f}, B {r['dice_b']:.4f}")
