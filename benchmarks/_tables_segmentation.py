@@ -70,7 +70,9 @@ def text_segmentation() -> list[str]:
         w, nan = "warm_" if warm else "", [float("nan")] * 2
         u, t = stats.get(f"{w}unet_dice_mean_sd", nan), stats.get(f"{w}text_unet_dice_mean_sd", nan)
         what = "warm text_unet vs U-Net continued" if warm else "text_unet"
-        return f"| {where} | **{what}, over {seeds} seeds** | | U-Net {u[0]:.3f} ± {u[1]:.3f}, text {t[0]:.3f} ± {t[1]:.3f} | | **{ci(diff)}** | | | |"
+        # entries written before 2026-12-02 resampled patients only; later ones resample the seeds too (their "ci" says so)
+        how = " (CI: patients and seeds)" if "two-level" in diff.get("ci", "") else " (CI: patients only, not the seeds)" if seeds > 1 else ""
+        return f"| {where} | **{what}, over {seeds} seeds** | | U-Net {u[0]:.3f} ± {u[1]:.3f}, text {t[0]:.3f} ± {t[1]:.3f} | | **{ci(diff)}**{how} | | | |"
 
     out[2] += " Devices: " + "; ".join(f"{label(k)}: {e.get('device')}" for k, e in d["datasets"].items()) + "."
     shown: dict[tuple, str] = {}  # run -> the data set whose rows show it (later data sets reuse first-stage and U-Net runs)
