@@ -21,7 +21,9 @@ variant's ``device``.
 --train-seeds 0 1 2: each variant also at train.seed 1 and 2 on the same folds (NAME-seed1, ...): one CV
 is one draw of the training (the same recipe's pooled AUC moved by 0.008 with fp32 vs bf16 arithmetic
 alone), so a variant's difference from --against is then also given over seeds
-(``minus_AGAINST_over_seeds``: mean pooled AUCs, CI resampling patients and seeds).
+(``minus_AGAINST_over_seeds``: mean pooled AUCs, CI resampling patients and seeds). A variant's run at
+seed S also records ``minus_seed0``: its pooled AUC paired with its own seed-0 run, what changing the
+training seed alone moves (``--only loss_weighted --train-seeds 1`` measures the recipe's).
 
 --p1-table (issue 14, item 4): P1's comparison, VGG-16 / ResNet-18 / DenseNet-121 x normalised / raw x
 without / with P1's offline augmented dataset, in P1's metrics (accuracy, precision, recall, specificity, F1,
@@ -170,6 +172,8 @@ def main() -> None:
             if name in REEVALUATED:
                 s[f"minus_{REEVALUATED[name][0]}"] = compare_cv(WORK / f"p1-cv-{k}", WORK / f"p1-cv-{src}")
             export_oof(WORK / f"p1-cv-{k}", oof_dir / f"{k}.csv")
+            if seed and source(name, 0) is not None:  # the same recipe at seed 0, same folds: what changing the seed alone moves
+                s["minus_seed0"] = compare_cv(WORK / f"p1-cv-{k}", source(name, 0))
             reference = source(a.against, seed)
             if name != a.against and reference is not None:
                 s[f"minus_{a.against}"] = compare_cv(WORK / f"p1-cv-{k}", reference)

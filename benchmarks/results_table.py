@@ -66,7 +66,8 @@ def p1_cv() -> list[str]:
         for against in (k[len("minus_"):] for k in s if k.startswith("minus_") and not k.endswith("_over_seeds")):
             ref = d["variants"].get(against, {})
             bf16 = "earlier_run_bf16" in ref and abs(s[f"minus_{against}"]["pooled_auc_b"] - ref["pooled_oof_auc"]["value"]) > 1e-9  # paired before the reference was rerun
-            pairs.append(f"{ci(s[f'minus_{against}']['pooled_auc_difference'])} vs {against}{' (its bf16 run)' if bf16 else ''}")
+            what = "its seed 0 (the same recipe: training noise alone)" if against == "seed0" else against
+            pairs.append(f"{ci(s[f'minus_{against}']['pooled_auc_difference'])} vs {what}{' (its bf16 run)' if bf16 else ''}")
         out.append(f"| {name} | {s['n']} ({s['positives']}) | " + ", ".join(f"{f['roc_auc']:.3f}" for f in s["per_fold"])
                    + f"; {s['fold_auc_mean']:.3f} ± {s['fold_auc_sd']:.3f} | {ci(s['pooled_oof_auc'])} | {ci(s['pooled_sensitivity_at_fold_thresholds'])} | "
                    f"{ci(s['pooled_specificity_at_fold_thresholds'])} | {'; '.join(pairs)} | {s['wall_seconds_this_call'] / 60:.0f} min"

@@ -118,3 +118,6 @@ def test_p1_cv_row_lists_every_pairing_of_a_variant(tmp_path, monkeypatch):
     monkeypatch.setattr(results_table, "RES", tmp_path)
     text = "\n".join(results_table.p1_cv())
     assert "| 0.004 [-0.001, 0.009] vs x; 0.010 [-0.010, 0.030] vs loss_weighted | 2 min |" in text
+    seed1 = {**row, "minus_seed0": {"pooled_auc_difference": {"value": -0.006, "ci_low": -0.02, "ci_high": 0.008}, "pooled_auc_b": 0.949}}
+    (tmp_path / "p1_cv.json").write_text(json.dumps({"device": "cpu", "variants": {"loss_weighted": row, "loss_weighted-seed1": seed1}}))
+    assert "| -0.006 [-0.020, 0.008] vs its seed 0 (the same recipe: training noise alone) | 2 min |" in "\n".join(results_table.p1_cv())
