@@ -70,7 +70,7 @@ def p1_cv() -> list[str]:
             pairs.append(f"{ci(s[f'minus_{against}']['pooled_auc_difference'])} vs {what}{' (its bf16 run)' if bf16 else ''}")
         out.append(f"| {name} | {s['n']} ({s['positives']}) | " + ", ".join(f"{f['roc_auc']:.3f}" for f in s["per_fold"])
                    + f"; {s['fold_auc_mean']:.3f} ± {s['fold_auc_sd']:.3f} | {ci(s['pooled_oof_auc'])} | {ci(s['pooled_sensitivity_at_fold_thresholds'])} | "
-                   f"{ci(s['pooled_specificity_at_fold_thresholds'])} | {'; '.join(pairs)} | {s['wall_seconds_this_call'] / 60:.0f} min"
+                   f"{ci(s['pooled_specificity_at_fold_thresholds'])} | {'; '.join(pairs)} | {s.get('wall_seconds_total', s['wall_seconds_this_call']) / 60:.0f} min"
                    f"{f' ({dev})' if (dev := s.get('device', d.get('device'))) != d.get('device') else ''} |")
     for name, s in d["variants"].items():  # a variant rerun on another machine: what its earlier run gave (numerics alone move fold AUCs)
         if (e := s.get("earlier_run_bf16")):
