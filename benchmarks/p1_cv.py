@@ -1,6 +1,6 @@
 """P1 recipes compared by 5-fold patient-grouped cross-validation over all of BS-80K (anterior crops).
 
-    python benchmarks/p1_cv.py [--only NAME ...] [--p1-table] [--folds 5] [--epochs N] [--against NAME] [--train-seeds 0 1 2] [--fuse ANT POST]
+    python benchmarks/p1_cv.py [--only NAME ...] [--p1-table] [--folds 5] [--epochs N] [--against NAME] [--train-seeds 0 1 2] [--fuse ANT POST] [--ensemble A B ...]
 
 Each variant is ``p1-thoracic`` plus overrides (below), cross-validated with
 ``scintix cv``'s protocol (fold = out-of-fold test; checkpoint, threshold and
@@ -24,6 +24,9 @@ alone), so a variant's difference from --against is then also given over seeds
 (``minus_AGAINST_over_seeds``: mean pooled AUCs, CI resampling patients and seeds). A variant's run at
 seed S also records ``minus_seed0``: its pooled AUC paired with its own seed-0 run, what changing the
 training seed alone moves (``--only loss_weighted --train-seeds 1`` measures the recipe's).
+
+--ensemble A B ...: no training; the mean out-of-fold probability of finished CVs (the seeds of one
+recipe, or several recipes), its pooled AUC and its paired difference from --against (``ensembles``).
 
 --p1-table (issue 14, item 4): P1's comparison, VGG-16 / ResNet-18 / DenseNet-121 x normalised / raw x
 without / with P1's offline augmented dataset, in P1's metrics (accuracy, precision, recall, specificity, F1,
@@ -91,7 +94,7 @@ P1_CONTRASTS = [(f"{model}: raw - normalised, {'with' if aug == 'augds' else 'wi
                 for model in ("vgg16", "resnet18", "densenet121") for aug in ("augds", "noaug")] + \
                [(f"{model}: with - without the augmented dataset, {'raw' if norm == 'raw' else 'normalised'}", f"p1_{model}_{norm}_augds", f"p1_{model}_{norm}_noaug")
                 for model in ("vgg16", "resnet18", "densenet121") for norm in ("raw", "norm")]
-TOP_LEVEL = ("fused_views", "p1_contrasts")  # entries of the results file beside "variants"
+TOP_LEVEL = ("fused_views", "p1_contrasts", "ensembles")  # entries of the results file beside "variants"
 
 
 def main() -> None:
@@ -101,6 +104,8 @@ def main() -> None:
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--epochs", type=int, default=None)
     ap.add_argument("--fuse", nargs=2, metavar=("ANT", "POST"), choices=sorted(VARIANTS), help="fuse these two variants' views per patient (their fold runs must be in benchmarks/work)")
+    ap.add_argument("--ensemble", nargs="+", metavar="RUN", help="train nothing: the mean out-of-fold probability of these finished CVs (variant names, NAME-seedS for "
+                    "other training seeds; fold runs or kept out-of-fold files), its pooled AUC and its paired difference from --against (key 'ensembles')")
     ap.add_argument("--against", choices=sorted(VARIANTS), default="baseline", help="the variant paired differences are taken from")
     ap.add_argument("--train-seeds", type=int, nargs="+", default=[0], metavar="S",
                     help="train each variant with these train.seed values on the same folds (0: the runs and files without a suffix, NAME-seedS for the others); "
@@ -137,7 +142,7 @@ def main() -> None:
         write_result("p1_cv", payload)
 
     names = (a.only or []) + (list(P1_TABLE) if a.p1_table else [])
-    if not names and not a.fuse:  # --fuse alone: fuse finished variants, train nothing
+    if not names and not a.fuse and not a.ensemble:  # --fuse or --ensemble alone: finished variants combined, nothing trained
         names = [v for v in VARIANTS if v not in P1_TABLE]
     def key(name: str, seed: int) -> str:  # a variant at one training seed: its fold runs, out-of-fold file and JSON entry
         return name if seed == 0 else f"{name}-seed{seed}"
@@ -205,6 +210,24 @@ def main() -> None:
         if contrasts:
             old = json.loads(previous.read_text()).get("p1_contrasts", {}) if previous.is_file() else {}
             save("p1_contrasts", {**old, **contrasts})
+    if a.ensemble:  # several CVs' fold models averaged per image: each fold's models never saw it, so the mean stays out of fold
+        def run(k: str):
+            found = WORK / f"p1-cv-{k}" if finished(k) else oof_dir / f"{k}.csv" if (oof_dir / f"{k}.csv").is_file() else None
+            if found is None:
+                ap.error(f"--ensemble {k}: neither {WORK / f'p1-cv-{k}'} (finished) nor {oof_dir / f'{k}.csv'}")
+            return found
+
+        reference = source(a.against, 0)
+        if reference is None:
+            ap.error(f"--against {a.against}: neither its fold runs nor its out-of-fold file are here")
+        start = time.perf_counter()
+        e = {"members": a.ensemble, "against": a.against, **seed_ensemble_auc([run(k) for k in a.ensemble], against=reference), **invocation(),
+             "wall_seconds_this_call": round(time.perf_counter() - start, 1)}
+        old = json.loads(previous.read_text()).get("ensembles", {}) if previous.is_file() else {}
+        save("ensembles", {**old, "+".join(a.ensemble): e})
+        dd = e["minus_against"]
+        print("ensemble of", ", ".join(a.ensemble), "pooled OOF AUC", round(e["value"], 4), [round(e["ci_low"], 4), round(e["ci_high"], 4)],
+              f"- {a.against}", round(dd["value"], 4), [round(dd["ci_low"], 4), round(dd["ci_high"], 4)], flush=True)
     if a.fuse:
         ant, post = a.fuse
         fused = {"ant": ant, "post": post, **fuse_views(WORK / f"p1-cv-{ant}", WORK / f"p1-cv-{post}")}

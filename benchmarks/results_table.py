@@ -86,6 +86,9 @@ def p1_cv() -> list[str]:
                         f"{c['pooled_auc_a']:.3f} (per seed " + ", ".join(f"{v:.3f}" for v in dd["runs_auc_a"]) + f") vs {c['pooled_auc_b']:.3f} (per seed "
                         + ", ".join(f"{v:.3f}" for v in dd["runs_auc_b"]) + f"), difference {ci(dd)} (CI resampling patients and each side's seeds)"
                         + (f"; `{name}`'s seeds averaged (an ensemble, still out of fold): {ci(s['seed_ensemble_pooled_oof_auc'])}." if "seed_ensemble_pooled_oof_auc" in s else ".")]
+    for members, e in d.get("ensembles", {}).items():  # several finished CVs averaged per image (p1_cv.py --ensemble): still out of fold
+        out += ["", f"Ensemble, no training (`p1_cv.py --ensemble`): the mean out-of-fold probability of {', '.join(f'`{m}`' for m in e['members'])}: pooled ROC-AUC "
+                f"{ci(e)}; minus `{e['against']}` alone, paired {ci(e['minus_against'])}."]
     fv = d.get("fused_views")
     if fv:
         out += ["", f"Patient level, both views (issue 14, item 3): per patient, the mean of `{fv['ant']}` (anterior) and `{fv['post']}` (posterior) out-of-fold "

@@ -121,3 +121,7 @@ def test_p1_cv_row_lists_every_pairing_of_a_variant(tmp_path, monkeypatch):
     seed1 = {**row, "minus_seed0": {"pooled_auc_difference": {"value": -0.006, "ci_low": -0.02, "ci_high": 0.008}, "pooled_auc_b": 0.949}}
     (tmp_path / "p1_cv.json").write_text(json.dumps({"device": "cpu", "variants": {"loss_weighted": row, "loss_weighted-seed1": seed1}}))
     assert "| -0.006 [-0.020, 0.008] vs its seed 0 (the same recipe: training noise alone) | 2 min |" in "\n".join(results_table.p1_cv())
+    ens = {"members": ["loss_weighted", "loss_weighted-seed1"], "against": "loss_weighted", **m, "minus_against": {"value": 0.005, "ci_low": -0.002, "ci_high": 0.012}}
+    (tmp_path / "p1_cv.json").write_text(json.dumps({"device": "cpu", "variants": {"loss_weighted": row}, "ensembles": {"loss_weighted+loss_weighted-seed1": ens}}))
+    assert ("the mean out-of-fold probability of `loss_weighted`, `loss_weighted-seed1`: pooled ROC-AUC 0.950 [0.930, 0.970]; minus `loss_weighted` alone, "
+            "paired 0.005 [-0.002, 0.012].") in "\n".join(results_table.p1_cv())

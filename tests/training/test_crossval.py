@@ -412,6 +412,19 @@ def test_multilabel_cvs_compare_per_label_and_macro_also_over_seeds_and_from_an_
     ens = seed_ensemble_auc([a0, a1], n_boot=50)
     assert ens["per_class"]["metastasis"]["value"] == pytest.approx(roc_auc(truth[:, 0].astype(float), (noisy[0][:, 0] + noisy[2][:, 0]) / 2))
     assert ens["value"] == pytest.approx(np.mean([v["value"] for v in ens["per_class"].values()])) and set(ens["per_class"]) == {"metastasis", "arthritis"}
+    vs = seed_ensemble_auc([a0, kept_a1 := export_oof(a1, tmp_path / "kept" / "a1.csv")], n_boot=50, against=kept)  # the ensemble minus B's seed 0, paired
+    pids = [f"P{i}" for i in range(n)]
+    for k, c in enumerate(classes[:2]):
+        y, mean = truth[:, k].astype(float), (noisy[0][:, k] + noisy[2][:, k]) / 2
+        assert vs["minus_against"]["per_class"][c] == pytest.approx(paired_auc_difference(y, mean, noisy[1][:, k], pids, 50), abs=1e-6)
+    assert vs["minus_against"]["value"] == pytest.approx(np.mean([d["value"] for d in vs["minus_against"]["per_class"].values()]))
+    assert vs["minus_against"]["against"] == str(kept) and vs["value"] == pytest.approx(ens["value"], abs=1e-6) and kept_a1.is_file()
+    one = _cv_from_predictions(tmp_path / "bin1", [[p] for p in noisy[2][:, 0]], ["metastasis" if t else "other" for t in truth[:, 0]], ["metastasis"], task="binary")
+    bin0 = _cv_from_predictions(tmp_path / "bin0", [[p] for p in noisy[0][:, 0]], ["metastasis" if t else "other" for t in truth[:, 0]], ["metastasis"], task="binary")
+    pair = seed_ensemble_auc([bin0, one], n_boot=50, against=bin0)["minus_against"]  # binary: the difference itself, with its CI
+    y = truth[:, 0].astype(float)
+    assert pair["value"] == pytest.approx(roc_auc(y, (noisy[0][:, 0] + noisy[2][:, 0]) / 2) - roc_auc(y, noisy[0][:, 0]))
+    assert pair["ci_low"] <= pair["value"] <= pair["ci_high"]
     binary = _cv_from_predictions(tmp_path / "bin", [[p] for p in noisy[0][:, 0]], ["metastasis" if t else "other" for t in truth[:, 0]], ["metastasis"], task="binary")
     with pytest.raises(ValueError, match="name different classes"):
         compare_cv(a0, binary)

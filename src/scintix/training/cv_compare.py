@@ -109,21 +109,33 @@ def _scored(ys: dict[str, np.ndarray]) -> list[str]:
     return [c for c, y in ys.items() if 0 < y.sum() < len(y)]
 
 
-def seed_ensemble_auc(sources, n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> dict:
+def seed_ensemble_auc(sources, n_boot: int = 1000, level: float = 0.95, seed: int = 0, against=None) -> dict:
     """Pooled out-of-fold AUC of the mean of several seeds' probabilities per image (patient-level CI).
 
     Each seed's fold-``f`` model never saw fold ``f``, so neither does their
     mean: an honest out-of-fold estimate for "the recipe, trained with these
-    seeds and averaged" (k times the training), beside each seed alone.
-    Multi-class and multi-label: each class's (``per_class``) and their mean
-    (``value``, no CI, as the CV summary's macro mean).
+    seeds and averaged" (k times the training), beside each seed alone. The
+    sources may also be different recipes' CVs on the same folds (an ensemble
+    of recipes). Multi-class and multi-label: each class's (``per_class``) and
+    their mean (``value``, no CI, as the CV summary's macro mean).
+
+    ``against`` (one CV folder or exported file on the same folds): also the
+    ensemble's AUC minus that source's, paired by image, patient-level CI
+    (``minus_against``; per class and their mean otherwise).
     """
     srcs = [d for x in ([sources] if isinstance(sources, (str, Path)) else sources) for d in seed_dirs(x)]
-    ys, pids, _, (runs,), binary = _aligned_oof([srcs], ", ".join(map(str, srcs)))
-    per_class = {c: pooled_auc_ci(ys[c], np.mean([r[c] for r in runs], axis=0), pids, n_boot, level, seed) for c in (list(ys) if binary else _scored(ys))}
-    if binary:
-        return {"seeds": len(runs), **per_class[next(iter(ys))]}
-    return {"seeds": len(runs), "value": float(np.mean([v["value"] for v in per_class.values()])), "per_class": per_class}
+    sides = [srcs] + ([[Path(against)]] if against is not None else [])
+    ys, pids, _, runs, binary = _aligned_oof(sides, ", ".join(map(str, [*srcs, *sides[1:]])))
+    classes = list(ys) if binary else _scored(ys)
+    mean = {c: np.mean([r[c] for r in runs[0]], axis=0) for c in ys}
+    per_class = {c: pooled_auc_ci(ys[c], mean[c], pids, n_boot, level, seed) for c in classes}
+    out = {"seeds": len(runs[0]), **per_class[classes[0]]} if binary else {
+        "seeds": len(runs[0]), "value": float(np.mean([v["value"] for v in per_class.values()])), "per_class": per_class}
+    if against is not None:
+        diff = {c: paired_auc_difference(ys[c], mean[c], runs[1][0][c], pids, n_boot, level, seed) for c in classes}
+        out["minus_against"] = {"against": str(against), **(diff[classes[0]] if binary else {
+            "value": float(np.mean([d["value"] for d in diff.values()])), "per_class": diff})}
+    return out
 
 
 def _difference(ys, pids, folds, runs, classes, n_boot, level, seed) -> dict:
