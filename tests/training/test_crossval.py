@@ -416,7 +416,9 @@ def test_multilabel_cvs_compare_per_label_and_macro_also_over_seeds_and_from_an_
     pids = [f"P{i}" for i in range(n)]
     for k, c in enumerate(classes[:2]):
         y, mean = truth[:, k].astype(float), (noisy[0][:, k] + noisy[2][:, k]) / 2
-        assert vs["minus_against"]["per_class"][c] == pytest.approx(paired_auc_difference(y, mean, noisy[1][:, k], pids, 50), abs=1e-6)
+        ref = paired_auc_difference(y, mean, noisy[1][:, k], pids, 50)
+        assert {key: vs["minus_against"]["per_class"][c][key] for key in ref} == pytest.approx(ref, abs=1e-6)
+        assert vs["minus_against"]["per_class"][c]["auc_against"] == pytest.approx(roc_auc(y, noisy[1][:, k]), abs=1e-6)
     assert vs["minus_against"]["value"] == pytest.approx(np.mean([d["value"] for d in vs["minus_against"]["per_class"].values()]))
     assert vs["minus_against"]["against"] == str(kept) and vs["value"] == pytest.approx(ens["value"], abs=1e-6) and kept_a1.is_file()
     one = _cv_from_predictions(tmp_path / "bin1", [[p] for p in noisy[2][:, 0]], ["metastasis" if t else "other" for t in truth[:, 0]], ["metastasis"], task="binary")
@@ -425,6 +427,12 @@ def test_multilabel_cvs_compare_per_label_and_macro_also_over_seeds_and_from_an_
     y = truth[:, 0].astype(float)
     assert pair["value"] == pytest.approx(roc_auc(y, (noisy[0][:, 0] + noisy[2][:, 0]) / 2) - roc_auc(y, noisy[0][:, 0]))
     assert pair["ci_low"] <= pair["value"] <= pair["ci_high"]
+    both = seed_ensemble_auc([bin0, one], n_boot=50, against=[one, bin0])["minus_against"]  # an ensemble against itself, members reordered
+    assert both["value"] == pytest.approx(0) and both["members_against"] == 2
+    assert main(["cv", "--compare", f"{bin0},{one}", str(bin0), "--ensemble"]) == 0
+    out = capsys.readouterr().out
+    full = seed_ensemble_auc([bin0, one], against=bin0)["minus_against"]  # the command line's 1000 replicates
+    assert f"A - B: {full['value']:+.4f} [{full['ci_low']:+.4f}, {full['ci_high']:+.4f}]" in out and "averaged per image" in out
     binary = _cv_from_predictions(tmp_path / "bin", [[p] for p in noisy[0][:, 0]], ["metastasis" if t else "other" for t in truth[:, 0]], ["metastasis"], task="binary")
     with pytest.raises(ValueError, match="name different classes"):
         compare_cv(a0, binary)

@@ -26,6 +26,8 @@ def add_cv_parser(sub) -> None:
     p.add_argument("--fuse-views", nargs=2, metavar=("CV_VIEW_A", "CV_VIEW_B"), help="instead: patient-level late fusion of two finished CVs of the two views (e.g. ANT, POST)")
     p.add_argument("--compare", nargs=2, metavar=("CV_A", "CV_B"), help="instead: compare two finished CV folders made on the same folds (paired); either may be a file written by --export-oof, "
                    "or a comma-separated list of them, one per training seed of that recipe (-o train.seed=S keeps the folds): the CI then holds training noise too")
+    p.add_argument("--ensemble", action="store_true", help="with --compare: each side's CVs (comma-separated, e.g. a recipe's seeds) averaged per image "
+                   "before the AUC (an ensemble, still out of fold), instead of the mean of their AUCs")
     p.add_argument("--init-from", metavar="CV", help="a finished CV of the same data and folds: each fold's run starts from that CV's same fold's best weights "
                    "(a second stage that stays out of fold, e.g. p4-text on p4-unet's folds); with --seeds, CV/seed<S>/ when it has them")
     p.add_argument("--continue-from", metavar="CV", help="start --out from a finished CV of the same recipe without checkpoint selection (train.select_metric=last): "
@@ -41,8 +43,22 @@ def cmd_cv(a: argparse.Namespace) -> int:
     from ..training.cv_compare import format_comparison
 
     if a.compare:
-        print("\n".join(format_comparison(compare_cv(*[side.split(",") if "," in side else side for side in a.compare]))))
+        sides = [side.split(",") if "," in side else side for side in a.compare]
+        if a.ensemble:
+            from ..training.cv_compare import (
+                format_ensemble_comparison,
+                is_segmentation_source,
+                seed_ensemble_auc,
+            )
+
+            if any(is_segmentation_source(x) for side in sides for x in ([side] if isinstance(side, str) else side)):
+                raise ValueError(f"--ensemble: {a.compare[0]} / {a.compare[1]}: segmentation CVs are compared scan by scan without it (their Dice is per model)")
+            print("\n".join(format_ensemble_comparison(seed_ensemble_auc(sides[0], against=sides[1]))))
+            return 0
+        print("\n".join(format_comparison(compare_cv(*sides))))
         return 0
+    if a.ensemble:
+        raise ValueError("--ensemble goes with --compare A B")
     if a.export_oof:
         from ..training.cv_compare import export_oof
         from ..training.oof import cv_task

@@ -32,7 +32,7 @@ from .cv_segmentation import (
 )
 from .oof import binary_oof, cv_task, fold_sd, image_keys, oof_predictions, seed_dirs
 
-__all__ = ["compare_cv", "format_comparison", "seed_ensemble_auc", "export_oof", "fuse_views", "image_keys", "pooled_auc_ci"]
+__all__ = ["compare_cv", "format_comparison", "format_ensemble_comparison", "seed_ensemble_auc", "export_oof", "fuse_views", "image_keys", "pooled_auc_ci"]
 
 
 def pooled_auc_ci(y, p, patient_ids, n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> dict:
@@ -119,22 +119,39 @@ def seed_ensemble_auc(sources, n_boot: int = 1000, level: float = 0.95, seed: in
     of recipes). Multi-class and multi-label: each class's (``per_class``) and
     their mean (``value``, no CI, as the CV summary's macro mean).
 
-    ``against`` (one CV folder or exported file on the same folds): also the
-    ensemble's AUC minus that source's, paired by image, patient-level CI
-    (``minus_against``; per class and their mean otherwise).
+    ``against`` (a CV folder or exported file on the same folds, or a list
+    of them, averaged per image the same way): also the ensemble's AUC minus
+    that one's, paired by image, patient-level CI (``minus_against``, with
+    ``auc_against``; per class and their mean otherwise).
     """
-    srcs = [d for x in ([sources] if isinstance(sources, (str, Path)) else sources) for d in seed_dirs(x)]
-    sides = [srcs] + ([[Path(against)]] if against is not None else [])
-    ys, pids, _, runs, binary = _aligned_oof(sides, ", ".join(map(str, [*srcs, *sides[1:]])))
+    def expand(x) -> list:
+        return [d for y in ([x] if isinstance(x, (str, Path)) else x) for d in seed_dirs(y)]
+
+    srcs, others = expand(sources), expand(against) if against is not None else []
+    ys, pids, _, runs, binary = _aligned_oof([srcs, *([others] if others else [])], ", ".join(map(str, [*srcs, *others])))
     classes = list(ys) if binary else _scored(ys)
-    mean = {c: np.mean([r[c] for r in runs[0]], axis=0) for c in ys}
-    per_class = {c: pooled_auc_ci(ys[c], mean[c], pids, n_boot, level, seed) for c in classes}
-    out = {"seeds": len(runs[0]), **per_class[classes[0]]} if binary else {
-        "seeds": len(runs[0]), "value": float(np.mean([v["value"] for v in per_class.values()])), "per_class": per_class}
-    if against is not None:
-        diff = {c: paired_auc_difference(ys[c], mean[c], runs[1][0][c], pids, n_boot, level, seed) for c in classes}
-        out["minus_against"] = {"against": str(against), **(diff[classes[0]] if binary else {
-            "value": float(np.mean([d["value"] for d in diff.values()])), "per_class": diff})}
+    mean = [{c: np.mean([r[c] for r in side], axis=0) for c in ys} for side in runs]  # each side's members averaged per image
+    per_class = {c: pooled_auc_ci(ys[c], mean[0][c], pids, n_boot, level, seed) for c in classes}
+    out = {"seeds": len(srcs), **per_class[classes[0]]} if binary else {
+        "seeds": len(srcs), "value": float(np.mean([v["value"] for v in per_class.values()])), "per_class": per_class}
+    if others:
+        diff = {c: {**paired_auc_difference(ys[c], mean[0][c], mean[1][c], pids, n_boot, level, seed), "auc_against": roc_auc(ys[c], mean[1][c])}
+                for c in classes}
+        out["minus_against"] = {"against": str(others[0]) if len(others) == 1 else [str(x) for x in others], "members_against": len(others),
+                                **(diff[classes[0]] if binary else {"value": float(np.mean([d["value"] for d in diff.values()])),
+                                                                    "auc_against": float(np.mean([d["auc_against"] for d in diff.values()])), "per_class": diff})}
+    return out
+
+
+def format_ensemble_comparison(res: dict) -> list[str]:
+    """:func:`seed_ensemble_auc`'s result with ``against`` as the lines ``scintix cv --compare A B --ensemble`` prints."""
+    d = res["minus_against"]
+    what = "pooled out-of-fold ROC-AUC" if "per_class" not in res else "macro mean of the classes' pooled out-of-fold ROC-AUCs"
+    out = [f"{what}, each side's CVs averaged per image (an ensemble, still out of fold): A ({res['seeds']}) {res['value']:.4f}, "
+           f"B ({d['members_against']}) {d['auc_against']:.4f}",
+           f"  A - B: {d['value']:+.4f}" + (f" [{d['ci_low']:+.4f}, {d['ci_high']:+.4f}] (paired, patient-level bootstrap)" if "ci_low" in d else " (no CI for the macro mean)")]
+    for c, r in d.get("per_class", {}).items():
+        out.append(f"  {c}: A - B {r['value']:+.4f} [{r['ci_low']:+.4f}, {r['ci_high']:+.4f}]")
     return out
 
 
