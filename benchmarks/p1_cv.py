@@ -147,9 +147,11 @@ def main() -> None:
     def key(name: str, seed: int) -> str:  # a variant at one training seed: its fold runs, out-of-fold file and JSON entry
         return name if seed == 0 else f"{name}-seed{seed}"
 
-    def source(name: str, seed: int):  # its fold runs if still here, else its kept out-of-fold file, else None
-        k = key(name, seed)
+    def locate(k: str):  # a run's fold runs if still here, else its kept out-of-fold file, else None
         return WORK / f"p1-cv-{k}" if finished(k) else oof_dir / f"{k}.csv" if (oof_dir / f"{k}.csv").is_file() else None
+
+    def source(name: str, seed: int):  # a variant at one training seed, located
+        return locate(key(name, seed))
 
     for name in names:
         for seed in a.train_seeds:
@@ -211,17 +213,14 @@ def main() -> None:
             old = json.loads(previous.read_text()).get("p1_contrasts", {}) if previous.is_file() else {}
             save("p1_contrasts", {**old, **contrasts})
     if a.ensemble:  # several CVs' fold models averaged per image: each fold's models never saw it, so the mean stays out of fold
-        def run(k: str):
-            found = WORK / f"p1-cv-{k}" if finished(k) else oof_dir / f"{k}.csv" if (oof_dir / f"{k}.csv").is_file() else None
-            if found is None:
+        for k in a.ensemble:
+            if locate(k) is None:
                 ap.error(f"--ensemble {k}: neither {WORK / f'p1-cv-{k}'} (finished) nor {oof_dir / f'{k}.csv'}")
-            return found
-
         reference = source(a.against, 0)
         if reference is None:
             ap.error(f"--against {a.against}: neither its fold runs nor its out-of-fold file are here")
         start = time.perf_counter()
-        e = {"members": a.ensemble, "against": a.against, **seed_ensemble_auc([run(k) for k in a.ensemble], against=reference), **invocation(),
+        e = {"members": a.ensemble, "against": a.against, **seed_ensemble_auc([locate(k) for k in a.ensemble], against=reference), **invocation(),
              "wall_seconds_this_call": round(time.perf_counter() - start, 1)}
         old = json.loads(previous.read_text()).get("ensembles", {}) if previous.is_file() else {}
         save("ensembles", {**old, "+".join(a.ensemble): e})

@@ -47,12 +47,9 @@ def cmd_cv(a: argparse.Namespace) -> int:
         if a.ensemble:
             from ..training.cv_compare import (
                 format_ensemble_comparison,
-                is_segmentation_source,
                 seed_ensemble_auc,
             )
 
-            if any(is_segmentation_source(x) for side in sides for x in ([side] if isinstance(side, str) else side)):
-                raise ValueError(f"--ensemble: {a.compare[0]} / {a.compare[1]}: segmentation CVs are compared scan by scan without it (their Dice is per model)")
             print("\n".join(format_ensemble_comparison(seed_ensemble_auc(sides[0], against=sides[1]))))
             return 0
         print("\n".join(format_comparison(compare_cv(*sides))))

@@ -109,6 +109,11 @@ def _scored(ys: dict[str, np.ndarray]) -> list[str]:
     return [c for c, y in ys.items() if 0 < y.sum() < len(y)]
 
 
+def _sources(x) -> list[Path]:
+    """One source or a list of them (a recipe's seeds), each a CV folder, a cross_validate_seeds folder or a kept file."""
+    return [d for y in ([x] if isinstance(x, (str, Path)) else x) for d in seed_dirs(y)]
+
+
 def seed_ensemble_auc(sources, n_boot: int = 1000, level: float = 0.95, seed: int = 0, against=None) -> dict:
     """Pooled out-of-fold AUC of the mean of several seeds' probabilities per image (patient-level CI).
 
@@ -124,10 +129,10 @@ def seed_ensemble_auc(sources, n_boot: int = 1000, level: float = 0.95, seed: in
     that one's, paired by image, patient-level CI (``minus_against``, with
     ``auc_against``; per class and their mean otherwise).
     """
-    def expand(x) -> list:
-        return [d for y in ([x] if isinstance(x, (str, Path)) else x) for d in seed_dirs(y)]
-
-    srcs, others = expand(sources), expand(against) if against is not None else []
+    srcs, others = _sources(sources), _sources(against) if against is not None else []
+    if any(is_segmentation_source(x) for x in [*srcs, *others]):
+        raise ValueError(f"{', '.join(map(str, [*srcs, *others]))}: an ensemble averages probabilities; segmentation CVs are compared scan by scan "
+                         "without it (their Dice is per model)")
     ys, pids, _, runs, binary = _aligned_oof([srcs, *([others] if others else [])], ", ".join(map(str, [*srcs, *others])))
     classes = list(ys) if binary else _scored(ys)
     mean = [{c: np.mean([r[c] for r in side], axis=0) for c in ys} for side in runs]  # each side's members averaged per image
@@ -202,7 +207,7 @@ def compare_cv(a_dir, b_dir, n_boot: int = 1000, level: float = 0.95, seed: int 
     classes with positives and negatives; per-fold, over the classes a fold can score).
     Segmentation CVs: per-scan Dice, paired (:func:`~scintix.training.cv_segmentation.compare_segmentation_cv`).
     """
-    sides = [[d for x in ([a] if isinstance(a, (str, Path)) else a) for d in seed_dirs(x)] for a in (a_dir, b_dir)]
+    sides = [_sources(a_dir), _sources(b_dir)]
     if any(is_segmentation_source(x) for side in sides for x in side):  # per-scan Dice, not probabilities
         return compare_segmentation_cv(sides, n_boot, level, seed)
     ys, pids, folds, runs, binary = _aligned_oof(sides, f"{a_dir}, {b_dir}")
