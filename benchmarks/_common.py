@@ -61,6 +61,9 @@ def train_or_reuse(cfg, run_dir: Path) -> float | None:
     return float(wall_file.read_text()) if wall_file.is_file() else None
 
 
+NOT_CODE = ("benchmarks/results", "benchmarks/work")  # what a benchmark writes: changes there leave the code its commit
+
+
 def invocation() -> dict:
     """The command that is writing a result (this script and its arguments, the thread setting) and the code it ran."""
     import shlex
@@ -70,7 +73,11 @@ def invocation() -> dict:
     script = script.relative_to(ROOT) if script.is_relative_to(ROOT) else script
     threads = f"OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']} " if "OMP_NUM_THREADS" in os.environ else ""
     try:
-        code = subprocess.run(["git", "-C", str(ROOT), "describe", "--always", "--dirty"], capture_output=True, text=True, timeout=10).stdout.strip() or None
+        code = subprocess.run(["git", "-C", str(ROOT), "describe", "--always"], capture_output=True, text=True, timeout=10).stdout.strip() or None
+        # "-dirty" only for uncommitted changes to the code: a results file this very run (or another) rewrites is not one
+        changed = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no", "--", ".", *(f":(exclude){p}" for p in NOT_CODE)],
+                                 capture_output=True, text=True, timeout=10).stdout.strip()
+        code = f"{code}-dirty" if code and changed else code
     except (OSError, subprocess.SubprocessError):
         code = None
     return {"command": threads + "python " + " ".join(shlex.quote(str(a)) for a in [script, *sys.argv[1:]]), "code": code}

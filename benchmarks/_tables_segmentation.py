@@ -34,6 +34,11 @@ def segmentation() -> list[str]:
     return out
 
 
+def mean_sd_cell(v, seeds: int) -> str:
+    """"mean ± sd" over seeds; one seed has no sd (files before 2026-12-02 wrote 0.0 for it, later ones NaN), so none is shown."""
+    return f"{v[0]:.3f} ± {v[1]:.3f}" if seeds > 1 and v[1] is not None and v[1] == v[1] else f"{v[0]:.3f} (one seed: no sd)"
+
+
 def text_segmentation() -> list[str]:
     path = RES / "text_segmentation.json"
     if not path.exists():
@@ -72,7 +77,7 @@ def text_segmentation() -> list[str]:
         what = "warm text_unet vs U-Net continued" if warm else "text_unet"
         # entries written before 2026-12-02 resampled patients only; later ones resample the seeds too (their "ci" says so)
         how = " (CI: patients and seeds)" if "two-level" in diff.get("ci", "") else " (CI: patients only, not the seeds)" if seeds > 1 else ""
-        return f"| {where} | **{what}, over {seeds} seeds** | | U-Net {u[0]:.3f} ± {u[1]:.3f}, text {t[0]:.3f} ± {t[1]:.3f} | | **{ci(diff)}**{how} | | | |"
+        return f"| {where} | **{what}, over {seeds} seeds** | | U-Net {mean_sd_cell(u, seeds)}, text {mean_sd_cell(t, seeds)} | | **{ci(diff)}**{how} | | | |"
 
     out[2] += " Devices: " + "; ".join(f"{label(k)}: {e.get('device')}" for k, e in d["datasets"].items()) + "."
     shown: dict[tuple, str] = {}  # run -> the data set whose rows show it (later data sets reuse first-stage and U-Net runs)

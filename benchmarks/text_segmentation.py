@@ -116,7 +116,10 @@ def _external(name: str, patients: int, dirs: dict[str, list], seeds, warm: bool
 
 
 def _mean_sd(vals: list[float]) -> list[float]:
-    return [float(np.mean(vals)), float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.0]
+    """Mean and sample sd over seeds; the sd is NaN for one seed (not 0.0, which would read as no training noise)."""
+    from scintix.training.oof import fold_sd
+
+    return [float(np.mean(vals)), fold_sd(vals)]
 
 
 def _run(recipe: str, data, name: str, extra: list[str]) -> dict:

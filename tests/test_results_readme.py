@@ -125,3 +125,36 @@ def test_p1_cv_row_lists_every_pairing_of_a_variant(tmp_path, monkeypatch):
     (tmp_path / "p1_cv.json").write_text(json.dumps({"device": "cpu", "variants": {"loss_weighted": row}, "ensembles": {"loss_weighted+loss_weighted-seed1": ens}}))
     assert ("the mean out-of-fold probability of `loss_weighted`, `loss_weighted-seed1`: pooled ROC-AUC 0.950 [0.930, 0.970]; minus `loss_weighted` alone, "
             "paired 0.005 [-0.002, 0.012].") in "\n".join(results_table.p1_cv())
+
+
+def test_one_seed_has_no_sd_in_the_text_segmentation_rows(monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    from _tables_segmentation import mean_sd_cell
+
+    assert mean_sd_cell([0.7, 0.012], 3) == "0.700 ± 0.012"
+    for sd in (0.0, float("nan"), None):  # one seed: older files wrote 0.0, newer NaN (null in strict JSON)
+        assert mean_sd_cell([0.7, sd], 1) == "0.700 (one seed: no sd)"
+
+
+def test_benchmark_code_is_dirty_only_for_code_changes(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    import _common
+
+    def git(*args):
+        subprocess.run(["git", "-C", str(tmp_path), *args], check=True, capture_output=True,
+                       env={"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t", "HOME": str(tmp_path)})
+
+    (tmp_path / "benchmarks" / "results").mkdir(parents=True)
+    (tmp_path / "benchmarks" / "results" / "x.json").write_text("{}")
+    (tmp_path / "code.py").write_text("a = 1\n")
+    git("init", "-q")
+    git("add", ".")
+    git("commit", "-qm", "x")
+    monkeypatch.setattr(_common, "ROOT", tmp_path)
+    clean = _common.invocation()["code"]
+    assert clean and not clean.endswith("-dirty")
+    (tmp_path / "benchmarks" / "results" / "x.json").write_text('{"new": 1}')  # a benchmark rewrote its results file
+    (tmp_path / "untracked.txt").write_text("?")
+    assert _common.invocation()["code"] == clean
+    (tmp_path / "code.py").write_text("a = 2\n")
+    assert _common.invocation()["code"] == clean + "-dirty"
