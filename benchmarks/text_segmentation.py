@@ -116,10 +116,11 @@ def _external(name: str, patients: int, dirs: dict[str, list], seeds, warm: bool
 
 
 def _mean_sd(vals: list[float]) -> list[float]:
-    """Mean and sample sd over seeds; the sd is NaN for one seed (not 0.0, which would read as no training noise)."""
+    """Mean and sample sd over seeds; the sd is null for one seed (not 0.0, which would read as no training noise)."""
     from scintix.training.oof import fold_sd
 
-    return [float(np.mean(vals)), fold_sd(vals)]
+    sd = fold_sd(vals)
+    return [float(np.mean(vals)), sd if np.isfinite(sd) else None]  # None: null in the JSON, which NaN is not
 
 
 def _run(recipe: str, data, name: str, extra: list[str]) -> dict:

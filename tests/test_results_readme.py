@@ -130,6 +130,9 @@ def test_p1_cv_row_lists_every_pairing_of_a_variant(tmp_path, monkeypatch):
 def test_one_seed_has_no_sd_in_the_text_segmentation_rows(monkeypatch):
     monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
     from _tables_segmentation import mean_sd_cell
+    from text_segmentation import _mean_sd
+
+    assert _mean_sd([0.5]) == [0.5, None] and _mean_sd([0.5, 0.7])[1] == pytest.approx(0.1414, abs=1e-4)  # null, not 0.0 or NaN
 
     assert mean_sd_cell([0.7, 0.012], 3) == "0.700 ± 0.012"
     for sd in (0.0, float("nan"), None):  # one seed: older files wrote 0.0, newer NaN (null in strict JSON)
