@@ -36,7 +36,7 @@ def segmentation() -> list[str]:
 
 def mean_sd_cell(v, seeds: int) -> str:
     """"mean ± sd" over seeds; one seed has no sd (files before 2026-12-02 wrote 0.0 for it, later ones null), so none is shown."""
-    return f"{v[0]:.3f} ± {v[1]:.3f}" if seeds > 1 and v[1] is not None and v[1] == v[1] else f"{v[0]:.3f} (one seed: no sd)"
+    return f"{v[0]:.3f} ± {v[1]:.3f}" if seeds > 1 and v[1] is not None else f"{v[0]:.3f} (one seed: no sd)"
 
 
 def text_segmentation() -> list[str]:

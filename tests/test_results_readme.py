@@ -135,7 +135,7 @@ def test_one_seed_has_no_sd_in_the_text_segmentation_rows(monkeypatch):
     assert _mean_sd([0.5]) == [0.5, None] and _mean_sd([0.5, 0.7])[1] == pytest.approx(0.1414, abs=1e-4)  # null, not 0.0 or NaN
 
     assert mean_sd_cell([0.7, 0.012], 3) == "0.700 ± 0.012"
-    for sd in (0.0, float("nan"), None):  # one seed: older files wrote 0.0, newer NaN (null in strict JSON)
+    for sd in (0.0, float("nan"), None):  # one seed: older files wrote 0.0, newer ones null
         assert mean_sd_cell([0.7, sd], 1) == "0.700 (one seed: no sd)"
 
 
