@@ -13,7 +13,9 @@ fold runs in benchmarks/work or, once they are gone, from its kept out-of-fold f
 Each finished variant's out-of-fold probabilities are kept in
 benchmarks/results/p1_cv_oof/NAME.csv (fold, a hash of the image's path
 relative to the data folder, probability: no file names, patients or labels),
-so a later session can pair a new variant with it without rerunning it. A
+so a later session can pair a new variant with it without rerunning it; two kept files pair alone
+(contrasts, ensembles): their folds, labels and patients are rebuilt from the data
+(``scintix.training.cv_truth``, ~100 s here, nothing trained). A
 pairing across machines is still paired, but carries their numeric
 differences too (bf16 autocast on one CPU, fp32 on another): see each
 variant's ``device``.
@@ -123,6 +125,7 @@ def main() -> None:
         reevaluate_cv,
         seed_ensemble_auc,
     )
+    from scintix.training.cv_truth import cv_truth
 
     data = require(SHARED / "bs80k-chest-region" / "labels.csv")
     previous = RESULTS / "p1_cv.json"
@@ -152,6 +155,16 @@ def main() -> None:
 
     def source(name: str, seed: int):  # a variant at one training seed, located
         return locate(key(name, seed))
+
+    truths: dict[tuple, dict] = {}
+
+    def truth(name: str, *sources):  # kept files alone: their folds, labels and patients rebuilt from the data (None beside a fold-run folder)
+        if any(Path(x).is_dir() for x in sources):
+            return None
+        data_overrides = tuple(o for o in VARIANTS[name.split("-seed")[0]] if o.startswith("data."))  # what decides which images are out of fold
+        if data_overrides not in truths:
+            truths[data_overrides] = cv_truth(load_config("p1-thoracic", [f"data.source={data}", *data_overrides]), a.folds, 0.15)
+        return truths[data_overrides]
 
     for name in names:
         for seed in a.train_seeds:
@@ -192,8 +205,8 @@ def main() -> None:
             mine, theirs = [source(name, seed) for seed in both], [source(a.against, seed) for seed in both]  # paired by seed
             first = key(name, a.train_seeds[0])  # the comparison over seeds is kept with the variant's first seed
             s = json.loads(previous.read_text())["variants"][first]
-            s[f"minus_{a.against}_over_seeds"] = {"seeds": both, **compare_cv(mine, theirs)}
-            s["seed_ensemble_pooled_oof_auc"] = seed_ensemble_auc(mine)  # the seeds' mean probability: still out of fold
+            s[f"minus_{a.against}_over_seeds"] = {"seeds": both, **compare_cv(mine, theirs, truth=truth(name, *mine, *theirs))}
+            s["seed_ensemble_pooled_oof_auc"] = seed_ensemble_auc(mine, truth=truth(name, *mine))  # the seeds' mean probability: still out of fold
             save(first, s)
             d = s[f"minus_{a.against}_over_seeds"]["pooled_auc_difference"]
             print(name, f"- {a.against} over seeds", round(d["value"], 4), [round(d["ci_low"], 4), round(d["ci_high"], 4)], "per seed", d["runs_auc_a"], "vs", d["runs_auc_b"], flush=True)
@@ -203,10 +216,7 @@ def main() -> None:
             sx, sy = source(x, 0), source(y, 0)
             if sx is None or sy is None:
                 continue
-            if not (Path(sx).is_dir() or Path(sy).is_dir()):
-                print(label, "skipped: both arms' fold runs are gone (a paired comparison needs one CV folder's labels)", flush=True)
-                continue
-            contrasts[label] = {**compare_cv(sx, sy), "arm_a": x, "arm_b": y, **invocation()}
+            contrasts[label] = {**compare_cv(sx, sy, truth=truth(x, sx, sy)), "arm_a": x, "arm_b": y, **invocation()}
             dd = contrasts[label]["pooled_auc_difference"]
             print(label, round(dd["value"], 4), [round(dd["ci_low"], 4), round(dd["ci_high"], 4)], flush=True)
         if contrasts:
@@ -220,7 +230,8 @@ def main() -> None:
         if reference is None:
             ap.error(f"--against {a.against}: neither its fold runs nor its out-of-fold file are here")
         start = time.perf_counter()
-        e = {"members": a.ensemble, "against": a.against, **seed_ensemble_auc([locate(k) for k in a.ensemble], against=reference), **invocation(),
+        members = [locate(k) for k in a.ensemble]
+        e = {"members": a.ensemble, "against": a.against, **seed_ensemble_auc(members, against=reference, truth=truth(a.ensemble[0], *members, reference)), **invocation(),
              "wall_seconds_this_call": round(time.perf_counter() - start, 1)}
         old = json.loads(previous.read_text()).get("ensembles", {}) if previous.is_file() else {}
         save("ensembles", {**old, "+".join(a.ensemble): e})

@@ -64,6 +64,32 @@ def test_cv_folds_summary_resume_and_paired_comparison(tiny_manifest, tmp_path, 
     assert (cv / "fold0" / "checkpoints" / "best.pt").stat().st_mtime == mtime
     same = compare_cv(cv, cv)
     assert same["pooled_auc_difference"]["value"] == 0 and same["pooled_auc_difference"]["ci_low"] == 0 == same["pooled_auc_difference"]["ci_high"]
+    # kept files alone: the folds, targets and patients rebuilt from the data score them as the CV folder does
+    from scintix.config import load_config
+    from scintix.training.cv_compare import export_oof, seed_ensemble_auc
+    from scintix.training.cv_truth import cv_truth
+    from scintix.training.oof import image_keys
+
+    kept = export_oof(cv, tmp_path / "kept.csv")
+    overrides = [v for v in FAST if v != "-o"]
+    truth = cv_truth(load_config("quickstart", [*overrides, f"data.source={tiny_manifest}"]), 2, 0.3)
+    assert truth == {k: {"fold": int(r["fold"]), "target": r["target"], "patient_id": r["patient_id"]} for k, r in zip(image_keys([r["path"] for r in oof]), oof)}
+    flipped = tmp_path / "flipped.csv"  # another "recipe": every probability p becomes 1 - p
+    flipped.write_text("\n".join([kept.read_text().splitlines()[0]] + [f"{f},{k},{1 - float(p):.6f}" for f, k, p in
+                                                                       (line.split(",") for line in kept.read_text().splitlines()[1:])]) + "\n")
+    alone, beside = compare_cv(kept, flipped, n_boot=50, truth=truth), compare_cv(cv, flipped, n_boot=50)
+    assert {k: v for k, v in alone.items() if k not in ("a", "b")} == {k: v for k, v in beside.items() if k not in ("a", "b")}
+    assert alone["pooled_auc_a"] == pytest.approx(s["pooled_oof_auc"]["value"]) and alone["pooled_auc_b"] == pytest.approx(1 - s["pooled_oof_auc"]["value"])
+    ens = seed_ensemble_auc([kept, kept], n_boot=50, against=flipped, truth=truth)
+    assert ens["value"] == pytest.approx(s["pooled_oof_auc"]["value"]) and ens["minus_against"]["value"] == pytest.approx(alone["pooled_auc_difference"]["value"])
+    other = cv_truth(load_config("quickstart", [*overrides, f"data.source={tiny_manifest}", "data.split.seed=1"]), 2, 0.3)  # other folds
+    with pytest.raises(ValueError, match="same images and folds"):
+        compare_cv(kept, kept, truth=other)
+    capsys.readouterr()
+    assert main(["cv", "--compare", str(kept), str(kept), "--data", str(tiny_manifest), "--folds", "2", "--inner-val", "0.3", *FAST]) == 0
+    assert f"A - B: {0:+.4f}" in capsys.readouterr().out
+    assert main(["cv", "--compare", str(kept), str(kept)]) == 2  # no data: a one-line refusal
+    assert "at least one side must be a CV folder" in capsys.readouterr().err
 
 
 @pytest.mark.slow

@@ -24,7 +24,8 @@ def add_cv_parser(sub) -> None:
     e.add_argument("runs", nargs="+", help="evaluated run folders with the same classes and preprocessing")
     e.add_argument("--out", required=True, help="ensemble folder (ensemble.json): give it to predict, explain, serve like a run")
     p.add_argument("--fuse-views", nargs=2, metavar=("CV_VIEW_A", "CV_VIEW_B"), help="instead: patient-level late fusion of two finished CVs of the two views (e.g. ANT, POST)")
-    p.add_argument("--compare", nargs=2, metavar=("CV_A", "CV_B"), help="instead: compare two finished CV folders made on the same folds (paired); either may be a file written by --export-oof, "
+    p.add_argument("--compare", nargs=2, metavar=("CV_A", "CV_B"), help="instead: compare two finished CV folders made on the same folds (paired); either may be a file written by --export-oof "
+                   "(both files: give --data, --recipe, -o, --folds, --inner-val of their CV, whose folds and labels are rebuilt from the data), "
                    "or a comma-separated list of them, one per training seed of that recipe (-o train.seed=S keeps the folds): the CI then holds training noise too")
     p.add_argument("--ensemble", action="store_true", help="with --compare: each side's CVs (comma-separated, e.g. a recipe's seeds) averaged per image "
                    "before the AUC (an ensemble, still out of fold), instead of the mean of their AUCs")
@@ -44,15 +45,16 @@ def cmd_cv(a: argparse.Namespace) -> int:
 
     if a.compare:
         sides = [side.split(",") if "," in side else side for side in a.compare]
+        truth = _truth(a, sides)
         if a.ensemble:
             from ..training.cv_compare import (
                 format_ensemble_comparison,
                 seed_ensemble_auc,
             )
 
-            print("\n".join(format_ensemble_comparison(seed_ensemble_auc(sides[0], against=sides[1]))))
+            print("\n".join(format_ensemble_comparison(seed_ensemble_auc(sides[0], against=sides[1], truth=truth))))
             return 0
-        print("\n".join(format_comparison(compare_cv(*sides))))
+        print("\n".join(format_comparison(compare_cv(*sides, truth=truth))))
         return 0
     if a.ensemble:
         raise ValueError("--ensemble goes with --compare A B")
@@ -109,6 +111,17 @@ def cmd_cv(a: argparse.Namespace) -> int:
     print(format_summary(summary))
     print(f"cv folder: {a.out} (cv_summary.json, {'oof_per_image.csv' if summary.get('task') == 'segmentation' else 'oof_predictions.csv'})")
     return 0
+
+
+def _truth(a: argparse.Namespace, sides) -> dict | None:
+    """Kept out-of-fold files alone (no CV folder among them) are scored against their folds rebuilt from --data and the recipe."""
+    if any(Path(x).is_dir() for side in sides for x in ([side] if isinstance(side, str) else side)) or not a.data:
+        return None
+    from ..config import load_config
+    from ..training.cv_truth import cv_truth
+
+    cfg = load_config(a.recipe, [*a.overrides, f"data.source={json.dumps(str(Path(a.data).resolve()))}"])
+    return cv_truth(cfg, a.folds, a.inner_val)
 
 
 def cmd_ensemble(a: argparse.Namespace) -> int:

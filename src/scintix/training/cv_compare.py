@@ -81,17 +81,27 @@ def _oof_by_key(source: Path) -> tuple[dict[str, dict], list[str], bool, bool]:
     return rows, [f[5:] for f in prob], len(prob) == 1, False
 
 
-def _aligned_oof(sides: list[list[Path]], what: str):
+def _aligned_oof(sides: list[list[Path]], what: str, truth: dict[str, dict] | None = None):
     """The same images in the same order from every source (paired): truth per class, patients, folds, and each
     source's probabilities per class (``runs[side][source][class]``), with the classes and whether they are binary.
 
-    ``sides`` groups the sources (e.g. two recipes' seeds); at least one must be a CV folder (labels, patients);
-    all must hold the same images, folds and classes.
+    ``sides`` groups the sources (e.g. two recipes' seeds); at least one must be a CV folder (labels, patients),
+    or ``truth`` (:func:`~scintix.training.cv_truth.cv_truth`: the CV's folds, targets and patients rebuilt from
+    its data) is given; all must hold the same images, folds and classes.
     """
     loaded = [[_oof_by_key(Path(x)) for x in side] for side in sides]
-    if not any(t[3] for side in loaded for t in side):
-        raise ValueError(f"{what}: at least one side must be a CV folder (the exported files hold no labels)")
-    (ref, classes, binary, _), ref_src = next(((t, x) for side, srcs in zip(loaded, sides) for t, x in zip(side, srcs) if t[3]))
+    folder = next(((t, x) for side, srcs in zip(loaded, sides) for t, x in zip(side, srcs) if t[3]), None)
+    if folder is None and truth is None:
+        raise ValueError(f"{what}: at least one side must be a CV folder (the exported files hold no labels), "
+                         "or the data they were cross-validated on must be given (--data, --recipe)")
+    if folder is not None:
+        (ref, classes, binary, _), ref_src = folder
+    else:  # kept files alone: scored against the rebuilt truth, which must name the files' classes
+        ref, ref_src = truth, "the data's rebuilt folds"
+        _, classes, binary, _ = loaded[0][0]
+        named = {c for r in truth.values() for c in (r["target"].split(";") if not binary else [r["target"]])}
+        if not set(classes) <= named:
+            raise ValueError(f"{sides[0][0]}: class(es) {', '.join(sorted(set(classes) - named))} are not among the data's targets; other data")
     for side, srcs in zip(loaded, sides):
         for (rows, c, b, _), x in zip(side, srcs):
             if c != classes or b != binary:
@@ -114,7 +124,7 @@ def _sources(x) -> list[Path]:
     return [d for y in ([x] if isinstance(x, (str, Path)) else x) for d in seed_dirs(y)]
 
 
-def seed_ensemble_auc(sources, n_boot: int = 1000, level: float = 0.95, seed: int = 0, against=None) -> dict:
+def seed_ensemble_auc(sources, n_boot: int = 1000, level: float = 0.95, seed: int = 0, against=None, truth: dict[str, dict] | None = None) -> dict:
     """Pooled out-of-fold AUC of the mean of several seeds' probabilities per image (patient-level CI).
 
     Each seed's fold-``f`` model never saw fold ``f``, so neither does their
@@ -128,12 +138,14 @@ def seed_ensemble_auc(sources, n_boot: int = 1000, level: float = 0.95, seed: in
     of them, averaged per image the same way): also the ensemble's AUC minus
     that one's, paired by image, patient-level CI (``minus_against``, with
     ``auc_against``; per class and their mean otherwise).
+
+    ``truth``: when every source is a kept file (:func:`~scintix.training.cv_truth.cv_truth`).
     """
     srcs, others = _sources(sources), _sources(against) if against is not None else []
     if any(is_segmentation_source(x) for x in [*srcs, *others]):
         raise ValueError(f"{', '.join(map(str, [*srcs, *others]))}: an ensemble averages probabilities; segmentation CVs are compared scan by scan "
                          "without it (their Dice is per model)")
-    ys, pids, _, runs, binary = _aligned_oof([srcs, *([others] if others else [])], ", ".join(map(str, [*srcs, *others])))
+    ys, pids, _, runs, binary = _aligned_oof([srcs, *([others] if others else [])], ", ".join(map(str, [*srcs, *others])), truth)
     classes = list(ys) if binary else _scored(ys)
     mean = [{c: np.mean([r[c] for r in side], axis=0) for c in ys} for side in runs]  # each side's members averaged per image
     per_class = {c: pooled_auc_ci(ys[c], mean[0][c], pids, n_boot, level, seed) for c in classes}
@@ -189,11 +201,13 @@ def _difference(ys, pids, folds, runs, classes, n_boot, level, seed) -> dict:
     return out
 
 
-def compare_cv(a_dir, b_dir, n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> dict:
+def compare_cv(a_dir, b_dir, n_boot: int = 1000, level: float = 0.95, seed: int = 0, truth: dict[str, dict] | None = None) -> dict:
     """Recipe A vs recipe B on the same folds: pooled out-of-fold AUC difference (paired by image, CI by patient) and per-fold differences.
 
     Either side may be an :func:`export_oof` file instead of a CV folder; at
-    least one source must be a folder (targets and patients come from it).
+    least one source must be a folder (targets and patients come from it), or
+    ``truth`` given: the CV's folds, targets and patients rebuilt from its data
+    (:func:`~scintix.training.cv_truth.cv_truth`), so two kept files pair alone.
     Either side may also be a list of sources, one per training seed of that
     recipe (``scintix cv ... -o train.seed=S`` keeps the folds, which follow
     ``data.split.seed``), or a :func:`~scintix.training.crossval.cross_validate_seeds` folder: the
@@ -210,7 +224,7 @@ def compare_cv(a_dir, b_dir, n_boot: int = 1000, level: float = 0.95, seed: int 
     sides = [_sources(a_dir), _sources(b_dir)]
     if any(is_segmentation_source(x) for side in sides for x in side):  # per-scan Dice, not probabilities
         return compare_segmentation_cv(sides, n_boot, level, seed)
-    ys, pids, folds, runs, binary = _aligned_oof(sides, f"{a_dir}, {b_dir}")
+    ys, pids, folds, runs, binary = _aligned_oof(sides, f"{a_dir}, {b_dir}", truth)
     names = [[str(x) for x in side] for side in sides]
     out = {"a": names[0] if len(names[0]) > 1 else names[0][0], "b": names[1] if len(names[1]) > 1 else names[1][0], "n": len(pids), "patients": len(set(pids))}
     ci = (n_boot, level, seed)
