@@ -91,11 +91,14 @@ P1_TABLE = {
     for model in ("vgg16", "resnet18", "densenet121") for norm in ("norm", "raw") for aug in ("noaug", "augds")
 }
 VARIANTS.update(P1_TABLE)
-# P1's two factors as paired differences (pooled out-of-fold AUC, same folds): raw - normalised, with - without the augmented dataset
+# P1's factors as paired differences (pooled out-of-fold AUC, same folds): raw - normalised, with - without the augmented dataset, model - ResNet-18
 P1_CONTRASTS = [(f"{model}: raw - normalised, {'with' if aug == 'augds' else 'without'} the augmented dataset", f"p1_{model}_raw_{aug}", f"p1_{model}_norm_{aug}")
                 for model in ("vgg16", "resnet18", "densenet121") for aug in ("augds", "noaug")] + \
                [(f"{model}: with - without the augmented dataset, {'raw' if norm == 'raw' else 'normalised'}", f"p1_{model}_{norm}_augds", f"p1_{model}_{norm}_noaug")
-                for model in ("vgg16", "resnet18", "densenet121") for norm in ("raw", "norm")]
+                for model in ("vgg16", "resnet18", "densenet121") for norm in ("raw", "norm")] + \
+               [(f"{model} - resnet18, {'raw' if norm == 'raw' else 'normalised'}, {'with' if aug == 'augds' else 'without'} the augmented dataset",
+                 f"p1_{model}_{norm}_{aug}", f"p1_resnet18_{norm}_{aug}")  # P1's third factor, the model family, against ResNet-18 in the same arm
+                for model in ("vgg16", "densenet121") for norm in ("raw", "norm") for aug in ("augds", "noaug")]
 TOP_LEVEL = ("fused_views", "p1_contrasts", "ensembles")  # entries of the results file beside "variants"
 
 
