@@ -140,7 +140,8 @@ def main() -> None:
 
     def save(key: str, value: dict) -> None:  # re-read first: another process may have written other variants meanwhile
         old = json.loads(previous.read_text()) if previous.is_file() else {}
-        payload = {"device": device, "variants": old.get("variants", {}), **{k: old[k] for k in TOP_LEVEL if k in old}}
+        # the file's device is the one its variants trained on: a call that only pairs or combines kept results leaves it
+        payload = {"device": old.get("device", device) if key in TOP_LEVEL else device, "variants": old.get("variants", {}), **{k: old[k] for k in TOP_LEVEL if k in old}}
         if key in TOP_LEVEL:
             payload[key] = value
         else:
