@@ -37,7 +37,9 @@ AUC; pooled out of fold, patient-level CIs). Twelve cross-validations: a GPU job
 --fuse ANT POST (issue 14, item 3: P1's task is per patient): late fusion of
 two variants' out-of-fold probabilities (an anterior and a posterior one), per
 patient the mean of the two views against "abnormal in either view", beside
-each view alone on the same patients, with paired CIs (``fused_views``).
+each view alone on the same patients, with paired CIs (``fused_views``); from
+their fold runs or, once those are gone, their kept out-of-fold files (each
+view's folds, labels and patients rebuilt from the data).
 """
 
 from __future__ import annotations
@@ -108,7 +110,7 @@ def main() -> None:
     ap.add_argument("--p1-table", action="store_true", help="P1's arms (p1_*: VGG-16 / ResNet-18 / DenseNet-121, normalised vs raw, with vs without the augmented dataset); a GPU job")
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--epochs", type=int, default=None)
-    ap.add_argument("--fuse", nargs=2, metavar=("ANT", "POST"), choices=sorted(VARIANTS), help="fuse these two variants' views per patient (their fold runs must be in benchmarks/work)")
+    ap.add_argument("--fuse", nargs=2, metavar=("ANT", "POST"), choices=sorted(VARIANTS), help="fuse these two variants' views per patient (their fold runs in benchmarks/work, or their kept out-of-fold files)")
     ap.add_argument("--ensemble", nargs="+", metavar="RUN", help="train nothing: the mean out-of-fold probability of these finished CVs (variant names, NAME-seedS for "
                     "other training seeds; fold runs or kept out-of-fold files), its pooled AUC and its paired difference from --against (key 'ensembles')")
     ap.add_argument("--against", choices=sorted(VARIANTS), default="baseline", help="the variant paired differences are taken from")
@@ -244,7 +246,10 @@ def main() -> None:
               f"- {a.against}", round(dd["value"], 4), [round(dd["ci_low"], 4), round(dd["ci_high"], 4)], flush=True)
     if a.fuse:
         ant, post = a.fuse
-        fused = {"ant": ant, "post": post, **fuse_views(WORK / f"p1-cv-{ant}", WORK / f"p1-cv-{post}")}
+        sa, sb = locate(ant), locate(post)
+        if sa is None or sb is None:
+            ap.error(f"--fuse {ant} {post}: each needs its finished fold runs in {WORK} or its out-of-fold file in {oof_dir}")
+        fused = {"ant": ant, "post": post, **fuse_views(sa, sb, truth_a=truth(ant, sa), truth_b=truth(post, sb)), **invocation()}
         save("fused_views", fused)
         print("fused", ant, "+", post, "AUC", round(fused["fused_auc"]["value"], 4), "ant alone", round(fused["a_auc"]["value"], 4),
               "post alone", round(fused["b_auc"]["value"], 4), flush=True)

@@ -90,6 +90,21 @@ def test_cv_folds_summary_resume_and_paired_comparison(tiny_manifest, tmp_path, 
     assert f"A - B: {0:+.4f}" in capsys.readouterr().out
     assert main(["cv", "--compare", str(kept), str(kept)]) == 2  # no data: a one-line refusal
     assert "at least one side must be a CV folder" in capsys.readouterr().err
+    # view fusion from kept files: each side joined with its own rebuilt truth, exactly as beside the CV folder
+    from scintix.training.cv_compare import fuse_views
+
+    alone, beside = fuse_views(kept, flipped, n_boot=50, truth_a=truth, truth_b=truth), fuse_views(cv, flipped, n_boot=50, truth_b=truth)
+    assert {k: v for k, v in alone.items() if k not in ("a", "b")} == {k: v for k, v in beside.items() if k not in ("a", "b")}
+    assert alone["a_auc"] == fuse_views(cv, cv, n_boot=50)["a_auc"] and alone["patients"] == len({r["patient_id"] for r in oof})
+    with pytest.raises(ValueError, match="holds no labels or patients"):
+        fuse_views(kept, cv)
+    with pytest.raises(ValueError, match="same images and folds"):
+        fuse_views(kept, cv, truth_a=other)
+    capsys.readouterr()
+    assert main(["cv", "--fuse-views", str(kept), str(kept), "--data", str(tiny_manifest), "--folds", "2", "--inner-val", "0.3", *FAST]) == 0
+    assert "fused - A 0.0000 [0.0000, 0.0000]" in capsys.readouterr().out  # a view fused with itself is that view
+    assert main(["cv", "--fuse-views", str(kept), str(kept), "--data", str(tiny_manifest), "--views", "ant", "post", "--folds", "2", "--inner-val", "0.3", *FAST]) == 2
+    assert "another view" in capsys.readouterr().err  # this CV read both views: the anterior images alone are other images
 
 
 @pytest.mark.slow

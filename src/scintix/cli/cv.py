@@ -23,7 +23,9 @@ def add_cv_parser(sub) -> None:
     e = sub.add_parser("ensemble", help="one model from several evaluated runs (mean calibrated probability; `scintix cv` writes one of its folds)")
     e.add_argument("runs", nargs="+", help="evaluated run folders with the same classes and preprocessing")
     e.add_argument("--out", required=True, help="ensemble folder (ensemble.json): give it to predict, explain, serve like a run")
-    p.add_argument("--fuse-views", nargs=2, metavar=("CV_VIEW_A", "CV_VIEW_B"), help="instead: patient-level late fusion of two finished CVs of the two views (e.g. ANT, POST)")
+    p.add_argument("--fuse-views", nargs=2, metavar=("CV_VIEW_A", "CV_VIEW_B"), help="instead: patient-level late fusion of two finished CVs of the two views (e.g. ANT, POST); "
+                   "either may be a file written by --export-oof (give --data, --recipe, -o, --folds, --inner-val of their CVs and --views)")
+    p.add_argument("--views", nargs=2, metavar=("VIEW_A", "VIEW_B"), help="with --fuse-views of kept files: the view each side was cross-validated on (its data.view_filter, e.g. ant post)")
     p.add_argument("--compare", nargs=2, metavar=("CV_A", "CV_B"), help="instead: compare two finished CV folders made on the same folds (paired); either may be a file written by --export-oof "
                    "(both files: give --data, --recipe, -o, --folds, --inner-val of their CV, whose folds and labels are rebuilt from the data), "
                    "or a comma-separated list of them, one per training seed of that recipe (-o train.seed=S keeps the folds): the CI then holds training noise too")
@@ -58,6 +60,8 @@ def cmd_cv(a: argparse.Namespace) -> int:
         return 0
     if a.ensemble:
         raise ValueError("--ensemble goes with --compare A B")
+    if a.views and not a.fuse_views:
+        raise ValueError("--views goes with --fuse-views A B")
     if a.export_oof:
         from ..training.cv_compare import export_oof
         from ..training.oof import cv_task
@@ -69,7 +73,7 @@ def cmd_cv(a: argparse.Namespace) -> int:
     if a.fuse_views:
         from ..training.cv_compare import fuse_views
 
-        r = fuse_views(*a.fuse_views)
+        r = fuse_views(*a.fuse_views, truth_a=_truth(a, [a.fuse_views[0]], _view(a, 0)), truth_b=_truth(a, [a.fuse_views[1]], _view(a, 1)))
 
         def f(m):
             return f"{m['value']:.4f} [{m['ci_low']:.4f}, {m['ci_high']:.4f}]"
@@ -113,15 +117,21 @@ def cmd_cv(a: argparse.Namespace) -> int:
     return 0
 
 
-def _truth(a: argparse.Namespace, sides) -> dict | None:
-    """Kept out-of-fold files alone (no CV folder among them) are scored against their folds rebuilt from --data and the recipe."""
+def _truth(a: argparse.Namespace, sides, extra: tuple[str, ...] = ()) -> dict | None:
+    """Kept out-of-fold files alone (no CV folder among them) are scored against their folds rebuilt from --data and the recipe
+    (plus ``extra`` overrides, e.g. the view of one side of a fusion)."""
     if any(Path(x).is_dir() for side in sides for x in ([side] if isinstance(side, str) else side)) or not a.data:
         return None
     from ..config import load_config
     from ..training.cv_truth import cv_truth
 
-    cfg = load_config(a.recipe, [*a.overrides, f"data.source={json.dumps(str(Path(a.data).resolve()))}"])
+    cfg = load_config(a.recipe, [*a.overrides, *extra, f"data.source={json.dumps(str(Path(a.data).resolve()))}"])
     return cv_truth(cfg, a.folds, a.inner_val)
+
+
+def _view(a: argparse.Namespace, side: int) -> tuple[str, ...]:
+    """--views' entry for one side of --fuse-views, as an override (none without --views)."""
+    return (f"data.view_filter={a.views[side]}",) if a.views else ()
 
 
 def cmd_ensemble(a: argparse.Namespace) -> int:

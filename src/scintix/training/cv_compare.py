@@ -239,17 +239,41 @@ def compare_cv(a_dir, b_dir, n_boot: int = 1000, level: float = 0.95, seed: int 
             "per_class": {c: {"positives": int(ys[c].sum()), **_difference(ys, pids, folds, runs, [c], *ci)} for c in classes}}
 
 
-def fuse_views(a_dir: str | Path, b_dir: str | Path, how: str = "mean", n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> dict:
+def _binary_rows(source: Path, truth: dict[str, dict] | None, what: str) -> tuple[list[dict], str]:
+    """A binary CV's out-of-fold rows (``target``, ``prob``, ``patient_id``) and its positive class: from its folder,
+    or from its kept file joined with its rebuilt ``truth`` (same images and folds, checked)."""
+    if source.is_dir():
+        return binary_oof(source, what)
+    rows, classes, binary, _ = _oof_by_key(source)
+    if not binary:
+        raise ValueError(f"{source}: {len(classes)} classes' probabilities; {what} pools one positive class's (binary tasks only)")
+    if truth is None:
+        raise ValueError(f"{source}: a kept out-of-fold file holds no labels or patients; {what} needs the data that view "
+                         "was cross-validated on (--data, --recipe, -o, --views)")
+    if set(rows) != set(truth) or any(rows[k]["fold"] != truth[k]["fold"] for k in truth):
+        raise ValueError(f"{source} and the data's rebuilt folds do not hold the same images and folds (another view, "
+                         "data or split seed?)")
+    pos = classes[0]
+    if pos not in {r["target"] for r in truth.values()}:
+        raise ValueError(f"{source}: class {pos} is not among the data's targets; other data")
+    return [{"target": truth[k]["target"], "prob": rows[k]["probs"][pos], "patient_id": truth[k]["patient_id"]} for k in sorted(rows)], pos
+
+
+def fuse_views(a_dir: str | Path, b_dir: str | Path, how: str = "mean", n_boot: int = 1000, level: float = 0.95, seed: int = 0,
+               truth_a: dict[str, dict] | None = None, truth_b: dict[str, dict] | None = None) -> dict:
     """Patient level, two views (P1): late fusion of two cross-validations' out-of-fold probabilities (e.g. ANT and POST).
 
     Per patient present in both: truth = abnormal in either view, score = the
     mean (or max) of the two views' out-of-fold probabilities (each from a model
     that never saw the patient). Returns the fused AUC and each single view's
     AUC against the same patient-level truth, with paired differences (CI by patient).
+    Either view may be a kept out-of-fold file (:func:`export_oof`) with that
+    view's rebuilt folds, labels and patients (``truth_a`` / ``truth_b``:
+    :func:`~scintix.training.cv_truth.cv_truth` of that view's CV settings).
     """
     if how not in ("mean", "max"):
         raise ValueError(f"view fusion {how!r}: mean or max")
-    (ra, pos), (rb, pos_b) = binary_oof(a_dir, "view fusion"), binary_oof(b_dir, "view fusion")
+    (ra, pos), (rb, pos_b) = _binary_rows(Path(a_dir), truth_a, "view fusion"), _binary_rows(Path(b_dir), truth_b, "view fusion")
     if pos != pos_b:
         raise ValueError(f"{a_dir} and {b_dir} name different positive classes ({pos!r}, {pos_b!r})")
 
