@@ -61,6 +61,48 @@ def train_or_reuse(cfg, run_dir: Path) -> float | None:
     return float(wall_file.read_text()) if wall_file.is_file() else None
 
 
+def clear_if_other(run_dir: Path, cfg, *made_from_it: Path, resumable: tuple[str, ...] = ()) -> bool:
+    """Remove a work folder whose saved config is not ``cfg`` (and the folders made from it, e.g. a GAN's samples), so a
+    rerun with other settings (size, patients, channels) trains afresh instead of reusing it under the same name.
+
+    ``resumable``: dotted fields a rerun may change and still continue the folder (e.g. ``gan.epochs``: a run resumed to
+    more, or stopped at fewer, epochs). Returns whether it was removed; a folder without a config is left alone.
+    """
+    import shutil
+    from dataclasses import replace
+
+    from scintix.runfolder import load_run_config
+
+    if not (run_dir / "config.yaml").is_file():
+        return False
+    saved = load_run_config(run_dir)
+    for field in resumable:
+        section, name = field.split(".")
+        saved = replace(saved, **{section: replace(getattr(saved, section), **{name: getattr(getattr(cfg, section), name)})})
+    if saved == cfg:
+        return False
+    for d in (run_dir, *made_from_it):
+        shutil.rmtree(d, ignore_errors=True)
+    return True
+
+
+def clear_stale_samples(gen_dir: Path, *made_from: Path, rows: int | None = None) -> bool:
+    """Remove generated images whose manifest is older than a checkpoint of a run they were sampled from (that run was
+    trained on since, e.g. resumed to more epochs) or, with ``rows``, holds another number of images. Returns whether removed."""
+    import shutil
+
+    manifest = gen_dir / "manifest.csv"
+    if not manifest.is_file():
+        return False
+    newest = max((f.stat().st_mtime for d in made_from for f in (d / "checkpoints").glob("*.pt")), default=0.0)
+    with open(manifest, newline="", encoding="utf-8") as fh:
+        n = sum(1 for _ in csv.DictReader(fh))
+    if manifest.stat().st_mtime >= newest and (rows is None or n == rows):
+        return False
+    shutil.rmtree(gen_dir)
+    return True
+
+
 NOT_CODE = ("benchmarks/results", "benchmarks/work")  # what a benchmark writes: changes there leave the code its commit
 
 

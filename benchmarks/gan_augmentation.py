@@ -30,6 +30,8 @@ from _common import (
     SHARED,
     WORK,
     arm_difference,
+    clear_if_other,
+    clear_stale_samples,
     reexec_with_allocator_tuning,
     require,
     train_or_reuse,
@@ -77,6 +79,7 @@ def main() -> None:
     gan_dir, gen_dir = WORK / "gan-bs80k", WORK / "gan-bs80k-samples"
     gcfg = load_config("p1-thoracic", [f"data.source={data}", "train.progress=false", f"gan.epochs={a.gan_epochs}", f"gan.base_channels={a.gan_base}", *a.gan_set])
     start = time.perf_counter()
+    clear_if_other(gan_dir, gcfg, gen_dir, resumable=("gan.epochs",))  # another --gan-base or --gan-set: not this GAN
     if not (gan_dir / "checkpoints" / "last.pt").is_file():
         shutil.rmtree(gan_dir, ignore_errors=True)
         train_gan(gcfg, gan_dir)
@@ -85,6 +88,7 @@ def main() -> None:
     gan_wall = round(time.perf_counter() - start, 1)
     gan_hist = list(csv.DictReader(open(gan_dir / "history.csv")))
     gan_total = float(gan_hist[-1]["elapsed_s"]) if gan_hist else None  # all its epochs, resumed calls included
+    clear_stale_samples(gen_dir, gan_dir, rows=a.n_generated)
     if not (gen_dir / "manifest.csv").is_file():
         sample_gan(gan_dir, gen_dir, {"abnormal": a.n_generated}, seed=0)
     split = ["data.split.file=" + str(gan_dir / "split.csv")]

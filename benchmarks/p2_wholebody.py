@@ -20,6 +20,8 @@ import numpy as np
 from _common import (
     WORK,
     arm_difference,
+    clear_if_other,
+    clear_stale_samples,
     reexec_with_allocator_tuning,
     train_or_reuse,
     write_result,
@@ -56,17 +58,26 @@ def main() -> None:
     from scintix.synthesis.train_gan import train_gan
 
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"cpu ({torch.get_num_threads()} threads)"
-    data = WORK / "sim-p2"
+    # work folders named by what decides their contents, so a rerun at another size or patient count never reuses these
+    data = WORK / f"sim-p2-n{a.n}"
     if not (data / "manifest.csv").is_file():
         cli(["simulate", str(data), "--n", str(a.n), "--seed", "0"])
     size = f"data.image_size=[{a.size[0]},{a.size[1]}]"
-    gan_dir, gen_dir = WORK / "p2-gan", WORK / "p2-gan-samples"
+    tag = f"n{a.n}-{a.size[0]}x{a.size[1]}"
+    gan_dir = WORK / f"p2-gan-{tag}-e{a.gan_epochs}-b{a.gan_base}"
+    gen_dir = gan_dir.with_name(gan_dir.name + "-samples")
     start = time.perf_counter()
+    gcfg = load_config("p2-wholebody", [f"data.source={data}", size, "train.progress=false", f"gan.epochs={a.gan_epochs}", "gan.batch_size=16",
+                                        f"gan.base_channels={a.gan_base}"])
+    clear_if_other(gan_dir, gcfg, gen_dir)
     if not (gan_dir / "checkpoints" / "last.pt").is_file():
-        train_gan(load_config("p2-wholebody", [f"data.source={data}", size, "train.progress=false", f"gan.epochs={a.gan_epochs}", "gan.batch_size=16",
-                                                 f"gan.base_channels={a.gan_base}"]), gan_dir)
+        train_gan(gcfg, gan_dir)
+    elif torch.load(gan_dir / "checkpoints" / "last.pt", weights_only=True)["epoch"] < a.gan_epochs:  # interrupted: continue it
+        train_gan(None, gan_dir, resume=True)
+    per_class = {"metastasis": a.n // 2, "arthritis": a.n // 2, "normal": a.n // 4}
+    clear_stale_samples(gen_dir, gan_dir, rows=sum(per_class.values()))
     if not (gen_dir / "manifest.csv").is_file():
-        sample_gan(gan_dir, gen_dir, {"metastasis": a.n // 2, "arthritis": a.n // 2, "normal": a.n // 4}, seed=0)
+        sample_gan(gan_dir, gen_dir, per_class, seed=0)
     out: dict = {"data": f"SYNTHETIC whole-body scans (scintix simulate --n {a.n}), ANT + POST, {a.size[0]}x{a.size[1]}; numbers say nothing about real scans",
                  "device": device, "epochs": a.epochs, "gan": {"epochs": a.gan_epochs, "base_channels": a.gan_base, "ratio": a.ratio, "wall_seconds_this_call": round(time.perf_counter() - start, 1)},
                  "runs": {}}
@@ -74,7 +85,7 @@ def main() -> None:
     for seed in a.seeds:
         for model in a.models:
             for arm, extra in arms.items():
-                res = _run(data, f"p2-{model}-{arm}-s{seed}", [size, f"model.name={model}", f"train.epochs={a.epochs}", f"train.seed={seed}",
+                res = _run(data, f"p2-{tag}-{model}-{arm}-s{seed}", [size, f"model.name={model}", f"train.epochs={a.epochs}", f"train.seed={seed}",
                                                                f"data.split.file={gan_dir / 'split.csv'}", *extra])
                 out["runs"][f"{model}-{arm}-s{seed}"] = res
                 print(model, arm, seed, "sample F1", round(res["sample_based"]["f1"]["value"], 4), "accuracy", round(res["sample_based"]["accuracy"]["value"], 4), flush=True)
@@ -84,7 +95,7 @@ def main() -> None:
                                                    for key in ("accuracy", "precision", "sensitivity", "specificity", "f1")}.items()}
                       for m in a.models for arm in arms}
     classes = list(out["runs"][f"{a.models[0]}-geo-s{a.seeds[0]}"]["per_label_roc_auc"])
-    out["geo_gan_minus_geo"] = {m: arm_difference([WORK / f"p2-{m}-geo_gan-s{s}" for s in a.seeds], [WORK / f"p2-{m}-geo-s{s}" for s in a.seeds], classes)
+    out["geo_gan_minus_geo"] = {m: arm_difference([WORK / f"p2-{tag}-{m}-geo_gan-s{s}" for s in a.seeds], [WORK / f"p2-{tag}-{m}-geo-s{s}" for s in a.seeds], classes)
                                 for m in a.models}
     for m, per in out["geo_gan_minus_geo"].items():
         for c, d in per.items():

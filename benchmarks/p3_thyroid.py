@@ -23,7 +23,14 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _common import WORK, arm_difference, reexec_with_allocator_tuning, write_result
+from _common import (
+    WORK,
+    arm_difference,
+    clear_if_other,
+    clear_stale_samples,
+    reexec_with_allocator_tuning,
+    write_result,
+)
 
 
 def _run(data, name: str, extra: list[str]) -> dict:
@@ -31,7 +38,7 @@ def _run(data, name: str, extra: list[str]) -> dict:
     from scintix.training.stages import run_stages
 
     cfg = load_config("p3-thyroid", [f"data.source={data}", "train.progress=false", "train.tensorboard=false", *extra])
-    out = WORK / name
+    out = WORK / f"{name}-{Path(data).name}"  # named by its data too: a run on another --n is never reused
     start = time.perf_counter()
     if cfg.stages:
         final = run_stages(cfg, out)[-1]  # finished stages are skipped
@@ -66,7 +73,7 @@ def main() -> None:
     from scintix.synthesis.train_sr import evaluate_sr, train_sr
 
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"cpu ({torch.get_num_threads()} threads)"
-    data = WORK / "sim-thyroid"
+    data = WORK / f"sim-thyroid-n{a.n}"  # named by its patient count: another --n never reuses it
     if not (data / "manifest.csv").is_file():
         cli(["simulate", str(data), "--mode", "thyroid", "--n", str(a.n), "--seed", "0"])
     out: dict = {"data": f"SYNTHETIC thyroid scans (scintix simulate --mode thyroid --n {a.n}); numbers say nothing about real scans", "device": device, "runs": {}}
@@ -75,14 +82,19 @@ def main() -> None:
         base = [f"data.source={data}", "train.progress=false"]
         gan_dir, sr_dir, gen_dir = WORK / "p3-gan", WORK / "p3-sr", WORK / "p3-gan-samples"
         start = time.perf_counter()
+        gcfg = load_config("p3-thyroid", [*base, "data.image_size=[32,32]", f"gan.epochs={a.gan_epochs}", "gan.batch_size=32"])
+        scfg = load_config("p3-thyroid", [*base, "sr.scale=2", f"sr.epochs={a.sr_epochs}"])
+        clear_if_other(gan_dir, gcfg, gen_dir)  # other settings than this call's: trained again, not reused
+        clear_if_other(sr_dir, scfg, gen_dir)
         if not (gan_dir / "checkpoints" / "last.pt").is_file():
-            train_gan(load_config("p3-thyroid", [*base, "data.image_size=[32,32]", f"gan.epochs={a.gan_epochs}", "gan.batch_size=32"]), gan_dir)
+            train_gan(gcfg, gan_dir)
         if not (sr_dir / "checkpoints" / "best.pt").is_file():
-            train_sr(load_config("p3-thyroid", [*base, "sr.scale=2", f"sr.epochs={a.sr_epochs}"]), sr_dir)
+            train_sr(scfg, sr_dir)
         out["sr_test"] = evaluate_sr(sr_dir)
+        n_train = sum(1 for line in open(gan_dir / "split.csv") if ",train," in line)
+        per = max(1, int(round(a.ratio * n_train / 4)))
+        clear_stale_samples(gen_dir, gan_dir, sr_dir, rows=4 * per)
         if not (gen_dir / "manifest.csv").is_file():
-            n_train = sum(1 for line in open(gan_dir / "split.csv") if ",train," in line)
-            per = max(1, int(round(a.ratio * n_train / 4)))
             sample_gan(gan_dir, gen_dir, {c: per for c in ("normal", "diffuse", "hot_nodule", "cold_nodule")}, seed=0, sr_run=sr_dir)
         gen_manifest = gen_dir / "manifest.csv"
         out["generation"] = {"gan": str(gan_dir), "sr": str(sr_dir), "gan_epochs": a.gan_epochs, "sr_epochs": a.sr_epochs, "ratio": a.ratio,

@@ -1,0 +1,61 @@
+"""Benchmark work folders are reused only when they were made with the settings of the call that reuses them."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.skipif(not (ROOT / "benchmarks" / "_common.py").is_file(), reason="benchmarks/ not in this checkout")
+
+
+@pytest.fixture
+def common(monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    import _common
+
+    return _common
+
+
+def _saved(run_dir: Path, cfg) -> Path:
+    from scintix.config import config_to_dict
+
+    run_dir.mkdir(parents=True)
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
+    return run_dir
+
+
+def test_a_work_folder_made_with_other_settings_is_cleared_with_what_was_made_from_it(tmp_path, common):
+    from scintix.config import load_config
+
+    cfg = load_config("quickstart", ["gan.epochs=20", "gan.base_channels=16"])
+    gan, samples = _saved(tmp_path / "gan", cfg), tmp_path / "samples"
+    samples.mkdir()
+    assert not common.clear_if_other(gan, cfg, samples) and gan.is_dir() and samples.is_dir()  # same settings: reused
+    longer = replace(cfg, gan=replace(cfg.gan, epochs=150))
+    assert not common.clear_if_other(gan, longer, samples, resumable=("gan.epochs",)) and gan.is_dir()  # resumed to more epochs
+    assert common.clear_if_other(gan, longer, samples) and not gan.exists() and not samples.exists()  # epochs not resumable here
+    wider = _saved(tmp_path / "gan", cfg)
+    assert common.clear_if_other(wider, replace(cfg, gan=replace(cfg.gan, base_channels=32)), resumable=("gan.epochs",)) and not wider.exists()
+    assert not common.clear_if_other(tmp_path / "never-made", cfg)
+
+
+def test_generated_images_older_than_their_generator_or_of_another_count_are_cleared(tmp_path, common):
+    gan, gen = tmp_path / "gan", tmp_path / "gen"
+    (gan / "checkpoints").mkdir(parents=True)
+    gen.mkdir()
+    (gan / "checkpoints" / "last.pt").write_bytes(b"x")
+    (gen / "manifest.csv").write_text("path,label,generated\na.png,abnormal,1\nb.png,abnormal,1\n")
+    old = (gen / "manifest.csv").stat().st_mtime
+    os.utime(gan / "checkpoints" / "last.pt", (old - 10, old - 10))
+    assert not common.clear_stale_samples(gen, gan, rows=2) and gen.is_dir()  # sampled after the generator's last epoch, as many as asked
+    assert common.clear_stale_samples(gen, gan, rows=3) and not gen.exists()  # another count asked for
+    gen.mkdir()
+    (gen / "manifest.csv").write_text("path,label,generated\na.png,abnormal,1\n")
+    os.utime(gan / "checkpoints" / "last.pt", (old + 3600, old + 3600))  # the generator trained on after sampling
+    assert common.clear_stale_samples(gen, gan) and not gen.exists()
+    assert not common.clear_stale_samples(gen, gan)  # nothing there
