@@ -135,6 +135,22 @@ def write_result(name: str, payload: dict) -> Path:
     return path
 
 
+def with_earlier(name: str, out: dict, keep: tuple[str, ...] = ()) -> dict:
+    """``out`` (which names its own ``settings``) with what the results file it replaces holds beside it: the entries
+    ``keep`` (e.g. probes merged by hand), and, when that file was made with other settings, its whole table under
+    ``earlier`` (keyed by its settings, or its command), so a run at another size or patient count adds to the record
+    instead of erasing it."""
+    path = RESULTS / f"{name}.json"
+    if not path.is_file():
+        return out
+    prev = json.loads(path.read_text())
+    earlier = dict(prev.get("earlier", {}))
+    if prev.get("settings") != out.get("settings"):
+        label = json.dumps(prev["settings"], sort_keys=True) if "settings" in prev else prev.get("command", prev.get("written", "earlier"))
+        earlier[label] = {k: v for k, v in prev.items() if k not in ("earlier", *keep)}
+    return {**{k: prev[k] for k in keep if k in prev}, **out, **({"earlier": earlier} if earlier else {})}
+
+
 @contextlib.contextmanager
 def served(run: str):
     """`scintix serve RUN` in a subprocess on a free loopback port; yields its URL once /api/health answers, stops it after."""

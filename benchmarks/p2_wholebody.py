@@ -24,6 +24,7 @@ from _common import (
     clear_stale_samples,
     reexec_with_allocator_tuning,
     train_or_reuse,
+    with_earlier,
     write_result,
 )
 
@@ -80,6 +81,8 @@ def main() -> None:
         sample_gan(gan_dir, gen_dir, per_class, seed=0)
     out: dict = {"data": f"SYNTHETIC whole-body scans (scintix simulate --n {a.n}), ANT + POST, {a.size[0]}x{a.size[1]}; numbers say nothing about real scans",
                  "device": device, "epochs": a.epochs, "gan": {"epochs": a.gan_epochs, "base_channels": a.gan_base, "ratio": a.ratio, "wall_seconds_this_call": round(time.perf_counter() - start, 1)},
+                 "settings": {"n": a.n, "size": a.size, "epochs": a.epochs, "gan_epochs": a.gan_epochs, "gan_base": a.gan_base, "ratio": a.ratio,
+                              "models": a.models, "seeds": a.seeds},
                  "runs": {}}
     arms = {"geo": [], "geo_gan": [f"data.generated=[{gen_dir / 'manifest.csv'}]", f"data.generated_ratio={a.ratio}"]}
     for seed in a.seeds:
@@ -89,7 +92,7 @@ def main() -> None:
                                                                f"data.split.file={gan_dir / 'split.csv'}", *extra])
                 out["runs"][f"{model}-{arm}-s{seed}"] = res
                 print(model, arm, seed, "sample F1", round(res["sample_based"]["f1"]["value"], 4), "accuracy", round(res["sample_based"]["accuracy"]["value"], 4), flush=True)
-                write_result("p2_wholebody", out)
+                # no partial results file: the finished run folders are the progress (a rerun reuses them); the file is written once, whole
     out["summary"] = {f"{m}-{arm}": {k: [float(np.mean(v)), float(np.std(v, ddof=1)) if len(v) > 1 else 0.0]
                                       for k, v in {key: [out["runs"][f"{m}-{arm}-s{s}"]["sample_based"][key]["value"] for s in a.seeds]
                                                    for key in ("accuracy", "precision", "sensitivity", "specificity", "f1")}.items()}
@@ -101,7 +104,7 @@ def main() -> None:
         for c, d in per.items():
             auc = d["auc_of_seed_averaged_scores"]
             print(m, c, "geo+GAN - geo: AUC", round(auc["value"], 4), [round(auc["ci_low"], 4), round(auc["ci_high"], 4)], flush=True)
-    write_result("p2_wholebody", out)
+    write_result("p2_wholebody", with_earlier("p2_wholebody", out, keep=("single_run_probes",)))
 
 
 if __name__ == "__main__":

@@ -59,3 +59,22 @@ def test_generated_images_older_than_their_generator_or_of_another_count_are_cle
     os.utime(gan / "checkpoints" / "last.pt", (old + 3600, old + 3600))  # the generator trained on after sampling
     assert common.clear_stale_samples(gen, gan) and not gen.exists()
     assert not common.clear_stale_samples(gen, gan)  # nothing there
+
+
+def test_a_results_file_made_with_other_settings_is_kept_under_earlier(tmp_path, common, monkeypatch):
+    import json
+
+    monkeypatch.setattr(common, "RESULTS", tmp_path)
+    first = {"settings": {"n": 400}, "summary": {"a": 1}, "command": "p2 --n 400"}
+    assert common.with_earlier("p2", first) == first  # nothing written before
+    (tmp_path / "p2.json").write_text(json.dumps({**first, "single_run_probes": {"probe": 1}}))
+    again = common.with_earlier("p2", {"settings": {"n": 400}, "summary": {"a": 2}}, keep=("single_run_probes",))
+    assert again == {"single_run_probes": {"probe": 1}, "settings": {"n": 400}, "summary": {"a": 2}}  # same settings: replaced
+    bigger = common.with_earlier("p2", {"settings": {"n": 1200}, "summary": {"a": 3}}, keep=("single_run_probes",))
+    assert bigger["summary"] == {"a": 3} and bigger["single_run_probes"] == {"probe": 1}
+    assert bigger["earlier"] == {json.dumps({"n": 400}): first}  # the n=400 table kept whole, the hand-merged probes once
+    (tmp_path / "p2.json").write_text(json.dumps(bigger))
+    third = common.with_earlier("p2", {"settings": {"n": 2000}, "summary": {"a": 4}}, keep=("single_run_probes",))
+    assert set(third["earlier"]) == {json.dumps({"n": 400}), json.dumps({"n": 1200})} and "earlier" not in third["earlier"][json.dumps({"n": 1200})]
+    (tmp_path / "p2.json").write_text(json.dumps({"summary": {"a": 0}, "command": "p2 by hand"}))  # an old file without settings: keyed by its command
+    assert common.with_earlier("p2", {"settings": {"n": 1}})["earlier"] == {"p2 by hand": {"summary": {"a": 0}, "command": "p2 by hand"}}
