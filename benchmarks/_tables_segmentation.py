@@ -64,7 +64,8 @@ def text_segmentation() -> list[str]:
             return names[key]
         base, _, rest = key.partition("_")
         parts = [names.get(base, base)] + [{"warm": "two-stage", "view": "reports opened by the view ([ANT]/[POST])", "frozen": "text model's image path frozen (fusion and text encoder trained)",
-                                                   "bodypos": "position code in the body's frame"}.get(
+                                                   "bodypos": "position code in the body's frame",
+                                                   "prior": "with the site prior (each report token votes a lesion map in that frame)"}.get(
             p, f"{p[1:]} patients" if p.startswith("n") else
             f"**metastases only, beside benign look-alike foci** (fracture={p[6:]}; the report names them)" if p.startswith("benign") else p)
             for p in rest.split("_") if p]

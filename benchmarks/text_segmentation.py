@@ -2,7 +2,7 @@
 
     python benchmarks/text_segmentation.py [--only qata|p4zh|p4en] [--seeds 0 1 2] [--epochs-qata N] [--epochs-p4 N]
                                            [--size-qata H W] [--size-p4 H W] [--film] [--warm] [--view-prefix] [--sim-patients N]
-                                           [--external-patients N] [--benign-foci P] [--frozen-image-path] [--body-position]
+                                           [--external-patients N] [--benign-foci P] [--frozen-image-path] [--body-position] [--prior]
 
 qata: ``qata-text`` vs the same recipe with ``model.name=unet`` on the real
 QaTa-COV19 subset (train: 85 % of its train patients, selection: the other
@@ -43,6 +43,9 @@ and report minus no report is what the fusion alone adds. Key suffix _frozen.
 (``text.position=body``: y from the body's top to its bottom, x from its
 centre) instead of the image's, so a named rib is at one code whatever the
 patient's height and place on the table. Key suffix _bodypos.
+--prior: the text models also add the site prior (``text.prior=true``: each
+report token votes a coarse lesion map in the fusion's frame, summed over the
+report, added to the foreground logits; zero at the start). Key suffix _prior.
 Writes benchmarks/results/text_segmentation.json. A run folder that finished
 with the same config is reused (its training time read from its history).
 """
@@ -175,6 +178,7 @@ def _prevalence() -> list[str]:
 
 FROZEN = "model.train_only=[text_encoder.*,fusions.*]"  # --frozen-image-path
 BODY = "text.position=body"  # --body-position
+PRIOR = "text.prior=true"  # --prior
 VIEW, NO_VIEW = "text.view_prefix=true", ["text.view_prefix=false"]  # set explicitly: p4-text's default is true; U-Nets read no report (always false)
 
 
@@ -198,6 +202,7 @@ def _warm(name: str, recipe: str, data, common: list[str], seeds, first_stage: l
             tag = f"{name}-warm_{model}-s{seed}"
             folder = f"{_prefix}{tag}" + ("-view" if VIEW in text_extra and model != "unet" else "") + ("-frozen" if FROZEN in text_extra and model != "unet" else "")
             folder += "-bodypos" if BODY in text_extra and model != "unet" else ""
+            folder += "-prior" if PRIOR in text_extra and model != "unet" else ""
             over = [*common, f"model.name={model}", f"train.seed={seed}", start, *(text_extra if model != "unet" else NO_VIEW)]
             if name == "p4en" and model == "unet":  # reads no report: p4zh's continued U-Net of this seed is the same run
                 folder = f"{_prefix}p4zh-warm_unet-s{seed}"
@@ -228,6 +233,7 @@ def main() -> None:
     ap.add_argument("--sim-patients", type=int, default=200, help="simulated patients for p4zh/p4en (200 = the default data set); key <name>..._n<N> otherwise")
     ap.add_argument("--frozen-image-path", action="store_true", help="with --warm: the text model trains its text encoder and fusion only; key suffix _frozen")
     ap.add_argument("--body-position", action="store_true", help="text models: position code in the body's frame (text.position=body); key suffix _bodypos")
+    ap.add_argument("--prior", action="store_true", help="text models: also the site prior (text.prior=true); key suffix _prior")
     ap.add_argument("--benign-foci", type=float, default=0.0, help="p4zh/p4en: scans also carry benign look-alike foci with this probability; metastases segmented; key <name>..._benign<P>")
     a = ap.parse_args()
     global _prefix, _benign
@@ -259,11 +265,11 @@ def main() -> None:
                   *(["data.mask_column=mask_metastasis"] if _benign else [])]  # --benign-foci refuses qata
         entry: dict = {"recipe": recipe, "image_size": size, "epochs": epochs, "split_seed": 0, "seeds": a.seeds, "runs": {}}
         key = (f"{name}_warm" if a.warm else name) + ("_view" if a.view_prefix else "") + (f"_n{a.sim_patients}" if a.sim_patients != 200 and name != "qata" else "")
-        key += _benign_tag().replace("-", "_") + ("_frozen" if a.frozen_image_path else "") + ("_bodypos" if a.body_position else "")
+        key += _benign_tag().replace("-", "_") + ("_frozen" if a.frozen_image_path else "") + ("_bodypos" if a.body_position else "") + ("_prior" if a.prior else "")
         if _benign:
             entry["task"] = (f"metastases only, on scans that also carry benign look-alike foci (fracture={_benign:g}: ribs/spine, drawn as metastases are; "
                              "the report names them as benign): what only the report says")
-        text_extra = ([VIEW] if a.view_prefix else NO_VIEW) + ([FROZEN] if a.frozen_image_path else []) + ([BODY] if a.body_position else [])
+        text_extra = ([VIEW] if a.view_prefix else NO_VIEW) + ([FROZEN] if a.frozen_image_path else []) + ([BODY] if a.body_position else []) + ([PRIOR] if a.prior else [])
         models = ("unet",) if a.warm else ("unet", "text_unet")
         dirs: dict[str, list] = {m: [] for m in models}
         for seed in a.seeds:
@@ -274,6 +280,8 @@ def main() -> None:
                     folder = f"{folder}-view"
                 if model != "unet" and a.body_position:
                     folder = f"{folder}-bodypos"
+                if model != "unet" and a.prior:
+                    folder = f"{folder}-prior"
                 if name == "p4en" and model == "unet":  # the U-Net reads no report: p4zh's run of the same seed is the same run
                     folder = f"{_prefix}p4zh-unet-s{seed}"
                     over = [o if not o.startswith("data.report_column=") else "data.report_column=report_zh" for o in over]
@@ -289,7 +297,7 @@ def main() -> None:
             dirs["text_unet_film"] = []
             for seed in a.film_seeds or a.seeds:
                 tag = f"{name}-text_unet_film-s{seed}"
-                folder = f"{_prefix}{tag}" + ("-view" if a.view_prefix else "") + ("-bodypos" if a.body_position else "")
+                folder = f"{_prefix}{tag}" + ("-view" if a.view_prefix else "") + ("-bodypos" if a.body_position else "") + ("-prior" if a.prior else "")
                 entry["runs"][tag] = _run(recipe, data, folder, [*common, "model.name=text_unet_film", f"train.seed={seed}", *text_extra])
                 dirs["text_unet_film"].append(WORK / folder)
                 entry["runs"][f"{name}-film-paired-s{seed}"] = _compare([dirs["text_unet_film"][-1]], [dirs["unet"][a.seeds.index(seed)]], seed)

@@ -153,6 +153,7 @@ class TextConfig:
     fuse_stages: tuple[int, ...] = (1, 2, 3, 4)  # decoder stages that read the report: 1 (coarsest) .. 4 (full resolution); GuideDecoder fuses 3
     view_prefix: bool = False  # open each report with the image's view ("[ANT] ..."): sides named in a report flip between views
     position: str = "image"  # the fusion's position code: image (the pixel's place in the image) | body (in the body's frame; whole-body scans)
+    prior: bool = False  # also a site prior: each report token votes a coarse lesion map in that frame, added to the foreground logits
 
     def __post_init__(self) -> None:
         _require(self.tokenizer in ("auto", "char", "word"), f"text.tokenizer={self.tokenizer!r}: auto, char or word")

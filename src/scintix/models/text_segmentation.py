@@ -33,6 +33,14 @@ Choices P4's abstract leaves open, and what we chose:
   row mass), x from the body's centre of mass (on simulated scans the thorax
   centre's spread falls from 0.014 to 0.005 of the image height). Not for
   patch-trained runs (a window has no whole body).
+- *A site prior (``prior=True``, opt-in).* Cross-attention must learn where
+  a named site is through the image features; on simulated bone scans it
+  learned what a report rules out, not where it points. The prior is the
+  direct route: every report token's feature votes a coarse logit map (64x16
+  cells) in the fusion's frame (the body's with ``position="body"``), the
+  votes of a report are summed (a benign focus can vote against its site),
+  and the map, sampled at each pixel's place in that frame, is added to the
+  foreground logits. Zero-initialised: the model starts exactly as without it.
 - *Missing reports.* Not addressed by P4. A report that is empty or missing
   skips the fusion for that scan (the plain U-Net path); with report
   dropout in training (``text.report_dropout``) that path is trained too, so
@@ -56,7 +64,7 @@ from ..text.encoder import HFTextEncoder, TransformerTextEncoder, masked_mean
 from ..text.tokenizer import Tokenizer, build_tokenizer
 from .segmentation import Segmenter, sliding_window
 
-__all__ = ["TextSegmenter", "GatedCrossAttention", "FiLM", "text_unet", "text_unet_film", "position_code", "body_frame", "POSITIONS"]
+__all__ = ["TextSegmenter", "GatedCrossAttention", "FiLM", "SitePrior", "text_unet", "text_unet_film", "position_code", "body_frame", "POSITIONS"]
 
 UNET_FEATURES = (32, 32, 64, 128, 256, 32)
 # Near zero, not zero: with tanh(gate) = 0 the attention and its MLP get no gradient until the gate itself has grown, and on
@@ -161,6 +169,38 @@ class FiLM(nn.Module):
         return (x * (1 + m * gamma)[..., None, None] + (m * beta)[..., None, None]).to(x.dtype)
 
 
+class SitePrior(nn.Module):
+    """Where the report places lesions, as logits added to the foreground classes: each token's feature votes a
+    ``(classes, *grid)`` map in the frame (``(B, 3)``: top, bottom, centre x, as :func:`body_frame`; the image's own
+    without one), a report's votes are summed over its tokens, and the map is sampled at every pixel's place in that
+    frame (zero outside it). Zero-initialised, and zero for a scan without a report."""
+
+    def __init__(self, text_dim: int, classes: int, grid: tuple[int, int] = (64, 16)) -> None:
+        super().__init__()
+        self.classes, self.grid = classes, tuple(grid)
+        self.norm = nn.LayerNorm(text_dim)
+        self.vote = nn.Linear(text_dim, classes * self.grid[0] * self.grid[1])
+        nn.init.zeros_(self.vote.weight)
+        nn.init.zeros_(self.vote.bias)
+
+    def maps(self, text: torch.Tensor, padding: torch.Tensor, has_text: torch.Tensor) -> torch.Tensor:
+        """``(B, classes, *grid)``: the report's summed votes in the frame's cells."""
+        votes = self.vote(self.norm(text))  # (B, L, classes * cells)
+        kept = (~padding).to(votes.dtype)[..., None] * has_text.to(votes.dtype)[:, None, None]
+        return (votes * kept).sum(1).view(text.shape[0], self.classes, *self.grid)
+
+    def forward(self, text: torch.Tensor, padding: torch.Tensor, has_text: torch.Tensor, size: tuple[int, int], frame: torch.Tensor | None = None) -> torch.Tensor:
+        m = self.maps(text, padding, has_text)
+        b, (h, w) = m.shape[0], size
+        f = (frame if frame is not None else torch.tensor([[0.0, 1.0, 0.5]])).to(m.device, torch.float32).expand(b, 3)
+        ys = (torch.arange(h, device=m.device, dtype=torch.float32) + 0.5) / h
+        xs = (torch.arange(w, device=m.device, dtype=torch.float32) + 0.5) / w
+        v = (ys[None] - f[:, :1]) / (f[:, 1:2] - f[:, :1]).clamp(min=1e-3)  # (B, h): 0 at the frame's top, 1 at its bottom
+        u = xs[None] - f[:, 2:3] + 0.5  # (B, w): 0.5 at its centre
+        grid = torch.stack([(2 * u - 1)[:, None, :].expand(b, h, w), (2 * v - 1)[:, :, None].expand(b, h, w)], -1)
+        return nn.functional.grid_sample(m.float(), grid, mode="bilinear", padding_mode="zeros", align_corners=False).to(m.dtype)
+
+
 class NoFusion(nn.Module):
     """A decoder stage that does not read the report."""
 
@@ -180,13 +220,14 @@ class TextSegmenter(Segmenter):
         report_dropout: in training, the share of scans whose report is withheld (the text-free path learns too).
         fuse_stages: the decoder stages that read the report (1 = after the coarsest up-block ... 4 = full resolution).
         position: the cross-attention's position code in the ``image``'s frame or the ``body``'s (:func:`body_frame`).
+        prior: add a :class:`SitePrior` (the report's votes for where lesions are, in that frame) to the foreground logits.
     """
 
     inputs = ("image", "text")
     backbone_prefix = "net."  # model.weights: a trained `unet` run's checkpoint warm-starts the image path
 
     def __init__(self, net: nn.Module, num_classes: int, tokenizer, encoder: nn.Module, fusion: str = "cross_attention", report_dropout: float = 0.0,
-                 features: Sequence[int] = UNET_FEATURES, fuse_stages: Sequence[int] = (1, 2, 3, 4), position: str = "image") -> None:
+                 features: Sequence[int] = UNET_FEATURES, fuse_stages: Sequence[int] = (1, 2, 3, 4), position: str = "image", prior: bool = False) -> None:
         super().__init__(net, num_classes, 16, "net.upcat_1")
         if fusion not in ("cross_attention", "film"):
             raise ValueError(f"fusion {fusion!r}: cross_attention or film")
@@ -202,6 +243,7 @@ class TextSegmenter(Segmenter):
         make = (lambda c: GatedCrossAttention(c, encoder.dim)) if fusion == "cross_attention" else (lambda c: FiLM(c, encoder.dim))
         # stage i (1 = coarsest) fuses the report only when listed; the others pass features through (GuideDecoder fuses three)
         self.fusions = nn.ModuleList(make(c) if i in fuse_stages else NoFusion() for i, c in enumerate(decoder_channels(features), start=1))
+        self.prior = SitePrior(encoder.dim, num_classes - 1) if prior else None  # made last: the other weights stay those of the same seed without it
         self._text: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
 
     def encode_text(self, text: Sequence[str | None] | str | None, batch: int, device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -244,7 +286,11 @@ class TextSegmenter(Segmenter):
         u = x4
         for up, skip, fuse in zip((n.upcat_4, n.upcat_3, n.upcat_2, n.upcat_1), (x3, x2, x1, x0), self.fusions):
             u = fuse(up(u, skip), feats, padding, has_text, frame)
-        return n.final_conv(u)
+        out = n.final_conv(u)
+        if self.prior is not None:  # background keeps its logit; each foreground class gets the report's map
+            p = self.prior(feats, padding, has_text, out.shape[-2:], frame)
+            out = out + torch.cat([torch.zeros_like(out[:, :1]), p.to(out.dtype)], 1)
+        return out
 
     def record_attention(self, on: bool = True) -> None:
         for f in self.fusions:
@@ -255,7 +301,7 @@ class TextSegmenter(Segmenter):
 
 def _build(fusion: str, in_channels: int, num_classes: int, dropout: float, tokenizer, text_dim: int, text_layers: int, text_heads: int,
            report_dropout: float, hf_model: str | None, hf_freeze: bool, max_length: int, features: Sequence[int],
-           fuse_stages: Sequence[int] = (1, 2, 3, 4), position: str = "image") -> TextSegmenter:
+           fuse_stages: Sequence[int] = (1, 2, 3, 4), position: str = "image", prior: bool = False) -> TextSegmenter:
     from monai.networks.nets import BasicUNet
 
     # the U-Net first: with the same seed it starts from exactly the weights of the `unet` model (paired comparisons)
@@ -269,28 +315,28 @@ def _build(fusion: str, in_channels: int, num_classes: int, dropout: float, toke
     else:
         tokenizer = tokenizer if tokenizer is not None else build_tokenizer([], "word", max_length)  # a placeholder until the run builds its own
         encoder = TransformerTextEncoder(len(tokenizer), text_dim, text_layers, text_heads, max(getattr(tokenizer, "max_length", max_length), 2))
-    return TextSegmenter(net, num_classes, tokenizer, encoder, fusion, report_dropout, features, fuse_stages, position)
+    return TextSegmenter(net, num_classes, tokenizer, encoder, fusion, report_dropout, features, fuse_stages, position, prior)
 
 
 def text_unet(in_channels: int = 1, num_classes: int = 2, dropout: float = 0.0, small_input: bool = False, tokenizer: Tokenizer | None = None,
               text_dim: int = 128, text_layers: int = 2, text_heads: int = 4, report_dropout: float = 0.25, hf_model: str | None = None,
               hf_freeze: bool = True, max_length: int = 128, features: Sequence[int] = UNET_FEATURES, fuse_stages: Sequence[int] = (1, 2, 3, 4),
-              position: str = "image") -> TextSegmenter:
+              position: str = "image", prior: bool = False) -> TextSegmenter:
     """``unet`` + the report fused into every decoder stage (or ``fuse_stages``) by gated cross-attention (GuideDecoder-style).
 
     ``features``: BasicUNet's six widths (the ``unet`` model's by default, so the two compare at equal image capacity);
-    ``position``: the attention's position code in the ``image``'s or the ``body``'s frame."""
+    ``position``: the attention's position code in the ``image``'s or the ``body``'s frame; ``prior``: a :class:`SitePrior` too."""
     return _build("cross_attention", in_channels, num_classes, dropout, tokenizer, text_dim, text_layers, text_heads, report_dropout, hf_model, hf_freeze, max_length, features,
-                  fuse_stages, position)
+                  fuse_stages, position, prior)
 
 
 def text_unet_film(in_channels: int = 1, num_classes: int = 2, dropout: float = 0.0, small_input: bool = False, tokenizer: Tokenizer | None = None,
                    text_dim: int = 128, text_layers: int = 2, text_heads: int = 4, report_dropout: float = 0.25, hf_model: str | None = None,
                    hf_freeze: bool = True, max_length: int = 128, features: Sequence[int] = UNET_FEATURES, fuse_stages: Sequence[int] = (1, 2, 3, 4),
-                   position: str = "image") -> TextSegmenter:
+                   position: str = "image", prior: bool = False) -> TextSegmenter:
     """``unet`` + FiLM from the pooled report vector at every decoder stage (or ``fuse_stages``; the simpler comparison)."""
     return _build("film", in_channels, num_classes, dropout, tokenizer, text_dim, text_layers, text_heads, report_dropout, hf_model, hf_freeze, max_length, features,
-                  fuse_stages, position)
+                  fuse_stages, position, prior)
 
 
 text_unet.kind = text_unet_film.kind = "segmentation"  # type: ignore[attr-defined]
