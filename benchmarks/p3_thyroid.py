@@ -103,7 +103,8 @@ def main() -> None:
             "cross_2_gan": [f"data.generated=[{gen_manifest}]", f"data.generated_ratio={a.ratio}"]}
     for seed in a.seeds:
         for arm in a.arms:
-            res = _run(data, f"p3-{arm}-s{seed}", [*arms[arm], f"train.seed={seed}"])
+            gen = f"-gan{a.gan_epochs}-sr{a.sr_epochs}-r{a.ratio:g}" if arm == "cross_2_gan" else ""  # its training set holds those images
+            res = _run(data, f"p3-{arm}-s{seed}{gen}", [*arms[arm], f"train.seed={seed}"])
             out["runs"][f"{arm}-s{seed}"] = res
             print(arm, seed, "macro AUC", round(res["macro_roc_auc"], 4), "sample-based F1", round(res["sample_based"]["f1"]["value"], 4), flush=True)
             write_result("p3_thyroid", out)
