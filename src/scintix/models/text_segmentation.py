@@ -89,14 +89,7 @@ def position_code(h: int, w: int, channels: int, device=None, dtype=None, frame:
     its centre (x keeps the image's scale: arms widen a body's extent, not its skeleton)."""
     quarter = max(channels // 4, 1)
     freqs = torch.exp(torch.arange(quarter, device=device, dtype=torch.float32) * (-math.log(100.0) / quarter)) * math.pi
-    ys = (torch.arange(h, device=device, dtype=torch.float32) + 0.5) / h
-    xs = (torch.arange(w, device=device, dtype=torch.float32) + 0.5) / w
-    if frame is not None:
-        f = frame.to(device=device, dtype=torch.float32)
-        ys = (ys[None] - f[:, :1]) / (f[:, 1:2] - f[:, :1]).clamp(min=1e-3)  # (B, h)
-        xs = xs[None] - f[:, 2:3] + 0.5  # (B, w)
-    else:
-        ys, xs = ys[None], xs[None]
+    ys, xs = frame_coordinates(h, w, frame, device)
 
     def wave(v: torch.Tensor) -> torch.Tensor:
         return torch.cat([torch.sin(v[..., None] * freqs), torch.cos(v[..., None] * freqs)], -1)  # (B, n, 2q)
@@ -107,6 +100,18 @@ def position_code(h: int, w: int, channels: int, device=None, dtype=None, frame:
     code = torch.nn.functional.pad(code, (0, max(0, channels - code.shape[-1])))[..., :channels]
     code = code if frame is not None else code[0]  # (h*w, C) broadcasts over a batch as it is
     return code.to(dtype) if dtype is not None else code
+
+
+def frame_coordinates(h: int, w: int, frame: torch.Tensor | None = None, device=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each pixel row's and column's place in the frame: ``(B, h)`` with 0 at the frame's top and 1 at its bottom, and
+    ``(B, w)`` with 0.5 at its centre (``frame``: ``(B, 3)`` top, bottom, centre x, as :func:`body_frame`); without a
+    frame, the place in the image, ``(1, h)`` and ``(1, w)``."""
+    ys = (torch.arange(h, device=device, dtype=torch.float32) + 0.5) / h
+    xs = (torch.arange(w, device=device, dtype=torch.float32) + 0.5) / w
+    if frame is None:
+        return ys[None], xs[None]
+    f = frame.to(device=device, dtype=torch.float32)
+    return (ys[None] - f[:, :1]) / (f[:, 1:2] - f[:, :1]).clamp(min=1e-3), xs[None] - f[:, 2:3] + 0.5
 
 
 def body_frame(x: torch.Tensor, lo: float = 0.01, hi: float = 0.99) -> torch.Tensor:
@@ -192,11 +197,7 @@ class SitePrior(nn.Module):
     def forward(self, text: torch.Tensor, padding: torch.Tensor, has_text: torch.Tensor, size: tuple[int, int], frame: torch.Tensor | None = None) -> torch.Tensor:
         m = self.maps(text, padding, has_text)
         b, (h, w) = m.shape[0], size
-        f = (frame if frame is not None else torch.tensor([[0.0, 1.0, 0.5]])).to(m.device, torch.float32).expand(b, 3)
-        ys = (torch.arange(h, device=m.device, dtype=torch.float32) + 0.5) / h
-        xs = (torch.arange(w, device=m.device, dtype=torch.float32) + 0.5) / w
-        v = (ys[None] - f[:, :1]) / (f[:, 1:2] - f[:, :1]).clamp(min=1e-3)  # (B, h): 0 at the frame's top, 1 at its bottom
-        u = xs[None] - f[:, 2:3] + 0.5  # (B, w): 0.5 at its centre
+        v, u = frame_coordinates(h, w, frame, m.device)  # grid_sample wants x then y, in [-1, 1]
         grid = torch.stack([(2 * u - 1)[:, None, :].expand(b, h, w), (2 * v - 1)[:, :, None].expand(b, h, w)], -1)
         return nn.functional.grid_sample(m.float(), grid, mode="bilinear", padding_mode="zeros", align_corners=False).to(m.dtype)
 
