@@ -146,8 +146,14 @@ def p2_wholebody() -> list[str]:
     d = _load("p2_wholebody", "summary")
     if not d:
         return []
-    out = ["### P2's table on SYNTHETIC whole-body scans (`benchmarks/p2_wholebody.py`)", "",
-           f"Device: {d['device']}. {d['data']}. {d['epochs']} epochs; GAN: {d['gan']['epochs']} epochs, ratio {d['gan']['ratio']}. "
+    out = ["### P2's table on SYNTHETIC whole-body scans (`benchmarks/p2_wholebody.py`)", "", *_p2_table(d)]
+    for e in d.get("earlier", {}).values():  # tables made with other settings (patient count, size) stay beside the newest
+        out += ["", f"Earlier, with other settings (`{e.get('last_written_by', {}).get('command') or e.get('command', '')}`):", "", *_p2_table(e)]
+    return out + [""]
+
+
+def _p2_table(d: dict) -> list[str]:
+    out = [f"Device: {d['device']}. {d['data']}. {d['epochs']} epochs; GAN: {d['gan']['epochs']} epochs, ratio {d['gan']['ratio']}. "
            "Test split, sample-based metrics, mean ± sd over seeds (P2 reports its best at accuracy 0.7747, F1 0.7860 on private data).", "",
            "| model, augmentation | macro ROC-AUC | accuracy | precision | sensitivity | specificity | F1 | training wall (s, per run) |", "|---|---|---|---|---|---|---|---|"]
     for key, m in d["summary"].items():
@@ -159,4 +165,7 @@ def p2_wholebody() -> list[str]:
     if d.get("geo_gan_minus_geo"):
         out += _difference_lines(d["geo_gan_minus_geo"], "geo + GAN - geo (per-label ROC-AUC of the seed-averaged scores; sensitivity at each run's val threshold, "
                                                          "mean over seeds; patient-level CIs):")
-    return out + [""]
+    if d.get("model_differences_geo"):
+        out += _difference_lines(d["model_differences_geo"], "Models, geo arm (same test patients and seeds; per-label ROC-AUC of the seed-averaged scores; "
+                                                             "sensitivity at each run's val threshold, mean over seeds; patient-level CIs):")
+    return out

@@ -6,7 +6,8 @@ Data: ``scintix simulate`` (SYNTHETIC, metastasis + arthritis, ANT + POST stacke
 Arms per model: ``geo`` (the recipe's geometric augmentation) and ``geo_gan`` (+ images of a two-view
 conditional DCGAN trained on the same training patients, ``data.generated_ratio`` per real training
 patient). Per run: per-label ROC-AUC and the sample-based accuracy, precision, sensitivity, specificity
-and F1 with patient-level CIs (P2 reports its best at accuracy 0.7747, F1 0.7860 on private data).
+and F1 with patient-level CIs (P2 reports its best at accuracy 0.7747, F1 0.7860 on private data). Paired, on the
+same test patients: geo + GAN - geo per model, and the first model (dSPIC) - each other one in the geo arm.
 Writes benchmarks/results/p2_wholebody.json.
 """
 
@@ -100,6 +101,10 @@ def main() -> None:
     classes = list(out["runs"][f"{a.models[0]}-geo-s{a.seeds[0]}"]["per_label_roc_auc"])
     out["geo_gan_minus_geo"] = {m: arm_difference([WORK / f"p2-{tag}-{m}-geo_gan-s{s}" for s in a.seeds], [WORK / f"p2-{tag}-{m}-geo-s{s}" for s in a.seeds], classes)
                                 for m in a.models}
+    first = a.models[0]  # P2's question: does its model beat the others (same images, same seeds, geometric augmentation)
+    out["model_differences_geo"] = {f"{first}_minus_{m}": arm_difference([WORK / f"p2-{tag}-{first}-geo-s{s}" for s in a.seeds],
+                                                                         [WORK / f"p2-{tag}-{m}-geo-s{s}" for s in a.seeds], classes)
+                                    for m in a.models[1:]}
     for m, per in out["geo_gan_minus_geo"].items():
         for c, d in per.items():
             auc = d["auc_of_seed_averaged_scores"]

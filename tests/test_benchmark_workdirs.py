@@ -78,3 +78,30 @@ def test_a_results_file_made_with_other_settings_is_kept_under_earlier(tmp_path,
     assert set(third["earlier"]) == {json.dumps({"n": 400}), json.dumps({"n": 1200})} and "earlier" not in third["earlier"][json.dumps({"n": 1200})]
     (tmp_path / "p2.json").write_text(json.dumps({"summary": {"a": 0}, "command": "p2 by hand"}))  # an old file without settings: keyed by its command
     assert common.with_earlier("p2", {"settings": {"n": 1}})["earlier"] == {"p2 by hand": {"summary": {"a": 0}, "command": "p2 by hand"}}
+
+
+def test_the_readme_shows_an_earlier_p2_table_beside_the_newest(tmp_path, monkeypatch):
+    import json
+
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    import _tables_synthesis as tables
+
+    monkeypatch.setattr(tables, "RES", tmp_path)
+    assert tables.p2_wholebody() == []  # no results file: no table
+
+    def table(n: int, acc: list[float]) -> dict:
+        runs = {f"dspic-geo-s{s}": {"per_label_roc_auc": {"metastasis": {"value": 0.5 + a / 10}}, "wall_seconds": 10.0 * n}
+                for s, a in enumerate(acc)}
+        per = {"metastasis": {"auc_of_seed_averaged_scores": {"value": 0.1, "ci_low": 0.0, "ci_high": 0.2},
+                              "sensitivity_mean_over_seeds": {"value": 0.05, "ci_low": -0.1, "ci_high": 0.2}}}
+        return {"device": "cpu", "data": f"SYNTHETIC n={n}", "epochs": 20, "gan": {"epochs": 30, "ratio": 0.5}, "runs": runs,
+                "summary": {"dspic-geo": {k: [sum(acc) / len(acc), 0.0] for k in ("accuracy", "precision", "sensitivity", "specificity", "f1")}},
+                "model_differences_geo": {"dspic_minus_alexnet": per}}
+
+    old = {**table(400, [0.4, 0.4]), "command": "python benchmarks/p2_wholebody.py --n 400"}
+    (tmp_path / "p2_wholebody.json").write_text(json.dumps({**table(1200, [0.6, 0.8]), "earlier": {"n400": old}}))
+    text = "\n".join(tables.p2_wholebody())
+    newest, earlier = text.split("Earlier, with other settings (`python benchmarks/p2_wholebody.py --n 400`)")
+    assert "SYNTHETIC n=1200" in newest and "| dspic-geo | 0.570 ± 0.014 | 0.700 ± 0.000 |" in newest and "| 12000 |" in newest
+    assert "SYNTHETIC n=400" in earlier and "| dspic-geo | 0.540 ± 0.000 | 0.400 ± 0.000 |" in earlier
+    assert newest.count("- dspic - alexnet: metastasis AUC 0.1000 [0.0000, 0.2000]") == 1 and "n=1200" not in earlier
