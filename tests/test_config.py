@@ -56,3 +56,12 @@ def test_round_trip_through_dict(tmp_path):
     cfg = load_config("quickstart", ["data.views=[ant,post]"])
     again = _build(RunConfig, yaml.safe_load(yaml.safe_dump(config_to_dict(cfg))), "")
     assert again == cfg
+
+
+def test_config_differences_name_each_changed_setting():
+    from scintix.config import config_differences, load_config
+
+    a = load_config("quickstart")
+    assert config_differences(a, load_config("quickstart")) == []
+    b = load_config("quickstart", ["train.lr=0.5", "data.image_size=[32,32]"])
+    assert config_differences(a, b) == [f"data.image_size: {list(a.data.image_size)!r} -> [32, 32]", f"train.lr: {a.train.lr!r} -> 0.5"]

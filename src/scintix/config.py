@@ -450,3 +450,16 @@ def config_to_dict(cfg: Any) -> dict:
         return v
 
     return plain(dataclasses.asdict(cfg))
+
+
+def config_differences(a: Any, b: Any) -> list[str]:
+    """The dotted settings where two configs differ, each as ``key: a -> b`` (what a refusal to reuse a folder names)."""
+
+    def flat(d: dict, prefix: str = "") -> dict:
+        out: dict = {}
+        for k, v in d.items():
+            out.update(flat(v, f"{prefix}{k}.") if isinstance(v, dict) and v else {f"{prefix}{k}": v})
+        return out
+
+    fa, fb = flat(config_to_dict(a)), flat(config_to_dict(b))
+    return [f"{k}: {fa.get(k)!r} -> {fb.get(k)!r}" for k in sorted(set(fa) | set(fb)) if fa.get(k) != fb.get(k)]

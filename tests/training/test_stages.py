@@ -23,7 +23,7 @@ def test_train_only_freezes_the_rest_and_refuses_patterns_that_match_nothing():
         train_only(model, ["nothing.*"])
 
 
-def test_p3_two_stage_run_end_to_end(tmp_path):
+def test_p3_two_stage_run_end_to_end(tmp_path, capsys):
     assert main(["simulate", str(tmp_path / "thy"), "--mode", "thyroid", "--n", "40", "--seed", "0"]) == 0
     stages = ("stages=[{name: single-feature, set: {data.train_max_labels: 1}}, "
               "{name: cross-training, set: {model.train_only: [features.layer4.*, '*.cross.*', fc.*], train.lr: 0.0001, train.epochs: 1}}]")
@@ -50,6 +50,11 @@ def test_p3_two_stage_run_end_to_end(tmp_path):
     before = (s1 / "checkpoints" / "best.pt").stat().st_mtime_ns
     assert main(["run", "--recipe", "p3-thyroid", "--data", str(tmp_path / "thy"), "--out", str(tmp_path / "p3"), "--epochs", "1", *fast]) == 0
     assert (s1 / "checkpoints" / "best.pt").stat().st_mtime_ns == before
+    # ...unless asked with other settings: refused, naming the stage and what differs, nothing retrained or reported
+    assert main(["run", "--recipe", "p3-thyroid", "--data", str(tmp_path / "thy"), "--out", str(tmp_path / "p3"), "--epochs", "2", *fast]) != 0
+    err = capsys.readouterr().err
+    assert "stage1-single-feature: stage 1 was made with other settings (train.epochs: 1 -> 2)" in err and "Traceback" not in err
+    assert (s1 / "checkpoints" / "best.pt").stat().st_mtime_ns == before and len(json.loads((tmp_path / "p3" / "stages.json").read_text())) == 2
     (s2 / "eval" / "thresholds.json").unlink()  # a last stage not finished is said so, not replaced by the stage before it
     with pytest.raises(FileNotFoundError, match="has not finished"):
         load_run(tmp_path / "p3")

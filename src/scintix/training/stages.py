@@ -7,7 +7,8 @@ stage's best checkpoint (``model.weights``), so validation and test patients
 are the same throughout and the stages can be compared. Folders:
 ``OUT/stage1-<name>/``, ``OUT/stage2-<name>/``, ... and ``OUT/stages.json``
 (each stage's settings and test metrics). The last stage is the model to use.
-Finished stages are skipped, an interrupted one is resumed.
+Finished stages are skipped, an interrupted one is resumed; a stage folder made with other settings (another
+recipe, epochs, learning rate, data) is refused, naming what differs, so a rerun never reports an old stage as new.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import re
 from pathlib import Path
 from typing import Any, Mapping
 
-from ..config import RunConfig, _build, config_to_dict
+from ..config import RunConfig, _build, config_differences, config_to_dict
 
 __all__ = ["with_settings", "run_stages", "stage_dirs"]
 
@@ -66,6 +67,14 @@ def run_stages(cfg: RunConfig, out: str | Path) -> list[Path]:
             settings.setdefault("model.weights", str((dirs[i - 1] / "checkpoints" / "best.pt").resolve()))
             settings.setdefault("data.split.file", str((dirs[0] / "split.csv").resolve()))
         scfg = with_settings(base, settings)
+        if (run_dir / "config.yaml").is_file():
+            from ..runfolder import load_run_config
+
+            changed = config_differences(load_run_config(run_dir), scfg)
+            if changed:
+                more = f" and {len(changed) - 3} more" if len(changed) > 3 else ""
+                raise ValueError(f"{run_dir}: stage {i + 1} was made with other settings ({'; '.join(changed[:3])}{more}); "
+                                 "give another --out, or remove that folder to train it again")
         if (run_dir / "eval" / "test" / "metrics.json").is_file():
             log.info("stage %d (%s) already finished: %s", i + 1, st.get("name"), run_dir)
         else:
