@@ -191,7 +191,8 @@ def main() -> None:
             else:
                 ref = key(CONTINUES[name], seed) if name in CONTINUES else None
                 continued = continue_without_selection(WORK / f"p1-cv-{ref}", WORK / f"p1-cv-{k}") if finished(ref) else []
-                summary = cross_validate(load_config("p1-thoracic", overrides), WORK / f"p1-cv-{k}", a.folds, 0.15)
+                summary = cross_validate(load_config("p1-thoracic", overrides), WORK / f"p1-cv-{k}", a.folds, 0.15,
+                                         own_settings=name not in CONTINUES)  # continued folds resume with their saved config
             s = {**invocation(), "overrides": overrides, "folds": a.folds, "device": device, "wall_seconds_this_call": round(time.perf_counter() - start, 1), **summary}
             if continued:
                 s["continued_from"] = f"{ref}'s fold runs {continued}, each from where it stopped (wall time: the remaining epochs and evaluation only)"

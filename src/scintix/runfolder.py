@@ -16,12 +16,12 @@ import numpy as np
 import torch
 
 from .checkpoint import load_checkpoint, load_model_state
-from .config import RunConfig, _build, parse_yaml
+from .config import RunConfig, _build, config_differences, parse_yaml
 from .models import create_model
 from .models.registry import MODELS, builder_inputs
 from .tasks import Task, get_task
 
-__all__ = ["LoadedRun", "load_run", "load_run_config", "build_model_for_run", "in_channels", "is_managed", "read_json", "MANAGED"]
+__all__ = ["LoadedRun", "load_run", "load_run_config", "refuse_other_settings", "build_model_for_run", "in_channels", "is_managed", "read_json", "MANAGED"]
 
 
 MANAGED = ("config.yaml", "meta.json", "tokenizer.json", "split.csv", "data_summary.json", "history.csv", "report.html", "model_card.md", "checkpoints", "eval", "tb", "synthetic_data", "explanations")
@@ -39,6 +39,18 @@ def load_run_config(run_dir: str | Path) -> RunConfig:
         return _build(RunConfig, raw, "")
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{path}: {exc}") from None
+
+
+def refuse_other_settings(run_dir: str | Path, cfg: RunConfig, what: str) -> None:
+    """A one-line error when ``run_dir`` holds a run (finished or not) made with settings other than ``cfg``: reusing
+    or resuming it would report the old settings' model as the new one's. Says what differs; silent without a run."""
+    if not (Path(run_dir) / "config.yaml").is_file():
+        return
+    changed = config_differences(load_run_config(run_dir), cfg)
+    if changed:
+        more = f" and {len(changed) - 3} more" if len(changed) > 3 else ""
+        raise ValueError(f"{run_dir}: {what} was made with other settings ({'; '.join(changed[:3])}{more}); "
+                         "give another --out, or remove that folder to train it again")
 
 
 def read_yaml(path: Path):

@@ -62,6 +62,11 @@ def test_cv_folds_summary_resume_and_paired_comparison(tiny_manifest, tmp_path, 
     mtime = (cv / "fold0" / "checkpoints" / "best.pt").stat().st_mtime
     assert main(["cv", "--data", str(tiny_manifest), "--out", str(cv), "--folds", "2", "--inner-val", "0.3", *FAST]) == 0  # finished folds are not retrained
     assert (cv / "fold0" / "checkpoints" / "best.pt").stat().st_mtime == mtime
+    capsys.readouterr()  # ...but a CV folder of other settings is not taken for this one's: refused, naming what differs
+    assert main(["cv", "--data", str(tiny_manifest), "--out", str(cv), "--folds", "2", "--inner-val", "0.3", *FAST, "-o", "train.lr=0.5"]) == 2
+    err = capsys.readouterr().err
+    assert "fold0: fold 0 was made with other settings (train.lr:" in err and "-> 0.5)" in err and "Traceback" not in err
+    assert (cv / "fold0" / "checkpoints" / "best.pt").stat().st_mtime == mtime
     same = compare_cv(cv, cv)
     assert same["pooled_auc_difference"]["value"] == 0 and same["pooled_auc_difference"]["ci_low"] == 0 == same["pooled_auc_difference"]["ci_high"]
     # kept files alone: the folds, targets and patients rebuilt from the data score them as the CV folder does
@@ -283,7 +288,7 @@ def test_continuing_a_cv_without_selection_equals_training_it_from_scratch(tiny_
             assert main(["cv", "--recipe", "p1-thoracic", "--out", str(cont), "--continue-from", str(tmp_path / ref), "--folds", "2", "--inner-val", "0.3"]) == 0
         else:
             assert continue_without_selection(tmp_path / ref, cont) == [0, 1]
-            cross_validate(load_config("p1-thoracic", base), cont, 2, 0.3)
+            cross_validate(load_config("p1-thoracic", base), cont, 2, 0.3, own_settings=False)
         rows, _ = oof_predictions(cont)
         assert [r["path"] for r in rows] == [r["path"] for r in scratch]
         assert [r["prob"] for r in rows] == pytest.approx([r["prob"] for r in scratch], abs=1e-5)
@@ -327,7 +332,7 @@ def test_a_full_length_ema_fold_continued_without_selection_ships_its_final_aver
     cross_validate(load_config("p1-thoracic", [*base, "train.select_metric=last"]), tmp_path / "scratch", 2, 0.3)
     cross_validate(load_config("p1-thoracic", [*base, "train.early_stop_patience=0"]), tmp_path / "ref", 2, 0.3)
     assert continue_without_selection(tmp_path / "ref", tmp_path / "cont") == [0, 1]
-    cross_validate(load_config("p1-thoracic", base), tmp_path / "cont", 2, 0.3)
+    cross_validate(load_config("p1-thoracic", base), tmp_path / "cont", 2, 0.3, own_settings=False)
     scratch, _ = oof_predictions(tmp_path / "scratch")
     rows, _ = oof_predictions(tmp_path / "cont")
     assert [r["prob"] for r in rows] == pytest.approx([r["prob"] for r in scratch], abs=1e-5)

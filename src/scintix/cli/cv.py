@@ -107,11 +107,12 @@ def cmd_cv(a: argparse.Namespace) -> int:
     if a.seeds:
         from ..training.crossval import cross_validate_seeds, format_seeds
 
-        res = cross_validate_seeds(load_config(a.recipe, overrides), a.out, a.seeds, a.folds, a.inner_val, init_from=a.init_from)
+        res = cross_validate_seeds(load_config(a.recipe, overrides), a.out, a.seeds, a.folds, a.inner_val, init_from=a.init_from,
+                                   own_settings=not a.continue_from)
         print(format_seeds(res))
         print(f"cv folder: {a.out} (seed<S>/ each a CV folder; cv_seeds.json; an ensemble of every fold model)")
         return 0
-    summary = cross_validate(load_config(a.recipe, overrides), a.out, a.folds, a.inner_val, init_from=a.init_from)
+    summary = cross_validate(load_config(a.recipe, overrides), a.out, a.folds, a.inner_val, init_from=a.init_from, own_settings=not a.continue_from)
     print(format_summary(summary))
     print(f"cv folder: {a.out} (cv_summary.json, {'oof_per_image.csv' if summary.get('task') == 'segmentation' else 'oof_predictions.csv'})")
     return 0

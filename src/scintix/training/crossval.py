@@ -56,13 +56,16 @@ def fold_config(cfg: RunConfig, folds: int, fold: int, inner_val: float) -> RunC
 
 
 def cross_validate(cfg: RunConfig, out_dir: str | Path, folds: int = 5, inner_val: float = 0.15, max_epochs: int | None = None,
-                   init_from: str | Path | None = None) -> dict:
+                   init_from: str | Path | None = None, own_settings: bool = True) -> dict:
     """Train and evaluate every fold not yet done (a fold with a checkpoint resumes), then :func:`summarize_cv`.
 
     ``init_from``: a finished CV of the same data and folds; fold ``f``'s run starts from its fold ``f``'s best
     weights (``model.weights``), which never saw fold ``f``: a two-stage recipe (e.g. P4's U-Net, then the
     report-guided model on it) stays out of fold.
+    ``own_settings``: a fold folder already there must have been made with ``cfg``'s settings (refused otherwise);
+    False where the folds carry their own (``continue_without_selection``: each resumes with its saved config).
     """
+    from ..runfolder import refuse_other_settings
     from .run import train_run
 
     if cfg.data.task not in ("binary", "multiclass", "multilabel", "segmentation"):
@@ -72,14 +75,16 @@ def cross_validate(cfg: RunConfig, out_dir: str | Path, folds: int = 5, inner_va
     out_dir.mkdir(parents=True, exist_ok=True)
     for f in range(folds):
         run_dir = out_dir / f"fold{f}"
+        fcfg = fold_config(cfg, folds, f, inner_val)
+        if starts:
+            fcfg = replace(fcfg, model=replace(fcfg.model, weights=str(starts[f])))
+        if own_settings:  # a CV folder of another recipe is not resumed or summarised as this one
+            refuse_other_settings(run_dir, fcfg, f"fold {f}")
         if (run_dir / "eval" / "test" / "metrics.json").is_file():
             log.info("fold %d: done earlier (%s)", f, run_dir)
             continue
         resume = (run_dir / "checkpoints" / "last.pt").is_file()
         log.info("fold %d of %d%s", f + 1, folds, " (resuming)" if resume else "")
-        fcfg = fold_config(cfg, folds, f, inner_val)
-        if starts:
-            fcfg = replace(fcfg, model=replace(fcfg.model, weights=str(starts[f])))
         train_run(fcfg, run_dir, resume=resume, max_epochs=max_epochs)
         if starts and (run_dir / "folds.csv").read_text() != (starts[f].parents[1] / "folds.csv").read_text():
             raise ValueError(f"{run_dir}: its folds differ from {starts[f].parents[1]}'s (other data or data.split.seed): "
@@ -115,7 +120,7 @@ def _fold_starts(cfg: RunConfig, init_from: str | Path, folds: int) -> list[Path
 
 
 def cross_validate_seeds(cfg: RunConfig, out_dir: str | Path, seeds: list[int], folds: int = 5, inner_val: float = 0.15,
-                         init_from: str | Path | None = None) -> dict:
+                         init_from: str | Path | None = None, own_settings: bool = True) -> dict:
     """:func:`cross_validate` once per training seed (``seed<S>/``, ``train.seed=S``) on the same folds; ``cv_seeds.json``.
 
     One CV is one draw of the training: rerunning it with another seed (or
@@ -132,7 +137,8 @@ def cross_validate_seeds(cfg: RunConfig, out_dir: str | Path, seeds: list[int], 
     for s in seeds:
         log.info("training seed %d (%d of %d)", s, seeds.index(s) + 1, len(seeds))
         start = None if init_from is None else Path(init_from) / f"seed{s}" if (Path(init_from) / f"seed{s}").is_dir() else init_from  # seed by seed when it has seeds
-        summary = cross_validate(replace(cfg, train=replace(cfg.train, seed=s)), out_dir / f"seed{s}", folds, inner_val, init_from=start)
+        summary = cross_validate(replace(cfg, train=replace(cfg.train, seed=s)), out_dir / f"seed{s}", folds, inner_val, init_from=start,
+                                 own_settings=own_settings)
         if summary.get("task") == "segmentation":  # the mean over classes of each class's pooled Dice, and each class's
             dice = {c: v["dice"]["value"] for c, v in summary["per_class"].items()}
             per_seed[s] = {"pooled_dice_mean_over_classes": float(np.mean(list(dice.values()))), "fold_dice_mean": summary["fold_dice_mean"],

@@ -19,7 +19,8 @@ import re
 from pathlib import Path
 from typing import Any, Mapping
 
-from ..config import RunConfig, _build, config_differences, config_to_dict
+from ..config import RunConfig, _build, config_to_dict
+from ..runfolder import refuse_other_settings
 
 __all__ = ["with_settings", "run_stages", "stage_dirs"]
 
@@ -67,14 +68,7 @@ def run_stages(cfg: RunConfig, out: str | Path) -> list[Path]:
             settings.setdefault("model.weights", str((dirs[i - 1] / "checkpoints" / "best.pt").resolve()))
             settings.setdefault("data.split.file", str((dirs[0] / "split.csv").resolve()))
         scfg = with_settings(base, settings)
-        if (run_dir / "config.yaml").is_file():
-            from ..runfolder import load_run_config
-
-            changed = config_differences(load_run_config(run_dir), scfg)
-            if changed:
-                more = f" and {len(changed) - 3} more" if len(changed) > 3 else ""
-                raise ValueError(f"{run_dir}: stage {i + 1} was made with other settings ({'; '.join(changed[:3])}{more}); "
-                                 "give another --out, or remove that folder to train it again")
+        refuse_other_settings(run_dir, scfg, f"stage {i + 1}")
         if (run_dir / "eval" / "test" / "metrics.json").is_file():
             log.info("stage %d (%s) already finished: %s", i + 1, st.get("name"), run_dir)
         else:
