@@ -314,6 +314,9 @@ def test_continuing_a_cv_without_selection_equals_training_it_from_scratch(tiny_
         shifted["pooled_oof_auc"]["value"] - json.loads((ref / "cv_summary.json").read_text())["pooled_oof_auc"]["value"])
     with pytest.raises(ValueError, match=r"eval\.\* overrides only"):
         reevaluate_cv(ref, tmp_path / "re-train", ["train.epochs=5"])
+    assert reevaluate_cv(ref, tmp_path / "re-shift", ["eval.tta=[identity,shift]"]) == shifted  # done: kept as it is
+    with pytest.raises(ValueError, match=r"re-shift/fold0: the re-evaluation of .*fold0 was made with other settings \(eval\.tta: "):
+        reevaluate_cv(ref, tmp_path / "re-shift", ["eval.tta=[identity]"])  # not summarised as the identity's
 
 
 @pytest.mark.slow

@@ -236,13 +236,14 @@ def reevaluate_cv(ref_dir: str | Path, out_dir: str | Path, overrides: list[str]
     temperature and threshold are chosen again on its own inner validation
     split and its out-of-fold split scored again. Summarised like any CV
     (pair it with the reference: ``compare_cv(out_dir, ref_dir)``); a fold
-    already evaluated in ``out_dir`` is kept.
+    already evaluated in ``out_dir`` with the same overrides is kept (with others: refused).
     """
     import shutil
 
     import yaml
 
     from ..config import config_to_dict, load_config
+    from ..runfolder import refuse_other_settings
     from .evaluate import evaluate_run
 
     ref_dir, out_dir = Path(ref_dir), Path(out_dir)
@@ -250,14 +251,15 @@ def reevaluate_cv(ref_dir: str | Path, out_dir: str | Path, overrides: list[str]
         raise ValueError(f"re-evaluation takes eval.* overrides only (the fold models are not retrained): {' '.join(overrides) or 'none given'}")
     for src in fold_dirs(ref_dir):
         dst = out_dir / src.name
+        cfg = load_config(src / "config.yaml", overrides)  # checked as any recipe's overrides are
         if (dst / "eval" / "test" / "metrics.json").is_file():
+            refuse_other_settings(dst, cfg, f"the re-evaluation of {src}")  # kept only when made with these overrides
             continue
         if not (src / "checkpoints" / "best.pt").is_file():
             raise FileNotFoundError(f"{src}: no checkpoints/best.pt to evaluate (is that CV finished?)")
         shutil.rmtree(dst, ignore_errors=True)  # an interrupted evaluation starts again
         _copy_run_files(src, dst)
         shutil.copy2(src / "checkpoints" / "best.pt", dst / "checkpoints" / "best.pt")
-        cfg = load_config(src / "config.yaml", overrides)  # checked as any recipe's overrides are
         (dst / "config.yaml").write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
         evaluate_run(dst)
     summary = summarize_cv(out_dir)
