@@ -112,7 +112,7 @@ def _fold_starts(cfg: RunConfig, init_from: str | Path, folds: int) -> list[Path
     other = {"source": where(theirs.get("source")), "split seed": theirs.get("split", {}).get("seed")}
     if ours != other:
         raise ValueError(f"--init-from {init_from}: made on {other}, this CV on {ours}; its fold models saw other patients' folds")
-    starts = [d / "checkpoints" / "best.pt" for d in dirs]
+    starts = [(d / "checkpoints" / "best.pt").resolve() for d in dirs]  # absolute: a resumed fold's saved config names the same file
     missing = [str(s) for s in starts if not s.is_file()]
     if missing:
         raise FileNotFoundError(f"--init-from {init_from}: not finished ({missing[0]} missing); finish it with scintix cv first")
