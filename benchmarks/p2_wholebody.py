@@ -30,6 +30,17 @@ from _common import (
 )
 
 
+def _model_spec(spec: str) -> tuple[str, str, list[str]]:
+    """``alexnet`` or ``alexnet:lr=0.0001`` -> (row label, model name, overrides): a model at its own learning rate is its own row."""
+    name, _, opt = spec.partition(":")
+    if not opt:
+        return name, name, []
+    key, _, value = opt.partition("=")
+    if key != "lr" or not value:
+        raise SystemExit(f"--models {spec}: NAME or NAME:lr=VALUE")
+    return f"{name}-lr{float(value):g}", name, [f"train.lr={float(value)}"]
+
+
 def _run(data, name: str, extra: list[str]) -> dict:
     from scintix.config import load_config
 
@@ -37,7 +48,9 @@ def _run(data, name: str, extra: list[str]) -> dict:
     run_dir = WORK / name
     wall = train_or_reuse(cfg, run_dir)
     m = json.loads((run_dir / "eval" / "test" / "metrics.json").read_text())
+    val = json.loads((run_dir / "eval" / "val" / "metrics.json").read_text())  # what a choice between settings may look at
     return {"run_dir": str(run_dir), "per_label_roc_auc": {c: v["roc_auc"] for c, v in m["per_class"].items()}, "sample_based": m["sample_based"],
+            "val_per_label_roc_auc": {c: v["roc_auc"]["value"] for c, v in val["per_class"].items()},
             "generated": json.loads((run_dir / "data_summary.json").read_text()).get("generated"), "synthetic": m.get("synthetic"), "wall_seconds": wall}
 
 
@@ -50,8 +63,11 @@ def main() -> None:
     ap.add_argument("--gan-epochs", type=int, default=30)
     ap.add_argument("--ratio", type=float, default=0.5)
     ap.add_argument("--gan-base", type=int, default=16, help="gan.base_channels (CPU budget)")
-    ap.add_argument("--models", nargs="+", default=["dspic", "alexnet", "resnet18"])
+    ap.add_argument("--models", nargs="+", default=["dspic", "alexnet", "resnet18"],
+                    help="NAME, or NAME:lr=VALUE for a model at its own learning rate (its own row, e.g. alexnet:lr=0.0001)")
     a = ap.parse_args()
+    specs = [_model_spec(m) for m in a.models]
+    labels = [label for label, _, _ in specs]
     import torch
 
     from scintix.cli.__main__ import main as cli
@@ -87,24 +103,24 @@ def main() -> None:
                  "runs": {}}
     arms = {"geo": [], "geo_gan": [f"data.generated=[{gen_dir / 'manifest.csv'}]", f"data.generated_ratio={a.ratio}"]}
     for seed in a.seeds:
-        for model in a.models:
+        for label, model, own in specs:
             for arm, extra in arms.items():
-                res = _run(data, f"p2-{tag}-{model}-{arm}-s{seed}", [size, f"model.name={model}", f"train.epochs={a.epochs}", f"train.seed={seed}",
-                                                               f"data.split.file={gan_dir / 'split.csv'}", *extra])
-                out["runs"][f"{model}-{arm}-s{seed}"] = res
-                print(model, arm, seed, "sample F1", round(res["sample_based"]["f1"]["value"], 4), "accuracy", round(res["sample_based"]["accuracy"]["value"], 4), flush=True)
+                res = _run(data, f"p2-{tag}-{label}-{arm}-s{seed}", [size, f"model.name={model}", f"train.epochs={a.epochs}", f"train.seed={seed}",
+                                                               f"data.split.file={gan_dir / 'split.csv'}", *own, *extra])
+                out["runs"][f"{label}-{arm}-s{seed}"] = res
+                print(label, arm, seed, "sample F1", round(res["sample_based"]["f1"]["value"], 4), "accuracy", round(res["sample_based"]["accuracy"]["value"], 4), flush=True)
                 # no partial results file: the finished run folders are the progress (a rerun reuses them); the file is written once, whole
     out["summary"] = {f"{m}-{arm}": {k: [float(np.mean(v)), float(np.std(v, ddof=1)) if len(v) > 1 else 0.0]
                                       for k, v in {key: [out["runs"][f"{m}-{arm}-s{s}"]["sample_based"][key]["value"] for s in a.seeds]
                                                    for key in ("accuracy", "precision", "sensitivity", "specificity", "f1")}.items()}
-                      for m in a.models for arm in arms}
-    classes = list(out["runs"][f"{a.models[0]}-geo-s{a.seeds[0]}"]["per_label_roc_auc"])
+                      for m in labels for arm in arms}
+    classes = list(out["runs"][f"{labels[0]}-geo-s{a.seeds[0]}"]["per_label_roc_auc"])
     out["geo_gan_minus_geo"] = {m: arm_difference([WORK / f"p2-{tag}-{m}-geo_gan-s{s}" for s in a.seeds], [WORK / f"p2-{tag}-{m}-geo-s{s}" for s in a.seeds], classes)
-                                for m in a.models}
-    first = a.models[0]  # P2's question: does its model beat the others (same images, same seeds, geometric augmentation)
+                                for m in labels}
+    first = labels[0]  # P2's question: does its model beat the others (same images, same seeds, geometric augmentation)
     out["model_differences_geo"] = {f"{first}_minus_{m}": arm_difference([WORK / f"p2-{tag}-{first}-geo-s{s}" for s in a.seeds],
                                                                          [WORK / f"p2-{tag}-{m}-geo-s{s}" for s in a.seeds], classes)
-                                    for m in a.models[1:]}
+                                    for m in labels[1:]}
     for m, per in out["geo_gan_minus_geo"].items():
         for c, d in per.items():
             auc = d["auc_of_seed_averaged_scores"]

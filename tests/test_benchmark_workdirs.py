@@ -90,8 +90,8 @@ def test_the_readme_shows_an_earlier_p2_table_beside_the_newest(tmp_path, monkey
     assert tables.p2_wholebody() == []  # no results file: no table
 
     def table(n: int, acc: list[float]) -> dict:
-        runs = {f"dspic-geo-s{s}": {"per_label_roc_auc": {"metastasis": {"value": 0.5 + a / 10}}, "wall_seconds": 10.0 * n}
-                for s, a in enumerate(acc)}
+        runs = {f"dspic-geo-s{s}": {"per_label_roc_auc": {"metastasis": {"value": 0.5 + a / 10}}, "wall_seconds": 10.0 * n,
+                                    **({"val_per_label_roc_auc": {"metastasis": 0.9, "normal": 0.7}} if n > 400 else {})} for s, a in enumerate(acc)}
         per = {"metastasis": {"auc_of_seed_averaged_scores": {"value": 0.1, "ci_low": 0.0, "ci_high": 0.2},
                               "sensitivity_mean_over_seeds": {"value": 0.05, "ci_low": -0.1, "ci_high": 0.2}}}
         return {"device": "cpu", "data": f"SYNTHETIC n={n}", "epochs": 20, "gan": {"epochs": 30, "ratio": 0.5}, "runs": runs,
@@ -102,6 +102,6 @@ def test_the_readme_shows_an_earlier_p2_table_beside_the_newest(tmp_path, monkey
     (tmp_path / "p2_wholebody.json").write_text(json.dumps({**table(1200, [0.6, 0.8]), "earlier": {"n400": old}}))
     text = "\n".join(tables.p2_wholebody())
     newest, earlier = text.split("Earlier, with other settings (`python benchmarks/p2_wholebody.py --n 400`)")
-    assert "SYNTHETIC n=1200" in newest and "| dspic-geo | 0.570 ± 0.014 | 0.700 ± 0.000 |" in newest and "| 12000 |" in newest
-    assert "SYNTHETIC n=400" in earlier and "| dspic-geo | 0.540 ± 0.000 | 0.400 ± 0.000 |" in earlier
+    assert "SYNTHETIC n=1200" in newest and "| dspic-geo | 0.570 ± 0.014 | 0.700 ± 0.000 |" in newest and "| 12000 | 0.800 ± 0.000 |" in newest
+    assert "SYNTHETIC n=400" in earlier and "| dspic-geo | 0.540 ± 0.000 | 0.400 ± 0.000 |" in earlier and "| 4000 | n/a |" in earlier
     assert newest.count("- dspic - alexnet: metastasis AUC 0.1000 [0.0000, 0.2000]") == 1 and "n=1200" not in earlier
