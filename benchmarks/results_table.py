@@ -360,7 +360,10 @@ def commands_block(names: list[str]) -> list[str]:
     rows = []
     for name in names:
         d = json.loads((RES / f"{name}.json").read_text())
-        found = _commands(d) or ([("", d["last_written_by"])] if isinstance(d.get("last_written_by"), dict) else [])
+        found = _commands(d)
+        last = d.get("last_written_by")
+        if not isinstance(d.get("command"), str) and isinstance(last, dict) and last.get("command") not in {e["command"] for _, e in found}:
+            found = [("", last), *found]  # the file's own figures, beside entries that record their own commands (probes, earlier tables)
         for where, e in found:
             code = e.get("code") if isinstance(e.get("code"), str) and len(e["code"]) < 120 else None
             rows.append(f"- `{name}.json`{' ' + where if where else ''}: `{e['command']}`" + (f" (code: {code})" if code else "")
