@@ -41,12 +41,16 @@ def load_run_config(run_dir: str | Path) -> RunConfig:
         raise ValueError(f"{path}: {exc}") from None
 
 
+RUNTIME_ONLY = ("train.device", "train.num_workers", "train.progress", "train.tensorboard")  # where and how it runs, not what it learns
+
+
 def refuse_other_settings(run_dir: str | Path, cfg: RunConfig, what: str) -> None:
     """A one-line error when ``run_dir`` holds a run (finished or not) made with settings other than ``cfg``: reusing
-    or resuming it would report the old settings' model as the new one's. Says what differs; silent without a run."""
+    or resuming it would report the old settings' model as the new one's. Says what differs; silent without a run.
+    Settings of where it runs (``RUNTIME_ONLY``: device, workers, progress bar, TensorBoard) may differ."""
     if not (Path(run_dir) / "config.yaml").is_file():
         return
-    changed = config_differences(load_run_config(run_dir), cfg)
+    changed = [c for c in config_differences(load_run_config(run_dir), cfg) if c.split(":", 1)[0] not in RUNTIME_ONLY]
     if changed:
         more = f" and {len(changed) - 3} more" if len(changed) > 3 else ""
         raise ValueError(f"{run_dir}: {what} was made with other settings ({'; '.join(changed[:3])}{more}); "

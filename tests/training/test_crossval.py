@@ -62,6 +62,9 @@ def test_cv_folds_summary_resume_and_paired_comparison(tiny_manifest, tmp_path, 
     mtime = (cv / "fold0" / "checkpoints" / "best.pt").stat().st_mtime
     assert main(["cv", "--data", str(tiny_manifest), "--out", str(cv), "--folds", "2", "--inner-val", "0.3", *FAST]) == 0  # finished folds are not retrained
     assert (cv / "fold0" / "checkpoints" / "best.pt").stat().st_mtime == mtime
+    assert main(["cv", "--data", str(tiny_manifest), "--out", str(cv), "--folds", "2", "--inner-val", "0.3", *FAST, "-o", "train.device=cpu",
+                 "-o", "train.progress=true"]) == 0  # where it runs is not what it learns: still this CV
+    assert (cv / "fold0" / "checkpoints" / "best.pt").stat().st_mtime == mtime
     capsys.readouterr()  # ...but a CV folder of other settings is not taken for this one's: refused, naming what differs
     assert main(["cv", "--data", str(tiny_manifest), "--out", str(cv), "--folds", "2", "--inner-val", "0.3", *FAST, "-o", "train.lr=0.5"]) == 2
     err = capsys.readouterr().err
