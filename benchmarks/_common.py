@@ -69,17 +69,11 @@ def clear_if_other(run_dir: Path, cfg, *made_from_it: Path, resumable: tuple[str
     more, or stopped at fewer, epochs). Returns whether it was removed; a folder without a config is left alone.
     """
     import shutil
-    from dataclasses import replace
 
+    from scintix.config import config_differences
     from scintix.runfolder import load_run_config
 
-    if not (run_dir / "config.yaml").is_file():
-        return False
-    saved = load_run_config(run_dir)
-    for field in resumable:
-        section, name = field.split(".")
-        saved = replace(saved, **{section: replace(getattr(saved, section), **{name: getattr(getattr(cfg, section), name)})})
-    if saved == cfg:
+    if not (run_dir / "config.yaml").is_file() or not config_differences(load_run_config(run_dir), cfg, ignore=resumable):
         return False
     for d in (run_dir, *made_from_it):
         shutil.rmtree(d, ignore_errors=True)

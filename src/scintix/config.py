@@ -452,8 +452,9 @@ def config_to_dict(cfg: Any) -> dict:
     return plain(dataclasses.asdict(cfg))
 
 
-def config_differences(a: Any, b: Any) -> list[str]:
-    """The dotted settings where two configs differ, each as ``key: a -> b`` (what a refusal to reuse a folder names)."""
+def config_differences(a: Any, b: Any, ignore: tuple[str, ...] = ()) -> list[str]:
+    """The dotted settings where two configs differ, each as ``key: a -> b`` (what a refusal to reuse a folder names);
+    ``ignore``: dotted keys that may differ."""
 
     def flat(d: dict, prefix: str = "") -> dict:
         out: dict = {}
@@ -462,4 +463,4 @@ def config_differences(a: Any, b: Any) -> list[str]:
         return out
 
     fa, fb = flat(config_to_dict(a)), flat(config_to_dict(b))
-    return [f"{k}: {fa.get(k)!r} -> {fb.get(k)!r}" for k in sorted(set(fa) | set(fb)) if fa.get(k) != fb.get(k)]
+    return [f"{k}: {fa.get(k)!r} -> {fb.get(k)!r}" for k in sorted(set(fa) | set(fb)) if fa.get(k) != fb.get(k) and k not in ignore]

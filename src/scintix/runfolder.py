@@ -50,7 +50,7 @@ def refuse_other_settings(run_dir: str | Path, cfg: RunConfig, what: str) -> Non
     Settings of where it runs (``RUNTIME_ONLY``: device, workers, progress bar, TensorBoard) may differ."""
     if not (Path(run_dir) / "config.yaml").is_file():
         return
-    changed = [c for c in config_differences(load_run_config(run_dir), cfg) if c.split(":", 1)[0] not in RUNTIME_ONLY]
+    changed = config_differences(load_run_config(run_dir), cfg, ignore=RUNTIME_ONLY)
     if changed:
         more = f" and {len(changed) - 3} more" if len(changed) > 3 else ""
         raise ValueError(f"{run_dir}: {what} was made with other settings ({'; '.join(changed[:3])}{more}); "
