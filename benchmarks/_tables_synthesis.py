@@ -174,6 +174,11 @@ def _p2_table(d: dict) -> list[str]:
     if d.get("geo_gan_minus_geo"):
         out += _difference_lines(d["geo_gan_minus_geo"], "geo + GAN - geo (per-label ROC-AUC of the seed-averaged scores; sensitivity at each run's val threshold, "
                                                          "mean over seeds; patient-level CIs):")
+    if d.get("geo_gan_minus_geo_steps"):  # the control: geo trained for as many optimiser steps as geo + GAN
+        epochs = sorted(set(d.get("equal_steps_epochs", {}).values()))
+        out += _difference_lines(d["geo_gan_minus_geo_steps"], f"geo + GAN - geo_steps (geo_steps: the geo arm trained {'/'.join(map(str, epochs))} epochs, "
+                                                               "as many optimiser steps as geo + GAN; same patients and seeds; patient-level CIs):")
+        out += _difference_lines(d["geo_steps_minus_geo"], "geo_steps - geo (what the extra steps alone bought):")
     if d.get("model_differences_geo"):
         out += _difference_lines(d["model_differences_geo"], "Models, geo arm (same test patients and seeds; per-label ROC-AUC of the seed-averaged scores; "
                                                              "sensitivity at each run's val threshold, mean over seeds; patient-level CIs):")

@@ -1,13 +1,16 @@
 """P2's table on SYNTHETIC whole-body scans: dSPIC vs AlexNet vs ResNet-18, geometric augmentation vs geometric + GAN images.
 
     python benchmarks/p2_wholebody.py [--seeds 0 1 2] [--n 400] [--size 256 64] [--epochs 20] [--gan-epochs 30] [--ratio 0.5]
+                                      [--models dspic alexnet:lr=0.0001 ...] [--equal-steps dspic ...]
 
 Data: ``scintix simulate`` (SYNTHETIC, metastasis + arthritis, ANT + POST stacked), split fixed (seed 0).
 Arms per model: ``geo`` (the recipe's geometric augmentation) and ``geo_gan`` (+ images of a two-view
 conditional DCGAN trained on the same training patients, ``data.generated_ratio`` per real training
-patient). Per run: per-label ROC-AUC and the sample-based accuracy, precision, sensitivity, specificity
+patient); with ``--equal-steps MODEL``, also ``geo_steps`` for that model: the geo arm trained for as many
+optimiser steps as its geo + GAN arm (epochs x GAN-arm / geo-arm training images), the control that tells "GAN
+images" from "more steps". Per run: per-label ROC-AUC and the sample-based accuracy, precision, sensitivity, specificity
 and F1 with patient-level CIs (P2 reports its best at accuracy 0.7747, F1 0.7860 on private data). Paired, on the
-same test patients: geo + GAN - geo per model, and the first model (dSPIC) - each other one in the geo arm.
+same test patients: geo + GAN - geo per model (and geo + GAN - geo_steps, geo_steps - geo), and the first model (dSPIC) - each other one in the geo arm.
 Writes benchmarks/results/p2_wholebody.json.
 """
 
@@ -41,6 +44,10 @@ def _model_spec(spec: str) -> tuple[str, str, list[str]]:
     return f"{name}-lr{float(value):g}", name, [f"train.lr={float(value)}"]
 
 
+def _train_images(run_dir) -> int:
+    return json.loads((run_dir / "data_summary.json").read_text())["splits"]["train"]["samples"]
+
+
 def _run(data, name: str, extra: list[str]) -> dict:
     from scintix.config import load_config
 
@@ -65,9 +72,13 @@ def main() -> None:
     ap.add_argument("--gan-base", type=int, default=16, help="gan.base_channels (CPU budget)")
     ap.add_argument("--models", nargs="+", default=["dspic", "alexnet", "resnet18"],
                     help="NAME, or NAME:lr=VALUE for a model at its own learning rate (its own row, e.g. alexnet:lr=0.0001)")
+    ap.add_argument("--equal-steps", nargs="*", default=[], metavar="MODEL",
+                    help="row labels that also get geo_steps: the geo arm with as many optimiser steps as their geo + GAN arm")
     a = ap.parse_args()
     specs = [_model_spec(m) for m in a.models]
     labels = [label for label, _, _ in specs]
+    if set(a.equal_steps) - set(labels):
+        raise SystemExit(f"--equal-steps {' '.join(sorted(set(a.equal_steps) - set(labels)))}: not among --models' row labels {labels}")
     import torch
 
     from scintix.cli.__main__ import main as cli
@@ -99,24 +110,38 @@ def main() -> None:
     out: dict = {"data": f"SYNTHETIC whole-body scans (scintix simulate --n {a.n}), ANT + POST, {a.size[0]}x{a.size[1]}; numbers say nothing about real scans",
                  "device": device, "epochs": a.epochs, "gan": {"epochs": a.gan_epochs, "base_channels": a.gan_base, "ratio": a.ratio, "wall_seconds_this_call": round(time.perf_counter() - start, 1)},
                  "settings": {"n": a.n, "size": a.size, "epochs": a.epochs, "gan_epochs": a.gan_epochs, "gan_base": a.gan_base, "ratio": a.ratio,
-                              "models": a.models, "seeds": a.seeds},
+                              "models": a.models, "seeds": a.seeds, "equal_steps": a.equal_steps},
                  "runs": {}}
     arms = {"geo": [], "geo_gan": [f"data.generated=[{gen_dir / 'manifest.csv'}]", f"data.generated_ratio={a.ratio}"]}
     for seed in a.seeds:
         for label, model, own in specs:
-            for arm, extra in arms.items():
-                res = _run(data, f"p2-{tag}-{label}-{arm}-s{seed}", [size, f"model.name={model}", f"train.epochs={a.epochs}", f"train.seed={seed}",
-                                                               f"data.split.file={gan_dir / 'split.csv'}", *own, *extra])
+            common = [size, f"model.name={model}", f"train.seed={seed}", f"data.split.file={gan_dir / 'split.csv'}", *own]
+            run_arms = {arm: [f"train.epochs={a.epochs}", *extra] for arm, extra in arms.items()}
+            if label in a.equal_steps:  # the geo arm with as many optimiser steps as the GAN arm: epochs scaled by its training images
+                run_arms["geo_steps"] = None
+            for arm, extra in run_arms.items():
+                if extra is None:  # known once both arms have prepared their training images
+                    geo, gan = (_train_images(WORK / f"p2-{tag}-{label}-{x}-s{seed}") for x in ("geo", "geo_gan"))
+                    epochs = out.setdefault("equal_steps_epochs", {})[f"{label}-s{seed}"] = round(a.epochs * gan / geo)
+                    extra = [f"train.epochs={epochs}"]
+                res = _run(data, f"p2-{tag}-{label}-{arm}-s{seed}", [*common, *extra])
                 out["runs"][f"{label}-{arm}-s{seed}"] = res
                 print(label, arm, seed, "sample F1", round(res["sample_based"]["f1"]["value"], 4), "accuracy", round(res["sample_based"]["accuracy"]["value"], 4), flush=True)
                 # no partial results file: the finished run folders are the progress (a rerun reuses them); the file is written once, whole
-    out["summary"] = {f"{m}-{arm}": {k: [float(np.mean(v)), float(np.std(v, ddof=1)) if len(v) > 1 else 0.0]
-                                      for k, v in {key: [out["runs"][f"{m}-{arm}-s{s}"]["sample_based"][key]["value"] for s in a.seeds]
-                                                   for key in ("accuracy", "precision", "sensitivity", "specificity", "f1")}.items()}
-                      for m in labels for arm in arms}
+    keys = list(dict.fromkeys(k.rsplit("-s", 1)[0] for k in out["runs"]))  # label-arm, in run order
+    out["summary"] = {key: {k: [float(np.mean(v)), float(np.std(v, ddof=1)) if len(v) > 1 else 0.0]
+                            for k, v in {m: [out["runs"][f"{key}-s{s}"]["sample_based"][m]["value"] for s in a.seeds]
+                                         for m in ("accuracy", "precision", "sensitivity", "specificity", "f1")}.items()}
+                      for key in keys}
     classes = list(out["runs"][f"{labels[0]}-geo-s{a.seeds[0]}"]["per_label_roc_auc"])
-    out["geo_gan_minus_geo"] = {m: arm_difference([WORK / f"p2-{tag}-{m}-geo_gan-s{s}" for s in a.seeds], [WORK / f"p2-{tag}-{m}-geo-s{s}" for s in a.seeds], classes)
-                                for m in labels}
+
+    def diff(m: str, arm: str, base: str) -> dict:
+        return arm_difference([WORK / f"p2-{tag}-{m}-{arm}-s{s}" for s in a.seeds], [WORK / f"p2-{tag}-{m}-{base}-s{s}" for s in a.seeds], classes)
+
+    out["geo_gan_minus_geo"] = {m: diff(m, "geo_gan", "geo") for m in labels}
+    if a.equal_steps:
+        out["geo_gan_minus_geo_steps"] = {m: diff(m, "geo_gan", "geo_steps") for m in a.equal_steps}
+        out["geo_steps_minus_geo"] = {m: diff(m, "geo_steps", "geo") for m in a.equal_steps}
     first = labels[0]  # P2's question: does its model beat the others (same images, same seeds, geometric augmentation)
     out["model_differences_geo"] = {f"{first}_minus_{m}": arm_difference([WORK / f"p2-{tag}-{first}-geo-s{s}" for s in a.seeds],
                                                                          [WORK / f"p2-{tag}-{m}-geo-s{s}" for s in a.seeds], classes)
