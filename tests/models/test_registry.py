@@ -76,6 +76,19 @@ def test_narrow_and_small_inputs_run_or_are_refused_naming_the_minimum(name):
                 check_input_size(name, (need - 1, need - 1), small, in_channels=2)
 
 
+@pytest.mark.parametrize("name", ["alexnet", "vgg11", "vgg16"])
+def test_plain_relu_nets_pass_the_signal_through_at_init(name):
+    # No normalisation between their layers: PyTorch's default init shrank the features ~50x (AlexNet stayed at the prior on
+    # P2's task); the Kaiming init keeps their scale near the input's, so training can start.
+    torch.manual_seed(0)
+    x = torch.rand(4, 1, 64, 64)
+    m = create_model(name, in_channels=1, num_classes=2).eval()
+    with torch.no_grad():
+        f = m.pre_logits(m.forward_features(x))
+    assert 0.3 < float(f.std() / x.std()) < 30
+    assert all(float(p.detach().abs().max()) == 0 for n, p in m.named_parameters() if n.endswith("bias") and not n.startswith("fc."))
+
+
 def test_alexnet_on_a_narrow_two_view_input():
     from scintix.models.registry import check_input_size
 

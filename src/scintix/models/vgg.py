@@ -8,6 +8,17 @@ onto them key for key (see :mod:`scintix.models.weights`). The classifier MLP
 
 ``small_input`` (28-px inputs): VGG drops its first two max-pools; AlexNet uses
 a 3x3 stride-1 first convolution and drops its first max-pool.
+
+Initialisation: every convolution and hidden linear layer gets Kaiming-normal
+weights (fan_in, ReLU gain) and zero biases; the final ``fc`` keeps PyTorch's
+default. Why: these nets have no normalisation between their 7 (AlexNet) to 19
+(VGG-19) plain ReLU layers, and PyTorch's default init (Kaiming-uniform with
+a=sqrt(5), i.e. gain 1/sqrt(3)) shrinks the signal at every layer: AlexNet's
+logits at init had a spread of 0.009 on P2's scans, and from scratch it stayed at
+the prior on that task (20 epochs, Adam lr 1e-3 and 1e-4), unable even to fit 64
+training scans, where the Kaiming init fits them in 150 steps (session note,
+2026-12-02). torchvision's VGG also uses a Kaiming init (fan_out); loaded weights
+(``model.weights``) replace all of this.
 """
 
 from __future__ import annotations
@@ -34,6 +45,15 @@ def _mlp(in_features: int, pool: int, dropout_first: bool) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
+def _init_plain_relu(model: ImageClassifier) -> ImageClassifier:
+    """Kaiming-normal (fan_in, ReLU) weights and zero biases for the convolutions and hidden linears (see the module docstring)."""
+    for m in (*model.features.modules(), *model.pre_logits.modules()):
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
+            nn.init.zeros_(m.bias)
+    return model
+
+
 def _vgg(depth: int, batch_norm: bool, in_channels: int, num_classes: int, dropout: float, small_input: bool) -> ImageClassifier:
     layers: list[nn.Module] = []
     cin, pools = in_channels, 0
@@ -49,7 +69,7 @@ def _vgg(depth: int, batch_norm: bool, in_channels: int, num_classes: int, dropo
         layers.append(nn.ReLU(inplace=True))
         cin = v
     last_conv_block = len(layers) - 2  # the ReLU before the last pool: CAM target
-    return ImageClassifier(nn.Sequential(*layers), 512, num_classes, dropout, f"features.{last_conv_block}", _mlp(512, 7, False), 4096)
+    return _init_plain_relu(ImageClassifier(nn.Sequential(*layers), 512, num_classes, dropout, f"features.{last_conv_block}", _mlp(512, 7, False), 4096))
 
 
 def vgg11(in_channels: int = 1, num_classes: int = 2, dropout: float = 0.0, small_input: bool = False) -> ImageClassifier:
@@ -86,4 +106,4 @@ def alexnet(in_channels: int = 1, num_classes: int = 2, dropout: float = 0.0, sm
         nn.Conv2d(384, 256, 3, padding=1), nn.ReLU(inplace=True),
         nn.Conv2d(256, 256, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2),
     )
-    return ImageClassifier(features, 256, num_classes, dropout, "features.11", _mlp(256, 6, True), 4096)
+    return _init_plain_relu(ImageClassifier(features, 256, num_classes, dropout, "features.11", _mlp(256, 6, True), 4096))
