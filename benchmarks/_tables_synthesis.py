@@ -148,7 +148,8 @@ def p2_wholebody() -> list[str]:
         return []
     out = ["### P2's table on SYNTHETIC whole-body scans (`benchmarks/p2_wholebody.py`)", "", *_p2_table(d)]
     for e in d.get("earlier", {}).values():  # tables made with other settings (patient count, size) stay beside the newest
-        out += ["", f"Earlier, with other settings (`{e.get('last_written_by', {}).get('command') or e.get('command', '')}`):", "", *_p2_table(e)]
+        note = f" {e['note'][0].upper()}{e['note'][1:]}." if e.get("note") else ""  # what a reader must know about it, e.g. code changed since
+        out += ["", f"Earlier, with other settings (`{e.get('last_written_by', {}).get('command') or e.get('command', '')}`):{note}", "", *_p2_table(e)]
     return out + [""]
 
 
