@@ -146,11 +146,25 @@ def p2_wholebody() -> list[str]:
     d = _load("p2_wholebody", "summary")
     if not d:
         return []
-    out = ["### P2's table on SYNTHETIC whole-body scans (`benchmarks/p2_wholebody.py`)", "", *_p2_table(d)]
+    out = ["### P2's table on SYNTHETIC whole-body scans (`benchmarks/p2_wholebody.py`)", "", *_p2_table(d), *_p2_per_label(d)]
     for e in d.get("earlier", {}).values():  # tables made with other settings (patient count, size) stay beside the newest
         note = f" {e['note'][0].upper()}{e['note'][1:]}." if e.get("note") else ""  # what a reader must know about it, e.g. code changed since
         out += ["", f"Earlier, with other settings (`{e.get('last_written_by', {}).get('command') or e.get('command', '')}`):{note}", "", *_p2_table(e)]
     return out + [""]
+
+
+def _p2_per_label(d: dict) -> list[str]:
+    """Per label, each arm: the test metrics at each run's val-chosen threshold, mean ± sd over seeds (each run's CIs are in the file)."""
+    if not any("per_label" in r for r in d["runs"].values()):
+        return []
+    out = ["", "<details><summary>Per label (test, at each run's val threshold, mean ± sd over seeds; each run's patient-level CIs are in the results file)</summary>", "",
+           "| model, augmentation | label | accuracy | precision | sensitivity | specificity | F1 |", "|---|---|---|---|---|---|---|"]
+    for key in d["summary"]:
+        runs = [r["per_label"] for k, r in d["runs"].items() if k.rsplit("-s", 1)[0] == key and "per_label" in r]
+        for c in runs[0] if runs else []:
+            cells = [[r[c][m]["value"] for r in runs if r[c][m]["value"] is not None] for m in ("accuracy", "precision", "recall", "specificity", "f1")]
+            out.append(f"| {key} | {c} | " + " | ".join(_mean_sd(v) if v else "n/a" for v in cells) + " |")  # precision: undefined with no positive call
+    return out + ["", "</details>"]
 
 
 def _macro(aucs: list[float | None]) -> float:

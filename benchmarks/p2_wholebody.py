@@ -57,6 +57,7 @@ def _run(data, name: str, extra: list[str]) -> dict:
     m = json.loads((run_dir / "eval" / "test" / "metrics.json").read_text())
     val = json.loads((run_dir / "eval" / "val" / "metrics.json").read_text())  # what a choice between settings may look at
     return {"run_dir": str(run_dir), "per_label_roc_auc": {c: v["roc_auc"] for c, v in m["per_class"].items()}, "sample_based": m["sample_based"],
+            "per_label": {c: {k: v[k] for k in ("accuracy", "precision", "recall", "specificity", "f1")} for c, v in m["per_class"].items()},  # at the val threshold
             "val_per_label_roc_auc": {c: v["roc_auc"]["value"] for c, v in val["per_class"].items()},
             "generated": json.loads((run_dir / "data_summary.json").read_text()).get("generated"), "synthetic": m.get("synthetic"), "wall_seconds": wall}
 

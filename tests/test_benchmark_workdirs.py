@@ -100,12 +100,15 @@ def test_the_readme_shows_an_earlier_p2_table_beside_the_newest(tmp_path, monkey
 
     old = {**table(400, [0.4, 0.4]), "command": "python benchmarks/p2_wholebody.py --n 400", "note": "its AlexNet used the default init"}
     new = {**table(1200, [0.6, 0.8]), "equal_steps_epochs": {"dspic-s0": 30, "dspic-s1": 30}}
+    for s, (run, prec) in enumerate(zip(new["runs"].values(), (0.5, None))):  # per label at the val threshold; precision undefined in one run
+        run["per_label"] = {"metastasis": {k: {"value": 0.6 + 0.2 * s} for k in ("accuracy", "recall", "specificity", "f1")} | {"precision": {"value": prec}}}
     new |= {"geo_gan_minus_geo_steps": {"dspic": new["model_differences_geo"]["dspic_minus_alexnet"]}, "geo_steps_minus_geo": {"dspic": {}}}
     (tmp_path / "p2_wholebody.json").write_text(json.dumps({**new, "earlier": {"n400": old}}))
     text = "\n".join(tables.p2_wholebody())
     newest, earlier = text.split("Earlier, with other settings (`python benchmarks/p2_wholebody.py --n 400`): Its AlexNet used the default init.")
     assert "geo + GAN - geo_steps (geo_steps: the geo arm trained 30 epochs" in newest and "geo_steps - geo (what the extra steps alone bought)" in newest
     assert "geo_steps" not in earlier  # an earlier table without the control shows none
+    assert "| dspic-geo | metastasis | 0.700 ± 0.141 | 0.500 ± 0.000 | 0.700 ± 0.141 |" in newest and "Per label" not in earlier
     assert "SYNTHETIC n=1200" in newest and "| dspic-geo | 0.570 ± 0.014 | 0.700 ± 0.000 |" in newest and "| 12000 | 0.800 ± 0.000 |" in newest
     assert "SYNTHETIC n=400" in earlier and "| dspic-geo | 0.540 ± 0.000 | 0.400 ± 0.000 |" in earlier and "| 4000 | n/a |" in earlier
     assert newest.count("- dspic - alexnet: metastasis AUC 0.1000 [0.0000, 0.2000]") == 1 and "n=1200" not in earlier
