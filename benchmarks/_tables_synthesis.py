@@ -153,6 +153,11 @@ def p2_wholebody() -> list[str]:
     return out + [""]
 
 
+def _arm_runs(d: dict, key: str) -> list[dict]:
+    """The runs of one ``label-arm`` row (run keys are ``label-arm-sSEED``)."""
+    return [r for k, r in d["runs"].items() if k.rsplit("-s", 1)[0] == key]
+
+
 def _p2_per_label(d: dict) -> list[str]:
     """Per label, each arm: the test metrics at each run's val-chosen threshold, mean ± sd over seeds (each run's CIs are in the file)."""
     if not any("per_label" in r for r in d["runs"].values()):
@@ -160,7 +165,7 @@ def _p2_per_label(d: dict) -> list[str]:
     out = ["", "<details><summary>Per label (test, at each run's val threshold, mean ± sd over seeds; each run's patient-level CIs are in the results file)</summary>", "",
            "| model, augmentation | label | accuracy | precision | sensitivity | specificity | F1 |", "|---|---|---|---|---|---|---|"]
     for key in d["summary"]:
-        runs = [r["per_label"] for k, r in d["runs"].items() if k.rsplit("-s", 1)[0] == key and "per_label" in r]
+        runs = [r["per_label"] for r in _arm_runs(d, key) if "per_label" in r]
         for c in runs[0] if runs else []:
             cells = [[r[c][m]["value"] for r in runs if r[c][m]["value"] is not None] for m in ("accuracy", "precision", "recall", "specificity", "f1")]
             out.append(f"| {key} | {c} | " + " | ".join(_mean_sd(v) if v else "n/a" for v in cells) + " |")  # precision: undefined with no positive call
@@ -180,7 +185,7 @@ def _p2_table(d: dict) -> list[str]:
            "| model, augmentation | macro ROC-AUC | accuracy | precision | sensitivity | specificity | F1 | training wall (s, per run) | val macro ROC-AUC |",
            "|---|---|---|---|---|---|---|---|---|"]
     for key, m in d["summary"].items():
-        runs = [r for k, r in d["runs"].items() if k.rsplit("-s", 1)[0] == key]
+        runs = _arm_runs(d, key)
         macro = [_macro([v["value"] for v in r["per_label_roc_auc"].values()]) for r in runs]
         val = [_macro(list(r["val_per_label_roc_auc"].values())) for r in runs if r.get("val_per_label_roc_auc")]
         wall = [r["wall_seconds"] for r in runs if r.get("wall_seconds")]

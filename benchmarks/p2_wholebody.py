@@ -117,18 +117,19 @@ def main() -> None:
     for seed in a.seeds:
         for label, model, own in specs:
             common = [size, f"model.name={model}", f"train.seed={seed}", f"data.split.file={gan_dir / 'split.csv'}", *own]
-            run_arms = {arm: [f"train.epochs={a.epochs}", *extra] for arm, extra in arms.items()}
-            if label in a.equal_steps:  # the geo arm with as many optimiser steps as the GAN arm: epochs scaled by its training images
-                run_arms["geo_steps"] = None
-            for arm, extra in run_arms.items():
-                if extra is None:  # known once both arms have prepared their training images
-                    geo, gan = (_train_images(WORK / f"p2-{tag}-{label}-{x}-s{seed}") for x in ("geo", "geo_gan"))
-                    epochs = out.setdefault("equal_steps_epochs", {})[f"{label}-s{seed}"] = round(a.epochs * gan / geo)
-                    extra = [f"train.epochs={epochs}"]
+
+            def run_arm(arm: str, extra: list[str]) -> None:
                 res = _run(data, f"p2-{tag}-{label}-{arm}-s{seed}", [*common, *extra])
                 out["runs"][f"{label}-{arm}-s{seed}"] = res
                 print(label, arm, seed, "sample F1", round(res["sample_based"]["f1"]["value"], 4), "accuracy", round(res["sample_based"]["accuracy"]["value"], 4), flush=True)
-                # no partial results file: the finished run folders are the progress (a rerun reuses them); the file is written once, whole
+
+            for arm, extra in arms.items():
+                run_arm(arm, [f"train.epochs={a.epochs}", *extra])
+            if label in a.equal_steps:  # the geo arm with as many optimiser steps as the GAN arm: epochs scaled by its training images
+                geo, gan = (_train_images(WORK / f"p2-{tag}-{label}-{x}-s{seed}") for x in ("geo", "geo_gan"))
+                epochs = out.setdefault("equal_steps_epochs", {})[f"{label}-s{seed}"] = round(a.epochs * gan / geo)
+                run_arm("geo_steps", [f"train.epochs={epochs}"])
+            # no partial results file: the finished run folders are the progress (a rerun reuses them); the file is written once, whole
     keys = list(dict.fromkeys(k.rsplit("-s", 1)[0] for k in out["runs"]))  # label-arm, in run order
     out["summary"] = {key: {k: [float(np.mean(v)), float(np.std(v, ddof=1)) if len(v) > 1 else 0.0]
                             for k, v in {m: [out["runs"][f"{key}-s{s}"]["sample_based"][m]["value"] for s in a.seeds]
@@ -136,17 +137,15 @@ def main() -> None:
                       for key in keys}
     classes = list(out["runs"][f"{labels[0]}-geo-s{a.seeds[0]}"]["per_label_roc_auc"])
 
-    def diff(m: str, arm: str, base: str) -> dict:
-        return arm_difference([WORK / f"p2-{tag}-{m}-{arm}-s{s}" for s in a.seeds], [WORK / f"p2-{tag}-{m}-{base}-s{s}" for s in a.seeds], classes)
+    def diff(arm: str, base: str) -> dict:  # "label-arm" - "label-arm", paired by seed on the same test patients
+        return arm_difference([WORK / f"p2-{tag}-{arm}-s{s}" for s in a.seeds], [WORK / f"p2-{tag}-{base}-s{s}" for s in a.seeds], classes)
 
-    out["geo_gan_minus_geo"] = {m: diff(m, "geo_gan", "geo") for m in labels}
+    out["geo_gan_minus_geo"] = {m: diff(f"{m}-geo_gan", f"{m}-geo") for m in labels}
     if a.equal_steps:
-        out["geo_gan_minus_geo_steps"] = {m: diff(m, "geo_gan", "geo_steps") for m in a.equal_steps}
-        out["geo_steps_minus_geo"] = {m: diff(m, "geo_steps", "geo") for m in a.equal_steps}
+        out["geo_gan_minus_geo_steps"] = {m: diff(f"{m}-geo_gan", f"{m}-geo_steps") for m in a.equal_steps}
+        out["geo_steps_minus_geo"] = {m: diff(f"{m}-geo_steps", f"{m}-geo") for m in a.equal_steps}
     first = labels[0]  # P2's question: does its model beat the others (same images, same seeds, geometric augmentation)
-    out["model_differences_geo"] = {f"{first}_minus_{m}": arm_difference([WORK / f"p2-{tag}-{first}-geo-s{s}" for s in a.seeds],
-                                                                         [WORK / f"p2-{tag}-{m}-geo-s{s}" for s in a.seeds], classes)
-                                    for m in labels[1:]}
+    out["model_differences_geo"] = {f"{first}_minus_{m}": diff(f"{first}-geo", f"{m}-geo") for m in labels[1:]}
     for m, per in out["geo_gan_minus_geo"].items():
         for c, d in per.items():
             auc = d["auc_of_seed_averaged_scores"]
