@@ -125,7 +125,24 @@ def write_result(name: str, payload: dict) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
     payload = {"benchmark": name, "written": time.strftime("%Y-%m-%dT%H:%M:%S"), **payload, "last_written_by": invocation()}
     path = RESULTS / f"{name}.json"
-    path.write_text(json.dumps(payload, indent=2, default=float))
+    text = json.dumps(payload, indent=2, default=float)  # whole before anything is written
+    from scintix._atomic import atomic_path
+
+    with atomic_path(path) as tmp:  # a run killed mid-write leaves the previous file, never half of one
+        tmp.write_text(text)
+    return path
+
+
+def write_progress(name: str, payload: dict) -> Path:
+    """A long benchmark's figures so far, in ``work/<name>.progress.json`` beside its run folders, never over its results
+    file: an interrupted run leaves the last complete results in place (a rerun reuses its finished runs and writes them)."""
+    WORK.mkdir(parents=True, exist_ok=True)
+    path = WORK / f"{name}.progress.json"
+    text = json.dumps({"benchmark": name, "written": time.strftime("%Y-%m-%dT%H:%M:%S"), "complete": False, **payload}, indent=2, default=float)
+    from scintix._atomic import atomic_path
+
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
     return path
 
 

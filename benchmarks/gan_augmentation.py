@@ -35,6 +35,7 @@ from _common import (
     reexec_with_allocator_tuning,
     require,
     train_or_reuse,
+    write_progress,
     write_result,
 )
 
@@ -104,7 +105,7 @@ def main() -> None:
             res = _classifier(data, f"gan-aug-{arm}-s{seed}", [*split, *extra, f"train.epochs={a.epochs}", f"train.seed={seed}"])
             runs[f"{arm}-s{seed}"] = res
             print(arm, seed, "AUC", round(res["roc_auc"]["value"], 4), "sens", round(res["recall"]["value"], 3), flush=True)
-        write_result("gan_augmentation", out)
+        write_progress("gan_augmentation", out)  # the results file is written once, complete
     if "quality" not in out:
         q = quality_report(gan_dir, gen_dir, WORK / f"gan-aug-real_only-s{a.seeds[0]}")
         out["quality"] = {k: q[k] for k in ("feature_extractor", "per_class", "nearest")}

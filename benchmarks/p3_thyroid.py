@@ -29,6 +29,7 @@ from _common import (
     clear_if_other,
     clear_stale_samples,
     reexec_with_allocator_tuning,
+    write_progress,
     write_result,
 )
 
@@ -107,7 +108,7 @@ def main() -> None:
             res = _run(data, f"p3-{arm}-s{seed}{gen}", [*arms[arm], f"train.seed={seed}"])
             out["runs"][f"{arm}-s{seed}"] = res
             print(arm, seed, "macro AUC", round(res["macro_roc_auc"], 4), "sample-based F1", round(res["sample_based"]["f1"]["value"], 4), flush=True)
-            write_result("p3_thyroid", out)
+            write_progress("p3_thyroid", out)  # the results file is written once, complete
     out["summary"] = {arm: {k: [float(np.mean(v)), float(np.std(v, ddof=1)) if len(v) > 1 else 0.0]
                             for k, v in {"macro_roc_auc": [out["runs"][f"{arm}-s{s}"]["macro_roc_auc"] for s in a.seeds],
                                          "sample_accuracy": [out["runs"][f"{arm}-s{s}"]["sample_based"]["accuracy"]["value"] for s in a.seeds],

@@ -66,6 +66,7 @@ from _common import (
     invocation,
     reexec_with_allocator_tuning,
     require,
+    write_progress,
     write_result,
 )
 
@@ -292,7 +293,7 @@ def main() -> None:
             if not a.warm:
                 entry["runs"][f"{name}-paired-s{seed}"] = _compare([dirs["text_unet"][-1]], [dirs["unet"][-1]], seed)
             results[key] = {**entry, "device": device, **invocation()}
-            write_result("text_segmentation", {"device": device, "datasets": results})
+            write_progress("text_segmentation", {"device": device, "datasets": results})  # the results file: once the entry is complete
         if a.film:  # the simpler fusion, same seeds
             dirs["text_unet_film"] = []
             for seed in a.film_seeds or a.seeds:

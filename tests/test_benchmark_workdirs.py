@@ -112,3 +112,46 @@ def test_the_readme_shows_an_earlier_p2_table_beside_the_newest(tmp_path, monkey
     assert "SYNTHETIC n=1200" in newest and "| dspic-geo | 0.570 ± 0.014 | 0.700 ± 0.000 |" in newest and "| 12000 | 0.800 ± 0.000 |" in newest
     assert "SYNTHETIC n=400" in earlier and "| dspic-geo | 0.540 ± 0.000 | 0.400 ± 0.000 |" in earlier and "| 4000 | n/a |" in earlier
     assert newest.count("- dspic - alexnet: metastasis AUC 0.1000 [0.0000, 0.2000]") == 1 and "n=1200" not in earlier
+
+
+def test_an_interrupted_benchmark_leaves_its_last_complete_results_file(tmp_path, common, monkeypatch):
+    """Figures so far go to work/<name>.progress.json; the results file is replaced only when complete, and atomically."""
+    import json
+    import sys
+
+    import p3_thyroid
+
+    monkeypatch.setattr(common, "RESULTS", tmp_path / "results")
+    monkeypatch.setattr(common, "WORK", tmp_path / "work")
+    monkeypatch.setattr(p3_thyroid, "WORK", tmp_path / "work")
+    before = common.write_result("p3_thyroid", {"runs": {"plain-s0": "complete, from an earlier run"}}).read_text()
+    (tmp_path / "work" / "sim-thyroid-n600").mkdir(parents=True)
+    (tmp_path / "work" / "sim-thyroid-n600" / "manifest.csv").write_text("")  # the simulation is "there": nothing simulated
+    calls = []
+
+    def one_run(data, name, extra):  # the first run finishes, the second is interrupted
+        calls.append(name)
+        if len(calls) > 1:
+            raise KeyboardInterrupt
+        return {"run_dir": name, "macro_roc_auc": 0.75, "per_class_roc_auc": {}, "sample_based": {"f1": {"value": 0.5}}}
+
+    monkeypatch.setattr(p3_thyroid, "_run", one_run)
+    monkeypatch.setattr(sys, "argv", ["p3_thyroid.py", "--arms", "plain", "--seeds", "0", "1"])
+    with pytest.raises(KeyboardInterrupt):
+        p3_thyroid.main()
+    assert calls == ["p3-plain-s0", "p3-plain-s1"]
+    assert (tmp_path / "results" / "p3_thyroid.json").read_text() == before  # not replaced by a partial table
+    progress = json.loads((tmp_path / "work" / "p3_thyroid.progress.json").read_text())
+    assert progress["complete"] is False and progress["runs"]["plain-s0"]["macro_roc_auc"] == 0.75 and "plain-s1" not in progress["runs"]
+
+    def half_then_fail(self, text, *args, **kwargs):  # a write killed half-way
+        with open(self, "w") as f:
+            f.write(text[: len(text) // 2])
+        raise OSError("disk full")
+
+    monkeypatch.setattr(Path, "write_text", half_then_fail)
+    with pytest.raises(OSError):
+        common.write_result("p3_thyroid", {"runs": {"plain-s0": "new"}})
+    monkeypatch.undo()
+    assert (tmp_path / "results" / "p3_thyroid.json").read_text() == before  # the old file whole, no temporary left
+    assert [p.name for p in (tmp_path / "results").iterdir()] == ["p3_thyroid.json"]
