@@ -86,7 +86,7 @@ CONTINUES = {"loss_weighted_last": "loss_weighted"}
 
 # Issue 14, item 4: P1's own arms (model x normalised/raw x without/with its offline "augmented dataset"), the recipe otherwise.
 # "without": no augmentation at all; "augds": 4 fixed geometric copies of every training image (augment.offline_copies), no online
-# augmentation, 6 epochs (5x the images per epoch: ~30 epochs' worth, near the 24 of the others). VGG-16 and DenseNet-121 need a GPU.
+# augmentation, 6 epochs (5x the images per epoch: ~30 epochs' worth, near the 24 of the others). VGG-16 needs a GPU (~5 h an arm on 2 CPU cores); ResNet-18's and DenseNet-121's arms ran on the CPU.
 P1_TABLE = {
     f"p1_{model}_{norm}_{aug}": [f"model.name={model}", f"data.normalize={'percentile' if norm == 'norm' else 'none'}", "augment.enabled=false",
                                  *(["augment.offline_copies=4", "train.epochs=6"] if aug == "augds" else [])]
