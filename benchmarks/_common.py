@@ -122,26 +122,21 @@ def invocation() -> dict:
 def write_result(name: str, payload: dict) -> Path:
     """``results/<name>.json``: the payload with the benchmark's name, the time, and the command and code that wrote it
     (``last_written_by``: a script that keeps earlier entries of its file records their own commands beside them)."""
-    RESULTS.mkdir(parents=True, exist_ok=True)
     payload = {"benchmark": name, "written": time.strftime("%Y-%m-%dT%H:%M:%S"), **payload, "last_written_by": invocation()}
-    path = RESULTS / f"{name}.json"
-    text = json.dumps(payload, indent=2, default=float)  # whole before anything is written
-    from scintix._atomic import atomic_path
-
-    with atomic_path(path) as tmp:  # a run killed mid-write leaves the previous file, never half of one
-        tmp.write_text(text)
-    return path
+    return _write_json(RESULTS / f"{name}.json", payload)
 
 
 def write_progress(name: str, payload: dict) -> Path:
     """A long benchmark's figures so far, in ``work/<name>.progress.json`` beside its run folders, never over its results
     file: an interrupted run leaves the last complete results in place (a rerun reuses its finished runs and writes them)."""
-    WORK.mkdir(parents=True, exist_ok=True)
-    path = WORK / f"{name}.progress.json"
-    text = json.dumps({"benchmark": name, "written": time.strftime("%Y-%m-%dT%H:%M:%S"), "complete": False, **payload}, indent=2, default=float)
+    return _write_json(WORK / f"{name}.progress.json", {"benchmark": name, "written": time.strftime("%Y-%m-%dT%H:%M:%S"), "complete": False, **payload})
+
+
+def _write_json(path: Path, payload: dict) -> Path:
+    text = json.dumps(payload, indent=2, default=float)  # whole before anything is written
     from scintix._atomic import atomic_path
 
-    with atomic_path(path) as tmp:
+    with atomic_path(path) as tmp:  # a run killed mid-write leaves the previous file, never half of one (atomic_path makes the folder)
         tmp.write_text(text)
     return path
 
