@@ -17,7 +17,7 @@ a=sqrt(5), i.e. gain 1/sqrt(3)) shrinks the signal at every layer: AlexNet's
 logits at init had a spread of 0.009 on P2's scans, and from scratch it stayed at
 the prior on that task (20 epochs, Adam lr 1e-3 and 1e-4); in 150 steps it barely
 fitted 64 training scans (loss 0.62 -> 0.35) where the Kaiming init fitted them
-(-> 0.007) (session note, 2026-12-02). torchvision's VGG also uses a Kaiming init (fan_out); loaded weights
+(-> 0.007) (probes of 2026-12-02; the retrained AlexNet rows are in the README's P2 table). torchvision's VGG also uses a Kaiming init (fan_out); loaded weights
 (``model.weights``) replace all of this.
 """
 
