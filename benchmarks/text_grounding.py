@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import time
 from pathlib import Path
 
 import numpy as np
-from _common import WORK, invocation, require, write_progress, write_result
+from _common import RESULTS, WORK, invocation, require, write_progress, write_result
 
 
 def _scans(run_dir: Path, data: Path, seed: int):
@@ -106,7 +107,7 @@ def main() -> None:
     tag = "" if args.sim_patients == 200 else f"n{args.sim_patients}-"
     data = require(WORK / ("sim-p4-text" if args.sim_patients == 200 else f"sim-p4-text-n{args.sim_patients}"))
     key = f"p4zh_view_{tag.rstrip('-') or 'n200'}"
-    out = {"invocation": invocation(), "synthetic": True, "data": f"{data.name}: SYNTHETIC whole-body bone scans (scintix simulate), Chinese reports opened by the view",
+    out = {**invocation(), "synthetic": True, "data": f"{data.name}: SYNTHETIC whole-body bone scans (scintix simulate), Chinese reports opened by the view",
            "device": f"cpu ({torch.get_num_threads()} threads)", "protocol": __doc__.split("\n\n")[1].replace("\n", " "), "runs": {}}
     fused_scans, unet_scans, other_scans, pids, test_keys = [], [], [], None, None
     for seed in args.seeds:
@@ -152,7 +153,9 @@ def main() -> None:
         out[f"{name}_dice_mean_sd"] = [float(np.mean(vals)), float(np.std(vals, ddof=1)) if len(vals) > 1 else None]
     out["settings"] = {"sim_patients": args.sim_patients, "epochs_p4": args.epochs_p4, "seeds": args.seeds, "epochs": args.epochs, "patience": args.patience}
     print("over seeds: fused - U-Net", out["fused_minus_unet_over_seeds"], flush=True)
-    write_result("text_grounding", {key: out})
+    path = RESULTS / "text_grounding.json"
+    kept = {k: v for k, v in json.loads(path.read_text()).items() if k not in ("benchmark", "written", "last_written_by")} if path.is_file() else {}
+    write_result("text_grounding", {**kept, key: out})  # other settings' entries stay
 
 
 if __name__ == "__main__":
