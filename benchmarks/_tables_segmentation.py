@@ -10,7 +10,7 @@ from _tables_synthesis import ci
 
 RES = Path(__file__).resolve().parent / "results"
 
-__all__ = ["segmentation", "text_segmentation", "text_segmentation_cv"]
+__all__ = ["segmentation", "text_segmentation", "text_segmentation_cv", "text_grounding"]
 
 
 def segmentation() -> list[str]:
@@ -145,3 +145,35 @@ def text_segmentation_cv() -> list[str]:
             for c, r in e[k]["per_class"].items():
                 out.append(f"| {key} | | **{label}**, {c} | | **{ci(r['dice_difference'])}** | | per fold {r['per_fold_difference_mean']:+.3f} ± {r['per_fold_difference_sd']:.3f} | | | |")
     return out + [""]
+
+
+def text_grounding() -> list[str]:
+    path = RES / "text_grounding.json"
+    if not path.exists():
+        return []
+    d = json.loads(path.read_text())
+    out = ["### A report's sites, grounded alone and late-fused with our U-Net (`benchmarks/text_grounding.py`)", "",
+           "SYNTHETIC bone scans. Each seed's continued U-Net of `text_segmentation.py --warm` (same data, split and runs) is the image path; a "
+           "report encoder + site map (`scintix.models.grounding`) is trained on the training scans' reports and lesion masks alone (epoch "
+           "by validation loss), then `sigmoid(U-Net lesion logit + alpha * map)` with alpha and the threshold chosen on validation "
+           "(alpha 0 = the U-Net with its own threshold). Test scans with a lesion; the difference is paired per scan (CI over patients, and "
+           "over the seeds in the last row). 'lesions in top 1 %': share of test lesions whose best map value is in their scan's top 1 % "
+           "of pixels (with another patient's report in brackets).", "",
+           "| data | seed | grounding epoch (run) | lesions in top 1 % | alpha | threshold (U-Net's) | U-Net Dice | fused Dice | fused - U-Net | "
+           "Dice, another patient's report | grounding training |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for key, e in d.items():
+        if not isinstance(e, dict) or "runs" not in e:
+            continue
+        data = f"{e['data'].split(':')[0]} ({e['device']})"
+        for seed, r in e["runs"].items():
+            g, t = r["grounding"], r["test"]
+            out.append(f"| {data} | {seed.lstrip('s')} | {g['best_epoch']} ({g['epochs_run']}) | {g['test_lesions_in_top1pct']:.2f} "
+                       f"({g['test_lesions_in_top1pct_other_report']:.2f}) | {r['alpha']:g} | {r['threshold']:g} ({r['unet_threshold_val']:g}) | "
+                       f"{t['unet']['dice']:.3f} | {t['fused']['dice']:.3f} | {ci(r['fused_minus_unet'])} | {t['fused_other_report']['dice']:.3f} | "
+                       f"{g['train_seconds'] / 60:.1f} min |")
+        n = len(e["runs"])
+        out.append(f"| {data} | **over {n} seeds** | | | | | {mean_sd_cell(e['unet_dice_mean_sd'], n)} | {mean_sd_cell(e['fused_dice_mean_sd'], n)} | "
+                   f"**{ci(e['fused_minus_unet_over_seeds'])}** | {mean_sd_cell(e['fused_other_report_dice_mean_sd'], n)} (- own: "
+                   f"{ci(e['other_report_minus_own_over_seeds'])}) | |")
+    out.append("")
+    return out

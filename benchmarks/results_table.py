@@ -11,7 +11,12 @@ import re
 import sys
 from pathlib import Path
 
-from _tables_segmentation import segmentation, text_segmentation, text_segmentation_cv
+from _tables_segmentation import (
+    segmentation,
+    text_grounding,
+    text_segmentation,
+    text_segmentation_cv,
+)
 from _tables_synthesis import (
     ci,
     gan_augmentation,
@@ -391,7 +396,7 @@ def with_commands(lines: list[str]) -> list[str]:
 
 
 def main() -> None:
-    lines = (p1() + p1_cv() + bn_recalibration() + segmentation() + text_segmentation() + text_segmentation_cv() + gan_augmentation() + gan_probe() + sr_bs80k() + p3_thyroid()
+    lines = (p1() + p1_cv() + bn_recalibration() + segmentation() + text_segmentation() + text_grounding() + text_segmentation_cv() + gan_augmentation() + gan_probe() + sr_bs80k() + p3_thyroid()
              + p2_wholebody() + calibration_explain() + medmnist() + regions() + speed())
     text = "\n".join(with_commands(lines))
     if "--readme" in sys.argv:
