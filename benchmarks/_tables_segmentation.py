@@ -10,7 +10,7 @@ from _tables_synthesis import ci
 
 RES = Path(__file__).resolve().parent / "results"
 
-__all__ = ["segmentation", "text_segmentation", "text_segmentation_cv", "text_grounding"]
+__all__ = ["segmentation", "text_segmentation", "text_segmentation_cv", "text_grounding", "seg_misses"]
 
 
 def segmentation() -> list[str]:
@@ -176,4 +176,30 @@ def text_grounding() -> list[str]:
                    f"**{ci(e['fused_minus_unet_over_seeds'])}** | {mean_sd_cell(e['fused_other_report_dice_mean_sd'], n)} (- own: "
                    f"{ci(e['other_report_minus_own_over_seeds'])}) | |")
     out.append("")
+    return out
+
+
+def seg_misses() -> list[str]:
+    path = RES / "seg_misses.json"
+    if not path.exists():
+        return []
+    d = json.loads(path.read_text())
+    out = ["### Where the lesions are missed, by the site the report names (`benchmarks/seg_misses.py`)", "",
+           "SYNTHETIC bone scans, the runs of `text_segmentation.py --warm --view-prefix --sim-patients 600` (test split, each run's threshold; "
+           "the text model with its own report). A lesion is missed when no predicted pixel touches it. Contrast: the lesion's mean input over "
+           "a ring 1-3 pixels around it (median).", ""]
+    for key, e in d.items():
+        if not isinstance(e, dict) or "runs" not in e:
+            continue
+        totals: dict[str, int] = {}
+        for r in e["runs"].values():
+            for g, v in r["by_group"].items():
+                totals[g] = totals.get(g, 0) + v["missed"]
+        groups = [g for g in sorted(totals, key=lambda g: -totals[g]) if totals[g]]
+        out += [f"| run | missed / lesions | {' | '.join(groups)} | contrast, missed | contrast, found |", "|---" * (len(groups) + 4) + "|"]
+        for name, r in e["runs"].items():
+            cells = [f"{r['by_group'].get(g, {}).get('missed', 0)}/{r['by_group'].get(g, {}).get('lesions', 0)}" for g in groups]
+            c_m = "" if r["median_contrast_missed"] is None else f"{r['median_contrast_missed']:.2f}"
+            out.append(f"| {name} | {r['missed']}/{r['lesions']} | {' | '.join(cells)} | {c_m} | {r['median_contrast_found']:.2f} |")
+        out.append("")
     return out

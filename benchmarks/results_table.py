@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from _tables_segmentation import (
+    seg_misses,
     segmentation,
     text_grounding,
     text_segmentation,
@@ -396,7 +397,7 @@ def with_commands(lines: list[str]) -> list[str]:
 
 
 def main() -> None:
-    lines = (p1() + p1_cv() + bn_recalibration() + segmentation() + text_segmentation() + text_grounding() + text_segmentation_cv() + gan_augmentation() + gan_probe() + sr_bs80k() + p3_thyroid()
+    lines = (p1() + p1_cv() + bn_recalibration() + segmentation() + text_segmentation() + text_grounding() + seg_misses() + text_segmentation_cv() + gan_augmentation() + gan_probe() + sr_bs80k() + p3_thyroid()
              + p2_wholebody() + calibration_explain() + medmnist() + regions() + speed())
     text = "\n".join(with_commands(lines))
     if "--readme" in sys.argv:
