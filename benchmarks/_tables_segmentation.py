@@ -186,8 +186,8 @@ def seg_misses() -> list[str]:
     d = json.loads(path.read_text())
     out = ["### Where the lesions are missed, by the site the report names (`benchmarks/seg_misses.py`)", "",
            "SYNTHETIC bone scans, the runs of `text_segmentation.py --warm --view-prefix --sim-patients 600` (test split, each run's threshold; "
-           "the text model with its own report). A lesion is missed when no predicted pixel touches it. Contrast: the lesion's mean input over "
-           "a ring 1-3 pixels around it (median).", ""]
+           "the text model with its own report). A lesion is missed when no predicted pixel touches it. Contrast: the lesion's mean counts over "
+           "those of a ring 1-3 pixels around it, at the model's size.", ""]
     for key, e in d.items():
         if not isinstance(e, dict) or "runs" not in e:
             continue
@@ -196,10 +196,19 @@ def seg_misses() -> list[str]:
             for g, v in r["by_group"].items():
                 totals[g] = totals.get(g, 0) + v["missed"]
         groups = [g for g in sorted(totals, key=lambda g: -totals[g]) if totals[g]]
-        out += [f"| run | missed / lesions | {' | '.join(groups)} | contrast, missed | contrast, found |", "|---" * (len(groups) + 4) + "|"]
+        contrast = ("median_contrast_missed", "median_contrast_found") if any("median_contrast_found" in r for r in e["runs"].values()) else ()
+        out += ["| run | missed / lesions | " + " | ".join([*groups, *(k[7:].replace("_", ", ") for k in contrast)]) + " |",
+                "|---" * (len(groups) + len(contrast) + 2) + "|"]
         for name, r in e["runs"].items():
             cells = [f"{r['by_group'].get(g, {}).get('missed', 0)}/{r['by_group'].get(g, {}).get('lesions', 0)}" for g in groups]
-            c_m = "" if r["median_contrast_missed"] is None else f"{r['median_contrast_missed']:.2f}"
-            out.append(f"| {name} | {r['missed']}/{r['lesions']} | {' | '.join(cells)} | {c_m} | {r['median_contrast_found']:.2f} |")
+            cells += ["" if r.get(k) is None else f"{r[k]:.2f}" for k in contrast]
+            out.append(f"| {name} | {r['missed']}/{r['lesions']} | {' | '.join(cells)} |")
         out.append("")
+        if "contrast_by_group" in e:
+            c = e["contrast_by_group"]
+            order = groups + [g for g in sorted(c["groups"], key=lambda g: c["groups"][g]["median"]) if g not in groups]
+            out += [f"Contrast by site group, {c['scans']} at {c['image_size'][0]}x{c['image_size'][1]}: median [quartiles], lesions.", "",
+                    "| " + " | ".join(order) + " |", "|---" * len(order) + "|",
+                    "| " + " | ".join(f"{c['groups'][g]['median']:.2f} [{c['groups'][g]['q25']:.2f}, {c['groups'][g]['q75']:.2f}], {c['groups'][g]['lesions']}"
+                                      for g in order) + " |", ""]
     return out

@@ -3,7 +3,9 @@
 Reads runs of ``text_segmentation.py`` (never trains): each run's test masks (``eval/test/masks``, at its threshold;
 a text model's with its own report) and the simulator's files: ``masks/`` holds each finding's id per pixel and
 ``cases/<patient>.json`` its site. A lesion is missed when no predicted pixel touches it (the runs' own "detected"
-rule). Also each lesion's contrast: its mean model input over the mean of a ring 1-3 pixels around it.
+rule). Also each lesion's contrast (its mean counts over those of a ring 1-3 pixels around it, at the model's size),
+for the test lesions of each run and, by site group, for every lesion of the data set (which needs no run). A run
+folder that is gone keeps its earlier record in the results file.
 
     python benchmarks/seg_misses.py --sim-patients 600 --seeds 0 1 2
 """
@@ -18,7 +20,7 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
-from _common import WORK, invocation, require, write_result
+from _common import RESULTS, WORK, invocation, require, write_result
 
 MODELS = ("warm_unet", "warm_text_unet")
 
@@ -29,57 +31,91 @@ def site_group(site: str) -> str:
     return " ".join(words) or site
 
 
-def lesion_rows(run_dir: Path, data: Path) -> list[dict]:
-    """One row per test lesion: patient, view, finding id, site, site group, size, contrast, missed."""
-    from PIL import Image
+def scan_lesions(image: Path, data: Path, shape: tuple[int, int]) -> list[tuple[dict, np.ndarray]]:
+    """Each lesion of one simulated scan at the model's size ``shape``: its row (patient, view, finding id, site, site
+    group, pixels, contrast) and its pixels. Contrast: the lesion's mean counts over the mean of a ring 1-3 pixels
+    around it, the image resized as the model's input is (``resize_pad``), the finding ids by nearest neighbour."""
     from scipy import ndimage
 
     from scintix.data.io import read_image
     from scintix.data.masks import read_mask
-    from scintix.transforms.functional import resize_pad_mask
+    from scintix.transforms.functional import resize_pad, resize_pad_mask
+
+    ids = np.asarray(resize_pad_mask(read_mask(data / "masks" / image.name, "values", 256), shape)).reshape(shape)
+    if not ids.any():
+        return []
+    arr, _ = read_image(image, channels=1)
+    x = np.asarray(resize_pad(arr, shape), float).reshape(shape)
+    patient, view = image.stem.rsplit("_", 1)
+    sites = {f["id"]: f["site"] for f in json.loads((data / "cases" / f"{patient}.json").read_text())["findings"]}
+    out = []
+    for fid in (int(v) for v in np.unique(ids) if v):
+        lesion = ids == fid
+        ring = ndimage.binary_dilation(lesion, iterations=3) & ~ndimage.binary_dilation(lesion, iterations=1)
+        out.append(({"patient_id": patient, "view": view, "finding": fid, "site": sites[fid], "group": site_group(sites[fid]),
+                     "pixels": int(lesion.sum()), "contrast": float(x[lesion].mean() / max(x[ring].mean(), 1e-9)) if ring.any() else float("nan")},
+                    lesion))
+    return out
+
+
+def lesion_rows(run_dir: Path, data: Path) -> list[dict]:
+    """One row per test lesion of a run: :func:`scan_lesions`' row and ``missed`` (no predicted pixel touches it)."""
+    from PIL import Image
 
     rows = []
     with open(run_dir / "eval" / "test" / "per_image.csv") as fh:
         for r in csv.DictReader(fh):
             if float(r["truth_pixels"] or 0) == 0:
                 continue
-            image = Path(r["path"])
             pred = np.asarray(Image.open(run_dir / "eval" / "test" / r["mask_png"])) > 0
-            ids = np.asarray(resize_pad_mask(read_mask(data / "masks" / image.name, "values", 256), pred.shape)).reshape(pred.shape)
-            arr, _ = read_image(image, channels=1)
-            x = np.asarray(resize_pad_mask(arr[0], pred.shape), float).reshape(pred.shape)  # nearest, as the mask: contrast only
-            case = json.loads((data / "cases" / f"{r['patient_id']}.json").read_text())
-            sites = {f["id"]: f["site"] for f in case["findings"]}
-            for fid in (int(v) for v in np.unique(ids) if v):
-                lesion = ids == fid
-                ring = ndimage.binary_dilation(lesion, iterations=3) & ~ndimage.binary_dilation(lesion, iterations=1)
-                rows.append({"patient_id": r["patient_id"], "view": image.stem.rsplit("_", 1)[-1], "finding": fid, "site": sites[fid],
-                             "group": site_group(sites[fid]), "pixels": int(lesion.sum()),
-                             "contrast": float(x[lesion].mean() / max(x[ring].mean(), 1e-9)) if ring.any() else float("nan"),
-                             "missed": not bool((lesion & pred).any())})
+            rows += [{**row, "missed": not bool((lesion & pred).any())} for row, lesion in scan_lesions(Path(r["path"]), data, pred.shape)]
     return rows
+
+
+def contrast_by_group(rows: list[dict]) -> dict:
+    """Median and quartiles of the lesions' contrast, per site group."""
+    groups: dict[str, list[float]] = {}
+    for r in rows:
+        if np.isfinite(r["contrast"]):
+            groups.setdefault(r["group"], []).append(r["contrast"])
+    return {g: {"lesions": len(v), "median": round(float(np.median(v)), 3), "q25": round(float(np.percentile(v, 25)), 3),
+                "q75": round(float(np.percentile(v, 75)), 3)} for g, v in sorted(groups.items())}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sim-patients", type=int, default=600)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--image-size", type=int, nargs=2, default=[256, 64], help="the runs' model size (for the lesions of the whole data set)")
     args = ap.parse_args()
     tag = "" if args.sim_patients == 200 else f"n{args.sim_patients}-"
+    key = f"p4zh_view_{tag.rstrip('-') or 'n200'}"
     data = require(WORK / ("sim-p4-text" if args.sim_patients == 200 else f"sim-p4-text-n{args.sim_patients}"))
-    out: dict = {**invocation(), "synthetic": True, "data": f"{data.name}: SYNTHETIC whole-body bone scans, test split", "runs": {}}
+    earlier_file = RESULTS / "seg_misses.json"
+    earlier = json.loads(earlier_file.read_text()).get(key, {}) if earlier_file.is_file() else {}
+    every = [row for image in sorted((data / "images").glob("*.png")) for row, _ in scan_lesions(image, data, tuple(args.image_size))]
+    out: dict = {**invocation(), "synthetic": True, "data": f"{data.name}: SYNTHETIC whole-body bone scans",
+                 "contrast_by_group": {"scans": "every scan of the data set (all splits, both views)", "image_size": args.image_size,
+                                       "groups": contrast_by_group(every)}, "runs": {}}
     for model in MODELS:
         for seed in args.seeds:
-            run = require(WORK / f"text-seg-{tag}p4zh-{model}-s{seed}{'-view' if model == 'warm_text_unet' else ''}")
+            name, run = f"{model}-s{seed}", WORK / f"text-seg-{tag}p4zh-{model}-s{seed}{'-view' if model == 'warm_text_unet' else ''}"
+            if not run.is_dir():  # the run folders are not kept: an earlier record of the run stays
+                if name in earlier.get("runs", {}):
+                    out["runs"][name] = earlier["runs"][name]
+                    print(f"{name}: {run} absent, its earlier record kept", flush=True)
+                continue
             rows = lesion_rows(run, data)
             n, missed = Counter(r["group"] for r in rows), Counter(r["group"] for r in rows if r["missed"])
             contrast = {k: float(np.nanmedian([r["contrast"] for r in rows if r["missed"] == k])) if any(r["missed"] == k for r in rows) else None
                         for k in (True, False)}
-            out["runs"][f"{model}-s{seed}"] = {"run": str(run), "lesions": len(rows), "missed": sum(missed.values()),
-                                               "by_group": {g: {"lesions": n[g], "missed": missed[g]} for g in sorted(n)},
-                                               "median_contrast_missed": contrast[True], "median_contrast_found": contrast[False]}
-            print(f"{model}-s{seed}: missed {sum(missed.values())}/{len(rows)}", dict(missed), flush=True)
-    write_result("seg_misses", {f"p4zh_view_{tag.rstrip('-') or 'n200'}": out})
+            out["runs"][name] = {"run": str(run), "code": out["code"], "lesions": len(rows), "missed": sum(missed.values()),
+                                 "by_group": {g: {"lesions": n[g], "missed": missed[g]} for g in sorted(n)},
+                                 "median_contrast_missed": contrast[True], "median_contrast_found": contrast[False]}
+            print(f"{name}: missed {sum(missed.values())}/{len(rows)}", dict(missed), flush=True)
+    if "note" in earlier:
+        out["note"] = earlier["note"]
+    write_result("seg_misses", {key: out})
 
 
 if __name__ == "__main__":

@@ -75,3 +75,9 @@ def test_simulator_class_masks_feed_a_per_class_segmentation(tmp_path):
     cfg = load_config("p4-unet", [f"data.source={sim}", "data.mask_column=mask_class", "data.mask_mode=values", "data.classes=[background,metastasis,arthritis]"])
     data = prepare_data(cfg, tmp_path / "run")
     assert data.classes == ["background", "metastasis", "arthritis"] and all(s.mask and "masks_class" in s.mask for ss in data.samples.values() for s in ss)
+
+
+def test_a_label_map_resize_refuses_values_it_would_wrap():
+    assert resize_pad_mask(np.full((4, 4), 255, np.uint8), (2, 2)).max() == 255
+    with pytest.raises(ValueError, match="0..255"):
+        resize_pad_mask(np.full((4, 4), 400, np.uint16), (2, 2))

@@ -79,8 +79,14 @@ def resize_pad(arr: np.ndarray, size: tuple[int, int], pad_value: float | None =
 
 
 def resize_pad_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """:func:`resize_pad` for a label map ``(H, W)`` or ``(1, H, W)``: nearest neighbour (no new labels), padded with 0."""
+    """:func:`resize_pad` for a label map ``(H, W)`` or ``(1, H, W)``: nearest neighbour (no new labels), padded with 0.
+
+    Labels are 0-255 (the result is ``uint8``); anything else raises ``ValueError`` rather than wrap around silently
+    (an image passed here by mistake would come back with its counts modulo 256).
+    """
     m = np.asarray(mask)
+    if m.size and (m.min() < 0 or m.max() > 255):
+        raise ValueError(f"label map values {m.min():g}..{m.max():g}: labels must lie in 0..255 (resize an image with resize_pad)")
     m = m[None] if m.ndim == 2 else m
     h, w = m.shape[-2:]
     th, tw = size
