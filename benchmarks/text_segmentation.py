@@ -2,7 +2,7 @@
 
     python benchmarks/text_segmentation.py [--only qata|p4zh|p4en] [--seeds 0 1 2] [--epochs-qata N] [--epochs-p4 N]
                                            [--size-qata H W] [--size-p4 H W] [--film] [--warm] [--view-prefix] [--sim-patients N]
-                                           [--external-patients N] [--benign-foci P] [--frozen-image-path] [--body-position] [--prior]
+                                           [--external-patients N] [--benign-foci P] [--frozen-image-path] [--body-position] [--prior] [--prior-input]
 
 qata: ``qata-text`` vs the same recipe with ``model.name=unet`` on the real
 QaTa-COV19 subset (train: 85 % of its train patients, selection: the other
@@ -46,6 +46,9 @@ patient's height and place on the table. Key suffix _bodypos.
 --prior: the text models also add the site prior (``text.prior=true``: each
 report token votes a coarse lesion map in the fusion's frame, summed over the
 report, added to the foreground logits; zero at the start). Key suffix _prior.
+--prior-input: the text models also get a site map in the body's frame fed into
+the U-Net after its first block (``text.prior_input=true``; zero at the start),
+trained against the masks by its own output head. Key suffix _priorin.
 Writes benchmarks/results/text_segmentation.json. A run folder that finished
 with the same config is reused (its training time read from its history).
 """
@@ -180,6 +183,7 @@ def _prevalence() -> list[str]:
 FROZEN = "model.train_only=[text_encoder.*,fusions.*]"  # --frozen-image-path
 BODY = "text.position=body"  # --body-position
 PRIOR = "text.prior=true"  # --prior
+PRIOR_IN = "text.prior_input=true"  # --prior-input
 VIEW, NO_VIEW = "text.view_prefix=true", ["text.view_prefix=false"]  # set explicitly: p4-text's default is true; U-Nets read no report (always false)
 
 
@@ -204,6 +208,7 @@ def _warm(name: str, recipe: str, data, common: list[str], seeds, first_stage: l
             folder = f"{_prefix}{tag}" + ("-view" if VIEW in text_extra and model != "unet" else "") + ("-frozen" if FROZEN in text_extra and model != "unet" else "")
             folder += "-bodypos" if BODY in text_extra and model != "unet" else ""
             folder += "-prior" if PRIOR in text_extra and model != "unet" else ""
+            folder += "-priorin" if PRIOR_IN in text_extra and model != "unet" else ""
             over = [*common, f"model.name={model}", f"train.seed={seed}", start, *(text_extra if model != "unet" else NO_VIEW)]
             if name == "p4en" and model == "unet":  # reads no report: p4zh's continued U-Net of this seed is the same run
                 folder = f"{_prefix}p4zh-warm_unet-s{seed}"
@@ -235,6 +240,7 @@ def main() -> None:
     ap.add_argument("--frozen-image-path", action="store_true", help="with --warm: the text model trains its text encoder and fusion only; key suffix _frozen")
     ap.add_argument("--body-position", action="store_true", help="text models: position code in the body's frame (text.position=body); key suffix _bodypos")
     ap.add_argument("--prior", action="store_true", help="text models: also the site prior (text.prior=true); key suffix _prior")
+    ap.add_argument("--prior-input", action="store_true", help="text models: also a site map fed into the U-Net (text.prior_input=true); key suffix _priorin")
     ap.add_argument("--benign-foci", type=float, default=0.0, help="p4zh/p4en: scans also carry benign look-alike foci with this probability; metastases segmented; key <name>..._benign<P>")
     a = ap.parse_args()
     global _prefix, _benign
@@ -266,11 +272,11 @@ def main() -> None:
                   *(["data.mask_column=mask_metastasis"] if _benign else [])]  # --benign-foci refuses qata
         entry: dict = {"recipe": recipe, "image_size": size, "epochs": epochs, "split_seed": 0, "seeds": a.seeds, "runs": {}}
         key = (f"{name}_warm" if a.warm else name) + ("_view" if a.view_prefix else "") + (f"_n{a.sim_patients}" if a.sim_patients != 200 and name != "qata" else "")
-        key += _benign_tag().replace("-", "_") + ("_frozen" if a.frozen_image_path else "") + ("_bodypos" if a.body_position else "") + ("_prior" if a.prior else "")
+        key += _benign_tag().replace("-", "_") + ("_frozen" if a.frozen_image_path else "") + ("_bodypos" if a.body_position else "") + ("_prior" if a.prior else "") + ("_priorin" if a.prior_input else "")
         if _benign:
             entry["task"] = (f"metastases only, on scans that also carry benign look-alike foci (fracture={_benign:g}: ribs/spine, drawn as metastases are; "
                              "the report names them as benign): what only the report says")
-        text_extra = ([VIEW] if a.view_prefix else NO_VIEW) + ([FROZEN] if a.frozen_image_path else []) + ([BODY] if a.body_position else []) + ([PRIOR] if a.prior else [])
+        text_extra = ([VIEW] if a.view_prefix else NO_VIEW) + ([FROZEN] if a.frozen_image_path else []) + ([BODY] if a.body_position else []) + ([PRIOR] if a.prior else []) + ([PRIOR_IN] if a.prior_input else [])
         models = ("unet",) if a.warm else ("unet", "text_unet")
         dirs: dict[str, list] = {m: [] for m in models}
         for seed in a.seeds:
@@ -283,6 +289,8 @@ def main() -> None:
                     folder = f"{folder}-bodypos"
                 if model != "unet" and a.prior:
                     folder = f"{folder}-prior"
+                if model != "unet" and a.prior_input:
+                    folder = f"{folder}-priorin"
                 if name == "p4en" and model == "unet":  # the U-Net reads no report: p4zh's run of the same seed is the same run
                     folder = f"{_prefix}p4zh-unet-s{seed}"
                     over = [o if not o.startswith("data.report_column=") else "data.report_column=report_zh" for o in over]
@@ -298,7 +306,7 @@ def main() -> None:
             dirs["text_unet_film"] = []
             for seed in a.film_seeds or a.seeds:
                 tag = f"{name}-text_unet_film-s{seed}"
-                folder = f"{_prefix}{tag}" + ("-view" if a.view_prefix else "") + ("-bodypos" if a.body_position else "") + ("-prior" if a.prior else "")
+                folder = f"{_prefix}{tag}" + ("-view" if a.view_prefix else "") + ("-bodypos" if a.body_position else "") + ("-prior" if a.prior else "") + ("-priorin" if a.prior_input else "")
                 entry["runs"][tag] = _run(recipe, data, folder, [*common, "model.name=text_unet_film", f"train.seed={seed}", *text_extra])
                 dirs["text_unet_film"].append(WORK / folder)
                 entry["runs"][f"{name}-film-paired-s{seed}"] = _compare([dirs["text_unet_film"][-1]], [dirs["unet"][a.seeds.index(seed)]], seed)

@@ -154,6 +154,7 @@ class TextConfig:
     view_prefix: bool = False  # open each report with the image's view ("[ANT] ..."): sides named in a report flip between views
     position: str = "image"  # the fusion's position code: image (the pixel's place in the image) | body (in the body's frame; whole-body scans)
     prior: bool = False  # also a site prior: each report token votes a coarse lesion map in that frame, added to the foreground logits
+    prior_input: bool = False  # also a site map (body frame) fed into the U-Net after its first block and trained against the masks as a second head
 
     def __post_init__(self) -> None:
         _require(self.tokenizer in ("auto", "char", "word"), f"text.tokenizer={self.tokenizer!r}: auto, char or word")

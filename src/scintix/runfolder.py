@@ -105,11 +105,12 @@ def build_model_for_run(cfg: RunConfig, n_classes: int, tokenizer=None, run_dir:
 
             tokenizer = load_tokenizer(Path(run_dir) / "tokenizer.json")
         extra = dict(tokenizer=tokenizer, text_dim=t.dim, text_layers=t.layers, text_heads=t.heads, report_dropout=t.report_dropout,
-                     hf_model=t.hf_model, hf_freeze=t.hf_freeze, max_length=t.max_length, fuse_stages=t.fuse_stages, position=t.position, prior=t.prior)
+                     hf_model=t.hf_model, hf_freeze=t.hf_freeze, max_length=t.max_length, fuse_stages=t.fuse_stages, position=t.position, prior=t.prior,
+                     prior_input=t.prior_input)
         if t.position == "body" and cfg.data.patch_size:
             raise ValueError(f"text.position=body with data.patch_size={list(cfg.data.patch_size)}: a training patch holds no whole body to measure")
-        if t.prior and cfg.data.patch_size:
-            raise ValueError(f"text.prior with data.patch_size={list(cfg.data.patch_size)}: the prior maps the whole scan, a training patch is a part of it")
+        if (t.prior or t.prior_input) and cfg.data.patch_size:
+            raise ValueError(f"text.prior{'_input' if t.prior_input else ''} with data.patch_size={list(cfg.data.patch_size)}: the prior maps the whole scan, a training patch is a part of it")
     model = create_model(m.name, in_channels=in_channels(cfg), num_classes=n_classes, weights=m.weights if pretrained else None, weights_reduce=m.weights_reduce,
                          freeze=m.freeze_backbone, dropout=m.dropout, small_input=m.small_input or None, stem=m.stem, deep_supervision=m.deep_supervision, **extra)
     if cfg.data.patch_size and hasattr(model, "roi_size"):

@@ -97,3 +97,47 @@ def test_a_run_config_builds_the_prior_and_refuses_it_on_patches():
     assert build_model_for_run(load_config("p4-text", small), 2, tokenizer=tok, pretrained=False).prior is None  # off unless asked
     with pytest.raises(ValueError, match="text.prior with data.patch_size"):
         build_model_for_run(load_config("p4-text", [*small, "text.prior=true", "data.patch_size=[64,32]"]), 2, tokenizer=tok, pretrained=False)
+
+
+def test_a_site_map_fed_into_the_unet_starts_as_the_model_without_it_and_is_taught_by_its_own_head():
+    tok = build_tokenizer(TEXTS, "word")
+    kw = dict(tokenizer=tok, report_dropout=0.0, features=(8, 8, 16, 32, 64, 8), text_dim=16, text_layers=1, text_heads=2)
+    torch.manual_seed(0)
+    plain = create_model("text_unet", **kw).eval()
+    torch.manual_seed(0)
+    fed = create_model("text_unet", prior_input=True, **kw).eval()
+    assert {k.split(".")[0] for k in set(fed.state_dict()) - set(plain.state_dict())} == {"site_input", "site_inject"}
+    assert all(torch.equal(v, fed.state_dict()[k]) for k, v in plain.state_dict().items())  # the same weights from the same seed
+    x = torch.rand(3, 1, 64, 16)
+    with torch.no_grad():
+        assert torch.equal(plain(x, text=TEXTS), fed(x, text=TEXTS))  # a zero map through a zero convolution
+    y = torch.zeros(3, 64, 16, dtype=torch.long)
+    y[:, 10:14, 6:10] = 1
+    out = fed.train()(x, text=TEXTS)
+    assert out.shape == (3, 2, 2, 64, 16)  # training: the segmentation, then the map's own head
+    assert torch.equal(out[:, 1, 0], torch.zeros_like(out[:, 1, 0]))  # the head's background logit is 0, its lesion logit the map
+    from scintix.tasks import get_task
+
+    get_task("segmentation").criterion()(out, y[:, None]).backward()
+    g = fed.site_input.vote.weight.grad
+    assert g is not None and float(g.abs().sum()) > 0  # taught by its head while the convolution into the U-Net is still 0
+    fed.zero_grad()
+    with torch.no_grad():
+        fed.site_input.vote.bias.fill_(1.0)
+        fed.site_inject.weight.fill_(0.1)
+        silent = fed.eval()(x, text=[None, None, None])
+        spoken = fed(x, text=TEXTS)
+        assert torch.equal(silent, plain(x, text=[None, None, None]))  # no report: no map, the plain model's output
+        assert not torch.equal(spoken, plain(x, text=TEXTS))
+
+
+def test_a_run_config_builds_the_site_map_input():
+    from scintix.config import load_config
+    from scintix.runfolder import build_model_for_run
+
+    tok = build_tokenizer(TEXTS, "word")
+    small = ["text.dim=16", "text.layers=1", "text.heads=2"]
+    assert build_model_for_run(load_config("p4-text", [*small, "text.prior_input=true"]), 2, tokenizer=tok, pretrained=False).site_input is not None
+    assert build_model_for_run(load_config("p4-text", small), 2, tokenizer=tok, pretrained=False).site_input is None
+    with pytest.raises(ValueError, match="text.prior_input with data.patch_size"):
+        build_model_for_run(load_config("p4-text", [*small, "text.prior_input=true", "data.patch_size=[64,32]"]), 2, tokenizer=tok, pretrained=False)

@@ -428,3 +428,35 @@ def test_a_split_with_and_without_reports_cuts_each_scan_at_its_own_threshold():
     assert res["thresholds"] == {"per_image": [with_report, none]} and res["per_class"]["lesion"]["dice"]["value"] == pytest.approx(2 / 3)
     assert cut_by_report(["a", "b"], with_report, none) is with_report and cut_by_report(["", ""], with_report, none) is none
     assert cut_by_report(["", "b"], with_report, None) is with_report  # a run without a no-report threshold: one cut
+
+
+@pytest.mark.slow
+def test_a_report_dependent_task_is_learned_through_the_site_map_fed_into_the_unet():
+    """The two blobs again, the cross-attention gates held at 0: only the site map entering after the first block reads the report."""
+    from scintix.tasks import get_task
+
+    rng = np.random.default_rng(0)
+    x, y, texts = _two_blobs(128, rng)
+    xt, yt, tt = _two_blobs(32, rng)
+    torch.manual_seed(0)
+    m = create_model("text_unet", tokenizer=build_tokenizer(texts, "word"), report_dropout=0.0, features=(8, 8, 16, 32, 64, 8), text_dim=32,
+                     text_layers=1, text_heads=2, prior_input=True)
+    for f in m.fusions:
+        f.gate.data.zero_()
+        f.gate.requires_grad_(False)
+    loss_fn = get_task("segmentation").criterion()
+    opt = torch.optim.Adam([p for p in m.parameters() if p.requires_grad], lr=2e-3)
+    for step in range(130):
+        idx = np.random.default_rng(step).choice(len(x), 16, replace=False)
+        opt.zero_grad()
+        out = m.train()(x[idx], text=[texts[i] for i in idx])
+        assert out.shape == (16, 2, 2, 32, 32)  # the segmentation and the site map's own head
+        loss_fn(out, y[idx]).backward()
+        opt.step()
+    t = yt[:, 0].bool()
+    with torch.no_grad():
+        pred = m.eval()(xt, text=tt).argmax(1).bool()
+        swap = [s.replace("left", "?").replace("right", "left").replace("?", "right") for s in tt]
+        flipped = m(xt, text=swap).argmax(1).bool()
+    assert float(2 * (pred & t).sum() / (pred.sum() + t.sum())) > 0.9
+    assert float(2 * (flipped & t).sum() / (flipped.sum() + t.sum())) < 0.2  # it follows the text, right or wrong

@@ -222,13 +222,19 @@ class TextSegmenter(Segmenter):
         fuse_stages: the decoder stages that read the report (1 = after the coarsest up-block ... 4 = full resolution).
         position: the cross-attention's position code in the ``image``'s frame or the ``body``'s (:func:`body_frame`).
         prior: add a :class:`SitePrior` (the report's votes for where lesions are, in that frame) to the foreground logits.
+        prior_input: a second :class:`SitePrior`, always in the body's frame, whose map enters the U-Net after its first
+            block (a zero-initialised 3x3 convolution adds it to those features, which feed the encoder and the
+            full-resolution skip), so the network can weigh a place the report names against what the image shows
+            there. In training the map is also a second output head (deep supervision, weight 1/2): the masks teach it
+            where each report's words point, as :mod:`scintix.models.grounding` learns it from the report alone.
     """
 
     inputs = ("image", "text")
     backbone_prefix = "net."  # model.weights: a trained `unet` run's checkpoint warm-starts the image path
 
     def __init__(self, net: nn.Module, num_classes: int, tokenizer, encoder: nn.Module, fusion: str = "cross_attention", report_dropout: float = 0.0,
-                 features: Sequence[int] = UNET_FEATURES, fuse_stages: Sequence[int] = (1, 2, 3, 4), position: str = "image", prior: bool = False) -> None:
+                 features: Sequence[int] = UNET_FEATURES, fuse_stages: Sequence[int] = (1, 2, 3, 4), position: str = "image", prior: bool = False,
+                 prior_input: bool = False) -> None:
         super().__init__(net, num_classes, 16, "net.upcat_1")
         if fusion not in ("cross_attention", "film"):
             raise ValueError(f"fusion {fusion!r}: cross_attention or film")
@@ -245,6 +251,11 @@ class TextSegmenter(Segmenter):
         # stage i (1 = coarsest) fuses the report only when listed; the others pass features through (GuideDecoder fuses three)
         self.fusions = nn.ModuleList(make(c) if i in fuse_stages else NoFusion() for i, c in enumerate(decoder_channels(features), start=1))
         self.prior = SitePrior(encoder.dim, num_classes - 1) if prior else None  # made last: the other weights stay those of the same seed without it
+        self.site_input = SitePrior(encoder.dim, num_classes - 1) if prior_input else None
+        self.site_inject = nn.Conv2d(num_classes - 1, features[0], 3, padding=1) if prior_input else None
+        if self.site_inject is not None:  # zero: the model starts as the one without it
+            nn.init.zeros_(self.site_inject.weight)
+            nn.init.zeros_(self.site_inject.bias)
         self._text: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
 
     def encode_text(self, text: Sequence[str | None] | str | None, batch: int, device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -280,6 +291,10 @@ class TextSegmenter(Segmenter):
         feats, padding, has_text = self._text
         frame = body_frame(x) if self.position == "body" else None
         x0 = n.conv_0(x)
+        site = None
+        if self.site_input is not None:
+            site = self.site_input(feats, padding, has_text, x.shape[-2:], frame if frame is not None else body_frame(x))
+            x0 = x0 + self.site_inject(site.to(x0.dtype))
         x1 = n.down_1(x0)
         x2 = n.down_2(x1)
         x3 = n.down_3(x2)
@@ -291,6 +306,8 @@ class TextSegmenter(Segmenter):
         if self.prior is not None:  # background keeps its logit; each foreground class gets the report's map
             p = self.prior(feats, padding, has_text, out.shape[-2:], frame)
             out = out + torch.cat([torch.zeros_like(out[:, :1]), p.to(out.dtype)], 1)
+        if site is not None and self.training:  # (B, 2, K, H, W): the segmentation, then the report's map as its own head
+            return torch.stack([out, torch.cat([torch.zeros_like(out[:, :1]), site.to(out.dtype)], 1)], 1)
         return out
 
     def record_attention(self, on: bool = True) -> None:
@@ -302,7 +319,7 @@ class TextSegmenter(Segmenter):
 
 def _build(fusion: str, in_channels: int, num_classes: int, dropout: float, tokenizer, text_dim: int, text_layers: int, text_heads: int,
            report_dropout: float, hf_model: str | None, hf_freeze: bool, max_length: int, features: Sequence[int],
-           fuse_stages: Sequence[int] = (1, 2, 3, 4), position: str = "image", prior: bool = False) -> TextSegmenter:
+           fuse_stages: Sequence[int] = (1, 2, 3, 4), position: str = "image", prior: bool = False, prior_input: bool = False) -> TextSegmenter:
     from monai.networks.nets import BasicUNet
 
     # the U-Net first: with the same seed it starts from exactly the weights of the `unet` model (paired comparisons)
@@ -316,28 +333,29 @@ def _build(fusion: str, in_channels: int, num_classes: int, dropout: float, toke
     else:
         tokenizer = tokenizer if tokenizer is not None else build_tokenizer([], "word", max_length)  # a placeholder until the run builds its own
         encoder = TransformerTextEncoder(len(tokenizer), text_dim, text_layers, text_heads, max(getattr(tokenizer, "max_length", max_length), 2))
-    return TextSegmenter(net, num_classes, tokenizer, encoder, fusion, report_dropout, features, fuse_stages, position, prior)
+    return TextSegmenter(net, num_classes, tokenizer, encoder, fusion, report_dropout, features, fuse_stages, position, prior, prior_input)
 
 
 def text_unet(in_channels: int = 1, num_classes: int = 2, dropout: float = 0.0, small_input: bool = False, tokenizer: Tokenizer | None = None,
               text_dim: int = 128, text_layers: int = 2, text_heads: int = 4, report_dropout: float = 0.25, hf_model: str | None = None,
               hf_freeze: bool = True, max_length: int = 128, features: Sequence[int] = UNET_FEATURES, fuse_stages: Sequence[int] = (1, 2, 3, 4),
-              position: str = "image", prior: bool = False) -> TextSegmenter:
+              position: str = "image", prior: bool = False, prior_input: bool = False) -> TextSegmenter:
     """``unet`` + the report fused into every decoder stage (or ``fuse_stages``) by gated cross-attention (GuideDecoder-style).
 
     ``features``: BasicUNet's six widths (the ``unet`` model's by default, so the two compare at equal image capacity);
-    ``position``: the attention's position code in the ``image``'s or the ``body``'s frame; ``prior``: a :class:`SitePrior` too."""
+    ``position``: the attention's position code in the ``image``'s or the ``body``'s frame; ``prior``: a :class:`SitePrior` too;
+    ``prior_input``: a site map fed into the U-Net (see :class:`TextSegmenter`)."""
     return _build("cross_attention", in_channels, num_classes, dropout, tokenizer, text_dim, text_layers, text_heads, report_dropout, hf_model, hf_freeze, max_length, features,
-                  fuse_stages, position, prior)
+                  fuse_stages, position, prior, prior_input)
 
 
 def text_unet_film(in_channels: int = 1, num_classes: int = 2, dropout: float = 0.0, small_input: bool = False, tokenizer: Tokenizer | None = None,
                    text_dim: int = 128, text_layers: int = 2, text_heads: int = 4, report_dropout: float = 0.25, hf_model: str | None = None,
                    hf_freeze: bool = True, max_length: int = 128, features: Sequence[int] = UNET_FEATURES, fuse_stages: Sequence[int] = (1, 2, 3, 4),
-                   position: str = "image", prior: bool = False) -> TextSegmenter:
+                   position: str = "image", prior: bool = False, prior_input: bool = False) -> TextSegmenter:
     """``unet`` + FiLM from the pooled report vector at every decoder stage (or ``fuse_stages``; the simpler comparison)."""
     return _build("film", in_channels, num_classes, dropout, tokenizer, text_dim, text_layers, text_heads, report_dropout, hf_model, hf_freeze, max_length, features,
-                  fuse_stages, position, prior)
+                  fuse_stages, position, prior, prior_input)
 
 
 text_unet.kind = text_unet_film.kind = "segmentation"  # type: ignore[attr-defined]
