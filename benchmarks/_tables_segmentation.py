@@ -65,7 +65,9 @@ def text_segmentation() -> list[str]:
         base, _, rest = key.partition("_")
         parts = [names.get(base, base)] + [{"warm": "two-stage", "view": "reports opened by the view ([ANT]/[POST])", "frozen": "text model's image path frozen (fusion and text encoder trained)",
                                                    "bodypos": "position code in the body's frame",
-                                                   "prior": "with the site prior (each report token votes a lesion map in that frame)"}.get(
+                                                   "prior": "with the site prior (each report token votes a lesion map in that frame)",
+                                                   "priorin": "with a site map fed into the U-Net (text.prior_input: the report's votes, body frame, "
+                                                              "trained as its own head)"}.get(
             p, f"{p[1:]} patients" if p.startswith("n") else
             f"**metastases only, beside benign look-alike foci** (fracture={p[6:]}; the report names them)" if p.startswith("benign") else p)
             for p in rest.split("_") if p]
@@ -188,9 +190,13 @@ def seg_misses() -> list[str]:
            "SYNTHETIC bone scans, the runs of `text_segmentation.py --warm --view-prefix --sim-patients 600` (test split, each run's threshold; "
            "the text model with its own report). A lesion is missed when no predicted pixel touches it. Contrast: the lesion's mean counts over "
            "those of a ring 1-3 pixels around it, at the model's size.", ""]
+    contrast_shown = False
     for key, e in d.items():
         if not isinstance(e, dict) or "runs" not in e:
             continue
+        extra = key.split("_")[3:]  # p4zh_view_n600[_priorin]
+        out += [f"{'Its own U-Nets and text models' if extra else 'The U-Nets and text models'} of `text_segmentation.py` with "
+                f"{' '.join('--prior-input' if p == 'priorin' else p for p in extra) or 'the cross-attention alone'}:", ""]
         totals: dict[str, int] = {}
         for r in e["runs"].values():
             for g, v in r["by_group"].items():
@@ -204,7 +210,8 @@ def seg_misses() -> list[str]:
             cells += ["" if r.get(k) is None else f"{r[k]:.2f}" for k in contrast]
             out.append(f"| {name} | {r['missed']}/{r['lesions']} | {' | '.join(cells)} |")
         out.append("")
-        if "contrast_by_group" in e:
+        if "contrast_by_group" in e and not contrast_shown:
+            contrast_shown = True
             c = e["contrast_by_group"]
             order = groups + [g for g in sorted(c["groups"], key=lambda g: c["groups"][g]["median"]) if g not in groups]
             out += [f"Contrast by site group, {c['scans']} at {c['image_size'][0]}x{c['image_size'][1]}: median [quartiles], lesions.", "",

@@ -7,7 +7,7 @@ rule). Also each lesion's contrast (its mean counts over those of a ring 1-3 pix
 for the test lesions of each run and, by site group, for every lesion of the data set (which needs no run). A run
 folder that is gone keeps its earlier record in the results file.
 
-    python benchmarks/seg_misses.py --sim-patients 600 --seeds 0 1 2
+    python benchmarks/seg_misses.py --sim-patients 600 --seeds 0 1 2 [--text-suffix -view-priorin]
 """
 
 from __future__ import annotations
@@ -87,9 +87,11 @@ def main() -> None:
     ap.add_argument("--sim-patients", type=int, default=600)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--image-size", type=int, nargs=2, default=[256, 64], help="the runs' model size (for the lesions of the whole data set)")
+    ap.add_argument("--text-suffix", default="-view", help="the text runs' folder suffix: -view, or e.g. -view-priorin (text_segmentation.py "
+                                                           "--prior-input; key suffix _priorin, its own U-Nets)")
     args = ap.parse_args()
     tag = "" if args.sim_patients == 200 else f"n{args.sim_patients}-"
-    key = f"p4zh_view_{tag.rstrip('-') or 'n200'}"
+    key = f"p4zh_view_{tag.rstrip('-') or 'n200'}" + "".join(f"_{p}" for p in args.text_suffix.split("-")[2:])
     data = require(WORK / ("sim-p4-text" if args.sim_patients == 200 else f"sim-p4-text-n{args.sim_patients}"))
     earlier_file = RESULTS / "seg_misses.json"
     earlier = json.loads(earlier_file.read_text()).get(key, {}) if earlier_file.is_file() else {}
@@ -99,7 +101,7 @@ def main() -> None:
                                        "groups": contrast_by_group(every)}, "runs": {}}
     for model in MODELS:
         for seed in args.seeds:
-            name, run = f"{model}-s{seed}", WORK / f"text-seg-{tag}p4zh-{model}-s{seed}{'-view' if model == 'warm_text_unet' else ''}"
+            name, run = f"{model}-s{seed}", WORK / f"text-seg-{tag}p4zh-{model}-s{seed}{args.text_suffix if model == 'warm_text_unet' else ''}"
             if not run.is_dir():  # the run folders are not kept: an earlier record of the run stays
                 if name in earlier.get("runs", {}):
                     out["runs"][name] = earlier["runs"][name]
@@ -115,7 +117,8 @@ def main() -> None:
             print(f"{name}: missed {sum(missed.values())}/{len(rows)}", dict(missed), flush=True)
     if "note" in earlier:
         out["note"] = earlier["note"]
-    write_result("seg_misses", {key: out})
+    kept = {k: v for k, v in json.loads(earlier_file.read_text()).items() if k not in ("benchmark", "written", "last_written_by")} if earlier_file.is_file() else {}
+    write_result("seg_misses", {**kept, key: out})  # other settings' entries stay
 
 
 if __name__ == "__main__":
