@@ -7,7 +7,7 @@ rule). Also each lesion's contrast (its mean counts over those of a ring 1-3 pix
 for the test lesions of each run and, by site group, for every lesion of the data set (which needs no run). A run
 folder that is gone keeps its earlier record in the results file.
 
-    python benchmarks/seg_misses.py --sim-patients 600 --seeds 0 1 2 [--text-suffix -view-priorin]
+    python benchmarks/seg_misses.py --sim-patients 600 --seeds 0 1 2 [--text-suffix=-view-priorin]
 """
 
 from __future__ import annotations
@@ -87,7 +87,7 @@ def main() -> None:
     ap.add_argument("--sim-patients", type=int, default=600)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--image-size", type=int, nargs=2, default=[256, 64], help="the runs' model size (for the lesions of the whole data set)")
-    ap.add_argument("--text-suffix", default="-view", help="the text runs' folder suffix: -view, or e.g. -view-priorin (text_segmentation.py "
+    ap.add_argument("--text-suffix", default="-view", help="the text runs' folder suffix: -view, or e.g. -view-priorin, given as --text-suffix=-view-priorin (text_segmentation.py "
                                                            "--prior-input; key suffix _priorin, its own U-Nets)")
     args = ap.parse_args()
     tag = "" if args.sim_patients == 200 else f"n{args.sim_patients}-"
