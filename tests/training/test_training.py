@@ -49,6 +49,11 @@ def test_run_folder_contents(tiny_manifest, tmp_path):
     assert summary["leakage"] == {"patients_in_several_splits": [], "duplicate_images_across_splits": 0}
     meta = json.loads((run / "meta.json").read_text())
     assert meta["seed"] == 0 and meta["scintix_version"]
+    from importlib import metadata
+
+    env = meta["environment"]  # what else decides a run's numbers: package versions, CPU, threads
+    assert env["packages"]["monai"] == metadata.version("monai") and env["packages"]["torch"] == metadata.version("torch")
+    assert env["threads"] >= 1 and env["python"] and "cuda_device" in env
     thr = json.loads((run / "eval" / "thresholds.json").read_text())
     assert thr["chosen_on"] == "val"
     with pytest.raises(FileExistsError):

@@ -31,7 +31,7 @@ from ..checkpoint import save_checkpoint
 from ..config import RunConfig
 from ..data.datasets import CachedDataset
 from ..data.prepare import prepare_data
-from ..runtime import resolve_device
+from ..runtime import environment, resolve_device
 from ..tasks import get_task
 from ..training.ema import ema_decay, ema_update
 from .diffaug import AdaptiveProbability, diff_augment
@@ -116,7 +116,8 @@ def train_gan(cfg: RunConfig | None, run_dir: str | Path, resume: bool = False, 
     meta = {"kind": "gan", "scintix_version": __version__, "torch_version": torch.__version__, "python": platform.python_version(), "device": str(device),
             "seed": cfg.train.seed, "synthetic": data.synthetic, "classes": data.classes, "multilabel": task.multilabel, "image_size": list(d.image_size),
             "channels": int(images.shape[1]), "views": list(d.views) if d.views else None, "train_images": len(ds), "train_patients": len({s.patient_id for s in ds.samples}),
-            "parameters": {"generator": sum(p.numel() for p in gen.parameters()), "discriminator": sum(p.numel() for p in disc.parameters())}}
+            "parameters": {"generator": sum(p.numel() for p in gen.parameters()), "discriminator": sum(p.numel() for p in disc.parameters())},
+            "environment": environment()}
     (run_dir / "meta.json").write_text(json.dumps(meta, indent=2))
     n, bs = len(images), min(g.batch_size, len(images))
     step = sum(len(range(0, n - bs + 1, bs)) // g.d_steps for _ in range(epoch))  # generator updates so far (resume)

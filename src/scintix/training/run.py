@@ -29,7 +29,13 @@ from ..data.prepare import prepare_data
 from ..models.registry import MODELS, list_models, model_kind
 from ..models.weights import freeze_backbone, train_only
 from ..runfolder import build_model_for_run, load_run_config
-from ..runtime import autocast, choose_channels_last, resolve_device, resolve_precision
+from ..runtime import (
+    autocast,
+    choose_channels_last,
+    environment,
+    resolve_device,
+    resolve_precision,
+)
 from ..simulate.demo import make_demo_data
 from ..tasks import get_task
 from ..transforms.batch_augment import BatchAugmenter
@@ -209,7 +215,7 @@ def train_run(cfg: RunConfig, run_dir: str | Path, resume: bool = False, max_epo
         "scintix_version": __version__, "torch_version": torch.__version__, "python": platform.python_version(), "host": platform.node(),
         "device": str(device), "autocast_dtype": str(amp) if amp else "fp32", "seed": t.seed, "synthetic": data.synthetic,
         "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "classes": data.classes,
-        "processes": ctx.world, "backend": (torch.distributed.get_backend() if ctx.active else None),
+        "processes": ctx.world, "backend": (torch.distributed.get_backend() if ctx.active else None), "environment": environment(),
     }
     ds = build_datasets(cfg, data)
     tokenizer = None
