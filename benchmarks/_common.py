@@ -119,6 +119,15 @@ def invocation() -> dict:
     return {"command": threads + "python " + " ".join(shlex.quote(str(a)) for a in [script, *sys.argv[1:]]), "code": code}
 
 
+def earlier_entries(name: str) -> dict:
+    """The entries of ``results/<name>.json`` without its envelope (benchmark, written, last_written_by); empty when absent:
+    what a script that writes one entry per setting keeps of the others."""
+    path = RESULTS / f"{name}.json"
+    if not path.is_file():
+        return {}
+    return {k: v for k, v in json.loads(path.read_text()).items() if k not in ("benchmark", "written", "last_written_by")}
+
+
 def write_result(name: str, payload: dict) -> Path:
     """``results/<name>.json``: the payload with the benchmark's name, the time, and the command and code that wrote it
     (``last_written_by``: a script that keeps earlier entries of its file records their own commands beside them)."""

@@ -20,7 +20,7 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
-from _common import RESULTS, WORK, invocation, require, write_result
+from _common import WORK, earlier_entries, invocation, require, write_result
 
 MODELS = ("warm_unet", "warm_text_unet")
 
@@ -93,8 +93,8 @@ def main() -> None:
     tag = "" if args.sim_patients == 200 else f"n{args.sim_patients}-"
     key = f"p4zh_view_{tag.rstrip('-') or 'n200'}" + "".join(f"_{p}" for p in args.text_suffix.split("-")[2:])
     data = require(WORK / ("sim-p4-text" if args.sim_patients == 200 else f"sim-p4-text-n{args.sim_patients}"))
-    earlier_file = RESULTS / "seg_misses.json"
-    earlier = json.loads(earlier_file.read_text()).get(key, {}) if earlier_file.is_file() else {}
+    entries = earlier_entries("seg_misses")
+    earlier = entries.get(key, {})
     every = [row for image in sorted((data / "images").glob("*.png")) for row, _ in scan_lesions(image, data, tuple(args.image_size))]
     out: dict = {**invocation(), "synthetic": True, "data": f"{data.name}: SYNTHETIC whole-body bone scans",
                  "contrast_by_group": {"scans": "every scan of the data set (all splits, both views)", "image_size": args.image_size,
@@ -117,8 +117,7 @@ def main() -> None:
             print(f"{name}: missed {sum(missed.values())}/{len(rows)}", dict(missed), flush=True)
     if "note" in earlier:
         out["note"] = earlier["note"]
-    kept = {k: v for k, v in json.loads(earlier_file.read_text()).items() if k not in ("benchmark", "written", "last_written_by")} if earlier_file.is_file() else {}
-    write_result("seg_misses", {**kept, key: out})  # other settings' entries stay
+    write_result("seg_misses", {**entries, key: out})  # other settings' entries stay
 
 
 if __name__ == "__main__":

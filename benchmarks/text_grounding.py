@@ -17,15 +17,21 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import time
 from pathlib import Path
 
 import numpy as np
-from _common import RESULTS, WORK, invocation, require, write_progress, write_result
+from _common import (
+    WORK,
+    earlier_entries,
+    invocation,
+    require,
+    write_progress,
+    write_result,
+)
 
 
-def _scans(run_dir: Path, data: Path, seed: int):
+def _scans(run_dir: Path, data: Path):
     """Per split: (paths, model inputs, view-prefixed Chinese reports, masks at the model's size, patient ids)."""
     from scintix.data.manifest import load_inputs
     from scintix.data.masks import read_mask
@@ -112,7 +118,7 @@ def main() -> None:
     fused_scans, unet_scans, other_scans, pids, test_keys = [], [], [], None, None
     for seed in args.seeds:
         run_dir = require(WORK / f"text-seg-{tag}p4zh-warm_unet-s{seed}")
-        run, parts = _scans(run_dir, data, seed)
+        run, parts = _scans(run_dir, data)
         tr, va, te = parts["train"], parts["val"], parts["test"]
         if test_keys is not None and te[0] != test_keys:
             raise SystemExit(f"{run_dir}: another test split than the first seed's run; the seeds cannot be paired")
@@ -153,9 +159,7 @@ def main() -> None:
         out[f"{name}_dice_mean_sd"] = [float(np.mean(vals)), float(np.std(vals, ddof=1)) if len(vals) > 1 else None]
     out["settings"] = {"sim_patients": args.sim_patients, "epochs_p4": args.epochs_p4, "seeds": args.seeds, "epochs": args.epochs, "patience": args.patience}
     print("over seeds: fused - U-Net", out["fused_minus_unet_over_seeds"], flush=True)
-    path = RESULTS / "text_grounding.json"
-    kept = {k: v for k, v in json.loads(path.read_text()).items() if k not in ("benchmark", "written", "last_written_by")} if path.is_file() else {}
-    write_result("text_grounding", {**kept, key: out})  # other settings' entries stay
+    write_result("text_grounding", {**earlier_entries("text_grounding"), key: out})  # other settings' entries stay
 
 
 if __name__ == "__main__":
