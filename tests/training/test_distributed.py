@@ -78,3 +78,27 @@ def test_two_processes_match_one_and_write_once(tiny_manifest, tmp_path):
     m1 = json.loads((one / "eval" / "val" / "metrics.json").read_text())["per_class"]["abnormal"]["roc_auc"]["value"]
     m2 = json.loads((two / "eval" / "val" / "metrics.json").read_text())["per_class"]["abnormal"]["roc_auc"]["value"]
     assert abs(m1 - m2) <= TOL
+
+
+def test_a_torchrun_worker_leaves_without_the_interpreter_teardown(monkeypatch, capsys):
+    """Under torchrun the console entry hands main's exit code to os._exit after flushing (gloo's threads torn down with
+    the interpreter once aborted a finished run); a single process exits through sys.exit as usual."""
+    import scintix.cli.__main__ as cli
+
+    left = []
+
+    def fake_exit(code):
+        left.append(code)
+        raise SystemExit("os._exit")
+
+    monkeypatch.setattr(cli, "main", lambda: print("table") or 3)
+    monkeypatch.setattr(cli.os, "_exit", fake_exit)
+    monkeypatch.setenv("SCINTIX_NO_REEXEC", "1")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(SystemExit, match="os._exit"):
+        cli.entry()
+    assert left == [3] and capsys.readouterr().out == "table\n"
+    monkeypatch.delenv("WORLD_SIZE")
+    with pytest.raises(SystemExit) as exc:
+        cli.entry()
+    assert exc.value.code == 3 and left == [3]

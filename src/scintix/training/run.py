@@ -337,6 +337,7 @@ def train_run(cfg: RunConfig, run_dir: str | Path, resume: bool = False, max_epo
     finished = state["epoch"] >= t.epochs or bool(t.early_stop_patience and state["bad_epochs"] >= t.early_stop_patience)
     if finished:  # evaluation runs once, in rank 0 (the others wait for it, then leave)
         _on_main(ctx, lambda: evaluate_run(run_dir, data=data, datasets=ds), "evaluating")
+    del train_model  # DDP's reducer holds the process group: freed now, not with the interpreter (see distributed.shutdown)
     shutdown(ctx)
     return run_dir
 
