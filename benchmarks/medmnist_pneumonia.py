@@ -1,7 +1,8 @@
 """PneumoniaMNIST (MedMNIST v2, 28 px, official splits): protocol reproduction and our best recipe.
 
     python benchmarks/medmnist_pneumonia.py [--protocol-epochs N] [--skip-protocol] [--skip-best]
-                                            [--ensemble K --member-epochs E [--tta]] [--intensity [--train-seeds 0 1 2]]
+                                            [--ensemble K --member-epochs E [--tta] [--ensemble-seeds S ...] [--ensemble-intensity]]
+                                            [--intensity [--train-seeds 0 1 2]]
 
 Writes benchmarks/results/medmnist_pneumonia.json with test AUC/ACC (+ 95% CIs),
 ACC at threshold 0.5 (the paper's) and at the val-chosen threshold, training
@@ -80,16 +81,20 @@ def _predictions(run_dir, split: str):
     return np.array([r["target"] == "pneumonia" for r in rows], int), np.array([float(r["prob_pneumonia"]) for r in rows]), [r["path"] for r in rows], [r["patient_id"] for r in rows]
 
 
-def _ensemble(data, k: int, epochs: int, tta: bool) -> dict:
-    """K seeds of the best recipe, their calibrated probabilities averaged (scintix ensemble's rule)."""
+def _ensemble(data, k: int, epochs: int, tta: bool, seeds: list[int] | None = None, intensity: bool = False) -> dict:
+    """K seeds of the best recipe (``intensity``: with nnU-Net's intensity augmentation), their calibrated probabilities
+    averaged (scintix ensemble's rule)."""
     import numpy as np
 
-    from scintix.evaluation.bootstrap import bootstrap_ci
+    from scintix.evaluation.bootstrap import bootstrap_ci, paired_auc_difference
     from scintix.evaluation.threshold import choose_threshold
 
-    extra = [f"train.epochs={epochs}", *(["eval.tta=[identity,shift]"] if tta else [])]
-    names = [f"medmnist-ens-s{s}{'-tta' if tta else ''}" for s in range(k)]
-    members = [_run("medmnist-pneumonia", data, n, [*extra, f"train.seed={s}"]) for s, n in enumerate(names)]
+    seeds = list(range(k)) if seeds is None else seeds
+    if len(seeds) != k:
+        raise SystemExit(f"--ensemble {k} needs {k} seeds, got {seeds}")
+    extra = [f"train.epochs={epochs}", *(["eval.tta=[identity,shift]"] if tta else []), *(INTENSITY if intensity else [])]
+    names = [f"medmnist-ens{'-int' if intensity else ''}-s{s}{'-tta' if tta else ''}" for s in seeds]
+    members = [_run("medmnist-pneumonia", data, n, [*extra, f"train.seed={s}"]) for s, n in zip(seeds, names)]
     probs = {}
     for split in ("val", "test"):
         per = [_predictions(WORK / n, split) for n in names]
@@ -99,10 +104,19 @@ def _ensemble(data, k: int, epochs: int, tta: bool) -> dict:
     y, p, pids = probs["test"]
     ci = bootstrap_ci(y, p, pids, thr, 1000, 0.95, 0)
     half = bootstrap_ci(y, p, pids, 0.5, 1000, 0.95, 0)
-    return {"members": k, "member_epochs": epochs, "tta": tta, "wall_seconds_total": round(sum(m["wall_seconds_total"] for m in members), 1),
-            "member_test_auc": [m["test_auc"]["value"] for m in members], "val_threshold": thr,
-            "test_auc": ci["roc_auc"], "test_acc_at_val_threshold": ci["accuracy"], "test_acc_at_0.5": half["accuracy"]["value"],
-            "member_runs": [m["details"]["run_dir"] for m in members]}
+    out = {"members": k, "member_epochs": epochs, "tta": tta, "wall_seconds_total": round(sum(m["wall_seconds_total"] for m in members), 1),
+           "member_test_auc": [m["test_auc"]["value"] for m in members], "val_threshold": thr,
+           "test_auc": ci["roc_auc"], "test_acc_at_val_threshold": ci["accuracy"], "test_acc_at_0.5": half["accuracy"]["value"],
+           "member_runs": [m["details"]["run_dir"] for m in members]}
+    from scintix.runtime import environment
+
+    env = environment()
+    out.update(device=f"{env['cuda_device'] or 'cpu'} ({env['threads']} threads)", environment=env)
+    if seeds != list(range(k)) or intensity:  # the older entry (seeds 0..K-1, no intensity) keeps its shape
+        per = [_predictions(WORK / n, "test")[1] for n in names]
+        out.update(seeds=seeds, overrides=extra, member_val_auc=[m["details"]["val"]["per_class"]["pneumonia"]["roc_auc"]["value"] for m in members],
+                   ensemble_minus_member=[paired_auc_difference(y, p, q, pids, 2000, 0.95, 0) for q in per])
+    return out
 
 
 # Issue 14 item 5, declared on 2026-12-02 before it ran (one attempt, reported once; val cannot choose here: every recipe's val AUC
@@ -152,6 +166,9 @@ def main() -> None:
     ap.add_argument("--ensemble", type=int, default=0, help="K members of the best recipe (seeds 0..K-1)")
     ap.add_argument("--member-epochs", type=int, default=8)
     ap.add_argument("--tta", action="store_true", help="members evaluated with eval.tta=[identity,shift]")
+    ap.add_argument("--ensemble-seeds", type=int, nargs="+", default=None, help="the members' training seeds [0..K-1]")
+    ap.add_argument("--ensemble-intensity", action="store_true", help="members trained with nnU-Net's intensity augmentation (INTENSITY)")
+    ap.add_argument("--declared", default=None, help="when and how the --ensemble attempt was declared (kept in its entry)")
     ap.add_argument("--intensity", action="store_true", help="the best recipe with vs without nnU-Net's intensity augmentation (INTENSITY), paired on test")
     ap.add_argument("--train-seeds", type=int, nargs="+", default=[0], help="--intensity at these training seeds (runs in WORK are reused)")
     a = ap.parse_args()
@@ -170,8 +187,10 @@ def main() -> None:
         write_result("medmnist_pneumonia", out)
         print("best:", {k: out["best_recipe"][k] for k in ("test_auc", "test_acc_at_0.5", "test_acc_at_val_threshold", "wall_seconds_total")})
     if a.ensemble:
-        key = f"ensemble_{a.ensemble}x{a.member_epochs}" + ("_tta" if a.tta else "")
-        out[key] = {**_ensemble(data, a.ensemble, a.member_epochs, a.tta), **invocation()}
+        key = f"ensemble_{a.ensemble}x{a.member_epochs}" + ("_intensity" if a.ensemble_intensity else "") + ("_tta" if a.tta else "")
+        out[key] = {**_ensemble(data, a.ensemble, a.member_epochs, a.tta, a.ensemble_seeds, a.ensemble_intensity), **invocation()}
+        if a.declared:
+            out[key]["declared"] = a.declared
         write_result("medmnist_pneumonia", out)
         print(key, {k: out[key][k] for k in ("test_auc", "test_acc_at_0.5", "test_acc_at_val_threshold", "wall_seconds_total", "member_test_auc")})
     if a.intensity:

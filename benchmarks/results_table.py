@@ -171,13 +171,19 @@ def medmnist() -> list[str]:
             note = f" ({r['note']})" if r.get("note") else ""
             out.append(f"| {label}{note} | {ci(r['test_auc'])} | {r['test_acc_at_0.5']:.3f} | {ci(r['test_acc_at_val_threshold'])} | "
                        f"{r['epochs_run']} epochs, {r['wall_seconds_total'] / 60:.1f} min total |")
+    notes: list[str] = []
     for key in sorted(k for k in d if k.startswith("ensemble_")):
         r = d[key]
-        label = (f"scintix, ensemble of {r['members']} `medmnist-pneumonia` runs (seeds 0..{r['members'] - 1})" + (" + shift TTA" if r["tta"] else "")
+        seeds = ", ".join(map(str, r["seeds"])) if "seeds" in r else f"0..{r['members'] - 1}"
+        intensity = " with intensity augmentation" if any(o.startswith("augment.noise") for o in r.get("overrides", [])) else ""
+        label = (f"scintix, ensemble of {r['members']} `medmnist-pneumonia` runs{intensity} (seeds {seeds})" + (" + shift TTA" if r["tta"] else "")
                  + f", threshold on the ensemble's val probabilities; members' test AUC {min(r['member_test_auc']):.3f}-{max(r['member_test_auc']):.3f}")
         out.append(f"| {label} | {ci(r['test_auc'])} | {r['test_acc_at_0.5']:.3f} | {ci(r['test_acc_at_val_threshold'])} | "
                    f"{r['members']} x {r['member_epochs']} epochs, {r['wall_seconds_total'] / 60:.1f} min total, {r.get('device', '')} |")
-    return out + medmnist_intensity(d.get("intensity_augment_pair")) + [""]
+        if "ensemble_minus_member" in r:
+            notes.append(f"`{key}`" + (f" (declared {r['declared']})" if r.get("declared") else "") + ": the ensemble's test AUC minus each member's, paired on the test images: "
+                         + "; ".join(f"seed {s} {ci(x)}" for s, x in zip(r["seeds"], r["ensemble_minus_member"])) + ".")
+    return out + medmnist_intensity(d.get("intensity_augment_pair")) + (["", *notes] if notes else []) + [""]
 
 
 def medmnist_intensity(r: dict | None) -> list[str]:
