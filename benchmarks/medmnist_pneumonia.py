@@ -88,6 +88,7 @@ def _ensemble(data, k: int, epochs: int, tta: bool, seeds: list[int] | None = No
 
     from scintix.evaluation.bootstrap import bootstrap_ci, paired_auc_difference
     from scintix.evaluation.threshold import choose_threshold
+    from scintix.runtime import environment
 
     seeds = list(range(k)) if seeds is None else seeds
     if len(seeds) != k:
@@ -108,8 +109,6 @@ def _ensemble(data, k: int, epochs: int, tta: bool, seeds: list[int] | None = No
            "member_test_auc": [m["test_auc"]["value"] for m in members], "val_threshold": thr,
            "test_auc": ci["roc_auc"], "test_acc_at_val_threshold": ci["accuracy"], "test_acc_at_0.5": half["accuracy"]["value"],
            "member_runs": [m["details"]["run_dir"] for m in members]}
-    from scintix.runtime import environment
-
     env = environment()
     out.update(device=f"{env['cuda_device'] or 'cpu'} ({env['threads']} threads)", environment=env)
     if seeds != list(range(k)) or intensity:  # the older entry (seeds 0..K-1, no intensity) keeps its shape
