@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 from pathlib import Path
 
@@ -93,6 +94,20 @@ def _tiny_manifest(tmp_path: Path, rng: np.random.Generator) -> Path:
     path = tmp_path / "manifest.csv"
     path.write_text("\n".join(rows) + "\n")
     return path
+
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+@pytest.fixture
+def benchmark_module(monkeypatch):
+    """``load(name)``: a module of benchmarks/ (scripts, not a package: the folder joins sys.path for this test only)."""
+
+    def load(name: str):
+        monkeypatch.syspath_prepend(str(BENCHMARKS))
+        return importlib.import_module(name)
+
+    return load
 
 
 def shared(name: str) -> Path:

@@ -14,11 +14,8 @@ pytestmark = pytest.mark.skipif(not (ROOT / "benchmarks" / "_common.py").is_file
 
 
 @pytest.fixture
-def common(monkeypatch):
-    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
-    import _common
-
-    return _common
+def common(benchmark_module):
+    return benchmark_module("_common")
 
 
 def _saved(run_dir: Path, cfg) -> Path:
@@ -80,11 +77,10 @@ def test_a_results_file_made_with_other_settings_is_kept_under_earlier(tmp_path,
     assert common.with_earlier("p2", {"settings": {"n": 1}})["earlier"] == {"p2 by hand": {"summary": {"a": 0}, "command": "p2 by hand"}}
 
 
-def test_the_readme_shows_an_earlier_p2_table_beside_the_newest(tmp_path, monkeypatch):
+def test_the_readme_shows_an_earlier_p2_table_beside_the_newest(tmp_path, monkeypatch, benchmark_module):
     import json
 
-    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
-    import _tables_synthesis as tables
+    tables = benchmark_module("_tables_synthesis")
 
     monkeypatch.setattr(tables, "RES", tmp_path)
     assert tables.p2_wholebody() == []  # no results file: no table

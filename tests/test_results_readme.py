@@ -75,9 +75,8 @@ def test_p1_paper_table_rows_and_factor_contrasts(monkeypatch):
     assert results_table.p1_paper_table({"variants": {"loss_weighted": {}}}) == []  # no P1 arm yet: no table
 
 
-def test_text_segmentation_cv_table(tmp_path, monkeypatch):
-    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
-    import _tables_segmentation as tables
+def test_text_segmentation_cv_table(tmp_path, monkeypatch, benchmark_module):
+    tables = benchmark_module("_tables_segmentation")
 
     m = {"value": 0.55, "ci_low": 0.5, "ci_high": 0.6}
     arm = {"dice": m, "global_dice": m, "fold_dice_mean": 0.56, "fold_dice_sd": 0.03, "wall_seconds_this_call": 120}

@@ -15,11 +15,8 @@ pytestmark = pytest.mark.skipif(not (ROOT / "benchmarks" / "seg_misses.py").is_f
 
 
 @pytest.fixture
-def seg_misses(monkeypatch):
-    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
-    import seg_misses
-
-    return seg_misses
+def seg_misses(benchmark_module):
+    return benchmark_module("seg_misses")
 
 
 def test_site_groups_drop_side_and_number(seg_misses):
